@@ -1,0 +1,78 @@
+# Emile build.  `make` builds build/emile and build/emile-runner; `make test`
+# builds the sanitized test binaries and runs every test; `make cuda-check`
+# compiles every CUDA source with nvcc (no GPU needed); `make test-gpu` runs
+# the GPU suite (on a machine with a GPU).
+CC      ?= cc
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+PKGS    := jansson sqlite3 libcurl libmicrohttpd
+CPPFLAGS:= -Iinclude -Isrc -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 $(WARN) -fno-strict-aliasing
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lsqlite3 -lcurl -lmicrohttpd) -ldl -lm -lpthread
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRC    := $(sort $(filter-out src/cli/main.c src/runner/%,$(shell find src -name '*.c')))
+RUNNER_SRC := $(sort $(wildcard src/runner/*.c))
+TEST_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
+
+OBJ      := $(LIB_SRC:%.c=build/obj/%.o)
+SAN_OBJ  := $(LIB_SRC:%.c=build/san/%.o) $(TEST_SUPPORT:%.c=build/san/%.o)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=build/test/%)
+
+.PHONY: all test clean cuda-check test-gpu run
+all: build/emile build/emile-runner build/emile-san
+
+build/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+build/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -O1 $(SAN) -Itests/support -MMD -MP -c $< -o $@
+
+build/libemile.a: $(OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+build/libemile-san.a: $(SAN_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+build/emile: build/obj/src/cli/main.o build/libemile.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# The sanitized CLI, used by the integration tests.
+build/emile-san: build/san/src/cli/main.o build/libemile-san.a
+	$(CC) $(CFLAGS) $(SAN) $^ -o $@ $(LDLIBS)
+
+# The runner hosts untrusted kernels: small, no sanitizer runtime (which
+# would fight the memory limit), no library but libdl.
+build/emile-runner: $(RUNNER_SRC:%.c=build/obj/%.o)
+	$(CC) $(CFLAGS) $^ -o $@ -ldl -lm -lpthread
+
+build/test/%: tests/unit/%.c build/libemile-san.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -O1 $(SAN) -Itests/support $< build/libemile-san.a -o $@ $(LDLIBS) -lcmocka
+
+test: all $(TEST_BIN)
+	@bash tests/run_all.sh $(TEST_BIN)
+
+run: all
+	./build/emile cook examples/cpu_attention.json
+
+CUDA_SRC := $(shell find kernels tests bench src -name '*.cu' 2>/dev/null)
+cuda-check:
+	@bash tests/cuda_compile_check.sh $(CUDA_SRC)
+
+test-gpu: all
+	@bash tests/gpu/run_gpu_suite.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
