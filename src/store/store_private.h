@@ -29,13 +29,20 @@ struct store {
     char err[2048];
 };
 
-/* Records "<path>: <formatted message>" as the handle's error; returns -1. */
+/* Records "<formatted message> (store <path>)" as the handle's error;
+ * returns -1.  The message comes first so callers can match its start
+ * (the web server answers 404 to "no run N ..."). */
 int store_fail(store_t *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Records "<path>: <what>: <SQLite's message>" for the last SQLite error on
- * the handle; returns -1.  Call it before any rollback (which would replace
- * SQLite's message). */
+/* Records the formatted message as it is, for messages that name the file
+ * themselves (open-time checks); returns -1. */
+int store_fail_plain(store_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Records "<what>: <SQLite's message> (store <path>)" for the last SQLite
+ * error on the handle; returns -1.  Call it before any rollback (which
+ * would replace SQLite's message). */
 int store_fail_sql(store_t *s, const char *what);
 
 /* Prepares one statement of static SQL (user data goes through bind only);

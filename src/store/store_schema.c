@@ -93,8 +93,8 @@ static int pragma_int(store_t *s, const char *sql, int *value)
         }
     }
     if (rc != SQLITE_OK && (rc & 0xff) == SQLITE_NOTADB) {
-        store_fail(s, "not a SQLite database (%s); the file was left unchanged",
-                   sqlite3_errmsg(s->db));
+        store_fail_plain(s, "%s is not a SQLite database (SQLite: %s); the file was "
+                         "left unchanged", s->path, sqlite3_errmsg(s->db));
     } else if (rc != SQLITE_OK) {
         store_fail_sql(s, "read schema version");
     }
@@ -126,20 +126,20 @@ static int check_identity_read(store_t *s)
         pragma_int(s, "PRAGMA application_id", &app) != 0)
         return -1;
     if (app != 0 && app != STORE_APPLICATION_ID)
-        return store_fail(s, "a SQLite database of another program (application_id "
-                          "0x%08x), not an emile store; the file was left unchanged",
-                          (unsigned)app);
+        return store_fail_plain(s, "%s is a SQLite database of another program "
+                                "(application_id 0x%08x), not an emile store; the file "
+                                "was left unchanged", s->path, (unsigned)app);
     if (app == 0) {
         if (has_tables(s, &any) != 0)
             return -1;
         if (any || version != 0)
-            return store_fail(s, "a SQLite database that is not an emile store; "
-                              "the file was left unchanged");
+            return store_fail_plain(s, "%s is a SQLite database but not an emile "
+                                    "store; the file was left unchanged", s->path);
     }
     if (version > STORE_SCHEMA_VERSION)
-        return store_fail(s, "store schema version %d is newer than this emile "
-                          "understands (%d); use a newer emile", version,
-                          STORE_SCHEMA_VERSION);
+        return store_fail_plain(s, "%s has store schema version %d, newer than this "
+                                "emile understands (%d); use a newer emile", s->path,
+                                version, STORE_SCHEMA_VERSION);
     return 0;
 }
 

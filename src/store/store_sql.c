@@ -11,12 +11,21 @@
 
 int store_fail(store_t *s, const char *fmt, ...)
 {
-    int len = snprintf(s->err, sizeof s->err, "%s: ", s->path ? s->path : "(store)");
-    if (len < 0 || (size_t)len >= sizeof s->err)
-        return -1;   /* the path alone fills the buffer; it is still named */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->err + len, sizeof s->err - (size_t)len, fmt, ap);
+    int len = vsnprintf(s->err, sizeof s->err, fmt, ap);
+    va_end(ap);
+    if (len >= 0 && (size_t)len < sizeof s->err)
+        snprintf(s->err + len, sizeof s->err - (size_t)len, " (store %s)",
+                 s->path ? s->path : "?");
+    return -1;
+}
+
+int store_fail_plain(store_t *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
     va_end(ap);
     return -1;
 }
