@@ -1,0 +1,443 @@
+/*
+ * v3_simd.c -- attention prefill, rung 3 of the builtin agent's CPU ladder:
+ * flash attention with explicit SIMD (GCC vector extensions, no intrinsics)
+ * and register-blocked micro-kernels.  Single-threaded.
+ *
+ * Idea: v2 does the right amount of work but one float at a time.  Here
+ *  - K and V of one (batch, kv head) are packed once per call: K transposed
+ *    into tiles kt[tile][d][BK] (so a score row is a vector over keys, not a
+ *    horizontal reduction over d) and V into rows of Dp floats (D rounded up
+ *    to the vector width, zero padded, so any head_dim works with full
+ *    vectors);
+ *  - the query block is packed scaled by scale*log2(e) (exp folded into exp2);
+ *  - S = Q K^T is an EMILE_RM x (EMILE_NR vectors) register tile: per d,
+ *    NR vector loads of K^T and RM broadcasts of q feed RM*NR FMAs, so every
+ *    K element loaded from L1 is reused by RM query rows (and each K/V tile
+ *    by all BQ rows of the block);
+ *  - the online softmax runs on vectors with a polynomial exp2 (degree-6 on
+ *    [-1/2, 1/2] after rounding, ~1e-7 relative error; libm's expf does not
+ *    vectorise without -ffast-math);
+ *  - O += P V is the same RM x NR register tile over the head dimension.
+ * Vector width EMILE_VEC_BYTES defaults to the widest native one (64 with
+ * AVX-512, 32 with AVX/AVX2, 16 otherwise: SSE, NEON); narrower vectors are
+ * a real choice on parts that down-clock on 512-bit code.
+ *
+ * Expected gain over v2: 5-10x on one core (SIMD width x ILP).  Diagnosis
+ * it answers: scalar_code, compute_bound (scalar).  Profile should show:
+ * single_threaded (parallelism ~1) -> v4.
+ *
+ * Parameters (the agent prepends #define lines; defaults below):
+ *   EMILE_BQ        query rows per block         16, 32, 64, 128   (default 64)
+ *   EMILE_BK        keys per tile (rounded up to a multiple of the vector
+ *                   width)                       16, 32, 64, 128   (default 64)
+ *   EMILE_RM        query rows per register tile 1, 2, 4, 6, 8     (default 4)
+ *   EMILE_NR        vectors per register tile    1, 2, 4, 8        (default 4)
+ *   EMILE_VEC_BYTES vector width in bytes        16, 32, 64        (default native)
+ * Register budget: RM*NR + NR + 1 vector registers (32 with AVX-512, 16 with
+ * AVX2/NEON); past that the tile spills and the profile shows it.
+ *
+ * Correct for any S (ragged tails), B, causal or not, GQA, any head_dim and
+ * any strides; f32 only.  Scratch per call: packed K and V of one kv head
+ * (2 * S * Dp floats, rounded up to a tile), BQ * (D + Dp + 2) floats for
+ * the query block and RM * BK for the score tile.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "emile.h"
+
+#ifndef EMILE_BQ
+#define EMILE_BQ 64
+#endif
+#ifndef EMILE_BK
+#define EMILE_BK 64
+#endif
+#ifndef EMILE_RM
+#define EMILE_RM 4
+#endif
+#ifndef EMILE_NR
+#define EMILE_NR 4
+#endif
+#ifndef EMILE_VEC_BYTES
+#if defined(__AVX512F__)
+#define EMILE_VEC_BYTES 64
+#elif defined(__AVX__)
+#define EMILE_VEC_BYTES 32
+#else
+#define EMILE_VEC_BYTES 16
+#endif
+#endif
+
+#if EMILE_NR < 1 || EMILE_NR > 8
+#error "EMILE_NR must be in 1..8"
+#endif
+#if EMILE_RM < 1 || EMILE_RM > 16
+#error "EMILE_RM must be in 1..16"
+#endif
+
+#define VL (EMILE_VEC_BYTES / 4)                       /* floats per vector */
+#define BKP (((EMILE_BK + VL - 1) / VL) * VL)          /* keys per tile */
+#define BKV (BKP / VL)                                 /* vectors per tile row */
+#define RM EMILE_RM
+#define NR EMILE_NR
+#define BQP (((EMILE_BQ + RM - 1) / RM) * RM)          /* rows per block */
+#define ALIGN 64
+
+typedef float vf __attribute__((vector_size(EMILE_VEC_BYTES)));
+typedef int32_t vi __attribute__((vector_size(EMILE_VEC_BYTES)));
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* memcpy keeps the loads free of alignment and aliasing assumptions; GCC
+ * turns each into one vector move. */
+INLINE vf vload(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+INLINE void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
+INLINE vf vsplat(float x) { return (vf){0} + x; }
+INLINE vf vmax(vf a, vf b)
+{
+    vi m = a > b;
+    return (vf)((m & (vi)a) | (~m & (vi)b));
+}
+INLINE float hmax(vf v)
+{
+    float r = v[0];
+    for (int i = 1; i < VL; i++)
+        r = v[i] > r ? v[i] : r;
+    return r;
+}
+INLINE float hsum(vf v)
+{
+    float r = v[0];
+    for (int i = 1; i < VL; i++)
+        r += v[i];
+    return r;
+}
+
+/* 2^x for x <= 0 (softmax arguments).  x is clamped to -127 where the result
+ * underflows to exactly 0 (so masked -inf scores give p == 0).  n = round(x)
+ * by the 1.5*2^23 trick, f = x - n in [-1/2, 1/2], 2^f by its degree-6
+ * Taylor polynomial (remainder ~1.2e-7), 2^n by building the exponent. */
+INLINE vf vexp2(vf x)
+{
+    const vf magic = vsplat(12582912.0f);
+    x = vmax(x, vsplat(-127.0f));
+    vf t = x + magic;
+    vf n = t - magic;
+    vi ni = (vi)t - (vi)magic;
+    vf f = x - n;
+    vf p = vsplat(1.5403530393381606e-4f);
+    p = p * f + 1.3333558146428443e-3f;
+    p = p * f + 9.6181291076284772e-3f;
+    p = p * f + 5.5504108664821580e-2f;
+    p = p * f + 2.4022650695910071e-1f;
+    p = p * f + 6.9314718055994531e-1f;
+    p = p * f + 1.0f;
+    vi e = (ni + 127) << 23;          /* n == -127 gives +0.0 */
+    return p * (vf)e;
+}
+
+/* st[RM][BKP] (+ c0) = qp[RM][D] x kt[D][BKP] (+ c0), nr vectors wide. */
+INLINE void qk_tile(const float *qp, int64_t D, const float *kt, float *st, int nr)
+{
+    vf a[RM][NR];
+    for (int r = 0; r < RM; r++)
+        for (int c = 0; c < nr; c++)
+            a[r][c] = vsplat(0.0f);
+    for (int64_t d = 0; d < D; d++) {
+        vf kv[NR];
+        for (int c = 0; c < nr; c++)
+            kv[c] = vload(kt + d * BKP + c * VL);
+        for (int r = 0; r < RM; r++) {
+            const float x = qp[r * D + d];
+            for (int c = 0; c < nr; c++)
+                a[r][c] += kv[c] * x;
+        }
+    }
+    for (int r = 0; r < RM; r++)
+        for (int c = 0; c < nr; c++)
+            vstore(st + r * BKP + c * VL, a[r][c]);
+}
+
+/* acc[RM][Dp] (+ c0) += st[RM][jn] x vp[jn][Dp] (+ c0), nr vectors wide. */
+INLINE void pv_tile(const float *st, const float *vp, int64_t Dp, float *acc,
+                    int64_t jn, int nr)
+{
+    vf o[RM][NR];
+    for (int r = 0; r < RM; r++)
+        for (int c = 0; c < nr; c++)
+            o[r][c] = vload(acc + r * Dp + c * VL);
+    for (int64_t j = 0; j < jn; j++) {
+        vf vv[NR];
+        for (int c = 0; c < nr; c++)
+            vv[c] = vload(vp + j * Dp + c * VL);
+        for (int r = 0; r < RM; r++) {
+            const float p = st[r * BKP + j];
+            for (int c = 0; c < nr; c++)
+                o[r][c] += vv[c] * p;
+        }
+    }
+    for (int r = 0; r < RM; r++)
+        for (int c = 0; c < nr; c++)
+            vstore(acc + r * Dp + c * VL, o[r][c]);
+}
+
+/* The tail chunk needs a compile-time width too, hence the switches (only
+ * widths below NR exist, so no register array is indexed past its end). */
+static void qk_rows(const float *qp, int64_t D, const float *kt, float *st, int64_t nvec)
+{
+    for (int64_t c0 = 0; c0 < nvec; c0 += NR) {
+        const float *k = kt + c0 * VL;
+        float *s = st + c0 * VL;
+        switch (nvec - c0 < NR ? nvec - c0 : NR) {
+#if NR > 1
+        case 1: qk_tile(qp, D, k, s, 1); break;
+#endif
+#if NR > 2
+        case 2: qk_tile(qp, D, k, s, 2); break;
+#endif
+#if NR > 3
+        case 3: qk_tile(qp, D, k, s, 3); break;
+#endif
+#if NR > 4
+        case 4: qk_tile(qp, D, k, s, 4); break;
+#endif
+#if NR > 5
+        case 5: qk_tile(qp, D, k, s, 5); break;
+#endif
+#if NR > 6
+        case 6: qk_tile(qp, D, k, s, 6); break;
+#endif
+#if NR > 7
+        case 7: qk_tile(qp, D, k, s, 7); break;
+#endif
+        default: qk_tile(qp, D, k, s, NR); break;
+        }
+    }
+}
+
+static void pv_rows(const float *st, const float *vp, int64_t Dp, float *acc, int64_t jn)
+{
+    const int64_t dv = Dp / VL;
+    for (int64_t c0 = 0; c0 < dv; c0 += NR) {
+        const float *v = vp + c0 * VL;
+        float *a = acc + c0 * VL;
+        switch (dv - c0 < NR ? dv - c0 : NR) {
+#if NR > 1
+        case 1: pv_tile(st, v, Dp, a, jn, 1); break;
+#endif
+#if NR > 2
+        case 2: pv_tile(st, v, Dp, a, jn, 2); break;
+#endif
+#if NR > 3
+        case 3: pv_tile(st, v, Dp, a, jn, 3); break;
+#endif
+#if NR > 4
+        case 4: pv_tile(st, v, Dp, a, jn, 4); break;
+#endif
+#if NR > 5
+        case 5: pv_tile(st, v, Dp, a, jn, 5); break;
+#endif
+#if NR > 6
+        case 6: pv_tile(st, v, Dp, a, jn, 6); break;
+#endif
+#if NR > 7
+        case 7: pv_tile(st, v, Dp, a, jn, 7); break;
+#endif
+        default: pv_tile(st, v, Dp, a, jn, NR); break;
+        }
+    }
+}
+
+typedef struct {
+    float *p;
+    int64_t sb, ss, sh, sd;
+} view_t;
+
+static int view_of(const emile_tensor_t *t, view_t *v)
+{
+    if (!t || t->dtype != EMILE_DTYPE_F32 || t->ndim != 4 || !t->data)
+        return -1;
+    v->p = (float *)t->data;
+    v->sb = t->strides[0];
+    v->ss = t->strides[1];
+    v->sh = t->strides[2];
+    v->sd = t->strides[3];
+    return 0;
+}
+
+static int agrees(const emile_args_t *a, const char *name, int64_t v)
+{
+    return emile_param(a, name, (double)v) == (double)v;
+}
+
+static float *alloc_floats(size_t n)
+{
+    size_t bytes = (n * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN;
+    return aligned_alloc(ALIGN, bytes ? bytes : ALIGN);
+}
+
+/* Per-call scratch for one query block. */
+typedef struct {
+    float *qp;    /* [BQP][D]   q * scale * log2(e) */
+    float *st;    /* [RM][BKP]  scores, then probabilities, of one row group */
+    float *acc;   /* [BQP][Dp]  unnormalised output */
+    float *m, *l; /* [BQP]      running max (log2 domain) and sum */
+} block_t;
+
+/* One query block [i0, i0+nq) of one head against packed K^T/V.  Row groups
+ * of RM rows go through QK, softmax and PV one after the other, so the score
+ * tile (RM x BK) stays in L1; on diagonal tiles only the key columns some row
+ * of the group can see are computed. */
+static void attend_block(block_t *w, const float *kt, const float *vp, int64_t S,
+                         int64_t D, int64_t Dp, int causal, int64_t i0, int64_t nq)
+{
+    const int64_t ng = (nq + RM - 1) / RM;      /* register row groups used */
+    const int64_t nr = ng * RM;
+    const int64_t nk = causal ? (i0 + nq < S ? i0 + nq : S) : S;
+    float *st = w->st;
+    for (int64_t r = 0; r < nr; r++) {
+        w->m[r] = -INFINITY;
+        w->l[r] = 0.0f;
+    }
+    memset(w->acc, 0, (size_t)nr * (size_t)Dp * sizeof(float));
+
+    for (int64_t j0 = 0; j0 < nk; j0 += BKP) {
+        const float *ktt = kt + (j0 / BKP) * D * BKP;
+        const float *vpt = vp + j0 * Dp;
+        for (int64_t g = 0; g < ng; g++) {
+            const int64_t r0 = g * RM;
+            /* Keys of this tile that some row of the group sees. */
+            int64_t gend = causal ? i0 + r0 + RM : S;
+            gend = gend < S ? gend : S;
+            int64_t gv = gend - j0;
+            if (gv <= 0)
+                continue;       /* all masked: m, l and acc stay as they are */
+            gv = gv < BKP ? gv : BKP;
+            const int64_t nvec = (gv + VL - 1) / VL;
+            qk_rows(w->qp + r0 * D, D, ktt, st, nvec);
+
+            int64_t jmax = 0;   /* longest row of the group in this tile */
+            for (int64_t rr = 0; rr < RM; rr++) {
+                const int64_t r = r0 + rr;
+                float *s = st + rr * BKP;
+                int64_t kend = causal ? i0 + r + 1 : S;
+                kend = kend < S ? kend : S;
+                int64_t nv = kend - j0;
+                nv = nv < BKP ? nv : BKP;
+                if (nv <= 0) {          /* this row sees none of the tile */
+                    memset(s, 0, (size_t)nvec * VL * sizeof(float));
+                    continue;
+                }
+                const int64_t cv = (nv + VL - 1) / VL;
+                for (int64_t j = nv; j < cv * VL; j++)
+                    s[j] = -INFINITY;
+                jmax = nv > jmax ? nv : jmax;
+                vf vm = vload(s);
+                for (int64_t c = 1; c < cv; c++)
+                    vm = vmax(vm, vload(s + c * VL));
+                float mx = hmax(vm);
+                mx = mx > w->m[r] ? mx : w->m[r];
+                const vf vmx = vsplat(mx);
+                vf vs = vsplat(0.0f);
+                for (int64_t c = 0; c < cv; c++) {
+                    vf p = vexp2(vload(s + c * VL) - vmx);
+                    vstore(s + c * VL, p);
+                    vs += p;
+                }
+                /* The group's PV reads up to its longest row: zeros past ours. */
+                if (cv < nvec)
+                    memset(s + cv * VL, 0, (size_t)(nvec - cv) * VL * sizeof(float));
+                if (mx != w->m[r]) {
+                    const float corr = exp2f(w->m[r] - mx);   /* 0 on the first tile */
+                    float *a = w->acc + r * Dp;
+                    for (int64_t c = 0; c < Dp; c += VL)
+                        vstore(a + c, vload(a + c) * corr);
+                    w->l[r] *= corr;
+                    w->m[r] = mx;
+                }
+                w->l[r] += hsum(vs);
+            }
+            if (jmax > 0)
+                pv_rows(st, vpt, Dp, w->acc + r0 * Dp, jmax);
+        }
+    }
+}
+
+EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
+{
+    emile_tensor_t *tq = emile_tensor(args, "q"), *tk = emile_tensor(args, "k");
+    emile_tensor_t *tv = emile_tensor(args, "v"), *to = emile_tensor(args, "o");
+    view_t q, k, v, o;
+    if (view_of(tq, &q) || view_of(tk, &k) || view_of(tv, &v) || view_of(to, &o))
+        return 1;
+    const int64_t B = tq->shape[0], S = tq->shape[1], Hq = tq->shape[2], D = tq->shape[3];
+    const int64_t Hkv = tk->shape[2];
+    for (int i = 0; i < 4; i++)
+        if (to->shape[i] != tq->shape[i] || tv->shape[i] != tk->shape[i])
+            return 2;
+    if (tk->shape[0] != B || tk->shape[1] != S || tk->shape[3] != D)
+        return 2;
+    if (B <= 0 || S <= 0 || D <= 0 || Hkv <= 0 || Hq % Hkv != 0)
+        return 2;
+    if (!agrees(args, "batch", B) || !agrees(args, "seq", S) ||
+        !agrees(args, "q_heads", Hq) || !agrees(args, "kv_heads", Hkv) ||
+        !agrees(args, "head_dim", D))
+        return 2;
+    const int causal = emile_param(args, "causal", 1.0) != 0.0;
+    const double scale = emile_param(args, "scale", 1.0 / sqrt((double)D));
+    const float qmul = (float)(scale * 1.4426950408889634);
+    const int64_t group = Hq / Hkv;
+    const int64_t Dp = (D + VL - 1) / VL * VL;
+    const int64_t nt = (S + BKP - 1) / BKP;
+
+    float *kt = alloc_floats((size_t)nt * D * BKP);
+    float *vp = alloc_floats((size_t)nt * BKP * Dp);
+    block_t w;
+    w.qp = alloc_floats((size_t)BQP * D);
+    w.st = alloc_floats((size_t)RM * BKP);
+    w.acc = alloc_floats((size_t)BQP * Dp);
+    w.m = alloc_floats(2 * (size_t)BQP);
+    int rc = 0;
+    if (!kt || !vp || !w.qp || !w.st || !w.acc || !w.m) {
+        rc = 3;
+        goto out;
+    }
+    w.l = w.m + BQP;
+
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t hk = 0; hk < Hkv; hk++) {
+            /* Pack K^T tiles and V rows once for the group of query heads. */
+            const float *kb = k.p + b * k.sb + hk * k.sh;
+            const float *vb = v.p + b * v.sb + hk * v.sh;
+            for (int64_t t = 0; t < nt; t++)
+                for (int64_t d = 0; d < D; d++)
+                    for (int64_t jj = 0; jj < BKP; jj++) {
+                        const int64_t j = t * BKP + jj;
+                        kt[(t * D + d) * BKP + jj] = j < S ? kb[j * k.ss + d * k.sd] : 0.0f;
+                    }
+            for (int64_t j = 0; j < nt * BKP; j++)
+                for (int64_t d = 0; d < Dp; d++)
+                    vp[j * Dp + d] = j < S && d < D ? vb[j * v.ss + d * v.sd] : 0.0f;
+
+            for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
+                const float *qb = q.p + b * q.sb + h * q.sh;
+                float *ob = o.p + b * o.sb + h * o.sh;
+                for (int64_t i0 = 0; i0 < S; i0 += BQP) {
+                    const int64_t nq = S - i0 < BQP ? S - i0 : BQP;
+                    for (int64_t r = 0; r < BQP; r++)
+                        for (int64_t d = 0; d < D; d++)
+                            w.qp[r * D + d] = r < nq ? qmul * qb[(i0 + r) * q.ss + d * q.sd] : 0.0f;
+                    attend_block(&w, kt, vp, S, D, Dp, causal, i0, nq);
+                    for (int64_t r = 0; r < nq; r++) {
+                        const float inv = 1.0f / w.l[r];
+                        for (int64_t d = 0; d < D; d++)
+                            ob[(i0 + r) * o.ss + d * o.sd] = w.acc[r * Dp + d] * inv;
+                    }
+                }
+            }
+        }
+    }
+out:
+    free(kt); free(vp); free(w.qp); free(w.st); free(w.acc); free(w.m);
+    return rc;
+}
