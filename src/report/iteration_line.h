@@ -4,9 +4,10 @@
  * watching sees time, throughput, share of the roofline, speedup, what the
  * diagnosis says and what the agent tried, without opening the report.
  *
- *  iter        time           perf  roofline  speedup  diagnosis               change
- *     0    12.10 ms  22.18 GFLOP/s     14.8%    1.00x  single_threaded         reference
- *     4  invalid        max_err 3.1e-02 > tol 1.0e-04                          flash bq=64
+ * iter        time           perf  roofline   speedup  diagnosis                 change
+ *    0    50.00 ms  5.369 GFLOP/s      3.6%     1.00x  single_threaded,scalar_code  reference
+ *    2  compile_error compile failed: 2 errors                                   vectorized
+ *    3    5.000 ms  53.69 GFLOP/s     35.8%    10.00x  compute_bound             omp 2 threads + simd
  */
 #ifndef EMILE_REPORT_ITERATION_LINE_H
 #define EMILE_REPORT_ITERATION_LINE_H
