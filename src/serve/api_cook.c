@@ -1,0 +1,143 @@
+/* api_cook.c -- starting, stopping and resuming cooks, and the queue. */
+#include "serve_internal.h"
+#include "task/task.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* 1 when a config field name looks like a credential.  Keys live in the
+ * server's environment; a page must never send one (it would be stored
+ * with the run and shown back).  Names ending in "_env" name a variable of
+ * that environment and are fine; "max_tokens" is a count, not a token. */
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+int serve_looks_secret(const char *name)
+{
+    char low[64];
+    size_t i;
+    for (i = 0; name[i] && i + 1 < sizeof low; i++)
+        low[i] = (char)tolower((unsigned char)name[i]);
+    low[i] = 0;
+    if (ends_with(low, "_env"))
+        return 0;
+    static const char *const anywhere[] = {"secret", "password", "authorization", "api_key",
+                                           "apikey", "credential"};
+    for (size_t w = 0; w < sizeof anywhere / sizeof anywhere[0]; w++)
+        if (strstr(low, anywhere[w]))
+            return 1;
+    return strcmp(low, "key") == 0 || ends_with(low, "_key") || strcmp(low, "token") == 0 ||
+           ends_with(low, "_token") || strcmp(low, "bearer") == 0;
+}
+
+static enum MHD_Result queue_refusal(request_t *r, int rc, const char *err)
+{
+    switch (rc) {
+    case COOKQ_FULL: return respond_error(r, 429, "%s", err);
+    case COOKQ_BUSY: return respond_error(r, 409, "%s", err);
+    default: return respond_error(r, 503, "%s", err);
+    }
+}
+
+enum MHD_Result api_cook(request_t *r, int64_t id)
+{
+    enum MHD_Result ret;
+    json_t *j = request_json_object(r, &ret);
+    if (!j)
+        return ret;
+    if (json_object_get(j, "reference")) {
+        json_decref(j);
+        return respond_error(r, 400, "send the reference kernel's text as \"reference_source\"; "
+                                     "the server does not read paths for the page");
+    }
+    if (!json_is_string(json_object_get(j, "reference_source"))) {
+        json_decref(j);
+        return respond_error(r, 400, "the task needs \"reference_source\", the reference "
+                                     "kernel's text");
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(j, "agent_config"), k, v) {
+        if (serve_looks_secret(k)) {
+            ret = respond_error(r, 400, "\"agent_config\" may not hold \"%s\": API keys are "
+                                        "read from the server's environment", k);
+            json_decref(j);
+            return ret;
+        }
+    }
+    task_t t;
+    task_init(&t);
+    char err[512] = "";
+    int rc = task_from_json(&t, j, NULL, err, sizeof err);
+    if (rc == 0)
+        rc = task_finalize(&t, err, sizeof err);
+    json_decref(j);
+    if (rc != 0) {
+        task_free(&t);
+        return respond_error(r, 400, "bad task: %s", err[0] ? err : "invalid");
+    }
+    json_t *canon = task_to_json(&t);
+    task_free(&t);
+    if (!canon)
+        return respond_error(r, 500, "out of memory");
+    json_t *reply = NULL;
+    rc = cookq_submit_cook(r->s->queue, canon, &reply, err, sizeof err);
+    json_decref(canon);
+    if (rc != COOKQ_OK)
+        return queue_refusal(r, rc, err);
+    return respond_json(r, 202, reply);
+}
+
+enum MHD_Result api_run_stop(request_t *r, int64_t id)
+{
+    json_t *reply;
+    if (cookq_stop_run(r->s->queue, id, &reply) != COOKQ_OK)
+        return respond_error(r, 409, "run %" PRId64 " is not cooking in this server", id);
+    return respond_json(r, 202, reply);
+}
+
+enum MHD_Result api_run_resume(request_t *r, int64_t id)
+{
+    serve_t *s = r->s;
+    json_t *run = NULL;
+    char msg[512] = "";
+    pthread_mutex_lock(&s->store_mu);
+    int rc = store_run_get(s->store, id, &run);
+    if (rc != 0)
+        snprintf(msg, sizeof msg, "%s", store_errmsg(s->store));
+    pthread_mutex_unlock(&s->store_mu);
+    if (rc != 0)
+        return respond_error(r, strncmp(msg, "no run ", 7) == 0 ? 404 : 500, "%s", msg);
+    /* Whether a run can go on (stopped, failed, out of budget) is the
+     * CLI's call; its answer comes back as the job's "done" event. */
+    const char *backend = json_string_value(json_object_get(run, "backend"));
+    char b[16];
+    snprintf(b, sizeof b, "%s", backend ? backend : "cpu");
+    json_decref(run);
+    json_t *reply = NULL;
+    char err[512] = "";
+    rc = cookq_submit_resume(s->queue, id, b, &reply, err, sizeof err);
+    if (rc != COOKQ_OK)
+        return queue_refusal(r, rc, err);
+    return respond_json(r, 202, reply);
+}
+
+enum MHD_Result api_jobs(request_t *r, int64_t id)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "jobs", cookq_jobs(r->s->queue));
+    return respond_json(r, 200, o);
+}
+
+enum MHD_Result api_job_stop(request_t *r, int64_t id)
+{
+    json_t *reply;
+    if (cookq_stop_job(r->s->queue, id, &reply) != COOKQ_OK)
+        return respond_error(r, 404, "no active job %" PRId64, id);
+    return respond_json(r, 202, reply);
+}

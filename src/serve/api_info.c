@@ -1,0 +1,100 @@
+/* api_info.c -- what the page needs to build its forms: the ready example
+ * tasks, the builtin ops, the engine's status; and a health check. */
+#include "serve_internal.h"
+#include "task/task.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_EXAMPLES 64
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+enum MHD_Result api_examples(request_t *r, int64_t id)
+{
+    json_t *list = json_array();
+    DIR *d = r->s->examples_dir ? opendir(r->s->examples_dir) : NULL;
+    char *names[MAX_EXAMPLES];
+    int n = 0;
+    struct dirent *e;
+    while (d && n < MAX_EXAMPLES && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] != '.' && len > 5 && strcmp(e->d_name + len - 5, ".json") == 0)
+            if ((names[n] = strdup(e->d_name)))
+                n++;
+    }
+    if (d)
+        closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], cmp_str);
+    for (int i = 0; i < n; i++) {
+        char path[4096], err[512] = "";
+        snprintf(path, sizeof path, "%s/%s", r->s->examples_dir, names[i]);
+        task_t t;
+        task_init(&t);
+        json_t *o = json_object();
+        json_object_set_new(o, "file", json_string(names[i]));
+        /* The task as the page will send it back: reference inlined. */
+        if (task_load_file(&t, path, err, sizeof err) == 0 &&
+            task_finalize(&t, err, sizeof err) == 0) {
+            json_object_set_new(o, "name", json_string(t.name[0] ? t.name : names[i]));
+            json_object_set_new(o, "task", task_to_json(&t));
+        } else {
+            json_object_set_new(o, "name", json_string(names[i]));
+            json_object_set_new(o, "error", json_string(err));
+        }
+        task_free(&t);
+        json_array_append_new(list, o);
+        free(names[i]);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "examples", list);
+    return respond_json(r, 200, o);
+}
+
+enum MHD_Result api_ops(request_t *r, int64_t id)
+{
+    const op_t **ops;
+    int n;
+    op_list_builtin(&ops, &n);
+    json_t *list = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(list, op_to_json(ops[i]));
+    json_t *o = json_object();
+    json_object_set_new(o, "ops", list);
+    return respond_json(r, 200, o);
+}
+
+/* The Tasting Room's engine.  Until src/engine/ is built into emile the
+ * page shows this message and disables its controls. */
+static const char engine_message[] =
+    "The inference engine is not built yet. Once it is, the Tasting Room runs Qwen3 with the "
+    "reference kernel and with a run's best kernel side by side.";
+
+enum MHD_Result api_taste(request_t *r, int64_t id)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "engine", json_string("not built"));
+    json_object_set_new(o, "available", json_false());
+    json_object_set_new(o, "message", json_string(engine_message));
+    json_object_set_new(o, "models", json_array());
+    return respond_json(r, 200, o);
+}
+
+enum MHD_Result api_taste_run(request_t *r, int64_t id)
+{
+    return respond_error(r, 501, "%s", engine_message);
+}
+
+enum MHD_Result api_health(request_t *r, int64_t id)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "ok", json_true());
+    json_object_set_new(o, "token_required", json_boolean(serve_token(r->s) != NULL));
+    json_object_set_new(o, "store", json_string(r->s->store_path));
+    return respond_json(r, 200, o);
+}

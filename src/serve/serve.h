@@ -1,0 +1,63 @@
+/*
+ * serve.h -- `emile serve`: the web UI (the Kitchen and the Tasting Room)
+ * and its JSON API, served by the emile binary itself over libmicrohttpd.
+ *
+ * The server never runs candidate code and never writes kernels: to cook it
+ * spawns the CLI (`EMILE --store STORE cook TASKFILE --events`) and relays
+ * the child's NDJSON events to browsers over server-sent events; runs and
+ * iterations are read straight from the run store.  One cook per device
+ * (backend) at a time; further requests wait in a queue.
+ *
+ * Binding to an address other than loopback requires an access token; when
+ * a token is set every API call must carry it (Authorization: Bearer TOKEN
+ * or ?token=TOKEN).  The static pages themselves carry no data and are
+ * served without it; the page takes the token from its own URL.
+ */
+#ifndef EMILE_SERVE_H
+#define EMILE_SERVE_H
+
+#include <stddef.h>
+
+typedef struct serve_config {
+    const char *host;          /* default "127.0.0.1" */
+    int port;                  /* 0: an ephemeral port (see serve_port) */
+    const char *token;         /* NULL: none on loopback, generated elsewhere */
+    const char *store_path;    /* the run store (created when absent) */
+    const char *emile_path;    /* the CLI to spawn; default /proc/self/exe */
+    const char *examples_dir;  /* ready tasks offered by /api/examples; NULL: none */
+    size_t max_body;           /* request body limit; 0: SERVE_MAX_BODY */
+    int max_queue;             /* queued cooks per device; 0: SERVE_MAX_QUEUE */
+    double stop_grace_s;       /* at shutdown: SIGTERM, then SIGKILL after this */
+    int quiet;                 /* 1: log nothing to stderr (tests) */
+} serve_config_t;
+
+#define SERVE_MAX_BODY (1u << 20)   /* 1 MiB: a kernel source and its task */
+#define SERVE_MAX_QUEUE 16
+
+typedef struct serve serve_t;
+
+/* Fill cfg with the defaults above. */
+void serve_config_init(serve_config_t *cfg);
+
+/* Open the store, bind and start serving on background threads.  Returns 0
+ * and *out, or -1 with err (address in use, bad host, non-loopback host
+ * without a way to make a token, store error).  Never exits the process. */
+int serve_start(const serve_config_t *cfg, serve_t **out, char *err, size_t errlen);
+
+/* The port actually bound (useful with port 0). */
+int serve_port(const serve_t *s);
+
+/* The token every API call must carry, or NULL when none is required. */
+const char *serve_token(const serve_t *s);
+
+/* Stop accepting, end event streams, stop running cooks (SIGTERM, then
+ * SIGKILL after stop_grace_s), wait for every thread, free everything. */
+void serve_stop(serve_t *s);
+
+/* `emile serve [--host H] [--port P] [--token T] [--store PATH]
+ * [--emile PATH] [--examples DIR]`: runs until SIGINT/SIGTERM.  Returns the
+ * process exit status (0 after a clean stop, 2 on a usage error, 1 when the
+ * server could not start). */
+int serve_main(int argc, char **argv);
+
+#endif

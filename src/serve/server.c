@@ -1,0 +1,315 @@
+/* server.c -- the HTTP server: starting and stopping it, taking a request
+ * from headers to body within the size limit, the access checks, and the
+ * hand-off to the API routes or the embedded pages. */
+#include "serve_internal.h"
+#include "auth.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void serve_config_init(serve_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = 8080;
+    cfg->emile_path = "/proc/self/exe";
+    cfg->max_body = SERVE_MAX_BODY;
+    cfg->max_queue = SERVE_MAX_QUEUE;
+    cfg->stop_grace_s = 30.0;
+}
+
+int serve_port(const serve_t *s) { return s->port; }
+
+const char *serve_token(const serve_t *s) { return s->token[0] ? s->token : NULL; }
+
+/* ---- access checks ---- */
+
+/* The token of this request: the Authorization header, else ?token= (an
+ * EventSource cannot set headers). */
+static const char *request_token(struct MHD_Connection *c)
+{
+    const char *t = auth_bearer(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                            MHD_HTTP_HEADER_AUTHORIZATION));
+    return t ? t : MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
+}
+
+/* 0 when the API call may go on; otherwise the refusal is queued and *ret
+ * says what to return. */
+static int check_access(request_t *r, enum MHD_Result *ret)
+{
+    serve_t *s = r->s;
+    const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+    if (s->token[0]) {
+        if (!auth_token_equal(s->token, request_token(r->conn))) {
+            *ret = respond_error(r, 401, "this server needs its access token: open the URL it "
+                                         "printed, or send Authorization: Bearer TOKEN");
+            return -1;
+        }
+    } else if (!auth_host_is_loopback_name(host)) {
+        *ret = respond_error(r, 403, "without a token this server answers only requests "
+                                     "addressed to a loopback host (start it with --token to "
+                                     "use another name)");
+        return -1;
+    }
+    if (!auth_origin_matches(origin, host)) {
+        *ret = respond_error(r, 403, "cross-origin requests are refused");
+        return -1;
+    }
+    if (strcmp(r->method, "POST") == 0) {
+        /* A cross-site form can post text/plain without a preflight; it
+         * cannot post application/json. */
+        const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
+            *ret = respond_error(r, 415, "POST bodies must be sent as application/json");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- the request life cycle ---- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    serve_t *s = cls;
+    request_t *r = *con_cls;
+    if (!r) {
+        /* Headers are in.  Refuse early what needs no body to refuse, so
+         * an oversize or unauthorised upload is not read at all. */
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->s = s;
+        r->conn = conn;
+        r->method = method;
+        r->url = url;
+        *con_cls = r;
+        int api = strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0;
+        enum MHD_Result ret;
+        if (api && check_access(r, &ret) != 0)
+            return ret;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->max_body)
+            return respond_error(r, 413, "the request body is over the %zu byte limit",
+                                 s->max_body);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->too_large || r->len + n > s->max_body) {
+            /* Chunked bodies have no length up front: count, and cut the
+             * connection if the sender keeps going far past the limit. */
+            r->too_large = 1;
+            r->len += n;
+            return r->len > 4 * s->max_body ? MHD_NO : MHD_YES;
+        }
+        if (r->len + n + 1 > r->cap) {
+            size_t cap = r->cap ? r->cap : 4096;
+            while (cap < r->len + n + 1)
+                cap *= 2;
+            char *b = realloc(r->body, cap);
+            if (!b)
+                return MHD_NO;
+            r->body = b;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        r->body[r->len] = 0;
+        return MHD_YES;
+    }
+    if (r->too_large)
+        return respond_error(r, 413, "the request body is over the %zu byte limit", s->max_body);
+    if (strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0)
+        return routes_dispatch(r);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return respond_error(r, 405, "only GET serves pages");
+    return serve_asset(r, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    request_t *r = *con_cls;
+    if (r) {
+        free(r->body);
+        free(r);
+        *con_cls = NULL;
+    }
+}
+
+/* MHD's own complaints, unless quiet. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    serve_t *s = cls;
+    if (s->quiet)
+        return;
+    fprintf(stderr, "serve: ");
+    vfprintf(stderr, fmt, ap);
+}
+
+/* ---- start and stop ---- */
+
+static int resolve(const char *host, int port, struct sockaddr_storage *ss, char *err,
+                   size_t errlen)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    int rc = getaddrinfo(host, ps, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "cannot resolve host '%s': %s", host, gai_strerror(rc));
+        return -1;
+    }
+    /* Prefer IPv4 for "localhost", where browsers try both anyway. */
+    struct addrinfo *pick = res;
+    for (struct addrinfo *a = res; a; a = a->ai_next)
+        if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+        }
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, pick->ai_addr, pick->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int token_is_acceptable(const char *t)
+{
+    size_t n = strlen(t);
+    if (n < 8 || n >= 128)
+        return 0;
+    for (; *t; t++)
+        if (*t <= ' ' || *t > '~' || *t == '&' || *t == '#' || *t == '%' || *t == '+')
+            return 0;
+    return 1;
+}
+
+static void free_server(serve_t *s)
+{
+    if (!s)
+        return;
+    if (s->hub)
+        events_close(s->hub);
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    if (s->queue)
+        cookq_destroy(s->queue, s->stop_grace_s);
+    if (s->hub)
+        events_destroy(s->hub);
+    store_close(s->store);
+    pthread_mutex_destroy(&s->store_mu);
+    free(s->host);
+    free(s->store_path);
+    free(s->emile_path);
+    free(s->examples_dir);
+    free(s);
+}
+
+int serve_start(const serve_config_t *cfg, serve_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    serve_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    pthread_mutex_init(&s->store_mu, NULL);
+    s->quiet = cfg->quiet;
+    s->max_body = cfg->max_body ? cfg->max_body : SERVE_MAX_BODY;
+    s->stop_grace_s = cfg->stop_grace_s;
+    const char *host = cfg->host && *cfg->host ? cfg->host : "127.0.0.1";
+    char store_path[4096];
+    int default_store = !cfg->store_path || !*cfg->store_path;
+    if (default_store && store_default_path(store_path, sizeof store_path) != 0) {
+        snprintf(err, errlen, "cannot find a place for the run store (set --store)");
+        goto fail;
+    }
+    s->host = strdup(host);
+    s->store_path = strdup(default_store ? store_path : cfg->store_path);
+    s->emile_path = strdup(cfg->emile_path && *cfg->emile_path ? cfg->emile_path
+                                                               : "/proc/self/exe");
+    s->examples_dir = cfg->examples_dir ? strdup(cfg->examples_dir) : NULL;
+    if (!s->host || !s->store_path || !s->emile_path) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (cfg->port < 0 || cfg->port > 65535) {
+        snprintf(err, errlen, "port %d is not in 0..65535", cfg->port);
+        goto fail;
+    }
+    struct sockaddr_storage ss;
+    if (resolve(host, cfg->port, &ss, err, errlen) != 0)
+        goto fail;
+    if (cfg->token && *cfg->token) {
+        if (!token_is_acceptable(cfg->token)) {
+            snprintf(err, errlen, "a token must be 8 to 127 printable characters without "
+                                  "spaces, '&', '#', '%%' or '+'");
+            goto fail;
+        }
+        snprintf(s->token, sizeof s->token, "%s", cfg->token);
+    } else if (!auth_addr_is_loopback((struct sockaddr *)&ss)) {
+        if (auth_make_token(s->token, sizeof s->token) != 0) {
+            snprintf(err, errlen, "cannot make an access token: no randomness");
+            goto fail;
+        }
+    }
+    if (store_open(s->store_path, default_store, &s->store) != 0) {
+        snprintf(err, errlen, "%s", store_last_open_error());
+        goto fail;
+    }
+    s->hub = events_create(15.0);
+    s->queue = s->hub ? cookq_create(s->emile_path, s->store_path, s->hub, cfg->max_queue,
+                                     cfg->quiet)
+                      : NULL;
+    if (!s->queue) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    /* A thread per connection: event streams block in their reader, and a
+     * local tool has few connections. */
+    errno = 0;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(EVENTS_MAX_CLIENTS + 32),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_END);
+    if (!s->daemon) {
+        snprintf(err, errlen, "cannot listen on %s port %d: %s", host, cfg->port,
+                 errno ? strerror(errno) : "address in use or not available");
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : cfg->port;
+    *out = s;
+    return 0;
+fail:
+    free_server(s);
+    return -1;
+}
+
+void serve_stop(serve_t *s)
+{
+    free_server(s);
+}
