@@ -1,0 +1,84 @@
+/* backend.c -- the backend registry and the ceilings cache shared by all
+ * backends. */
+#include "backend.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/fs.h"
+#include "util/paths.h"
+
+extern const backend_t backend_cpu;
+extern const backend_t backend_cuda;
+
+const backend_t *backend_find(const char *name)
+{
+    if (strcmp(name, "cpu") == 0)
+        return &backend_cpu;
+    if (strcmp(name, "cuda") == 0)
+        return &backend_cuda;
+    return NULL;
+}
+
+static void cache_path(const char *key, char *buf, size_t n)
+{
+    char safe[256];
+    snprintf(safe, sizeof safe, "%s", key);
+    for (char *c = safe; *c; c++)
+        if (!(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z') && !(*c >= '0' && *c <= '9') && *c != '-')
+            *c = '_';
+    snprintf(buf, n, "%s/device-%s.json", emile_cache_dir(), safe);
+}
+
+int backend_device(const backend_t *b, int remeasure, json_t **device, char *err, size_t n)
+{
+    json_t *dev = NULL;
+    if (b->available(err, n) != 0)
+        return -1;
+    if (b->describe(&dev, err, n) != 0)
+        return -1;
+    const char *key = json_string_value(json_object_get(dev, "key"));
+    char path[1024];
+    cache_path(key ? key : b->name, path, sizeof path);
+    if (!remeasure) {
+        json_t *cached = json_load_file(path, 0, NULL);
+        json_t *c = cached ? json_object_get(cached, "ceilings") : NULL;
+        if (c && json_is_object(c)) {
+            json_object_set(dev, "ceilings", c);
+            json_object_set_new(dev, "cached", json_true());
+            json_decref(cached);
+            *device = dev;
+            return 0;
+        }
+        json_decref(cached);
+    }
+    char work[512];
+    if (fs_mkdtemp("emile-ceil-", work, sizeof work) != 0) {
+        snprintf(err, n, "cannot create a temporary directory");
+        json_decref(dev);
+        return -1;
+    }
+    json_t *ceil = NULL;
+    int rc = b->measure_ceilings(work, &ceil, err, n);
+    fs_rm_rf(work);
+    if (rc != 0) {
+        json_decref(dev);
+        return -1;
+    }
+    char when[32];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    json_object_set_new(ceil, "measured_at", json_string(when));
+    json_object_set_new(ceil, "measured", json_true());
+    json_object_set_new(dev, "ceilings", ceil);
+    json_object_set_new(dev, "cached", json_false());
+    char *text = json_dumps(dev, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (text) {
+        fs_write_file(path, text, strlen(text));
+        free(text);
+    }
+    *device = dev;
+    return 0;
+}

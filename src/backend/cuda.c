@@ -1,0 +1,243 @@
+/* cuda.c -- the cuda backend: CUDA C++ kernels built by nvcc for the
+ * detected architecture (sm_90a on Hopper, so wgmma and TMA are there) into
+ * a shared object using the shared CUDA runtime.  The driver is reached
+ * with dlopen, so emile runs (and says why cuda is unavailable) on machines
+ * without it.  Ceilings: kernels/ceilings/cuda_ceilings.cu (cuBLAS GEMM for
+ * bf16/fp16 tensor cores, an FMA kernel for fp32, a device copy). */
+#include "backend.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend/cuda_inspect.h"
+#include "util/paths.h"
+#include "worker/sandbox.h"
+
+typedef struct drv {
+    int (*Init)(unsigned);
+    int (*DeviceGetCount)(int *);
+    int (*DeviceGet)(int *, int);
+    int (*DeviceGetName)(char *, int, int);
+    int (*DeviceGetAttribute)(int *, int, int);
+    int (*DeviceTotalMem)(size_t *, int);
+} drv_t;
+
+static int load_driver(drv_t *d, char *why, size_t n)
+{
+    void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(why, n, "no NVIDIA driver (libcuda.so.1 not found): the cuda backend needs a GPU host");
+        return -1;
+    }
+    *(void **)&d->Init = dlsym(h, "cuInit");
+    *(void **)&d->DeviceGetCount = dlsym(h, "cuDeviceGetCount");
+    *(void **)&d->DeviceGet = dlsym(h, "cuDeviceGet");
+    *(void **)&d->DeviceGetName = dlsym(h, "cuDeviceGetName");
+    *(void **)&d->DeviceGetAttribute = dlsym(h, "cuDeviceGetAttribute");
+    *(void **)&d->DeviceTotalMem = dlsym(h, "cuDeviceTotalMem_v2");
+    if (!d->Init || !d->DeviceGetCount || !d->DeviceGet || !d->DeviceGetName || !d->DeviceGetAttribute ||
+        !d->DeviceTotalMem) {
+        snprintf(why, n, "libcuda.so.1 lacks the driver entry points emile needs");
+        return -1;
+    }
+    int count = 0;
+    if (d->Init(0) != 0 || d->DeviceGetCount(&count) != 0 || count < 1) {
+        snprintf(why, n, "the NVIDIA driver reports no usable GPU");
+        return -1;
+    }
+    return 0;
+}
+
+const char *cuda_nvcc(void)
+{
+    const char *c = getenv("EMILE_NVCC");
+    if (c && *c)
+        return c;
+    return access("/usr/local/cuda/bin/nvcc", X_OK) == 0 ? "/usr/local/cuda/bin/nvcc" : "nvcc";
+}
+
+/* Compute capability of device 0 as e.g. 90; 0 when unknown. */
+static int cuda_cc(void)
+{
+    static int cc = -1;
+    if (cc >= 0)
+        return cc;
+    const char *env = getenv("EMILE_CUDA_ARCH");
+    if (env) {
+        cc = atoi(env);
+        return cc;
+    }
+    drv_t d;
+    char why[256];
+    cc = 0;
+    if (load_driver(&d, why, sizeof why) == 0) {
+        int dev, ma = 0, mi = 0;
+        d.DeviceGet(&dev, 0);
+        d.DeviceGetAttribute(&ma, 75, dev); /* COMPUTE_CAPABILITY_MAJOR */
+        d.DeviceGetAttribute(&mi, 76, dev);
+        cc = ma * 10 + mi;
+    }
+    return cc;
+}
+
+static int cuda_available(char *why, size_t n)
+{
+    drv_t d;
+    return load_driver(&d, why, n);
+}
+
+static int add(char **argv, int *k, int max, char **buf, size_t *left, const char *s)
+{
+    size_t len = strlen(s) + 1;
+    if (*k + 1 >= max || len > *left)
+        return -1;
+    memcpy(*buf, s, len);
+    argv[(*k)++] = *buf;
+    *buf += len;
+    *left -= len;
+    argv[*k] = NULL;
+    return 0;
+}
+
+/* sm_90 -> sm_90a: the arch-specific target that enables wgmma/TMA. */
+void cuda_arch_flag(int cc, char *buf, size_t n)
+{
+    if (cc <= 0)
+        cc = 90;
+    snprintf(buf, n, "-arch=sm_%d%s", cc, cc == 90 || cc == 100 ? "a" : "");
+}
+
+static int cuda_compile_argv(const char *src, const char *out, const char *include_dir, char **argv, int max,
+                             char *buf, size_t bufn)
+{
+    int k = 0;
+    char inc[1024], arch[32];
+    snprintf(inc, sizeof inc, "-I%s", include_dir);
+    cuda_arch_flag(cuda_cc(), arch, sizeof arch);
+    const char *args[] = {cuda_nvcc(), "-O3", "-std=c++17", arch, "-shared", "-Xcompiler", "-fPIC",
+                          "-cudart", "shared", "-lineinfo", "-Xptxas", "-v", inc, src, "-o", out};
+    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
+        if (add(argv, &k, max, &buf, &bufn, args[i]) != 0)
+            return -1;
+    return 0;
+}
+
+static int cuda_describe(json_t **device, char *err, size_t n)
+{
+    drv_t d;
+    if (load_driver(&d, err, n) != 0)
+        return -1;
+    int dev, sms = 0, ma = 0, mi = 0, l2 = 0, smem = 0, regs = 0, clock = 0, memclk = 0, busw = 0, thr = 0;
+    char name[256] = {0};
+    size_t mem = 0;
+    d.DeviceGet(&dev, 0);
+    d.DeviceGetName(name, sizeof name, dev);
+    d.DeviceGetAttribute(&sms, 16, dev);    /* MULTIPROCESSOR_COUNT */
+    d.DeviceGetAttribute(&ma, 75, dev);
+    d.DeviceGetAttribute(&mi, 76, dev);
+    d.DeviceGetAttribute(&l2, 38, dev);     /* L2_CACHE_SIZE */
+    d.DeviceGetAttribute(&smem, 97, dev);   /* MAX_SHARED_MEMORY_PER_MULTIPROCESSOR */
+    d.DeviceGetAttribute(&regs, 82, dev);   /* MAX_REGISTERS_PER_MULTIPROCESSOR */
+    d.DeviceGetAttribute(&thr, 39, dev);    /* MAX_THREADS_PER_MULTIPROCESSOR */
+    d.DeviceGetAttribute(&clock, 13, dev);  /* CLOCK_RATE kHz */
+    d.DeviceGetAttribute(&memclk, 36, dev); /* MEMORY_CLOCK_RATE kHz */
+    d.DeviceGetAttribute(&busw, 37, dev);   /* GLOBAL_MEMORY_BUS_WIDTH */
+    d.DeviceTotalMem(&mem, dev);
+    char host[128] = "host", key[512];
+    gethostname(host, sizeof host - 1);
+    snprintf(key, sizeof key, "cuda:%s:%s:0", host, name);
+    json_t *j = json_object();
+    json_object_set_new(j, "backend", json_string("cuda"));
+    json_object_set_new(j, "name", json_string(name));
+    json_object_set_new(j, "key", json_string(key));
+    json_object_set_new(j, "compute_capability", json_integer(ma * 10 + mi));
+    json_object_set_new(j, "sms", json_integer(sms));
+    json_object_set_new(j, "l2_bytes", json_integer(l2));
+    json_object_set_new(j, "smem_per_sm", json_integer(smem));
+    json_object_set_new(j, "regs_per_sm", json_integer(regs));
+    json_object_set_new(j, "threads_per_sm", json_integer(thr));
+    json_object_set_new(j, "memory_bytes", json_integer((json_int_t)mem));
+    json_object_set_new(j, "clock_khz", json_integer(clock));
+    /* Datasheet figures shown beside the measured ones. */
+    json_t *ds = json_object();
+    json_object_set_new(ds, "bandwidth_gbs", json_real(2.0 * memclk * 1e3 * (busw / 8.0) / 1e9));
+    if (strstr(name, "H100") && strstr(name, "HBM3")) {
+        json_object_set_new(ds, "bf16_tflops", json_real(989.4));
+        json_object_set_new(ds, "fp32_tflops", json_real(66.9));
+        json_object_set_new(ds, "bandwidth_gbs", json_real(3350));
+    } else if (strstr(name, "H200")) {
+        json_object_set_new(ds, "bf16_tflops", json_real(989.4));
+        json_object_set_new(ds, "fp32_tflops", json_real(66.9));
+        json_object_set_new(ds, "bandwidth_gbs", json_real(4800));
+    }
+    json_object_set_new(j, "datasheet", ds);
+    *device = j;
+    return 0;
+}
+
+static int cuda_measure(const char *workdir, json_t **ceilings, char *err, size_t n)
+{
+    char src[1024], prog[1024], arch[32], inc[1024];
+    emile_root_file("kernels/ceilings/cuda_ceilings.cu", src, sizeof src);
+    snprintf(prog, sizeof prog, "%s/cuda_ceilings", workdir);
+    snprintf(inc, sizeof inc, "-I%s/include", emile_root());
+    cuda_arch_flag(cuda_cc(), arch, sizeof arch);
+    char *argv[] = {(char *)cuda_nvcc(), "-O3", "-std=c++17", arch, inc, src, "-o", prog, "-lcublas", NULL};
+    sandbox_limits_t l;
+    sandbox_limits_default(&l);
+    l.drop_uid = -1;
+    l.wall_s = 300;
+    l.mem_bytes = 0;
+    l.fsize_bytes = 64 << 20;
+    int st, to;
+    char *log = NULL;
+    if (sandbox_run(workdir, argv, &l, &st, &to, &log, NULL, err, n) != 0)
+        return -1;
+    if (to || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        snprintf(err, n, "cannot build %s: %.400s", src, log ? log : "");
+        free(log);
+        return -1;
+    }
+    free(log);
+    char *run[] = {prog, NULL};
+    if (sandbox_run(workdir, run, &l, &st, &to, &log, NULL, err, n) != 0)
+        return -1;
+    json_t *j = NULL;
+    if (!to && WIFEXITED(st) && WEXITSTATUS(st) == 0 && log) {
+        for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+            json_t *t = json_loads(line, 0, NULL);
+            if (t) {
+                json_decref(j);
+                j = t;
+            }
+        }
+    }
+    if (!j) {
+        snprintf(err, n, "the cuda ceilings program printed no ceilings: %.300s", log ? log : "");
+        free(log);
+        return -1;
+    }
+    free(log);
+    *ceilings = j;
+    return 0;
+}
+
+static int cuda_inspect_so(const char *so, const char *workdir, json_t **kernels, char *err, size_t n)
+{
+    return cuda_inspect(so, workdir, cuda_cc(), kernels, err, n);
+}
+
+const backend_t backend_cuda = {
+    .name = "cuda",
+    .src_ext = ".cu",
+    .host_mem_limit = 0,
+    .available = cuda_available,
+    .compile_argv = cuda_compile_argv,
+    .describe = cuda_describe,
+    .measure_ceilings = cuda_measure,
+    .inspect = cuda_inspect_so,
+};

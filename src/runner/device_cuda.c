@@ -1,0 +1,229 @@
+/* device_cuda.c -- the cuda device for the runner.  The CUDA runtime is
+ * loaded with dlopen so that emile builds and runs where CUDA is absent; a
+ * missing runtime is a clear message, not a crash.  Candidates are built
+ * with `-cudart shared`, so the process holds one runtime and one context.
+ *
+ * Timing: CUDA events around the call on the harness's stream, then a full
+ * device synchronisation.  If the host saw the device busy well after the
+ * stream's end event (work launched on another stream, or from a thread the
+ * kernel left behind), the host wall time counts instead and the run is
+ * marked "escaped".  A persisting-L2 window or limit left set by a kernel is
+ * an error: it would speed up the next timed run. */
+#include "device.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef int cuerr_t;
+typedef struct cuda_api {
+    cuerr_t (*SetDevice)(int);
+    cuerr_t (*Malloc)(void **, size_t);
+    cuerr_t (*Memcpy)(void *, const void *, size_t, int);
+    cuerr_t (*Memset)(void *, int, size_t);
+    cuerr_t (*MemsetAsync)(void *, int, size_t, void *);
+    cuerr_t (*StreamCreate)(void **);
+    cuerr_t (*StreamSynchronize)(void *);
+    cuerr_t (*DeviceSynchronize)(void);
+    cuerr_t (*EventCreate)(void **);
+    cuerr_t (*EventRecord)(void *, void *);
+    cuerr_t (*EventSynchronize)(void *);
+    cuerr_t (*EventElapsedTime)(float *, void *, void *);
+    cuerr_t (*GetLastError)(void);
+    cuerr_t (*PeekAtLastError)(void);
+    const char *(*GetErrorString)(cuerr_t);
+    cuerr_t (*DeviceGetAttribute)(int *, int, int);
+    cuerr_t (*DeviceGetLimit)(size_t *, int);
+    cuerr_t (*DeviceSetLimit)(int, size_t);
+    cuerr_t (*StreamGetAttribute)(void *, int, void *);
+} cuda_api_t;
+
+typedef struct cuda_priv {
+    cuda_api_t api;
+    uint8_t *dev_arena;
+    void *flush_buf;
+    size_t flush_bytes;
+    void *ev0, *ev1;
+} cuda_priv_t;
+
+#define CUDA_MEMCPY_H2D 1
+#define CUDA_MEMCPY_D2H 2
+#define CUDA_ATTR_L2_CACHE_SIZE 89
+#define CUDA_LIMIT_PERSISTING_L2 0x06
+#define CUDA_STREAM_ATTR_ACCESS_POLICY_WINDOW 1
+
+static int fail(cuda_priv_t *p, cuerr_t e, const char *what, char *err, size_t n)
+{
+    snprintf(err, n, "%s: %s (cuda error %d)", what, p->api.GetErrorString ? p->api.GetErrorString(e) : "?", e);
+    return -1;
+}
+
+#define CK(call, what)                                   \
+    do {                                                 \
+        cuerr_t e_ = (call);                             \
+        if (e_ != 0)                                     \
+            return fail(p, e_, what, err, n);            \
+    } while (0)
+
+static int load_api(cuda_api_t *a, char *err, size_t n)
+{
+    const char *names[] = {"libcudart.so.13", "libcudart.so.12", "libcudart.so"};
+    void *h = NULL;
+    for (size_t i = 0; i < 3 && !h; i++)
+        h = dlopen(names[i], RTLD_NOW | RTLD_GLOBAL);
+    if (!h) {
+        snprintf(err, n, "the CUDA runtime (libcudart.so) was not found: is CUDA installed and on LD_LIBRARY_PATH?");
+        return -1;
+    }
+#define SYM(f)                                                           \
+    do {                                                                 \
+        *(void **)&a->f = dlsym(h, "cuda" #f);                           \
+        if (!a->f) {                                                     \
+            snprintf(err, n, "libcudart lacks cuda%s", #f);              \
+            return -1;                                                   \
+        }                                                                \
+    } while (0)
+    SYM(SetDevice); SYM(Malloc); SYM(Memcpy); SYM(Memset); SYM(MemsetAsync);
+    SYM(StreamCreate); SYM(StreamSynchronize); SYM(DeviceSynchronize); SYM(EventCreate);
+    SYM(EventRecord); SYM(EventSynchronize); SYM(EventElapsedTime); SYM(GetLastError);
+    SYM(PeekAtLastError); SYM(GetErrorString); SYM(DeviceGetAttribute); SYM(DeviceGetLimit);
+    SYM(DeviceSetLimit); SYM(StreamGetAttribute);
+#undef SYM
+    return 0;
+}
+
+static int cuda_init(device_t *d, uint8_t *host, size_t bytes, char *err, size_t n)
+{
+    cuda_priv_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, n, "out of memory");
+        return -1;
+    }
+    d->priv = p;
+    if (load_api(&p->api, err, n) != 0)
+        return -1;
+    CK(p->api.SetDevice(0), "cudaSetDevice");
+    CK(p->api.Malloc((void **)&p->dev_arena, bytes), "cudaMalloc(arena)");
+    int l2 = 0;
+    p->api.DeviceGetAttribute(&l2, CUDA_ATTR_L2_CACHE_SIZE, 0);
+    p->flush_bytes = (size_t)(l2 > 0 ? l2 : (50 << 20)) * 4;
+    CK(p->api.Malloc(&p->flush_buf, p->flush_bytes), "cudaMalloc(flush)");
+    CK(p->api.StreamCreate(&d->stream), "cudaStreamCreate");
+    CK(p->api.EventCreate(&p->ev0), "cudaEventCreate");
+    CK(p->api.EventCreate(&p->ev1), "cudaEventCreate");
+    /* Device memory is never handed out uninitialised. */
+    CK(p->api.Memset(p->dev_arena, 0xff, bytes), "cudaMemset");
+    CK(p->api.DeviceSynchronize(), "cudaDeviceSynchronize");
+    d->host = host;
+    d->bytes = bytes;
+    return 0;
+}
+
+static void *cuda_ptr(device_t *d, size_t off)
+{
+    return ((cuda_priv_t *)d->priv)->dev_arena + off;
+}
+
+static int cuda_upload(device_t *d, size_t off, size_t bytes, char *err, size_t n)
+{
+    cuda_priv_t *p = d->priv;
+    CK(p->api.Memcpy(p->dev_arena + off, d->host + off, bytes, CUDA_MEMCPY_H2D), "upload");
+    return 0;
+}
+
+static int cuda_download(device_t *d, size_t off, size_t bytes, size_t host_off, char *err, size_t n)
+{
+    cuda_priv_t *p = d->priv;
+    CK(p->api.Memcpy(d->host + host_off, p->dev_arena + off, bytes, CUDA_MEMCPY_D2H), "download");
+    return 0;
+}
+
+static int cuda_poison(device_t *d, size_t off, size_t bytes, char *err, size_t n)
+{
+    cuda_priv_t *p = d->priv;
+    CK(p->api.MemsetAsync(p->dev_arena + off, 0xff, bytes, d->stream), "poison");
+    return 0;
+}
+
+static int cuda_flush(device_t *d, char *err, size_t n)
+{
+    cuda_priv_t *p = d->priv;
+    CK(p->api.MemsetAsync(p->flush_buf, 0x5a, p->flush_bytes, d->stream), "L2 flush");
+    return 0;
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cuda_timed_call(device_t *d, emile_kernel_fn fn, emile_args_t *args, run_timing_t *t,
+                           char *err, size_t n)
+{
+    cuda_priv_t *p = d->priv;
+    CK(p->api.StreamSynchronize(d->stream), "sync before run");
+    CK(p->api.EventRecord(p->ev0, d->stream), "cudaEventRecord");
+    double h0 = now_ns();
+    t->rc = fn(args);
+    CK(p->api.EventRecord(p->ev1, d->stream), "cudaEventRecord");
+    CK(p->api.EventSynchronize(p->ev1), "kernel execution");
+    double h_ev = now_ns();
+    CK(p->api.DeviceSynchronize(), "kernel execution");
+    double h1 = now_ns();
+    CK(p->api.GetLastError(), "kernel launch");
+    float ms = 0;
+    CK(p->api.EventElapsedTime(&ms, p->ev0, p->ev1), "cudaEventElapsedTime");
+    t->elapsed_ns = (double)ms * 1e6;
+    t->wall_ns = h1 - h0;
+    t->cpu_ns = 0;
+    /* The device stayed busy after the stream's end event: some of the
+     * kernel's work ran outside the stream.  Count the host's view. */
+    t->escaped = (h1 - h_ev) > 50e3 + 0.05 * t->elapsed_ns;
+    if (t->escaped && t->wall_ns > t->elapsed_ns)
+        t->elapsed_ns = t->wall_ns;
+    size_t persist = 0;
+    if (p->api.DeviceGetLimit(&persist, CUDA_LIMIT_PERSISTING_L2) == 0 && persist > 0) {
+        p->api.DeviceSetLimit(CUDA_LIMIT_PERSISTING_L2, 0);
+        snprintf(err, n, "the kernel left a persisting-L2 cache limit set (%zu bytes)", persist);
+        return -1;
+    }
+    unsigned char win[64] = {0};
+    if (p->api.StreamGetAttribute(d->stream, CUDA_STREAM_ATTR_ACCESS_POLICY_WINDOW, win) == 0) {
+        size_t num_bytes;
+        memcpy(&num_bytes, win + sizeof(void *), sizeof num_bytes);
+        if (num_bytes > 0) {
+            snprintf(err, n, "the kernel left an L2 access-policy window set on the stream (%zu bytes)", num_bytes);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int cuda_healthy(device_t *d, char *err, size_t n)
+{
+    cuda_priv_t *p = d->priv;
+    CK(p->api.DeviceSynchronize(), "device");
+    CK(p->api.PeekAtLastError(), "device");
+    return 0;
+}
+
+static device_t cuda_device = {
+    .name = "cuda",
+    .init = cuda_init,
+    .ptr = cuda_ptr,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .poison = cuda_poison,
+    .flush = cuda_flush,
+    .timed_call = cuda_timed_call,
+    .healthy = cuda_healthy,
+};
+
+device_t *device_cuda(void)
+{
+    return &cuda_device;
+}

@@ -1,0 +1,155 @@
+/* seccomp_filter.c -- see seccomp_filter.h.  A classic BPF program, written
+ * out by hand to keep the runner free of libraries.  x86-64 only: elsewhere
+ * seccomp_install reports that it is unavailable. */
+#include "seccomp_filter.h"
+
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+
+#define LD_NR BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))
+#define LD_ARG(i) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[i]))
+#define RET(v) BPF_STMT(BPF_RET | BPF_K, (v))
+#define JEQ(k, t, f) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (k), (t), (f))
+#define JSET(k, t, f) BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (k), (t), (f))
+
+static const struct { long nr; const char *name; } denied[] = {
+    {SYS_fork, "fork"}, {SYS_vfork, "vfork"}, {SYS_execve, "execve"}, {SYS_execveat, "execveat"},
+    {SYS_creat, "creat"}, {SYS_rename, "rename"}, {SYS_renameat, "renameat"},
+    {SYS_renameat2, "renameat2"}, {SYS_unlink, "unlink"}, {SYS_unlinkat, "unlinkat"},
+    {SYS_mkdir, "mkdir"}, {SYS_mkdirat, "mkdirat"}, {SYS_rmdir, "rmdir"}, {SYS_link, "link"},
+    {SYS_linkat, "linkat"}, {SYS_symlink, "symlink"}, {SYS_symlinkat, "symlinkat"},
+    {SYS_truncate, "truncate"}, {SYS_chmod, "chmod"}, {SYS_fchmodat, "fchmodat"},
+    {SYS_chown, "chown"}, {SYS_lchown, "lchown"}, {SYS_fchownat, "fchownat"},
+    {SYS_ptrace, "ptrace"}, {SYS_process_vm_readv, "process_vm_readv"},
+    {SYS_process_vm_writev, "process_vm_writev"}, {SYS_setsid, "setsid"},
+    {SYS_setpgid, "setpgid"}, {SYS_mount, "mount"}, {SYS_umount2, "umount2"},
+    {SYS_unshare, "unshare"}, {SYS_setns, "setns"}, {SYS_chroot, "chroot"},
+    {SYS_pivot_root, "pivot_root"}, {SYS_reboot, "reboot"}, {SYS_init_module, "init_module"},
+    {SYS_finit_module, "finit_module"}, {SYS_delete_module, "delete_module"}, {SYS_bpf, "bpf"},
+    {SYS_io_uring_setup, "io_uring_setup"}, {SYS_kexec_load, "kexec_load"},
+    {SYS_setuid, "setuid"}, {SYS_setgid, "setgid"}, {SYS_setreuid, "setreuid"},
+    {SYS_setresuid, "setresuid"}, {SYS_utimensat, "utimensat"}, {SYS_mknod, "mknod"},
+    {SYS_mknodat, "mknodat"},
+};
+
+const char *seccomp_syscall_name(long nr)
+{
+    for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++)
+        if (denied[i].nr == nr)
+            return denied[i].name;
+    switch (nr) {
+    case SYS_clone: return "clone (new process)";
+    case SYS_socket: return "socket (network)";
+    case SYS_open: return "open (for writing)";
+    case SYS_openat: return "openat (for writing)";
+    case SYS_kill: return "kill (another process)";
+    case SYS_tgkill: return "tgkill (another process)";
+    case SYS_tkill: return "tkill";
+    default: return "unknown";
+    }
+}
+
+int seccomp_install(int write_errno, char *err, size_t n)
+{
+    const unsigned trap = SECCOMP_RET_TRAP;
+    const unsigned allow = SECCOMP_RET_ALLOW;
+    const unsigned wdeny = write_errno ? (SECCOMP_RET_ERRNO | EACCES) : trap;
+    const unsigned enosys = SECCOMP_RET_ERRNO | ENOSYS;
+    const unsigned pid = (unsigned)getpid();
+    const unsigned wflags = 01 | 02 | 0100 | 01000 | 02000; /* WRONLY RDWR CREAT TRUNC APPEND */
+    const size_t nd = sizeof denied / sizeof denied[0];
+
+    struct sock_filter prog[160];
+    size_t k = 0;
+    /* Architecture: anything but x86-64 (e.g. the x32 or i386 ABIs) dies. */
+    prog[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    prog[k++] = (struct sock_filter)JEQ(AUDIT_ARCH_X86_64, 1, 0);
+    prog[k++] = (struct sock_filter)RET(SECCOMP_RET_KILL_PROCESS);
+    prog[k++] = (struct sock_filter)LD_NR;
+    prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1); /* x32 */
+    prog[k++] = (struct sock_filter)RET(SECCOMP_RET_KILL_PROCESS);
+    for (size_t i = 0; i < nd; i++) {
+        prog[k++] = (struct sock_filter)JEQ((unsigned)denied[i].nr, 0, 1);
+        prog[k++] = (struct sock_filter)RET(trap);
+    }
+    /* clone: threads only. */
+    prog[k++] = (struct sock_filter)JEQ(SYS_clone, 0, 4);
+    prog[k++] = (struct sock_filter)LD_ARG(0);
+    prog[k++] = (struct sock_filter)JSET(CLONE_THREAD, 0, 1);
+    prog[k++] = (struct sock_filter)RET(allow);
+    prog[k++] = (struct sock_filter)RET(trap);
+    /* clone3 hides its flags in memory: make libc fall back to clone. */
+    prog[k++] = (struct sock_filter)LD_NR;
+    prog[k++] = (struct sock_filter)JEQ(SYS_clone3, 0, 1);
+    prog[k++] = (struct sock_filter)RET(enosys);
+    /* socket: AF_UNIX only. */
+    prog[k++] = (struct sock_filter)JEQ(SYS_socket, 0, 4);
+    prog[k++] = (struct sock_filter)LD_ARG(0);
+    prog[k++] = (struct sock_filter)JEQ(1 /* AF_UNIX */, 0, 1);
+    prog[k++] = (struct sock_filter)RET(allow);
+    prog[k++] = (struct sock_filter)RET(trap);
+    /* open(path, flags): read-only. */
+    prog[k++] = (struct sock_filter)LD_NR;
+    prog[k++] = (struct sock_filter)JEQ(SYS_open, 0, 4);
+    prog[k++] = (struct sock_filter)LD_ARG(1);
+    prog[k++] = (struct sock_filter)JSET(wflags, 0, 1);
+    prog[k++] = (struct sock_filter)RET(wdeny);
+    prog[k++] = (struct sock_filter)RET(allow);
+    /* openat(dir, path, flags): read-only. */
+    prog[k++] = (struct sock_filter)JEQ(SYS_openat, 0, 4);
+    prog[k++] = (struct sock_filter)LD_ARG(2);
+    prog[k++] = (struct sock_filter)JSET(wflags, 0, 1);
+    prog[k++] = (struct sock_filter)RET(wdeny);
+    prog[k++] = (struct sock_filter)RET(allow);
+    /* kill / tgkill: only this process (abort() and raise() need them). */
+    prog[k++] = (struct sock_filter)JEQ(SYS_kill, 1, 0);
+    prog[k++] = (struct sock_filter)JEQ(SYS_tgkill, 0, 4);
+    prog[k++] = (struct sock_filter)LD_ARG(0);
+    prog[k++] = (struct sock_filter)JEQ(pid, 0, 1);
+    prog[k++] = (struct sock_filter)RET(allow);
+    prog[k++] = (struct sock_filter)RET(trap);
+    prog[k++] = (struct sock_filter)RET(allow);
+
+    if (k > sizeof prog / sizeof prog[0]) {
+        snprintf(err, n, "seccomp program too long");
+        return -1;
+    }
+    struct sock_fprog fprog = {.len = (unsigned short)k, .filter = prog};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        snprintf(err, n, "prctl(NO_NEW_PRIVS): %s", strerror(errno));
+        return -1;
+    }
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0) {
+        snprintf(err, n, "seccomp: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+#else
+
+const char *seccomp_syscall_name(long nr)
+{
+    (void)nr;
+    return "unknown";
+}
+
+int seccomp_install(int write_errno, char *err, size_t n)
+{
+    (void)write_errno;
+    snprintf(err, n, "seccomp filter not available on this architecture");
+    return -1;
+}
+
+#endif

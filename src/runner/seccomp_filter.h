@@ -1,0 +1,27 @@
+/*
+ * seccomp_filter.h -- the system calls a kernel may not make.  Installed by
+ * the runner before it loads the candidate, so constructors are covered too.
+ *
+ * Denied: creating processes (fork, vfork, clone without CLONE_THREAD,
+ * exec), network sockets (anything but AF_UNIX), opening files for writing
+ * and every call that changes the file system, signalling or tracing other
+ * processes, leaving the process group, namespaces, mounts, modules, bpf.
+ * Threads (clone with CLONE_THREAD) and read-only opens are allowed, so
+ * OpenMP and the CUDA driver work.
+ *
+ * A denied call raises SIGSYS (the runner's handler names the call and
+ * exits) except opens for writing when write_errno is set: those fail with
+ * EACCES instead, for drivers that probe files.
+ */
+#ifndef EMILE_SECCOMP_FILTER_H
+#define EMILE_SECCOMP_FILTER_H
+
+#include <stddef.h>
+
+/* 0 on success; -1 with err when the kernel or the architecture does not
+ * allow it (the caller records that the sandbox is weaker). */
+int seccomp_install(int write_errno, char *err, size_t n);
+/* Name of a syscall number the filter denies (for messages). */
+const char *seccomp_syscall_name(long nr);
+
+#endif

@@ -1,0 +1,355 @@
+/* task.c -- load, override, check and serialise a task (see task.h). */
+#include "task.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/fs.h"
+
+static const char *const dtype_names[] = {"f32", "f16", "bf16", "f64", "i32", "i64"};
+
+const char *dtype_name(int dtype)
+{
+    return dtype >= 0 && dtype < 6 ? dtype_names[dtype] : "?";
+}
+
+int dtype_from_name(const char *s)
+{
+    if (!s)
+        return -1;
+    for (int i = 0; i < 6; i++)
+        if (strcmp(s, dtype_names[i]) == 0)
+            return i;
+    if (strcmp(s, "float32") == 0 || strcmp(s, "fp32") == 0) return EMILE_DTYPE_F32;
+    if (strcmp(s, "float16") == 0 || strcmp(s, "fp16") == 0 || strcmp(s, "half") == 0) return EMILE_DTYPE_F16;
+    if (strcmp(s, "bfloat16") == 0) return EMILE_DTYPE_BF16;
+    if (strcmp(s, "float64") == 0 || strcmp(s, "fp64") == 0) return EMILE_DTYPE_F64;
+    return -1;
+}
+
+void task_init(task_t *t)
+{
+    memset(t, 0, sizeof *t);
+    t->dtype = EMILE_DTYPE_F32;
+    snprintf(t->backend, sizeof t->backend, "cpu");
+    snprintf(t->agent, sizeof t->agent, "builtin");
+    t->target_pct = 50;
+    t->max_iters = 8;
+    t->time_limit_s = 60;
+    t->compile_limit_s = 120;
+    t->memory_limit_mb = 4096;
+    t->seed = 0x5eed0001ULL;
+}
+
+void task_free(task_t *t)
+{
+    op_free(&t->op);
+    free(t->reference_source);
+    json_decref(t->agent_config);
+    memset(t, 0, sizeof *t);
+}
+
+static int set_op(task_t *t, const json_t *opj, char *err, size_t errlen)
+{
+    op_free(&t->op);
+    if (json_is_string(opj)) {
+        const op_t *b = op_find_builtin(json_string_value(opj));
+        if (!b) {
+            snprintf(err, errlen, "unknown op '%s' (builtin ops: attention; or describe the op as an object)",
+                     json_string_value(opj));
+            return -1;
+        }
+        op_copy(b, &t->op);
+    } else if (op_from_json(opj, &t->op, err, errlen) != 0) {
+        return -1;
+    }
+    /* Start from the op's defaults; the task's params override them. */
+    t->params = t->op.defaults;
+    return 0;
+}
+
+int task_set_reference_file(task_t *t, const char *path, char *err, size_t errlen)
+{
+    size_t len = 0;
+    char *src = fs_read_file(path, 1 << 22, &len);
+    if (!src) {
+        snprintf(err, errlen, "cannot read reference %s: %s", path, strerror(errno));
+        return -1;
+    }
+    free(t->reference_source);
+    t->reference_source = src;
+    snprintf(t->reference_path, sizeof t->reference_path, "%s", path);
+    const char *dot = strrchr(path, '.');
+    snprintf(t->reference_lang, sizeof t->reference_lang, "%s",
+             dot && (strcmp(dot, ".cu") == 0) ? "cu" : "c");
+    return 0;
+}
+
+static const char *const known_keys[] = {
+    "name", "op", "params", "dtype", "backend", "reference", "reference_source", "reference_lang",
+    "reference_path", "target", "max_iters", "agent", "agent_config", "tolerance", "time_limit_s",
+    "compile_limit_s", "memory_limit_mb", "seed", "description"};
+
+int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, size_t errlen)
+{
+    if (!json_is_object(j)) {
+        snprintf(err, errlen, "a task must be a JSON object");
+        return -1;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)j, key, val) {
+        int ok = 0;
+        for (size_t i = 0; i < sizeof known_keys / sizeof known_keys[0]; i++)
+            ok |= strcmp(key, known_keys[i]) == 0;
+        if (!ok) {
+            snprintf(err, errlen, "unknown task field \"%s\"", key);
+            return -1;
+        }
+    }
+    json_t *opj = json_object_get(j, "op");
+    if (!opj) {
+        snprintf(err, errlen, "task has no \"op\" (e.g. \"op\": \"attention\")");
+        return -1;
+    }
+    if (set_op(t, opj, err, errlen) != 0)
+        return -1;
+    const char *s;
+    if ((s = json_string_value(json_object_get(j, "name"))))
+        snprintf(t->name, sizeof t->name, "%s", s);
+    json_t *params = json_object_get(j, "params");
+    if (params && !json_is_object(params)) {
+        snprintf(err, errlen, "\"params\" must be an object");
+        return -1;
+    }
+    json_object_foreach(params, key, val) {
+        double v;
+        if (json_is_boolean(val)) v = json_is_true(val);
+        else if (json_is_number(val)) v = json_number_value(val);
+        else {
+            snprintf(err, errlen, "parameter \"%s\" must be a number", key);
+            return -1;
+        }
+        if (isnan(op_param_get(&t->op.defaults, key, NAN))) {
+            snprintf(err, errlen, "op %s has no parameter \"%s\"", t->op.name, key);
+            return -1;
+        }
+        op_param_set(&t->params, key, v);
+    }
+    if ((val = json_object_get(j, "dtype"))) {
+        t->dtype = dtype_from_name(json_string_value(val));
+        if (t->dtype < 0) {
+            snprintf(err, errlen, "unknown dtype (use f32, f16, bf16 or f64)");
+            return -1;
+        }
+    }
+    if ((s = json_string_value(json_object_get(j, "backend"))))
+        snprintf(t->backend, sizeof t->backend, "%s", s);
+    if ((s = json_string_value(json_object_get(j, "agent"))))
+        snprintf(t->agent, sizeof t->agent, "%s", s);
+    if ((val = json_object_get(j, "agent_config"))) {
+        if (!json_is_object(val)) {
+            snprintf(err, errlen, "\"agent_config\" must be an object");
+            return -1;
+        }
+        json_decref(t->agent_config);
+        t->agent_config = json_deep_copy(val);
+    }
+    struct { const char *k; double *dst; } nums[] = {
+        {"target", &t->target_pct}, {"tolerance", &t->tolerance}, {"time_limit_s", &t->time_limit_s},
+        {"compile_limit_s", &t->compile_limit_s}, {"memory_limit_mb", &t->memory_limit_mb}};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        if ((val = json_object_get(j, nums[i].k))) {
+            if (!json_is_number(val)) {
+                snprintf(err, errlen, "\"%s\" must be a number", nums[i].k);
+                return -1;
+            }
+            *nums[i].dst = json_number_value(val);
+        }
+    if ((val = json_object_get(j, "max_iters"))) {
+        if (!json_is_integer(val)) {
+            snprintf(err, errlen, "\"max_iters\" must be an integer");
+            return -1;
+        }
+        t->max_iters = (int)json_integer_value(val);
+    }
+    if ((val = json_object_get(j, "seed")) && json_is_integer(val))
+        t->seed = (unsigned long long)json_integer_value(val);
+
+    if ((s = json_string_value(json_object_get(j, "reference_source")))) {
+        free(t->reference_source);
+        t->reference_source = strdup(s);
+        const char *lang = json_string_value(json_object_get(j, "reference_lang"));
+        snprintf(t->reference_lang, sizeof t->reference_lang, "%s", lang ? lang : "c");
+        const char *rp = json_string_value(json_object_get(j, "reference_path"));
+        if (rp)
+            snprintf(t->reference_path, sizeof t->reference_path, "%s", rp);
+    } else if ((s = json_string_value(json_object_get(j, "reference")))) {
+        char path[PATH_MAX];
+        if (s[0] == '/' || !base_dir)
+            snprintf(path, sizeof path, "%s", s);
+        else
+            snprintf(path, sizeof path, "%s/%s", base_dir, s);
+        if (task_set_reference_file(t, path, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int task_load_file(task_t *t, const char *path, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) {
+        if (errno == ENOENT || je.line < 0)
+            snprintf(err, errlen, "cannot read task file %s: %s", path, je.text);
+        else
+            snprintf(err, errlen, "task file %s is not valid JSON: line %d column %d: %s", path, je.line,
+                     je.column, je.text);
+        return -1;
+    }
+    char *copy = strdup(path);
+    int rc = task_from_json(t, j, dirname(copy), err, errlen);
+    free(copy);
+    json_decref(j);
+    if (rc != 0) {
+        char tmp[512];
+        snprintf(tmp, sizeof tmp, "%s", err);
+        snprintf(err, errlen, "%s: %s", path, tmp);
+    }
+    return rc;
+}
+
+/* CLI flag names use dashes; params use underscores. */
+static void flag_to_param(const char *key, char *out, size_t n)
+{
+    snprintf(out, n, "%s", key);
+    for (char *p = out; *p; p++)
+        if (*p == '-')
+            *p = '_';
+    if (strcmp(out, "q_heads") == 0 || strcmp(out, "kv_heads") == 0 || strcmp(out, "head_dim") == 0)
+        return;
+    if (strcmp(out, "heads") == 0)
+        snprintf(out, n, "q_heads");
+}
+
+int task_set(task_t *t, const char *key, const char *value, char *err, size_t errlen)
+{
+    char k[64];
+    flag_to_param(key, k, sizeof k);
+    char *end = NULL;
+    if (strcmp(k, "op") == 0) {
+        json_t *s = json_string(value);
+        int rc = set_op(t, s, err, errlen);
+        json_decref(s);
+        return rc;
+    }
+    if (strcmp(k, "dtype") == 0) {
+        t->dtype = dtype_from_name(value);
+        if (t->dtype < 0) {
+            snprintf(err, errlen, "unknown dtype '%s' (use f32, f16, bf16 or f64)", value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(k, "backend") == 0) { snprintf(t->backend, sizeof t->backend, "%s", value); return 0; }
+    if (strcmp(k, "agent") == 0) { snprintf(t->agent, sizeof t->agent, "%s", value); return 0; }
+    if (strcmp(k, "reference") == 0) return task_set_reference_file(t, value, err, errlen);
+    if (strcmp(k, "model") == 0 || strcmp(k, "base_url") == 0) {
+        if (!t->agent_config)
+            t->agent_config = json_object();
+        json_object_set_new(t->agent_config, k, json_string(value));
+        return 0;
+    }
+    double v = value ? strtod(value, &end) : 0;
+    if (!value || end == value || *end) {
+        snprintf(err, errlen, "--%s needs a number (got '%s')", key, value ? value : "");
+        return -1;
+    }
+    if (strcmp(k, "target") == 0) { t->target_pct = v; return 0; }
+    if (strcmp(k, "max_iters") == 0) { t->max_iters = (int)v; return 0; }
+    if (strcmp(k, "tolerance") == 0) { t->tolerance = v; return 0; }
+    if (strcmp(k, "time_limit") == 0) { t->time_limit_s = v; return 0; }
+    if (strcmp(k, "seed") == 0) { t->seed = (unsigned long long)v; return 0; }
+    if (!t->op.name[0]) {
+        snprintf(err, errlen, "--%s given before the op is known (give --op or a task file first)", key);
+        return -1;
+    }
+    if (isnan(op_param_get(&t->op.defaults, k, NAN))) {
+        snprintf(err, errlen, "op %s has no parameter '%s'", t->op.name, k);
+        return -1;
+    }
+    return op_param_set(&t->params, k, v);
+}
+
+int task_finalize(task_t *t, char *err, size_t errlen)
+{
+    if (!t->op.name[0]) {
+        snprintf(err, errlen, "no op given (task file \"op\" or --op)");
+        return -1;
+    }
+    if (!t->reference_source) {
+        snprintf(err, errlen, "no reference kernel given (task file \"reference\" or --reference FILE)");
+        return -1;
+    }
+    if (strcmp(t->backend, "cpu") != 0 && strcmp(t->backend, "cuda") != 0) {
+        snprintf(err, errlen, "unknown backend '%s' (cpu or cuda)", t->backend);
+        return -1;
+    }
+    if (t->max_iters < 0 || t->max_iters > 10000) {
+        snprintf(err, errlen, "max_iters must be between 0 and 10000 (got %d)", t->max_iters);
+        return -1;
+    }
+    if (!(t->target_pct > 0 && t->target_pct <= 100)) {
+        snprintf(err, errlen, "target must be a share of the roofline in (0, 100] %% (got %g)", t->target_pct);
+        return -1;
+    }
+    if (!(t->time_limit_s > 0) || !(t->compile_limit_s > 0) || !(t->memory_limit_mb >= 16)) {
+        snprintf(err, errlen, "time_limit_s, compile_limit_s must be positive and memory_limit_mb at least 16");
+        return -1;
+    }
+    if (t->op.derive_params)
+        t->op.derive_params(&t->params);
+    return op_check_params(&t->op, &t->params, t->dtype, err, errlen);
+}
+
+json_t *task_to_json(const task_t *t)
+{
+    json_t *j = json_object();
+    if (t->name[0])
+        json_object_set_new(j, "name", json_string(t->name));
+    json_object_set_new(j, "op", t->op.builtin ? json_string(t->op.name) : op_to_json(&t->op));
+    json_t *p = json_object();
+    for (int i = 0; i < t->params.n; i++) {
+        double v = t->params.values[i];
+        if (v == floor(v) && fabs(v) < 9e15)
+            json_object_set_new(p, t->params.names[i], json_integer((json_int_t)v));
+        else
+            json_object_set_new(p, t->params.names[i], json_real(v));
+    }
+    json_object_set_new(j, "params", p);
+    json_object_set_new(j, "dtype", json_string(dtype_name(t->dtype)));
+    json_object_set_new(j, "backend", json_string(t->backend));
+    if (t->reference_source)
+        json_object_set_new(j, "reference_source", json_string(t->reference_source));
+    json_object_set_new(j, "reference_lang", json_string(t->reference_lang[0] ? t->reference_lang : "c"));
+    if (t->reference_path[0])
+        json_object_set_new(j, "reference_path", json_string(t->reference_path));
+    json_object_set_new(j, "target", json_real(t->target_pct));
+    json_object_set_new(j, "max_iters", json_integer(t->max_iters));
+    json_object_set_new(j, "agent", json_string(t->agent));
+    if (t->agent_config)
+        json_object_set(j, "agent_config", t->agent_config);
+    if (t->tolerance > 0)
+        json_object_set_new(j, "tolerance", json_real(t->tolerance));
+    json_object_set_new(j, "time_limit_s", json_real(t->time_limit_s));
+    json_object_set_new(j, "compile_limit_s", json_real(t->compile_limit_s));
+    json_object_set_new(j, "memory_limit_mb", json_real(t->memory_limit_mb));
+    json_object_set_new(j, "seed", json_integer((json_int_t)t->seed));
+    return j;
+}

@@ -1,0 +1,21 @@
+/* fs.h -- small file-system helpers with errno-style failure reporting. */
+#ifndef EMILE_FS_H
+#define EMILE_FS_H
+
+#include <stddef.h>
+
+/* Whole file into a NUL-terminated malloc'd buffer; NULL (errno set) on
+ * failure or when larger than max_bytes (errno = EFBIG). */
+char *fs_read_file(const char *path, size_t max_bytes, size_t *len);
+/* Write atomically (temp file + rename); 0 or -1 with errno. */
+int fs_write_file(const char *path, const void *data, size_t len);
+int fs_mkdir_p(const char *path, int mode);
+/* Remove a tree; 0 or -1.  Refuses "/" and empty paths. */
+int fs_rm_rf(const char *path);
+/* Create a fresh private directory under $TMPDIR (or /tmp): "<prefix>XXXXXX". */
+int fs_mkdtemp(const char *prefix, char *out, size_t n);
+int fs_exists(const char *path);
+/* Copy a file; 0 or -1. */
+int fs_copy_file(const char *src, const char *dst);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * evaluate.h -- the profile_kernel tool: compile, validate and profile one
+ * kernel against the task's reference, inside the sandbox.  The same call
+ * serves the builtin agent, the LLM agents and the user (`emile profile`),
+ * through the worker protocol (docs/PROTOCOL.md).
+ */
+#ifndef EMILE_EVALUATE_H
+#define EMILE_EVALUATE_H
+
+#include <jansson.h>
+
+typedef struct worker_ctx worker_ctx_t;
+
+/* A private working directory and an empty reference cache; NULL with err. */
+worker_ctx_t *worker_ctx_new(char *err, size_t n);
+void worker_ctx_free(worker_ctx_t *w);
+
+/* The evaluate reply of docs/PROTOCOL.md (without "id"); never NULL. */
+json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *source,
+                        const json_t *options);
+/* {"ok":true,"devices":[...]} or {"ok":false,"error":...}. */
+json_t *worker_devices(worker_ctx_t *w, const char *backend, int remeasure);
+
+#endif

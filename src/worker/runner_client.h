@@ -1,0 +1,36 @@
+/* runner_client.h -- the worker's side of the runner protocol (see
+ * src/runner/runner_main.c): start a runner for one kernel with its own
+ * shared arena, send commands with fresh nonces, read replies, and turn a
+ * runner's death into a message. */
+#ifndef EMILE_RUNNER_CLIENT_H
+#define EMILE_RUNNER_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "sandbox.h"
+
+typedef struct runner {
+    sandbox_proc_t proc;
+    int arena_fd;
+    uint8_t *arena;
+    size_t arena_bytes;
+    double timeout_s;
+    int seccomp;                 /* the filter is on */
+    int uid;                     /* the uid the kernel runs as */
+    int dead;                    /* died: msg says how */
+    char msg[1536];
+} runner_t;
+
+enum { RUNNER_OK = 0, RUNNER_ERR = -1, RUNNER_DIED = -2 };
+
+/* Start a runner hosting so_path in dir with a fresh arena of arena_bytes.
+ * RUNNER_OK, or RUNNER_DIED/RUNNER_ERR with r->msg. */
+int runner_start(runner_t *r, const backend_t *b, const char *dir, const char *so_path,
+                 size_t arena_bytes, const sandbox_limits_t *l);
+/* Send "CMD NONCE ARGS"; on "ok NONCE REST" copy REST into out. */
+int runner_cmd(runner_t *r, char *out, size_t n, const char *cmd, const char *args);
+void runner_stop(runner_t *r);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * sandbox.h -- child processes for untrusted code (compilers on candidate
+ * source, runners hosting candidate kernels), each in its own process group
+ * with resource limits, its own directory, no network where the kernel
+ * allows it, and a wall-clock limit after which the whole group is killed.
+ */
+#ifndef EMILE_SANDBOX_H
+#define EMILE_SANDBOX_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct sandbox_limits {
+    double wall_s;         /* wall clock; the group is SIGKILLed after it */
+    double cpu_s;          /* RLIMIT_CPU (all threads together) */
+    size_t mem_bytes;      /* RLIMIT_AS; 0 = none (CUDA reserves huge VA) */
+    size_t fsize_bytes;    /* RLIMIT_FSIZE: largest file (and log) written */
+    long nproc;            /* RLIMIT_NPROC; enforced for non-root users only */
+    int isolate_net;       /* try unshare(CLONE_NEWNET) */
+    long drop_uid;         /* >= 0 and running as root: become this uid */
+} sandbox_limits_t;
+
+/* Defaults: the task's limits; the sandbox user is "nobody" when root. */
+void sandbox_limits_default(sandbox_limits_t *l);
+/* The uid untrusted code runs as when we are root (nobody), or -1. */
+long sandbox_untrusted_uid(void);
+
+/* Run argv in dir, wait at most wall_s.  Output (stdout+stderr) is captured
+ * into *log (malloc'd, at most fsize_bytes kept).  *status receives a
+ * waitpid status; *timed_out is set when the wall limit struck.
+ * Returns 0 when the process ran (whatever its status), -1 on spawn error. */
+int sandbox_run(const char *dir, char *const argv[], const sandbox_limits_t *l,
+                int *status, int *timed_out, char **log, double *seconds,
+                char *err, size_t errlen);
+
+/* A long-lived runner: spawned with a control socket and the arena fd. */
+typedef struct sandbox_proc {
+    pid_t pid;
+    int ctl;               /* our end of the control socket */
+    char log_path[512];    /* the child's stdout+stderr */
+    int exited;
+    int status;            /* waitpid status once exited */
+    int timed_out;
+    int net_isolated;
+} sandbox_proc_t;
+
+/* argv[0] is the runner binary; the strings "{CTL}" and "{ARENA}" in argv
+ * are replaced by the child's fd numbers. */
+int sandbox_spawn(const char *dir, char *const argv[], int arena_fd,
+                  const sandbox_limits_t *l, sandbox_proc_t *p, char *err, size_t errlen);
+/* Send one line, read one reply line within timeout_s.  Returns 0, or -1
+ * when the process died or timed out (then it is killed and reaped and
+ * sandbox_describe_death explains). */
+int sandbox_request(sandbox_proc_t *p, const char *line, char *reply, size_t n, double timeout_s);
+/* Read one line without sending (e.g. the "ready" greeting). */
+int sandbox_read_line(sandbox_proc_t *p, char *reply, size_t n, double timeout_s);
+void sandbox_kill(sandbox_proc_t *p);
+/* "crashed: SIGSEGV (Segmentation fault)", "timed out after 30 s", ... plus
+ * the tail of the child's output. */
+void sandbox_describe_death(const sandbox_proc_t *p, double timeout_s, char *buf, size_t n);
+void sandbox_describe_status(int status, int timed_out, double timeout_s, char *buf, size_t n);
+
+#endif

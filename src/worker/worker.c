@@ -1,0 +1,91 @@
+/* worker.c -- see worker.h.  A malformed request gets {"ok":false,...} and
+ * the worker goes on; nothing a request says can stop it but end of input. */
+#include "worker.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "evaluate.h"
+
+static json_t *error_reply(json_t *id, const char *msg)
+{
+    json_t *r = json_object();
+    if (id)
+        json_object_set(r, "id", id);
+    json_object_set_new(r, "ok", json_false());
+    json_object_set_new(r, "error", json_string(msg));
+    return r;
+}
+
+static json_t *handle(worker_ctx_t *w, const json_t *req)
+{
+    json_t *id = json_object_get(req, "id");
+    const char *cmd = json_string_value(json_object_get(req, "cmd"));
+    json_t *reply;
+    if (!cmd)
+        return error_reply(id, "request has no \"cmd\"");
+    if (strcmp(cmd, "hello") == 0) {
+        reply = json_object();
+        json_object_set_new(reply, "ok", json_true());
+        json_object_set_new(reply, "protocol", json_integer(WORKER_PROTOCOL));
+        char host[256] = "";
+        gethostname(host, sizeof host - 1);
+        json_object_set_new(reply, "host", json_string(host));
+        json_object_set_new(reply, "backends", json_pack("[ss]", "cpu", "cuda"));
+    } else if (strcmp(cmd, "devices") == 0) {
+        reply = worker_devices(w, json_string_value(json_object_get(req, "backend")),
+                               json_is_true(json_object_get(req, "remeasure")));
+    } else if (strcmp(cmd, "evaluate") == 0) {
+        const json_t *task = json_object_get(req, "task");
+        const char *src = json_string_value(json_object_get(json_object_get(req, "kernel"), "source"));
+        if (!json_is_object(task) || !src)
+            return error_reply(id, "evaluate needs \"task\" (object) and \"kernel\": {\"source\": ...}");
+        reply = worker_evaluate(w, task, src, json_object_get(req, "options"));
+    } else {
+        return error_reply(id, "unknown cmd (hello, devices, evaluate)");
+    }
+    if (id)
+        json_object_set(reply, "id", id);
+    return reply;
+}
+
+int worker_serve(FILE *in, FILE *out)
+{
+    char err[512];
+    /* A dying runner must not take us with it through a broken socket. */
+    signal(SIGPIPE, SIG_IGN);
+    worker_ctx_t *w = worker_ctx_new(err, sizeof err);
+    if (!w) {
+        fprintf(stderr, "emile worker: %s\n", err);
+        return 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, in)) >= 0) {
+        if (len == 0 || line[0] == '\n')
+            continue;
+        json_error_t je;
+        json_t *req = json_loads(line, 0, &je);
+        json_t *reply;
+        if (!req || !json_is_object(req)) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "request is not a JSON object: %s", req ? "not an object" : je.text);
+            reply = error_reply(NULL, msg);
+        } else {
+            reply = handle(w, req);
+        }
+        json_decref(req);
+        char *text = json_dumps(reply, JSON_COMPACT);
+        json_decref(reply);
+        fprintf(out, "%s\n", text ? text : "{\"ok\":false,\"error\":\"out of memory\"}");
+        fflush(out);
+        free(text);
+    }
+    free(line);
+    worker_ctx_free(w);
+    return 0;
+}
