@@ -192,6 +192,10 @@ char *llm_task_prompt(const agent_context_t *ctx)
         json_object_del(tj, "reference_source");
         json_object_del(tj, "reference");
         json_object_del(tj, "agent_config");
+        /* The input seed is the worker's secret: a kernel that knew it
+         * could precompute its outputs. */
+        json_object_del(tj, "seed");
+        json_object_del(tj, "reference_path");
         add_json(&b, "Task (canonical JSON)", tj);
         json_decref(tj);
     }
