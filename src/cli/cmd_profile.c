@@ -1,0 +1,75 @@
+/* cmd_profile.c -- `emile profile TASK KERNEL`: the profile_kernel tool on
+ * its own.  Exit 0 when the kernel is valid, 1 otherwise. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "report/report_md.h"
+#include "util/fs.h"
+#include "worker/worker_client.h"
+
+int cmd_profile(int argc, char **argv)
+{
+    task_t t;
+    task_init(&t);
+    cli_common_t c;
+    int rc = cli_parse(argc, argv, &t, &c, 1);
+    if (rc != 0) {
+        task_free(&t);
+        return rc;
+    }
+    if (c.n_positional != 1) {
+        fprintf(stderr, "emile: usage: emile profile TASK.json KERNEL [--json] [--counters]\n");
+        task_free(&t);
+        return 2;
+    }
+    char *src = fs_read_file(c.positional[0], 1 << 22, NULL);
+    if (!src) {
+        fprintf(stderr, "emile: cannot read kernel %s: %s\n", c.positional[0], strerror(errno));
+        task_free(&t);
+        return 2;
+    }
+    char err[1024];
+    worker_client_t w;
+    if (worker_client_open(&w, c.worker, err, sizeof err) != 0) {
+        fprintf(stderr, "emile: %s\n", err);
+        free(src);
+        task_free(&t);
+        return 1;
+    }
+    json_t *req = json_object();
+    json_object_set_new(req, "cmd", json_string("evaluate"));
+    json_object_set_new(req, "task", task_to_json(&t));
+    json_object_set_new(req, "kernel", json_pack("{ss}", "source", src));
+    json_object_set_new(req, "options", json_pack("{sb}", "counters", c.counters));
+    json_t *reply = worker_client_call(&w, req, err, sizeof err);
+    json_decref(req);
+    worker_client_close(&w);
+    free(src);
+    task_free(&t);
+    if (!reply) {
+        fprintf(stderr, "emile: %s\n", err);
+        return 1;
+    }
+    const char *status = json_string_value(json_object_get(reply, "status"));
+    int valid = status && strcmp(status, "valid") == 0;
+    if (c.json) {
+        char *s = json_dumps(reply, JSON_INDENT(2) | JSON_SORT_KEYS);
+        printf("%s\n", s);
+        free(s);
+    } else if (valid) {
+        char *table = report_profile_table(json_object_get(reply, "report"));
+        printf("%s", table ? table : "");
+        free(table);
+    } else {
+        const char *e = json_string_value(json_object_get(reply, "error"));
+        printf("status: %s\nerror: %s\n", status ? status : "?", e ? e : "");
+        const char *log = json_string_value(json_object_get(json_object_get(reply, "compile"), "log"));
+        if (status && strcmp(status, "compile_error") == 0 && log)
+            printf("compiler output:\n%s\n", log);
+    }
+    json_decref(reply);
+    return valid ? 0 : 1;
+}

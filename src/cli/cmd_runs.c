@@ -1,0 +1,233 @@
+/* cmd_runs.c -- `emile runs`, `emile show RUN`, `emile export RUN DIR`. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "backend/backend.h"
+#include "cli.h"
+#include "report/iteration_line.h"
+#include "report/report_md.h"
+#include "report/roofline_svg.h"
+#include "store/store.h"
+#include "util/fs.h"
+#include "util/paths.h"
+#include "worker/sandbox.h"
+
+static double num(const json_t *o, const char *k)
+{
+    return json_number_value(json_object_get(o, k));
+}
+
+static void print_json(const json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    printf("%s\n", s ? s : "null");
+    free(s);
+}
+
+int cmd_runs(int argc, char **argv)
+{
+    cli_common_t c;
+    store_t *s;
+    if (cli_parse(argc, argv, NULL, &c, 0) != 0)
+        return 2;
+    if (cli_open_store(&c, 1, &s) != 0)
+        return 1;
+    json_t *runs = NULL;
+    if (store_runs_list(s, 0, &runs) != 0) {
+        fprintf(stderr, "emile: %s\n", store_errmsg(s));
+        store_close(s);
+        return 1;
+    }
+    if (c.json) {
+        print_json(runs);
+    } else if (json_array_size(runs) == 0) {
+        printf("no runs yet (emile cook TASK.json)\n");
+    } else {
+        printf("%5s  %-8s  %-9s  %-8s  %5s  %10s  %9s  %s\n", "run", "status", "op", "backend", "iters", "best ms",
+               "roofline", "created");
+        size_t i;
+        json_t *r;
+        json_array_foreach(runs, i, r) {
+            const json_t *task = json_object_get(r, "task");
+            const json_t *op = json_object_get(task, "op");
+            const char *opname = json_is_string(op) ? json_string_value(op) : json_string_value(json_object_get(op, "name"));
+            const json_t *best = json_object_get(r, "best");
+            char bms[32] = "-", roof[32] = "-";
+            if (json_is_object(best)) {
+                snprintf(bms, sizeof bms, "%.4g", num(best, "time_ms"));
+                snprintf(roof, sizeof roof, "%.1f%%", num(best, "roofline_pct"));
+            }
+            printf("%5lld  %-8s  %-9s  %-8s  %5lld  %10s  %9s  %s\n", (long long)json_integer_value(json_object_get(r, "id")),
+                   json_string_value(json_object_get(r, "status")), opname ? opname : "?",
+                   json_string_value(json_object_get(r, "backend")),
+                   (long long)json_integer_value(json_object_get(r, "n_iters")), bms, roof,
+                   json_string_value(json_object_get(r, "created")));
+        }
+    }
+    json_decref(runs);
+    store_close(s);
+    return 0;
+}
+
+static int load_run(const cli_common_t *c, store_t **s, long long *run, json_t **rj, json_t **its)
+{
+    char *end = NULL;
+    *run = c->n_positional >= 1 ? strtoll(c->positional[0], &end, 10) : 0;
+    if (*run <= 0 || (end && *end)) {
+        fprintf(stderr, "emile: give a run number (emile runs lists them)\n");
+        return 2;
+    }
+    if (cli_open_store(c, 0, s) != 0)
+        return 1;
+    if (store_run_get(*s, *run, rj) != 0 || store_iterations(*s, *run, its) != 0) {
+        fprintf(stderr, "emile: %s\n", store_errmsg(*s));
+        store_close(*s);
+        return 1;
+    }
+    return 0;
+}
+
+int cmd_show(int argc, char **argv)
+{
+    cli_common_t c;
+    store_t *s;
+    long long run;
+    json_t *rj, *its;
+    if (cli_parse(argc, argv, NULL, &c, 0) != 0)
+        return 2;
+    int rc = load_run(&c, &s, &run, &rj, &its);
+    if (rc)
+        return rc;
+    if (c.json) {
+        json_object_set(rj, "iterations", its);
+        print_json(rj);
+    } else {
+        printf("run %lld  %s  %s\n", run, json_string_value(json_object_get(rj, "status")),
+               json_string_value(json_object_get(rj, "note")) ? json_string_value(json_object_get(rj, "note")) : "");
+        char line[1024];
+        iteration_line_header(line, sizeof line);
+        printf("%s\n", line);
+        double ref = num(json_array_get(its, 0), "time_ms");
+        size_t i;
+        json_t *it;
+        json_array_foreach(its, i, it) {
+            iteration_line(line, sizeof line, it, ref);
+            printf("%s\n", line);
+        }
+    }
+    json_decref(rj);
+    json_decref(its);
+    store_close(s);
+    return 0;
+}
+
+static int write_text(const char *dir, const char *name, const char *text)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (!text || fs_write_file(path, text, strlen(text)) != 0) {
+        fprintf(stderr, "emile: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    printf("  %s\n", path);
+    return 0;
+}
+
+/* Build the best kernel's shared object here, in the sandbox. */
+static int build_so(const char *dir, const char *backend, const char *src_name)
+{
+    const backend_t *b = backend_find(backend);
+    if (!b)
+        return -1;
+    char src[4096], so[4096], inc[4096], hdr[4096], *argv[64], buf[8192];
+    snprintf(src, sizeof src, "%s/%s", dir, src_name);
+    snprintf(so, sizeof so, "%s/best.so", dir);
+    snprintf(inc, sizeof inc, "%s/include", emile_root());
+    emile_root_file("include/emile.h", hdr, sizeof hdr);
+    if (b->compile_argv(src, so, inc, argv, 64, buf, sizeof buf) != 0)
+        return -1;
+    sandbox_limits_t l;
+    sandbox_limits_default(&l);
+    l.drop_uid = -1;
+    l.wall_s = 300;
+    l.mem_bytes = 0;
+    l.fsize_bytes = (size_t)512 << 20;
+    int st, to;
+    char *log = NULL, err[512];
+    if (sandbox_run(dir, argv, &l, &st, &to, &log, NULL, err, sizeof err) != 0 || to || !WIFEXITED(st) ||
+        WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "emile: could not build best.so here (%s): %.300s\n", backend, log ? log : err);
+        free(log);
+        return -1;
+    }
+    free(log);
+    printf("  %s\n", so);
+    return 0;
+}
+
+int cmd_export(int argc, char **argv)
+{
+    cli_common_t c;
+    store_t *s;
+    long long run;
+    json_t *rj, *its;
+    if (cli_parse(argc, argv, NULL, &c, 0) != 0)
+        return 2;
+    if (c.n_positional != 2) {
+        fprintf(stderr, "emile: usage: emile export RUN DIR\n");
+        return 2;
+    }
+    int rc = load_run(&c, &s, &run, &rj, &its);
+    if (rc)
+        return rc;
+    const char *dir = c.positional[1];
+    rc = 1;
+    json_t *best_j = json_object_get(rj, "best_iter");
+    const json_t *best = NULL;
+    size_t i;
+    json_t *it;
+    json_array_foreach(its, i, it) if (json_is_integer(best_j) &&
+                                       json_integer_value(json_object_get(it, "iter")) == json_integer_value(best_j)) best = it;
+    if (!best) {
+        fprintf(stderr, "emile: run %lld has no valid kernel to export\n", run);
+    } else if (fs_mkdir_p(dir, 0755) != 0) {
+        fprintf(stderr, "emile: cannot create %s: %s\n", dir, strerror(errno));
+    } else {
+        printf("exported run %lld (best: iteration %lld) to:\n", run, (long long)json_integer_value(best_j));
+        const char *lang = json_string_value(json_object_get(best, "lang"));
+        const char *backend = json_string_value(json_object_get(rj, "backend"));
+        const char *src_name = lang && strcmp(lang, "cu") == 0 ? "best.cu" : "best.c";
+        char *md = report_markdown(rj, its, NULL, 0);
+        char err[512];
+        char *svg = roofline_svg(json_object_get(rj, "device"), its, (int)json_integer_value(best_j),
+                                 json_string_value(json_object_get(json_object_get(rj, "task"), "dtype")), err, sizeof err);
+        json_t *all = json_deep_copy(rj);
+        json_object_set(all, "iterations", its);
+        char *js = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
+        json_decref(all);
+        char hdr[4096], hdst[4096];
+        emile_root_file("include/emile.h", hdr, sizeof hdr);
+        snprintf(hdst, sizeof hdst, "%s/emile.h", dir);
+        if (md) {
+            size_t len = strlen(md);
+            md = realloc(md, len + 64);
+            strcat(md, "\n![roofline](roofline.svg)\n");
+        }
+        rc = write_text(dir, src_name, json_string_value(json_object_get(best, "source"))) ||
+             write_text(dir, "report.md", md) || write_text(dir, "report.json", js) ||
+             write_text(dir, "roofline.svg", svg) || fs_copy_file(hdr, hdst);
+        if (rc == 0 && build_so(dir, backend ? backend : "cpu", src_name) != 0)
+            fprintf(stderr, "emile: the source and reports are exported; build best.so on a %s machine\n", backend);
+        free(md);
+        free(svg);
+        free(js);
+    }
+    json_decref(rj);
+    json_decref(its);
+    store_close(s);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,56 @@
+/* main.c -- `emile COMMAND ...`: dispatch to the commands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "serve/serve.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "emile -- an autonomous kernel-writing agent\n\n"
+            "usage: emile COMMAND [options]\n\n"
+            "  cook TASK.json [flags]     run the loop: reference, then agent proposals, until the target\n"
+            "                             share of the roofline or the iteration budget is reached\n"
+            "      flags: --op attention --batch N --seq N --q-heads N --kv-heads N --head-dim N\n"
+            "             --causal|--no-causal --dtype f32|f16|bf16 --reference FILE --target PCT\n"
+            "             --max-iters N --backend cpu|cuda --agent builtin|anthropic|openai\n"
+            "             --model NAME --base-url URL --events --quiet\n"
+            "  profile TASK.json KERNEL   compile, validate and profile one kernel [--json] [--counters]\n"
+            "  runs                       list runs\n"
+            "  show RUN                   a run's iterations [--json]\n"
+            "  export RUN DIR             best kernel source and .so, report.md/json, roofline.svg\n"
+            "  resume RUN [--max-iters N] continue a run that was stopped or killed\n"
+            "  devices [BACKEND]          backends found and their measured ceilings [--remeasure] [--json]\n"
+            "  serve [--host H --port P]  the web UI (Kitchen and Tasting Room)\n"
+            "  worker                     the sandboxed evaluation worker (JSON lines on stdin/stdout)\n\n"
+            "common: --store PATH (run store; default ~/.local/share/emile/runs.db)\n"
+            "        --worker CMD (e.g. 'ssh gpu1 emile worker')\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    int n = argc - 2;
+    char **rest = argv + 2;
+    if (!strcmp(cmd, "cook")) return cmd_cook(n, rest);
+    if (!strcmp(cmd, "resume")) return cmd_resume(n, rest);
+    if (!strcmp(cmd, "profile")) return cmd_profile(n, rest);
+    if (!strcmp(cmd, "runs")) return cmd_runs(n, rest);
+    if (!strcmp(cmd, "show")) return cmd_show(n, rest);
+    if (!strcmp(cmd, "export")) return cmd_export(n, rest);
+    if (!strcmp(cmd, "devices")) return cmd_devices(n, rest);
+    if (!strcmp(cmd, "worker")) return cmd_worker(n, rest);
+    if (!strcmp(cmd, "serve")) return serve_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "emile: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}
