@@ -1,0 +1,47 @@
+/*
+ * tokenizer_private.h -- the tokenizer's state, shared by tokenizer_load.c
+ * (parsing tokenizer.json) and tokenizer.c (encode, decode).
+ */
+#ifndef EMILE_ENGINE_TOKENIZER_PRIVATE_H
+#define EMILE_ENGINE_TOKENIZER_PRIVATE_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "engine/hashtab.h"
+#include "engine/tokenizer.h"
+
+#define TOK_MAX_SPLITS 4
+
+typedef struct tok_added {
+    char *content;
+    size_t len;
+    int id;
+} tok_added_t;
+
+struct tokenizer {
+    int n_tokens;              /* max id + 1 */
+    char **text;               /* [n_tokens] token as written in the file (NUL-terminated) */
+    char **bytes;              /* [n_tokens] decoded bytes, NULL for gaps */
+    size_t *nbytes;            /* [n_tokens] */
+    hashtab_t by_text;         /* hashtab_str(text) -> id */
+    hashtab_t merges;          /* (left id << 32 | right id) -> (rank << 32 | merged id) */
+    int byte_id[256];          /* id of each byte's byte-level character */
+    int ignore_merges;         /* whole piece in the vocabulary: take it as is */
+    int nfc;                   /* normalizer NFC */
+    int add_prefix_space;      /* ByteLevel add_prefix_space */
+    int n_splits;              /* regex splits, applied in order */
+    pcre2_code *split[TOK_MAX_SPLITS];
+    int n_added;
+    tok_added_t *added;        /* sorted longest first (leftmost-longest match) */
+};
+
+/* The GPT-2 byte-level alphabet: byte -> Unicode code point, and back
+ * (-1 for a code point that is not in the alphabet). */
+int tok_byte_to_cp(int byte);
+int tok_cp_to_byte(int cp);
+
+/* Id of a token given by its exact text, or -1. */
+int tok_lookup(const tokenizer_t *t, const char *s, size_t len);
+
+#endif /* EMILE_ENGINE_TOKENIZER_PRIVATE_H */
