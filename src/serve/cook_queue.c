@@ -370,7 +370,7 @@ static int write_task_file(const char *json, char *buf, size_t n, char *err, siz
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0) {
-            snprintf(err, errlen, "cannot write %s: %s", buf, strerror(errno));
+            snprintf(err, errlen, "cannot write %.300s: %s", buf, strerror(errno));
             close(fd);
             unlink(buf);
             return -1;
@@ -444,9 +444,8 @@ static void run_job(cook_queue_t *q, job_t *j)
     char err[512] = "", taskfile[512] = "", idbuf[32];
     char *argv[8];
     int n = 0;
+    /* emile's commands take their options after the command name. */
     argv[n++] = q->emile;
-    argv[n++] = "--store";
-    argv[n++] = q->store;
     if (strcmp(j->kind, "cook") == 0) {
         if (write_task_file(j->task_json, taskfile, sizeof taskfile, err, sizeof err) != 0)
             goto finish;
@@ -457,6 +456,8 @@ static void run_job(cook_queue_t *q, job_t *j)
         argv[n++] = "resume";
         argv[n++] = idbuf;
     }
+    argv[n++] = "--store";
+    argv[n++] = q->store;
     argv[n++] = "--events";
     argv[n] = NULL;
 

@@ -5,8 +5,8 @@
  * queue; each device (the task's backend) has a lane that runs its jobs in
  * order, one child process at a time:
  *
- *     EMILE --store STORE cook TASKFILE --events
- *     EMILE --store STORE resume RUN --events
+ *     EMILE cook TASKFILE --store STORE --events
+ *     EMILE resume RUN --store STORE --events
  *
  * The child prints NDJSON on stdout -- {"event":"run","run":ID}, then
  * {"event":"iteration","run":ID,"iteration":{...}} per iteration, then

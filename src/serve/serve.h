@@ -3,7 +3,7 @@
  * and its JSON API, served by the emile binary itself over libmicrohttpd.
  *
  * The server never runs candidate code and never writes kernels: to cook it
- * spawns the CLI (`EMILE --store STORE cook TASKFILE --events`) and relays
+ * spawns the CLI (`EMILE cook TASKFILE --store STORE --events`) and relays
  * the child's NDJSON events to browsers over server-sent events; runs and
  * iterations are read straight from the run store.  One cook per device
  * (backend) at a time; further requests wait in a queue.

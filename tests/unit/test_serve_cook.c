@@ -1,7 +1,7 @@
 /*
  * test_serve_cook.c -- cooking through the server, with a stand-in for the
- * CLI: a shell script that takes the same arguments (`--store STORE cook
- * TASKFILE --events`, `--store STORE resume ID --events`) and prints the
+ * CLI: a shell script that takes the same arguments (`cook TASKFILE --store
+ * STORE --events`, `resume ID --store STORE --events`) and prints the
  * same NDJSON events.  Its behaviour is picked by the task's name,
  * "fake:MODE:RUN":
  *
@@ -39,14 +39,14 @@
 static const char fake_cli[] =
     "#!/bin/sh\n"
     "dir=$(dirname \"$0\")\n"
-    "[ \"$1\" = --store ] && [ \"$5\" = --events ] || { echo \"fake: bad arguments: $*\" >&2; exit 64; }\n"
-    "echo \"$2\" > \"$dir/seen-store\"\n"
-    "if [ \"$3\" = cook ]; then\n"
-    "  cp \"$4\" \"$dir/seen-task.json\"; echo \"$4\" > \"$dir/seen-path\"\n"
-    "  mode=$(sed -n 's/.*\"name\":\"fake:\\([a-z]*\\):\\([0-9]*\\)\".*/\\1/p' \"$4\")\n"
-    "  run=$(sed -n 's/.*\"name\":\"fake:\\([a-z]*\\):\\([0-9]*\\)\".*/\\2/p' \"$4\")\n"
-    "elif [ \"$3\" = resume ]; then\n"
-    "  run=$4; mode=quick; [ -e \"$dir/slow-resume\" ] && mode=slow\n"
+    "[ \"$3\" = --store ] && [ \"$5\" = --events ] || { echo \"fake: bad arguments: $*\" >&2; exit 64; }\n"
+    "echo \"$4\" > \"$dir/seen-store\"\n"
+    "if [ \"$1\" = cook ]; then\n"
+    "  cp \"$2\" \"$dir/seen-task.json\"; echo \"$2\" > \"$dir/seen-path\"\n"
+    "  mode=$(sed -n 's/.*\"name\":\"fake:\\([a-z]*\\):\\([0-9]*\\)\".*/\\1/p' \"$2\")\n"
+    "  run=$(sed -n 's/.*\"name\":\"fake:\\([a-z]*\\):\\([0-9]*\\)\".*/\\2/p' \"$2\")\n"
+    "elif [ \"$1\" = resume ]; then\n"
+    "  run=$2; mode=quick; [ -e \"$dir/slow-resume\" ] && mode=slow\n"
     "else exit 64; fi\n"
     "it() { echo \"{\\\"event\\\":\\\"iteration\\\",\\\"run\\\":$run,\\\"iteration\\\":{\\\"iter\\\":$1,"
     "\\\"label\\\":\\\"v$1 </script><script>x()</script>\\\",\\\"status\\\":\\\"valid\\\","
