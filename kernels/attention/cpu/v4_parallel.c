@@ -39,7 +39,7 @@
  * Correct for any S (ragged tails), B, causal or not, GQA, any head_dim and
  * any strides; f32 only.  Scratch per call: packed K and V of every (batch,
  * kv head) (2 * B * Hkv * S * Dp floats, rounded up to a tile), the item
- * order, and per thread group*BQ * (D + Dp + 2) + RM * BK floats.
+ * order, and per thread group*BQ * (D + Dp + VL + 1) + RM * BK floats.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -108,12 +108,38 @@ INLINE vf vmax(vf a, vf b)
     vi m = a > b;
     return (vf)((m & (vi)a) | (~m & (vi)b));
 }
+/* Horizontal max by halving (64 -> 32 -> 16 bytes, then 4 scalars): a few
+ * dependent steps instead of a VL-long chain of scalar compares. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
 INLINE float hmax(vf v)
 {
-    float r = v[0];
-    for (int i = 1; i < VL; i++)
-        r = v[i] > r ? v[i] : r;
-    return r;
+    float t[VL];
+    memcpy(t, &v, sizeof t);
+#if VL >= 16
+    {
+        v8f a, b;
+        memcpy(&a, t, 32);
+        memcpy(&b, t + 8, 32);
+        v8i m = a > b;
+        a = (v8f)((m & (v8i)a) | (~m & (v8i)b));
+        memcpy(t, &a, 32);
+    }
+#endif
+#if VL >= 8
+    {
+        v4f a, b;
+        memcpy(&a, t, 16);
+        memcpy(&b, t + 4, 16);
+        v4i m = a > b;
+        a = (v4f)((m & (v4i)a) | (~m & (v4i)b));
+        memcpy(t, &a, 16);
+    }
+#endif
+    const float x = t[0] > t[1] ? t[0] : t[1], y = t[2] > t[3] ? t[2] : t[3];
+    return x > y ? x : y;
 }
 INLINE float hsum(vf v)
 {
@@ -291,7 +317,8 @@ typedef struct {
     float *qp;    /* [G*BQP][D]  q * scale * log2(e) */
     float *st;    /* [RM][BKP]   scores, then probabilities, of one row group */
     float *acc;   /* [G*BQP][Dp] unnormalised output */
-    float *m, *l; /* [G*BQP]     running max (log2 domain) and sum */
+    float *m;     /* [G*BQP]     running max (log2 domain) */
+    float *l;     /* [G*BQP][VL] running sum, one partial per lane */
 } block_t;
 
 /* One item: G heads x query rows [i0, i0+nq), stacked head-major (row
@@ -310,7 +337,7 @@ static void attend_item(block_t *w, const float *kt, const float *vp, int64_t S,
     for (int64_t g = 0; g < G; g++) {
         for (int64_t i = 0; i < ngh * RM; i++) {
             w->m[g * BQP + i] = -INFINITY;
-            w->l[g * BQP + i] = 0.0f;
+            vstore(w->l + (g * BQP + i) * VL, vsplat(0.0f));
         }
         memset(w->acc + g * BQP * Dp, 0, (size_t)(ngh * RM * Dp) * sizeof(float));
     }
@@ -367,10 +394,10 @@ static void attend_item(block_t *w, const float *kt, const float *vp, int64_t S,
                     float *a = w->acc + r * Dp;
                     for (int64_t c = 0; c < Dp; c += VL)
                         vstore(a + c, vload(a + c) * corr);
-                    w->l[r] *= corr;
+                    vstore(w->l + r * VL, vload(w->l + r * VL) * corr);
                     w->m[r] = mx;
                 }
-                w->l[r] += hsum(vs);
+                vstore(w->l + r * VL, vload(w->l + r * VL) + vs);
             }
             if (jmax > 0)
                 pv_rows(st, vpt, Dp, w->acc + r0 * Dp, jmax);
@@ -441,11 +468,11 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
                     const float *vb = v.p + b * v.sb + hk * v.sh;
                     float *ktt = kt + (b * Hkv + hk) * kv_floats + t * D * BKP;
                     float *vpt = vp + (b * Hkv + hk) * vv_floats + t * BKP * Dp;
-                    for (int64_t d = 0; d < D; d++)
-                        for (int64_t jj = 0; jj < BKP; jj++) {
-                            const int64_t j = t * BKP + jj;
+                    for (int64_t jj = 0; jj < BKP; jj++) {   /* rows of K in order */
+                        const int64_t j = t * BKP + jj;
+                        for (int64_t d = 0; d < D; d++)
                             ktt[d * BKP + jj] = j < S ? kb[j * k.ss + d * k.sd] : 0.0f;
-                        }
+                    }
                     for (int64_t jj = 0; jj < BKP; jj++) {
                         const int64_t j = t * BKP + jj;
                         for (int64_t d = 0; d < Dp; d++)
@@ -458,9 +485,9 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
         w.qp = alloc_floats((size_t)(G * BQP * D));
         w.st = alloc_floats((size_t)RM * BKP);
         w.acc = alloc_floats((size_t)(G * BQP * Dp));
-        w.m = alloc_floats(2 * (size_t)(G * BQP));
-        w.l = w.m ? w.m + G * BQP : NULL;
-        const int ok = w.qp && w.st && w.acc && w.m;
+        w.m = alloc_floats((size_t)(G * BQP));
+        w.l = alloc_floats((size_t)(G * BQP * VL));
+        const int ok = w.qp && w.st && w.acc && w.m && w.l;
         if (!ok) {
             #pragma omp atomic write
             rc = 3;
@@ -493,14 +520,14 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
             for (int64_t g = 0; g < G; g++) {
                 float *ob = o.p + b * o.sb + (h0 + g) * o.sh;
                 for (int64_t r = 0; r < nq; r++) {
-                    const float inv = 1.0f / w.l[g * BQP + r];
+                    const float inv = 1.0f / hsum(vload(w.l + (g * BQP + r) * VL));
                     const float *a = w.acc + (g * BQP + r) * Dp;
                     for (int64_t d = 0; d < D; d++)
                         ob[(i0 + r) * o.ss + d * o.sd] = a[d] * inv;
                 }
             }
         }
-        free(w.qp); free(w.st); free(w.acc); free(w.m);
+        free(w.qp); free(w.st); free(w.acc); free(w.m); free(w.l);
     }
     free(kt); free(vp); free(order);
     return rc;
