@@ -53,14 +53,15 @@ build/emile-san: build/san/src/cli/main.o build/libemile-san.a
 # The runner hosts untrusted kernels: small, no sanitizer runtime (which
 # would fight the memory limit), no library but libdl.
 build/emile-runner: $(RUNNER_SRC:%.c=build/obj/%.o)
-	$(CC) $(CFLAGS) $^ -o $@ -ldl -lm -lpthread
+	$(CC) $(CFLAGS) -rdynamic $^ -o $@ -ldl -lm -lpthread
 
 build/test/%: tests/unit/%.c build/libemile-san.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -O1 $(SAN) -Itests/support $< build/libemile-san.a -o $@ $(LDLIBS) -lcmocka
 
+INTEGRATION := $(sort $(wildcard tests/integration/*.sh))
 test: all $(TEST_BIN)
-	@bash tests/run_all.sh $(TEST_BIN)
+	@bash tests/run_all.sh $(TEST_BIN) $(INTEGRATION)
 
 run: all
 	./build/emile cook examples/cpu_attention.json

@@ -10,6 +10,7 @@
  * marked "escaped".  A persisting-L2 window or limit left set by a kernel is
  * an error: it would speed up the next timed run. */
 #include "device.h"
+#include "launches.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <time.h>
 
 typedef int cuerr_t;
+typedef struct dim3_t { unsigned x, y, z; } dim3_t;
 typedef struct cuda_api {
     cuerr_t (*SetDevice)(int);
     cuerr_t (*Malloc)(void **, size_t);
@@ -38,6 +40,9 @@ typedef struct cuda_api {
     cuerr_t (*DeviceGetLimit)(size_t *, int);
     cuerr_t (*DeviceSetLimit)(int, size_t);
     cuerr_t (*StreamGetAttribute)(void *, int, void *);
+    cuerr_t (*FuncGetAttributes)(void *, const void *);
+    cuerr_t (*FuncGetName)(const char **, const void *);
+    cuerr_t (*LaunchKernel)(const void *, dim3_t, dim3_t, void **, size_t, void *);
 } cuda_api_t;
 
 typedef struct cuda_priv {
@@ -53,6 +58,59 @@ typedef struct cuda_priv {
 #define CUDA_ATTR_L2_CACHE_SIZE 89
 #define CUDA_LIMIT_PERSISTING_L2 0x06
 #define CUDA_STREAM_ATTR_ACCESS_POLICY_WINDOW 1
+
+/* ---- launch capture ---------------------------------------------------
+ * The runner exports cudaLaunchKernel (linked with -rdynamic), so a
+ * candidate's <<<...>>> launches resolve to this function before the
+ * runtime's: each launch's configuration and the kernel's resources are
+ * recorded, then the real launch is made.  Per-kernel reports come from
+ * here (name, grid, block, registers, shared and local memory). */
+static cuda_api_t *g_api;
+static void *g_harness_stream;
+static launch_record_t g_launches[RUNNER_MAX_LAUNCHES];
+static int g_n_launches, g_capturing;
+
+/* Layout of cudaFuncAttributes (stable since CUDA 9): sizes in bytes. */
+typedef struct func_attrs {
+    size_t sharedSizeBytes, constSizeBytes, localSizeBytes;
+    int maxThreadsPerBlock, numRegs, ptxVersion, binaryVersion, cacheModeCA;
+    int maxDynamicSharedSizeBytes, preferredShmemCarveout;
+    int pad[32];
+} func_attrs_t;
+
+__attribute__((visibility("default"))) cuerr_t cudaLaunchKernel(const void *func, dim3_t grid, dim3_t block,
+                                                                void **args, size_t smem, void *stream)
+{
+    if (!g_api)
+        return 98; /* cudaErrorInvalidDeviceFunction: no runtime loaded */
+    if (g_capturing && g_n_launches < RUNNER_MAX_LAUNCHES) {
+        launch_record_t *r = &g_launches[g_n_launches++];
+        memset(r, 0, sizeof *r);
+        r->grid[0] = grid.x; r->grid[1] = grid.y; r->grid[2] = grid.z;
+        r->block[0] = block.x; r->block[1] = block.y; r->block[2] = block.z;
+        r->dyn_smem = smem;
+        r->other_stream = stream != g_harness_stream && stream != NULL ? 1 : stream == NULL ? 2 : 0;
+        func_attrs_t fa;
+        memset(&fa, 0, sizeof fa);
+        if (g_api->FuncGetAttributes(&fa, func) == 0) {
+            r->regs = fa.numRegs;
+            r->static_smem = fa.sharedSizeBytes;
+            r->local = fa.localSizeBytes;
+        }
+        const char *name = NULL;
+        if (g_api->FuncGetName && g_api->FuncGetName(&name, func) == 0 && name)
+            snprintf(r->name, sizeof r->name, "%s", name);
+        else
+            snprintf(r->name, sizeof r->name, "kernel@%p", func);
+    }
+    return g_api->LaunchKernel(func, grid, block, args, smem, stream);
+}
+
+int runner_launches(const launch_record_t **out)
+{
+    *out = g_launches;
+    return g_n_launches;
+}
 
 static int fail(cuda_priv_t *p, cuerr_t e, const char *what, char *err, size_t n)
 {
@@ -89,7 +147,8 @@ static int load_api(cuda_api_t *a, char *err, size_t n)
     SYM(StreamCreate); SYM(StreamSynchronize); SYM(DeviceSynchronize); SYM(EventCreate);
     SYM(EventRecord); SYM(EventSynchronize); SYM(EventElapsedTime); SYM(GetLastError);
     SYM(PeekAtLastError); SYM(GetErrorString); SYM(DeviceGetAttribute); SYM(DeviceGetLimit);
-    SYM(DeviceSetLimit); SYM(StreamGetAttribute);
+    SYM(DeviceSetLimit); SYM(StreamGetAttribute); SYM(FuncGetAttributes); SYM(LaunchKernel);
+    *(void **)&a->FuncGetName = dlsym(h, "cudaFuncGetName");   /* CUDA >= 12.3 */
 #undef SYM
     return 0;
 }
@@ -111,6 +170,8 @@ static int cuda_init(device_t *d, uint8_t *host, size_t bytes, char *err, size_t
     p->flush_bytes = (size_t)(l2 > 0 ? l2 : (50 << 20)) * 4;
     CK(p->api.Malloc(&p->flush_buf, p->flush_bytes), "cudaMalloc(flush)");
     CK(p->api.StreamCreate(&d->stream), "cudaStreamCreate");
+    g_api = &p->api;
+    g_harness_stream = d->stream;
     CK(p->api.EventCreate(&p->ev0), "cudaEventCreate");
     CK(p->api.EventCreate(&p->ev1), "cudaEventCreate");
     /* Device memory is never handed out uninitialised. */
@@ -168,7 +229,10 @@ static int cuda_timed_call(device_t *d, emile_kernel_fn fn, emile_args_t *args, 
     CK(p->api.StreamSynchronize(d->stream), "sync before run");
     CK(p->api.EventRecord(p->ev0, d->stream), "cudaEventRecord");
     double h0 = now_ns();
+    g_n_launches = 0;
+    g_capturing = 1;
     t->rc = fn(args);
+    g_capturing = 0;
     CK(p->api.EventRecord(p->ev1, d->stream), "cudaEventRecord");
     CK(p->api.EventSynchronize(p->ev1), "kernel execution");
     double h_ev = now_ns();

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "launches.h"
 #include "emile.h"
 #include "seccomp_filter.h"
 
@@ -60,7 +61,7 @@ static slot_t g_slots[MAX_SLOTS];
 static void reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void reply(const char *fmt, ...)
 {
-    char buf[1024];
+    char buf[4096];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
@@ -376,6 +377,18 @@ int main(int argc, char **argv)
                 continue;
             }
             reply("ok %s %d %.0f %.0f %.0f %d", nonce, t.rc, t.elapsed_ns, t.cpu_ns, t.wall_ns, t.escaped);
+        } else if (strcmp(cmd, "launches") == 0) {
+            /* Up to 8 launches of the last run, one line. */
+            const launch_record_t *l = NULL;
+            int n = strcmp(backend, "cuda") == 0 ? runner_launches(&l) : 0;
+            char out[3800];
+            size_t off = (size_t)snprintf(out, sizeof out, "%d", n);
+            for (int i = 0; i < n && i < 8 && off < sizeof out - 400; i++)
+                off += (size_t)snprintf(out + off, sizeof out - off, " %.200s %u %u %u %u %u %u %zu %zu %zu %d %d",
+                                        l[i].name, l[i].grid[0], l[i].grid[1], l[i].grid[2], l[i].block[0],
+                                        l[i].block[1], l[i].block[2], l[i].dyn_smem, l[i].static_smem, l[i].local,
+                                        l[i].regs, l[i].other_stream);
+            reply("ok %s %s", nonce, out);
         } else {
             reply("err %s unknown command %s", nonce, cmd);
         }

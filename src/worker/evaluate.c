@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/occupancy.h"
 #include "layout.h"
 #include "numeric.h"
 #include "profile/report.h"
@@ -427,7 +428,7 @@ static int reference_expect(worker_ctx_t *w, int s)
     if (rc == RUNNER_OK)
         rc = run_slot(&w->ref, s, 0, &res);
     if (rc != RUNNER_OK) {
-        snprintf(w->ref_error, sizeof w->ref_error, "the reference failed on set %s: %s",
+        snprintf(w->ref_error, sizeof w->ref_error, "the reference failed on set %s: %.1800s",
                  w->layout.slots[s].name, w->ref.msg);
         return -1;
     }
@@ -556,7 +557,7 @@ static int ensure_reference(worker_ctx_t *w, const json_t *task_json, const back
     if (rc == RUNNER_OK)
         rc = bind_all(w, &w->ref);
     if (rc != RUNNER_OK) {
-        snprintf(w->ref_error, sizeof w->ref_error, "the reference cannot run: %s", w->ref.msg);
+        snprintf(w->ref_error, sizeof w->ref_error, "the reference cannot run: %.1800s", w->ref.msg);
         return -1;
     }
     if (reference_oracle_check(w) != 0)
@@ -585,7 +586,7 @@ static void set_status(json_t *reply, const char *status, const char *error)
 static void runner_failure(eval_state_t *e, int rc, const char *when)
 {
     char msg[2048];
-    snprintf(msg, sizeof msg, "%s: %s", when, e->cand.msg);
+    snprintf(msg, sizeof msg, "%s: %.1900s", when, e->cand.msg);
     const char *status = rc == RUNNER_DIED ? (e->cand.proc.timed_out ? "timeout" : "crashed") : "invalid";
     set_status(e->reply, status, msg);
 }
@@ -836,6 +837,65 @@ static int time_kernel(eval_state_t *e, double tol, const json_t *options, json_
     return 0;
 }
 
+/* Per launch of the last run: its configuration (from the runner's
+ * capture), the kernel's resources, theoretical occupancy, its limiter and
+ * waves; tensor-core instruction counts joined from the static SASS facts. */
+static json_t *launch_report(eval_state_t *e, const json_t *static_kernels)
+{
+    char out[4096];
+    json_t *arr = json_array();
+    if (runner_cmd(&e->cand, out, sizeof out, "launches", "") != RUNNER_OK)
+        return arr;
+    char *save = NULL, *tok = strtok_r(out, " ", &save);
+    int n = tok ? atoi(tok) : 0;
+    occ_device_t od;
+    occ_device_for_cc((int)json_integer_value(json_object_get(e->w->device, "compute_capability")),
+                      (int)json_integer_value(json_object_get(e->w->device, "sms")), &od);
+    for (int i = 0; i < n && i < 8; i++) {
+        char *name = strtok_r(NULL, " ", &save);
+        long long v[11];
+        int ok = name != NULL;
+        for (int k = 0; k < 11 && ok; k++) {
+            char *t = strtok_r(NULL, " ", &save);
+            ok = t != NULL;
+            v[k] = ok ? strtoll(t, NULL, 10) : 0;
+        }
+        if (!ok)
+            break;
+        json_t *k = json_object();
+        json_object_set_new(k, "name", json_string(name));
+        json_object_set_new(k, "grid", json_pack("[III]", v[0], v[1], v[2]));
+        json_object_set_new(k, "block", json_pack("[III]", v[3], v[4], v[5]));
+        json_object_set_new(k, "dynamic_smem", json_integer(v[6]));
+        json_object_set_new(k, "static_smem", json_integer(v[7]));
+        json_object_set_new(k, "local", json_integer(v[8]));
+        json_object_set_new(k, "registers", json_integer(v[9]));
+        if (v[10])
+            json_object_set_new(k, "stream", json_string(v[10] == 1 ? "other" : "legacy default"));
+        long long threads = v[3] * v[4] * v[5], blocks = v[0] * v[1] * v[2];
+        occ_result_t r;
+        if (occ_compute(&od, (int)threads, (int)v[9], (int)(v[6] + v[7]), blocks, &r) == 0) {
+            json_object_set_new(k, "blocks_per_sm", json_integer(r.blocks_per_sm));
+            json_object_set_new(k, "occupancy", json_real(r.occupancy));
+            json_object_set_new(k, "limiter", json_string(r.limiter));
+            json_object_set_new(k, "waves", json_real(r.waves));
+        }
+        size_t j;
+        json_t *sk;
+        json_array_foreach(static_kernels, j, sk) {
+            const char *sn = json_string_value(json_object_get(sk, "name"));
+            if (sn && strcmp(sn, name) == 0) {
+                const char *keys[] = {"hmma", "hgmma", "ldmatrix", "tma", "stack"};
+                for (size_t q = 0; q < 5; q++)
+                    if (json_object_get(sk, keys[q]))
+                        json_object_set(k, keys[q], json_object_get(sk, keys[q]));
+            }
+        }
+        json_array_append_new(arr, k);
+    }
+    return arr;
+}
+
 static int ensure_device(worker_ctx_t *w, const backend_t *b, char *err, size_t n)
 {
     if (w->device && strcmp(w->device_backend, b->name) == 0)
@@ -914,6 +974,15 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
         double tol = tolerance(e.t);
         if (validate(&e, tol) == 0) {
             json_object_set_new(e.validation, "ok", json_true());
+            if (strcmp(b->name, "cuda") == 0) {
+                json_t *launched = launch_report(&e, kernels);
+                if (json_array_size(launched) > 0) {
+                    json_decref(kernels);
+                    kernels = launched;
+                } else {
+                    json_decref(launched);
+                }
+            }
             int timing = !json_is_false(json_object_get(options, "timing"));
             if (!timing || time_kernel(&e, tol, options, kernels, b) == 0)
                 set_status(e.reply, "valid", NULL);

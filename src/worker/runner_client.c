@@ -89,7 +89,7 @@ int runner_cmd(runner_t *r, char *out, size_t n, const char *cmd, const char *ar
     if (!line)
         return RUNNER_ERR;
     snprintf(line, len, "%s %s %s", cmd, nonce, args);
-    char reply[1400];
+    char reply[4096];
     int rc = sandbox_request(&r->proc, line, reply, sizeof reply, r->timeout_s);
     free(line);
     if (rc != 0) {
@@ -105,6 +105,7 @@ int runner_cmd(runner_t *r, char *out, size_t n, const char *cmd, const char *ar
     }
     size_t nl = strlen(nonce);
     if (strncmp(reply, "ok ", 3) == 0 && strncmp(reply + 3, nonce, nl) == 0) {
+        /* out may be larger than msg: launches lists come back here. */
         if (out)
             snprintf(out, n, "%s", reply + 3 + nl + (reply[3 + nl] == ' '));
         return RUNNER_OK;

@@ -20,7 +20,7 @@ typedef struct runner {
     int seccomp;                 /* the filter is on */
     int uid;                     /* the uid the kernel runs as */
     int dead;                    /* died: msg says how */
-    char msg[1536];
+    char msg[4096];
 } runner_t;
 
 enum { RUNNER_OK = 0, RUNNER_ERR = -1, RUNNER_DIED = -2 };
