@@ -422,6 +422,25 @@ static void handle_event(cook_queue_t *q, job_t *j, const char *line)
     json_decref(ev);
 }
 
+/* The note the CLI stored with run `run` (why it failed) into buf; 0 when
+ * there is one. */
+static int stored_note(cook_queue_t *q, int64_t run, char *buf, size_t n)
+{
+    store_t *s = NULL;
+    json_t *r = NULL;
+    int rc = -1;
+    if (store_open(q->store, 0, &s) == 0 && store_run_get(s, run, &r) == 0) {
+        const char *note = json_string_value(json_object_get(r, "note"));
+        if (note && *note) {
+            snprintf(buf, n, "%s", note);
+            rc = 0;
+        }
+    }
+    json_decref(r);
+    store_close(s);
+    return rc;
+}
+
 /* The child ended without "done": say so in the store, where the run
  * would otherwise stay "running". */
 static void mark_run_failed(cook_queue_t *q, int64_t run, const char *status, const char *note)
@@ -492,7 +511,10 @@ static void run_job(cook_queue_t *q, job_t *j)
             snprintf(err, sizeof err, "the cook exited with status %d without finishing%s%s",
                      WEXITSTATUS(ws), last[0] ? ": " : "", last);
     } else if (strcmp(j->status, "failed") == 0 && !j->error[0]) {
-        cook_child_last_error(&c, j->error, sizeof j->error);
+        /* "done" without words: the reason is the run's note, else the
+         * child's last line on stderr. */
+        if (!j->run || stored_note(q, j->run, j->error, sizeof j->error) != 0)
+            cook_child_last_error(&c, j->error, sizeof j->error);
     }
 finish:
     if (taskfile[0])

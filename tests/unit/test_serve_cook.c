@@ -10,6 +10,8 @@
  *          it prints done/stopped (as the CLI does after its candidate)
  *   crash  run, one iteration, a word on stderr, exit 3 (no done)
  *   early  a word on stderr and exit 2 before any event
+ *   fails  run, one iteration, done/failed without a reason (it is in the
+ *          run's note in the store)
  *   noisy  non-JSON lines and unknown events around a quick cook
  *
  * Checked: the events relayed over SSE and their order, the task file the
@@ -59,6 +61,8 @@ static const char fake_cli[] =
     "echo \"{\\\"event\\\":\\\"run\\\",\\\"run\\\":$run}\"\n"
     "it 0 1.5\n"
     "if [ \"$mode\" = crash ]; then echo 'fake: boom, the agent fell over' >&2; exit 3; fi\n"
+    "if [ \"$mode\" = fails ]; then echo 'run N in STORE' >&2;"
+    " echo \"{\\\"event\\\":\\\"done\\\",\\\"run\\\":$run,\\\"status\\\":\\\"failed\\\"}\"; exit 1; fi\n"
     "if [ \"$mode\" = slow ]; then\n"
     "  n=0; while [ ! -e \"$dir/go-$run\" ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done\n"
     "fi\n"
@@ -427,6 +431,25 @@ static void test_crash_marks_run_failed(void **state)
     json_decref(got);
 }
 
+static void test_failure_reason_from_store(void **state)
+{
+    fx_t *f = *state;
+    store_t *s;
+    int64_t run;
+    assert_int_equal(store_open(f->db, 0, &s), 0);
+    json_t *task = json_pack("{s:s}", "op", "attention");
+    assert_int_equal(store_run_create(s, task, "cpu", "builtin", NULL, &run), 0);
+    assert_int_equal(store_run_set_status(s, run, "failed", "no ladder for op attention"), 0);
+    json_decref(task);
+    store_close(s);
+    subscribe(f);
+    json_decref(cook(f, "fails", (int)run, "cpu", 202));
+    json_t *e = wait_event(f, "done");
+    assert_string_equal(jstr(e, "status"), "failed");
+    assert_string_equal(jstr(e, "error"), "no ladder for op attention");
+    json_decref(e);
+}
+
 static void test_failure_before_run(void **state)
 {
     fx_t *f = *state;
@@ -558,6 +581,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_marks_run_failed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_reason_from_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_before_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_noise_is_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_cli, setup, teardown),
