@@ -1,0 +1,65 @@
+/*
+ * taste.h -- the Tasting Room: one model, one prompt, generated twice, with
+ * the reference attention and with a candidate kernel in the prefill slot;
+ * reported side by side (time to first token, decode tokens per second,
+ * whether the two generations agree and where they first diverge).
+ */
+#ifndef EMILE_ENGINE_TASTE_H
+#define EMILE_ENGINE_TASTE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "engine/generate.h"
+
+typedef struct taste_opts {
+    const char *model_dir;     /* Hugging Face checkpoint directory, or NULL */
+    const char *random_shape;  /* "qwen3-4b", "qwen3-0.6b", "tiny" when no model_dir */
+    uint64_t weight_seed;      /* seed of random weights */
+    const char *tokenizer;     /* tokenizer.json; NULL: model_dir's, if any */
+    const char *prompt;        /* text (needs a tokenizer); NULL: synthetic ids */
+    int chat;                  /* wrap the prompt in the chat template */
+    int prompt_tokens;         /* synthetic prompt length when no text */
+    const char *reference;     /* .so or .c of the reference attention; NULL: built-in */
+    const char *kernel;        /* .so or .c of the candidate; NULL: only the reference */
+    int context;               /* KV cache positions (0: prompt + max_new) */
+    engine_gen_opts_t gen;     /* gen.stop_id -2: <|im_end|> when the prompt went
+                                  through the chat template, else none */
+    int quiet;                 /* no generated text on out */
+    int json;                  /* one JSON object on out instead of the table */
+} taste_opts_t;
+
+typedef struct taste_side {
+    char label[256];
+    engine_gen_stats_t stats;
+    int *tokens;               /* generated ids (malloc'd) */
+    int n;
+} taste_side_t;
+
+typedef struct taste_report {
+    int n_prompt;
+    taste_side_t side[2];      /* [0] reference, [1] kernel (when given) */
+    int n_sides;
+    int agree;                 /* same tokens, same count */
+    int first_divergence;      /* first position that differs, -1 when agree */
+} taste_report_t;
+
+/* Options with the defaults: greedy, 64 new tokens, tiny random model,
+ * 32-token synthetic prompt, chat template on. */
+taste_opts_t taste_defaults(void);
+
+/*
+ * Load the model, run the reference, then the kernel when given, and
+ * print the side-by-side table (or JSON) on out.  A .c kernel is compiled
+ * first with $CC (cc) -O3 -march=native -fopenmp -shared.  Returns 0 and
+ * fills *rep (free with taste_report_free), or -1 with err.
+ */
+int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
+              size_t errlen);
+void taste_report_free(taste_report_t *rep);
+
+/* `emile taste ARGS`: parse, run, print; 0 when both runs finished (even if
+ * the generations diverge: the table says so), 1 on error, 2 on bad usage. */
+int engine_cli_taste(int argc, char **argv);
+
+#endif /* EMILE_ENGINE_TASTE_H */
