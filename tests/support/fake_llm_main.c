@@ -5,10 +5,12 @@
  *   fake-llm SCRIPT.json [--port-file FILE] [--timeout SECONDS]
  *
  * Prints "PORT URL" on stdout (and the port alone into FILE), serves until
- * every non-optional step is served (then half a second more for a
- * straggler) or SIGTERM/SIGINT or the timeout (default 300 s), prints the
- * failed checks on stderr, and exits 0 only when every check passed and
- * every non-optional step was served.
+ * every step is served, optional ones included (then half a second more
+ * for the last reply to go out), or SIGTERM/SIGINT, or the timeout
+ * (default 300 s); then prints the failed checks on stderr and exits 0
+ * only when every check passed and every non-optional step was served.
+ * So a test starts it in the background, runs the cook, sends SIGTERM (it
+ * may have ended already) and waits for its exit status.
  *
  * The main is compiled only with -DFAKE_LLM_MAIN, because every file in
  * tests/support also goes into the test library, which must not define
@@ -77,12 +79,15 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    for (double waited = 0; !stop_now && waited < timeout; waited += 0.1) {
-        if (fake_llm_wait(f, 0.1) == 0) {
-            struct timespec ts = {0, 500000000L};
-            nanosleep(&ts, NULL);
-            break;
-        }
+    /* Optional steps are served too if asked for, so only a signal, the
+     * timeout or the end of the whole script ends the wait. */
+    struct timespec tick = {0, 100000000L};
+    for (double waited = 0; !stop_now && waited < timeout && fake_llm_remaining(f) > 0;
+         waited += 0.1)
+        nanosleep(&tick, NULL);
+    if (!stop_now) {
+        struct timespec grace = {0, 500000000L};   /* let the last reply go out */
+        nanosleep(&grace, NULL);
     }
     static char fails[1 << 16];
     int nf = fake_llm_failures(f, fails, sizeof fails);

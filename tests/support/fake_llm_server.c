@@ -642,6 +642,14 @@ int fake_llm_pending(fake_llm_t *f)
     return n;
 }
 
+int fake_llm_remaining(fake_llm_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    int n = (int)json_array_size(f->steps) - f->next;
+    pthread_mutex_unlock(&f->mu);
+    return n > 0 ? n : 0;
+}
+
 int fake_llm_failures(fake_llm_t *f, char *buf, size_t n)
 {
     pthread_mutex_lock(&f->mu);

@@ -56,6 +56,8 @@ const char *fake_llm_url(const fake_llm_t *f);
 int fake_llm_requests(fake_llm_t *f);
 /* Non-optional steps not served yet. */
 int fake_llm_pending(fake_llm_t *f);
+/* Steps not served yet, optional ones included. */
+int fake_llm_remaining(fake_llm_t *f);
 /* Number of failed checks; their text (one per line) into buf. */
 int fake_llm_failures(fake_llm_t *f, char *buf, size_t n);
 /* The body of request i (0-based) as received, new reference or NULL. */
