@@ -24,12 +24,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/ncu.h"
 #include "backend/occupancy.h"
 #include "layout.h"
 #include "numeric.h"
@@ -896,6 +898,62 @@ static json_t *launch_report(eval_state_t *e, const json_t *static_kernels)
     return arr;
 }
 
+/* Hardware counters: one more run of the validated kernel on the task's
+ * timing inputs, under Nsight Compute.  ncu injects code that talks to its
+ * host process, so this run has no seccomp filter and keeps the network
+ * namespace off; it keeps the other limits and the unprivileged user. */
+static json_t *counters_pass(eval_state_t *e, const backend_t *b, const char *dir, const char *so)
+{
+    json_t *c = NULL;
+    char err[1024] = "";
+    if (strcmp(b->name, "cuda") != 0) {
+        return json_pack("{sbss}", "available", 0, "why",
+                         "hardware counters are read with Nsight Compute on the cuda backend; the cpu backend has none");
+    }
+    sandbox_limits_t l;
+    limits_for(e->t, b, e->w->uid, &l);
+    l.isolate_net = 0;
+    l.wall_s = e->t->time_limit_s * 10 + 60;   /* ncu replays each kernel many times */
+    l.fsize_bytes = (size_t)16 << 20;
+    const char *wrap[] = {ncu_path(), "--csv", "--metrics", ncu_metrics(), "--target-processes", "all", NULL};
+    runner_t r;
+    int rc = runner_start_wrapped(&r, b, dir, so, e->w->layout.total, &l, wrap, 1);
+    if (rc == RUNNER_OK)
+        rc = bind_all(e->w, &r);
+    if (rc == RUNNER_OK) {
+        const slot_layout_t *sl = &e->w->layout.slots[SLOT_TIMING];
+        memcpy(r.arena + sl->begin, e->w->ref.arena + sl->begin, sl->end - sl->begin);
+        rc = upload_slot(e->w, &r, SLOT_TIMING);
+    }
+    run_result_t res;
+    if (rc == RUNNER_OK)
+        rc = run_slot(&r, SLOT_TIMING, 0, &res);
+    if (rc != RUNNER_OK)
+        snprintf(err, sizeof err, "%.1000s", r.msg);
+    /* quit, and let ncu print its report before it exits */
+    if (r.proc.ctl >= 0)
+        send(r.proc.ctl, "quit\n", 5, MSG_NOSIGNAL);
+    for (int i = 0; i < 600 && !r.proc.exited; i++) {
+        int st;
+        if (waitpid(r.proc.pid, &st, WNOHANG) == r.proc.pid) {
+            r.proc.exited = 1;
+            r.proc.status = st;
+        } else {
+            usleep(100000);
+        }
+    }
+    char *log = fs_read_file(r.proc.log_path, (size_t)16 << 20, NULL);
+    runner_stop(&r);
+    if (log && ncu_parse_csv(log, &c, err + strlen(err), sizeof err - strlen(err)) == 0) {
+        json_object_set_new(c, "available", json_true());
+        json_object_set_new(c, "tool", json_string(ncu_path()));
+    } else {
+        c = json_pack("{sbss}", "available", 0, "why", err[0] ? err : "ncu did not run (is it installed?)");
+    }
+    free(log);
+    return c;
+}
+
 static int ensure_device(worker_ctx_t *w, const backend_t *b, char *err, size_t n)
 {
     if (w->device && strcmp(w->device_backend, b->name) == 0)
@@ -984,8 +1042,14 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
                 }
             }
             int timing = !json_is_false(json_object_get(options, "timing"));
-            if (!timing || time_kernel(&e, tol, options, kernels, b) == 0)
+            if (!timing || time_kernel(&e, tol, options, kernels, b) == 0) {
                 set_status(e.reply, "valid", NULL);
+                json_t *rep = json_object_get(e.reply, "report");
+                if (rep && json_is_true(json_object_get(options, "counters"))) {
+                    json_object_set_new(rep, "counters", counters_pass(&e, b, dir, so));
+                    json_object_set_new(rep, "diagnosis", profile_diagnose(rep, w->device, e.t->dtype));
+                }
+            }
         }
     }
     if (!json_object_get(e.validation, "ok"))

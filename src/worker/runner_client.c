@@ -14,6 +14,12 @@
 int runner_start(runner_t *r, const backend_t *b, const char *dir, const char *so_path, size_t arena_bytes,
                  const sandbox_limits_t *l)
 {
+    return runner_start_wrapped(r, b, dir, so_path, arena_bytes, l, NULL, 0);
+}
+
+int runner_start_wrapped(runner_t *r, const backend_t *b, const char *dir, const char *so_path,
+                         size_t arena_bytes, const sandbox_limits_t *l, const char *const *wrap, int no_seccomp_arg)
+{
     memset(r, 0, sizeof *r);
     r->arena_fd = -1;
     r->timeout_s = l->wall_s;
@@ -36,14 +42,16 @@ int runner_start(runner_t *r, const backend_t *b, const char *dir, const char *s
     char uid[32];
     snprintf(uid, sizeof uid, "%ld", l->drop_uid);
     const char *no_seccomp = getenv("EMILE_NO_SECCOMP");
-    char *argv[10];
+    char *argv[48];
     int k = 0;
+    for (int i = 0; wrap && wrap[i] && k < 32; i++)
+        argv[k++] = (char *)wrap[i];
     argv[k++] = (char *)emile_runner_path();
     argv[k++] = "{CTL}";
     argv[k++] = "{ARENA}";
     argv[k++] = (char *)b->name;
     argv[k++] = (char *)so_path;
-    if (no_seccomp && *no_seccomp == '1')
+    if ((no_seccomp && *no_seccomp == '1') || no_seccomp_arg)
         argv[k++] = "--no-seccomp";
     if (l->drop_uid >= 0) {
         argv[k++] = "--user";

@@ -29,6 +29,11 @@ enum { RUNNER_OK = 0, RUNNER_ERR = -1, RUNNER_DIED = -2 };
  * RUNNER_OK, or RUNNER_DIED/RUNNER_ERR with r->msg. */
 int runner_start(runner_t *r, const backend_t *b, const char *dir, const char *so_path,
                  size_t arena_bytes, const sandbox_limits_t *l);
+/* The same under a wrapper program (e.g. ncu ...); no_seccomp relaxes the
+ * filter for wrappers that inject code needing more system calls. */
+int runner_start_wrapped(runner_t *r, const backend_t *b, const char *dir, const char *so_path,
+                         size_t arena_bytes, const sandbox_limits_t *l, const char *const *wrap,
+                         int no_seccomp);
 /* Send "CMD NONCE ARGS"; on "ok NONCE REST" copy REST into out. */
 int runner_cmd(runner_t *r, char *out, size_t n, const char *cmd, const char *args);
 void runner_stop(runner_t *r);

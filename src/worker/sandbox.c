@@ -210,7 +210,7 @@ int sandbox_spawn(const char *dir, char *const argv[], int arena_fd, const sandb
         fcntl(sv[1], F_SETFD, 0);
         fcntl(arena_fd, F_SETFD, 0);
         child_setup(dir, l, log_fd, sv[1], arena_fd, &netp[1]);
-        execv(args[0], args);
+        execvp(args[0], args);
         dprintf(2, "cannot run %s: %s\n", args[0], strerror(errno));
         _exit(127);
     }
