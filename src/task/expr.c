@@ -16,12 +16,15 @@ typedef struct parser {
     char *err;
     size_t errlen;
     int failed;
+    int skip;      /* > 0 inside a branch that is not taken: parse, don't judge */
 } parser_t;
 
 static double parse_ternary(parser_t *p);
 
 static void fail(parser_t *p, const char *msg)
 {
+    if (p->skip > 0 && strstr(msg, "zero"))
+        return;
     if (!p->failed && p->err)
         snprintf(p->err, p->errlen, "expression \"%s\": %s at offset %zu", p->s, msg, p->pos);
     p->failed = 1;
@@ -109,7 +112,7 @@ static double parse_primary(parser_t *p)
         if (accept(p, "("))
             return parse_call(p, name);
         double v = 0;
-        if (!p->lookup || p->lookup(p->ctx, name, &v) != 0) {
+        if ((!p->lookup || p->lookup(p->ctx, name, &v) != 0) && p->skip == 0) {
             if (!p->failed && p->err)
                 snprintf(p->err, p->errlen, "expression \"%s\": unknown parameter '%s'", p->s, name);
             p->failed = 1;
@@ -182,7 +185,10 @@ static double parse_and(parser_t *p)
 {
     double v = parse_cmp(p);
     while (accept(p, "&&")) {
+        int taken = v != 0;
+        p->skip += !taken;
         double r = parse_cmp(p);
+        p->skip -= !taken;
         v = (v != 0 && r != 0);
     }
     return v;
@@ -192,7 +198,10 @@ static double parse_or(parser_t *p)
 {
     double v = parse_and(p);
     while (accept(p, "||")) {
+        int taken = v == 0;
+        p->skip += !taken;
         double r = parse_and(p);
+        p->skip -= !taken;
         v = (v != 0 || r != 0);
     }
     return v;
@@ -202,9 +211,13 @@ static double parse_ternary(parser_t *p)
 {
     double c = parse_or(p);
     if (accept(p, "?")) {
+        p->skip += c == 0;
         double a = parse_ternary(p);
+        p->skip -= c == 0;
         if (!accept(p, ":")) { fail(p, "expected ':'"); return 0; }
+        p->skip += c != 0;
         double b = parse_ternary(p);
+        p->skip -= c != 0;
         return c != 0 ? a : b;
     }
     return c;
@@ -217,7 +230,7 @@ int expr_eval(const char *text, expr_lookup_fn lookup, void *ctx, double *out,
         if (err) snprintf(err, errlen, "missing expression");
         return -1;
     }
-    parser_t p = {text, 0, lookup, ctx, err, errlen, 0};
+    parser_t p = {text, 0, lookup, ctx, err, errlen, 0, 0};
     double v = parse_ternary(&p);
     skip_ws(&p);
     if (!p.failed && p.s[p.pos] != 0)
