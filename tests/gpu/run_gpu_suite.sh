@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The GPU suite (`make test-gpu`), run on a host with an NVIDIA GPU:
+#  1. `emile devices cuda` measures the ceilings (cuBLAS GEMM, FMA, copy);
+#  2. the naive CUDA reference passes its float64 check and profiles;
+#  3. every adversarial CUDA kernel in tests/kernels/cuda/ gets the status
+#     it must get (cheats rejected, faults contained), and after each fault
+#     a well-behaved kernel still validates on a healthy device;
+#  4. the best ladder kernel is profiled on the Qwen3-4B prefill task with
+#     hardware counters, and the full report is printed.
+# Prints one "ok"/"not ok" line per check and "N passed, N failed" last.
+set -u
+cd "$(dirname "$0")/../.."
+E=${EMILE:-./build/emile}
+OUT=${OUT:-/tmp}
+export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$(mktemp -d)}
+work=$(mktemp -d)
+pass=0; fail=0
+ok() { echo "ok - $1"; pass=$((pass+1)); }
+bad() { echo "not ok - $1"; fail=$((fail+1)); }
+
+small="$work/small.json"
+cat > "$small" <<JSON
+{"op":"attention","params":{"batch":1,"seq":512,"q_heads":8,"kv_heads":2,"head_dim":128,"causal":1},
+ "dtype":"bf16","backend":"cuda","reference":"$PWD/kernels/attention/cuda/reference.cu","time_limit_s":20}
+JSON
+small32="$work/small32.json"
+sed 's/"bf16"/"f32"/' "$small" > "$small32"
+
+# 1. ceilings
+if $E devices cuda --remeasure > "$work/devices.txt" 2>&1 && grep -q 'peak bf16' "$work/devices.txt"; then
+  ok "devices: cuda ceilings measured"; cat "$work/devices.txt"
+else bad "devices: cuda ceilings"; cat "$work/devices.txt"; fi
+
+# 2. the reference
+status_of() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r.get('status'))" "$1" 2>/dev/null; }
+$E profile "$small" kernels/attention/cuda/reference.cu --json > "$work/ref.json" 2>"$work/ref.err"
+if [ "$(status_of "$work/ref.json")" = valid ] && python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['oracle']['checked'] and r['oracle']['max_err'] < r['oracle']['tol']" "$work/ref.json"; then
+  ok "reference.cu valid, float64 oracle check passed"
+else bad "reference.cu: $(status_of "$work/ref.json") $(head -c 400 "$work/ref.err")"; fi
+
+# 3. adversarial kernels: file -> acceptable statuses (| separated) and task
+expect() {
+  local f=$1 want=$2 task=${3:-$small}
+  [ -f "$f" ] || { echo "skip - $f (absent)"; return; }
+  timeout 300 $E profile "$task" "$f" --json > "$work/r.json" 2>"$work/r.err"
+  local got; got=$(status_of "$work/r.json")
+  local err; err=$(python3 -c "import json,sys; print((json.load(open(sys.argv[1])).get('error') or '')[:160])" "$work/r.json" 2>/dev/null)
+  if echo "|$want|" | grep -q "|$got|"; then ok "$(basename "$f"): $got ($err)"; else bad "$(basename "$f"): got '$got' want $want ($err $(head -c 300 "$work/r.err"))"; fi
+  # after every case the device must be healthy for the next candidate
+  if [ "$(basename "$f")" != well_behaved.cu ] && [ -f tests/kernels/cuda/well_behaved.cu ]; then
+    timeout 300 $E profile "$small" tests/kernels/cuda/well_behaved.cu --json > "$work/w.json" 2>/dev/null
+    [ "$(status_of "$work/w.json")" = valid ] && ok "  healthy after $(basename "$f")" || bad "  device unhealthy after $(basename "$f")"
+  fi
+}
+K=tests/kernels/cuda
+expect $K/well_behaved.cu valid
+expect $K/side_stream.cu "invalid|valid"
+expect $K/persisting_l2.cu invalid
+expect $K/tf32_reduced.cu invalid "$small32"
+expect $K/illegal_address.cu "crashed|invalid"
+expect $K/trap.cu "crashed|invalid"
+expect $K/never_ends.cu timeout
+expect $K/alloc_all_memory.cu "valid|invalid|crashed"
+expect $K/skip_half_rows.cu invalid
+expect $K/zeros.cu invalid
+expect $K/cache_replay.cu invalid
+expect $K/deferred.cu "invalid|crashed"
+expect $K/does_not_compile.cu compile_error
+
+# side_stream: if it validated, its time must have been counted in full
+if [ -f $K/side_stream.cu ]; then
+  $E profile "$small" $K/side_stream.cu --json > "$work/ss.json" 2>/dev/null
+  if [ "$(status_of "$work/ss.json")" != valid ] || python3 -c "
+import json,sys; r=json.load(open(sys.argv[1]))['report']
+assert r['escaped_runs']>0 or any(k.get('stream') for k in r['kernels']), r" "$work/ss.json"; then
+    ok "side_stream: rejected or its escaped work counted"
+  else bad "side_stream: validated with no escaped work counted"; fi
+fi
+
+# 4. the Qwen3-4B prefill task, best ladder kernel, with counters
+best=${BEST_KERNEL:-kernels/attention/cuda/rung6_causal.cu}
+$E profile examples/qwen3_4b_prefill_cuda.json "$best" --counters > "$work/best.txt" 2>&1
+cat "$work/best.txt"; cp "$work/best.txt" "$OUT/profile_best_counters.txt" 2>/dev/null
+grep -q 'diagnosis' "$work/best.txt" && ok "profile --counters on the Qwen3-4B task ($best)" || bad "profile --counters ($best)"
+$E profile examples/qwen3_4b_prefill_cuda.json kernels/attention/cuda/reference.cu --counters > "$work/ref_full.txt" 2>&1
+cat "$work/ref_full.txt"; cp "$work/ref_full.txt" "$OUT/profile_reference_counters.txt" 2>/dev/null
+grep -q 'diagnosis' "$work/ref_full.txt" && ok "profile --counters of the reference" || bad "profile --counters of the reference"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
