@@ -545,6 +545,60 @@ static void test_token_budget(void **state)
     llm_harness_free(&h);
 }
 
+static void test_wall_budget_and_call_cap(void **state)
+{
+    (void)state;
+    agent_t *a;
+    /* The wall-time budget counts model seconds and evaluation seconds. */
+    fake_llm_t *f = start(
+        "{'protocol':'anthropic','key':'" KEY "','steps':["
+        "{'body':{'id':'m1','type':'message','role':'assistant','model':'m',"
+        "  'content':[{'type':'tool_use','id':'toolu_1','name':'profile_kernel',"
+        "   'input':{'source':'" K_A "'}}],"
+        "  'stop_reason':'tool_use','usage':{'input_tokens':5,'output_tokens':5}}}]}",
+        "{'wall_budget_s':0.005}", &a);
+    llm_harness_t h;
+    llm_harness_init(&h);
+    agent_proposal_t p;
+    char err[1024];
+    assert_int_equal(llm_harness_propose(&h, &agent_anthropic_ops, a, &p, err, sizeof err),
+                     AGENT_OK);
+    llm_harness_record(&h, &p, "valid", 1.0, NULL);   /* elapsed_s 0.01 */
+    llm_harness_proposal_free(&p);
+    assert_int_equal(llm_harness_propose(&h, &agent_anthropic_ops, a, &p, err, sizeof err),
+                     AGENT_DONE);
+    assert_non_null(strstr(err, "wall-time budget"));
+    assert_int_equal(fake_llm_requests(f), 1);
+    finish(f);
+    agent_anthropic_ops.destroy(a);
+    llm_harness_free(&h);
+
+    /* A model that only ever asks for the reference is stopped after
+     * max_calls_per_iter calls. */
+    const char *ref_call =
+        "{'body':{'id':'mr','type':'message','role':'assistant','model':'m',"
+        "  'content':[{'type':'tool_use','id':'toolu_r%d','name':'get_reference',"
+        "   'input':{}}],'stop_reason':'tool_use',"
+        "  'usage':{'input_tokens':5,'output_tokens':5}}}";
+    char script[4096], one[512];
+    size_t n = (size_t)snprintf(script, sizeof script,
+                                "{'protocol':'anthropic','key':'" KEY "','steps':[");
+    for (int i = 0; i < 3; i++) {
+        snprintf(one, sizeof one, ref_call, i);
+        n += (size_t)snprintf(script + n, sizeof script - n, "%s%s", i ? "," : "", one);
+    }
+    snprintf(script + n, sizeof script - n, "]}");
+    f = start(script, "{'max_calls_per_iter':3}", &a);
+    llm_harness_init(&h);
+    assert_int_equal(llm_harness_propose(&h, &agent_anthropic_ops, a, &p, err, sizeof err),
+                     AGENT_DONE);
+    assert_non_null(strstr(err, "3 model calls without a kernel"));
+    assert_int_equal(fake_llm_requests(f), 3);
+    finish(f);
+    agent_anthropic_ops.destroy(a);
+    llm_harness_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -558,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_resume_from_stored_messages),
         cmocka_unit_test(test_history_is_bounded),
         cmocka_unit_test(test_token_budget),
+        cmocka_unit_test(test_wall_budget_and_call_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
