@@ -699,8 +699,8 @@ int llm_agent_propose(agent_t *a, const agent_context_t *ctx, agent_proposal_t *
                 goto done;
             }
             if (r == R_DONE) {
-                record_note(a, ctx, "error", json_pack("{s:s, s:s}", "kind", "done",
-                                                       "reason", err));
+                record_note(a, ctx, "note", json_pack("{s:s, s:s}", "kind", "done",
+                                                      "reason", err));
                 status = AGENT_DONE;
                 goto done;
             }

@@ -27,6 +27,8 @@
  *                     left them out), "model", "tokens_in", "tokens_out",
  *                     "cost_usd", "elapsed_s", "attempts"
  *   role "error"      kind "error": "status", "error" (not replayed)
+ *   role "note"       kind "done": "reason" (why the agent stopped; not
+ *                     replayed)
  * A request is therefore stored as its new part: the system record, then
  * every user turn; the rest of each request is the earlier records.
  */

@@ -142,7 +142,7 @@ static void sb_add(sbuf_t *b, const char *fmt, ...)
 
 static void add_json(sbuf_t *b, const char *title, const json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     if (s)
         sb_add(b, "%s: %s\n", title, s);
     free(s);

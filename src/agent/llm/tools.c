@@ -90,7 +90,7 @@ const json_t *llm_history_find(const json_t *history, int iter)
 static json_t *answer(const char *id, const char *name, json_t *content_obj,
                       int is_error)
 {
-    char *s = json_dumps(content_obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(content_obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     json_decref(content_obj);
     json_t *a = json_pack("{s:s, s:s, s:s, s:b}", "id", id ? id : "", "name",
                           name ? name : "", "content", s ? s : "{}", "is_error",
