@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Browser tests of the web UI: starts `build/emile serve` on a free loopback
+# port with a temporary store, drives the Kitchen and the Tasting Room in
+# Debian's headless Chromium (playwright-core from npm), and leaves
+# screenshots in build/screenshots/.  Needs build/emile (make), chromium
+# (apt-get install chromium) and node/npm; installs playwright-core into
+# tests/browser/node_modules on first use.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+
+chromium_bin="${CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$chromium_bin" ]; then
+  echo "browser tests: $chromium_bin not found (apt-get install chromium)" >&2
+  exit 1
+fi
+[ -x build/emile ] || make -j"$(nproc)" build/emile build/emile-runner
+if [ ! -d "$here/node_modules/playwright-core" ]; then
+  (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+tmp="$(mktemp -d /tmp/emile-browser-XXXXXX)"
+server=""
+cleanup() {
+  if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
+    kill -TERM "$server" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Port 0: the server picks a free port and prints its address.
+build/emile serve --host 127.0.0.1 --port 0 --store "$tmp/runs.db" --examples "$root/examples" \
+  >"$tmp/serve.out" 2>"$tmp/serve.err" &
+server=$!
+url=""
+for _ in $(seq 1 100); do
+  url="$(sed -n 's/.*the Kitchen is open at \(http:\/\/127\.0\.0\.1:[0-9]*\/\).*/\1/p' "$tmp/serve.out")"
+  [ -n "$url" ] && break
+  kill -0 "$server" 2>/dev/null || break
+  sleep 0.1
+done
+if [ -z "$url" ]; then
+  echo "browser tests: the server did not start" >&2
+  cat "$tmp/serve.out" "$tmp/serve.err" >&2
+  exit 1
+fi
+echo "browser tests: server at $url (store $tmp/runs.db)"
+
+mkdir -p build/screenshots
+status=0
+EMILE_URL="$url" SCREENSHOT_DIR="$root/build/screenshots" CHROMIUM="$chromium_bin" \
+  node --test --test-reporter=spec "$here/kitchen.test.js" || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "--- server log (last 60 lines)" >&2
+  tail -60 "$tmp/serve.err" >&2
+fi
+echo "browser tests: screenshots in build/screenshots/"
+exit "$status"
