@@ -1,0 +1,619 @@
+/*
+ * qwen3_cuda.cu -- the engine's GPU path (see src/engine/qwen3_cuda.h).
+ *
+ * Build: nvcc -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -Iinclude -Isrc
+ *        src/engine/cuda/qwen3_cuda.cu -o build/libemile-engine-cuda.so -lcublas
+ *
+ * Per layer, for a chunk of n tokens at position pos (residual stream x in
+ * fp32, everything else bf16):
+ *   xb = rmsnorm(x) * attn_norm              (fused with the previous residual add)
+ *   q = xb Wq^T;  k, v = xb Wk^T, xb Wv^T    (cuBLAS, written straight into the cache)
+ *   q, k = rope(rmsnorm_head(q|k) * q_norm|k_norm)       (one kernel)
+ *   att = attention(q, cache)                (pos 0: the slot's kernel; else ours)
+ *   x += att Wo^T;  xb = rmsnorm(x) * mlp_norm           (fp32 GEMM output, fused add+norm)
+ *   gu = xb [Wgate; Wup]^T                   (one GEMM: gate and up stacked)
+ *   x += (silu(g) * u) Wdown^T;  xb = rmsnorm(x) * next norm
+ * then logits = xb lm_head^T in fp32.
+ */
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/qwen3_cuda.h"
+
+typedef __nv_bfloat16 bf16;
+
+/* Return -1 from the enclosing function with file, line and the error. */
+#define CK(call) do { \
+        cudaError_t e_ = (call); \
+        if (e_ != cudaSuccess) { \
+            snprintf(err, errlen, "%s:%d: %s: %s", __FILE__, __LINE__, #call, \
+                     cudaGetErrorString(e_)); \
+            return -1; \
+        } \
+    } while (0)
+#define CB(call) do { \
+        cublasStatus_t s_ = (call); \
+        if (s_ != CUBLAS_STATUS_SUCCESS) { \
+            snprintf(err, errlen, "%s:%d: %s: cuBLAS status %d", __FILE__, __LINE__, #call, \
+                     (int)s_); \
+            return -1; \
+        } \
+    } while (0)
+
+struct layer_w {
+    bf16 *attn_norm, *wq, *wk, *wv, *q_norm, *k_norm, *wo, *mlp_norm, *w_gateup, *w_down;
+};
+
+struct qwen3_cuda {
+    qwen3_config_t c;
+    int max_seq, max_chunk, last_rows;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    bf16 *embed, *final_norm, *lm_head;
+    layer_w *L;               /* host array of device pointers */
+    float *x, *tmp, *logits;  /* [chunk, H], [chunk, H], [chunk, vocab] */
+    bf16 *xb, *q, *att, *gu, *hb;
+    bf16 *kc, *vc;            /* [layers, max_seq, kvd] */
+    float2 *rope;             /* [max_seq, D/2] (cos, sin) */
+    int *tok_d, *argmax_d;
+};
+
+// ----------------------------------------------------------------------------
+// kernels
+
+__device__ static float block_sum(float v, float *sh)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    int w = threadIdx.x / 32, l = threadIdx.x % 32, nw = (blockDim.x + 31) / 32;
+    __syncthreads();
+    if (l == 0) sh[w] = v;
+    __syncthreads();
+    float s = 0.0f;
+    for (int i = 0; i < nw; i++) s += sh[i];
+    return s;
+}
+
+__global__ static void k_embed(const bf16 *emb, const int *tok, float *x, int H)
+{
+    const bf16 *row = emb + (size_t)tok[blockIdx.x] * H;
+    for (int i = threadIdx.x; i < H; i += blockDim.x)
+        x[(size_t)blockIdx.x * H + i] = __bfloat162float(row[i]);
+}
+
+/* x += add (when add), then out = bf16(w * x / rms(x)), one block per row. */
+__global__ static void k_add_rmsnorm(float *x, const float *add, const bf16 *w, bf16 *out,
+                                     int H, float eps)
+{
+    __shared__ float sh[32];
+    float *xr = x + (size_t)blockIdx.x * H;
+    const float *ar = add ? add + (size_t)blockIdx.x * H : NULL;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < H; i += blockDim.x) {
+        float v = xr[i] + (ar ? ar[i] : 0.0f);
+        xr[i] = v;
+        ss += v * v;
+    }
+    float r = rsqrtf(block_sum(ss, sh) / H + eps);
+    for (int i = threadIdx.x; i < H; i += blockDim.x)
+        out[(size_t)blockIdx.x * H + i] = __float2bfloat16(__bfloat162float(w[i]) * (xr[i] * r));
+}
+
+/* Per-head RMSNorm then RoPE (rotate_half pairing), in place.  Block
+ * (t, head) with D threads; heads [0, Hq) are q's, [Hq, Hq+Hkv) k's. */
+__global__ static void k_qk_norm_rope(bf16 *q, bf16 *k, const bf16 *qn, const bf16 *kn,
+                                      const float2 *rope, int pos, int Hq, int Hkv, int D,
+                                      float eps)
+{
+    __shared__ float sh[32];
+    __shared__ float y[512];
+    int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = D / 2;
+    bf16 *v = h < Hq ? q + ((size_t)t * Hq + h) * D : k + ((size_t)t * Hkv + (h - Hq)) * D;
+    const bf16 *w = h < Hq ? qn : kn;
+    float xi = __bfloat162float(v[i]);
+    float r = rsqrtf(block_sum(xi * xi, sh) / D + eps);
+    y[i] = __bfloat162float(w[i]) * (xi * r);
+    __syncthreads();
+    float2 cs = rope[(size_t)(pos + t) * half + (i % half)];
+    float o = i < half ? y[i] * cs.x - y[i + half] * cs.y : y[i] * cs.x + y[i - half] * cs.y;
+    v[i] = __float2bfloat16(o);
+}
+
+/* Attention of query t (position pos + t) over cache rows 0..pos+t, online
+ * softmax.  Block (t, h), ATT_WARPS warps; each warp takes every
+ * ATT_WARPS-th key, lanes hold D/32 consecutive elements. */
+#define ATT_WARPS 8
+__global__ static void k_attention(const bf16 *q, const bf16 *kc, const bf16 *vc, bf16 *out,
+                                   int pos, int Hq, int Hkv, int D, float scale)
+{
+    __shared__ float sm[ATT_WARPS], sl[ATT_WARPS], sacc[ATT_WARPS][256];
+    int t = blockIdx.x, h = blockIdx.y, w = threadIdx.x / 32, lane = threadIdx.x % 32;
+    int epl = D / 32, kvd = Hkv * D, kh = h / (Hq / Hkv);
+    const bf16 *qr = q + ((size_t)t * Hq + h) * D + lane * epl;
+    float qv[8], acc[8];
+    for (int e = 0; e < epl; e++) {
+        qv[e] = __bfloat162float(qr[e]) * scale;
+        acc[e] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    for (int j = w; j <= pos + t; j += ATT_WARPS) {
+        const bf16 *kr = kc + (size_t)j * kvd + (size_t)kh * D + lane * epl;
+        const bf16 *vr = vc + (size_t)j * kvd + (size_t)kh * D + lane * epl;
+        float s = 0.0f;
+        for (int e = 0; e < epl; e++)
+            s += qv[e] * __bfloat162float(kr[e]);
+        for (int o = 16; o > 0; o >>= 1)
+            s += __shfl_xor_sync(0xffffffffu, s, o);
+        float m2 = fmaxf(m, s), c = __expf(m - m2), p = __expf(s - m2);
+        l = l * c + p;
+        for (int e = 0; e < epl; e++)
+            acc[e] = acc[e] * c + p * __bfloat162float(vr[e]);
+        m = m2;
+    }
+    if (lane == 0) { sm[w] = m; sl[w] = l; }
+    for (int e = 0; e < epl; e++)
+        sacc[w][lane * epl + e] = acc[e];
+    __syncthreads();
+    float M = -INFINITY;
+    for (int i = 0; i < ATT_WARPS; i++) M = fmaxf(M, sm[i]);
+    float Lsum = 0.0f;
+    for (int i = 0; i < ATT_WARPS; i++)
+        Lsum += sm[i] == -INFINITY ? 0.0f : sl[i] * __expf(sm[i] - M);
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float o = 0.0f;
+        for (int i = 0; i < ATT_WARPS; i++)
+            if (sm[i] != -INFINITY)
+                o += sacc[i][d] * __expf(sm[i] - M);
+        out[((size_t)t * Hq + h) * D + d] = __float2bfloat16(o / Lsum);
+    }
+}
+
+/* hb = silu(gate) * up, gu rows = [gate (I) | up (I)]. */
+__global__ static void k_swiglu(const bf16 *gu, bf16 *hb, int I, size_t total)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return;
+    size_t t = i / I, j = i % I;
+    float g = __bfloat162float(gu[t * 2 * I + j]), u = __bfloat162float(gu[t * 2 * I + I + j]);
+    hb[i] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
+}
+
+__device__ static uint64_t splitmix64(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* The draw of qwen3_weights_random, rounded to bf16. */
+__global__ static void k_random(bf16 *dst, size_t n, uint64_t key, int is_norm)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float u = (float)((double)(splitmix64(key + i) >> 40) * (2.0 / 16777216.0) - 1.0);
+        dst[i] = __float2bfloat16(is_norm ? 1.0f + 0.1f * u : 0.034641016f * u);
+    }
+}
+
+__global__ static void k_argmax(const float *x, int n, int *out)
+{
+    __shared__ float bv[1024];
+    __shared__ int bi[1024];
+    float best = -INFINITY;
+    int idx = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        if (x[i] > best) { best = x[i]; idx = i; }
+    bv[threadIdx.x] = best;
+    bi[threadIdx.x] = idx;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) {
+            float ov = bv[threadIdx.x + s];
+            int oi = bi[threadIdx.x + s];
+            if (ov > bv[threadIdx.x] || (ov == bv[threadIdx.x] && oi < bi[threadIdx.x])) {
+                bv[threadIdx.x] = ov;
+                bi[threadIdx.x] = oi;
+            }
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *out = bi[0];
+}
+
+// ----------------------------------------------------------------------------
+// weights
+
+static float f16_to_f32(uint16_t h)
+{
+    __half_raw r;
+    r.x = h;
+    return __half2float(__half(r));
+}
+
+static uint16_t f32_to_bf16_bits(float f)
+{
+    __nv_bfloat16_raw r = __float2bfloat16(f);
+    return r.x;
+}
+
+static uint64_t random_key(uint64_t seed, const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ull;
+    }
+    return seed ^ h;
+}
+
+struct loader {
+    qwen3_cuda_t *m;
+    qwen3_cuda_get_fn get;
+    void *user;
+    uint64_t seed;
+    uint16_t *stage;          /* host bf16 staging for F32/F16 sources */
+    size_t stage_n;
+};
+
+/* Fill numel bf16 elements at dst from the tensor called name. */
+static int fill(loader *ld, const char *name, bf16 *dst, size_t numel, int is_norm, char *err,
+                size_t errlen)
+{
+    cudaStream_t st = ld->m->stream;
+    if (!ld->get) {
+        k_random<<<1024, 256, 0, st>>>(dst, numel, random_key(ld->seed, name), is_norm);
+        CK(cudaGetLastError());
+        return 0;
+    }
+    const void *data;
+    int dtype;
+    int64_t n;
+    if (ld->get(ld->user, name, &data, &dtype, &n) != 0) {
+        snprintf(err, errlen, "checkpoint has no tensor %s", name);
+        return -1;
+    }
+    if ((size_t)n != numel) {
+        snprintf(err, errlen, "tensor %s: %lld elements, %zu expected", name, (long long)n, numel);
+        return -1;
+    }
+    if (dtype == EMILE_DTYPE_BF16) {
+        CK(cudaMemcpy(dst, data, numel * 2, cudaMemcpyHostToDevice));
+        return 0;
+    }
+    if (dtype != EMILE_DTYPE_F32 && dtype != EMILE_DTYPE_F16) {
+        snprintf(err, errlen, "tensor %s: dtype %d (F32, F16, BF16 only)", name, dtype);
+        return -1;
+    }
+    for (size_t off = 0; off < numel; off += ld->stage_n) {
+        size_t k = numel - off < ld->stage_n ? numel - off : ld->stage_n;
+        for (size_t i = 0; i < k; i++) {
+            float f;
+            if (dtype == EMILE_DTYPE_F32) {
+                memcpy(&f, (const char *)data + (off + i) * 4, 4);
+            } else {
+                uint16_t h;
+                memcpy(&h, (const char *)data + (off + i) * 2, 2);
+                f = f16_to_f32(h);
+            }
+            ld->stage[i] = f32_to_bf16_bits(f);
+        }
+        CK(cudaMemcpy(dst + off, ld->stage, k * 2, cudaMemcpyHostToDevice));
+    }
+    return 0;
+}
+
+static int alloc_bf16(bf16 **p, size_t n, char *err, size_t errlen)
+{
+    CK(cudaMalloc((void **)p, n * sizeof(bf16)));
+    return 0;
+}
+
+static int load_weights(loader *ld, char *err, size_t errlen)
+{
+    qwen3_cuda_t *m = ld->m;
+    const qwen3_config_t *c = &m->c;
+    size_t H = c->hidden, qd = (size_t)c->n_heads * c->head_dim;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim, I = c->intermediate, D = c->head_dim;
+    char nm[160];
+    if (alloc_bf16(&m->embed, (size_t)c->vocab * H, err, errlen) ||
+        fill(ld, "model.embed_tokens.weight", m->embed, (size_t)c->vocab * H, 0, err, errlen))
+        return -1;
+    for (int l = 0; l < c->n_layers; l++) {
+        layer_w *L = &m->L[l];
+        struct { bf16 **p; const char *name; size_t n; size_t off; int norm; } t[] = {
+            { &L->attn_norm, "input_layernorm.weight", H, 0, 1 },
+            { &L->wq, "self_attn.q_proj.weight", qd * H, 0, 0 },
+            { &L->wk, "self_attn.k_proj.weight", kvd * H, 0, 0 },
+            { &L->wv, "self_attn.v_proj.weight", kvd * H, 0, 0 },
+            { &L->q_norm, "self_attn.q_norm.weight", D, 0, 1 },
+            { &L->k_norm, "self_attn.k_norm.weight", D, 0, 1 },
+            { &L->wo, "self_attn.o_proj.weight", H * qd, 0, 0 },
+            { &L->mlp_norm, "post_attention_layernorm.weight", H, 0, 1 },
+            { &L->w_gateup, "mlp.gate_proj.weight", I * H, 0, 0 },
+            { &L->w_gateup, "mlp.up_proj.weight", I * H, I * H, 0 },
+            { &L->w_down, "mlp.down_proj.weight", H * I, 0, 0 },
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+            snprintf(nm, sizeof nm, "model.layers.%d.%s", l, t[i].name);
+            if (t[i].off == 0 && alloc_bf16(t[i].p, t[i].p == &L->w_gateup ? 2 * t[i].n : t[i].n,
+                                            err, errlen))
+                return -1;
+            if (fill(ld, nm, *t[i].p + t[i].off, t[i].n, t[i].norm, err, errlen))
+                return -1;
+        }
+    }
+    if (alloc_bf16(&m->final_norm, H, err, errlen) ||
+        fill(ld, "model.norm.weight", m->final_norm, H, 1, err, errlen))
+        return -1;
+    if (c->tie_embeddings) {
+        m->lm_head = m->embed;
+    } else if (alloc_bf16(&m->lm_head, (size_t)c->vocab * H, err, errlen) ||
+               fill(ld, "lm_head.weight", m->lm_head, (size_t)c->vocab * H, 0, err, errlen)) {
+        return -1;
+    }
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// create, destroy
+
+extern "C" void qwen3_cuda_destroy(qwen3_cuda_t *m)
+{
+    if (!m)
+        return;
+    if (m->L) {
+        for (int l = 0; l < m->c.n_layers; l++) {
+            layer_w *L = &m->L[l];
+            bf16 *p[] = { L->attn_norm, L->wq, L->wk, L->wv, L->q_norm, L->k_norm, L->wo,
+                          L->mlp_norm, L->w_gateup, L->w_down };
+            for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
+                cudaFree(p[i]);
+        }
+        free(m->L);
+    }
+    if (m->lm_head != m->embed)
+        cudaFree(m->lm_head);
+    void *bufs[] = { m->embed, m->final_norm, m->x, m->tmp, m->logits, m->xb, m->q, m->att,
+                     m->gu, m->hb, m->kc, m->vc, m->rope, m->tok_d, m->argmax_d };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        cudaFree(bufs[i]);
+    if (m->blas)
+        cublasDestroy(m->blas);
+    if (m->stream)
+        cudaStreamDestroy(m->stream);
+    free(m);
+}
+
+static int create(qwen3_cuda_t *m, qwen3_cuda_get_fn get, void *user, uint64_t seed, char *err,
+                  size_t errlen)
+{
+    const qwen3_config_t *c = &m->c;
+    if (c->head_dim % 32 != 0 || c->head_dim > 256) {
+        snprintf(err, errlen, "head_dim %d: the GPU path needs a multiple of 32 up to 256",
+                 c->head_dim);
+        return -1;
+    }
+    CK(cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking));
+    CB(cublasCreate(&m->blas));
+    CB(cublasSetStream(m->blas, m->stream));
+    m->L = (layer_w *)calloc((size_t)c->n_layers, sizeof *m->L);
+    if (!m->L) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    loader ld = { m, get, user, seed, NULL, (size_t)1 << 22 };
+    if (get && !(ld.stage = (uint16_t *)malloc(ld.stage_n * 2))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = load_weights(&ld, err, errlen);
+    free(ld.stage);
+    if (rc)
+        return -1;
+    size_t T = m->max_chunk, H = c->hidden, qd = (size_t)c->n_heads * c->head_dim;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim, I = c->intermediate;
+    size_t cache = (size_t)c->n_layers * m->max_seq * kvd;
+    CK(cudaMalloc((void **)&m->x, T * H * 4));
+    CK(cudaMalloc((void **)&m->tmp, T * H * 4));
+    CK(cudaMalloc((void **)&m->logits, T * c->vocab * 4));
+    CK(cudaMalloc((void **)&m->xb, T * H * 2));
+    CK(cudaMalloc((void **)&m->q, T * qd * 2));
+    CK(cudaMalloc((void **)&m->att, T * qd * 2));
+    CK(cudaMalloc((void **)&m->gu, T * 2 * I * 2));
+    CK(cudaMalloc((void **)&m->hb, T * I * 2));
+    CK(cudaMalloc((void **)&m->kc, cache * 2));
+    CK(cudaMalloc((void **)&m->vc, cache * 2));
+    CK(cudaMalloc((void **)&m->tok_d, T * 4));
+    CK(cudaMalloc((void **)&m->argmax_d, 4));
+    /* RoPE table as the CPU path computes it (float inv_freq and angle) */
+    int half = c->head_dim / 2;
+    float2 *tab = (float2 *)malloc((size_t)m->max_seq * half * sizeof *tab);
+    if (!tab) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < half; i++) {
+        float inv = (float)(1.0 / pow(c->rope_theta, (double)(2 * i) / c->head_dim));
+        for (int p = 0; p < m->max_seq; p++) {
+            float ang = (float)p * inv;
+            tab[(size_t)p * half + i] = make_float2((float)cos((double)ang), (float)sin((double)ang));
+        }
+    }
+    cudaError_t e = cudaMalloc((void **)&m->rope, (size_t)m->max_seq * half * sizeof *tab);
+    if (e == cudaSuccess)
+        e = cudaMemcpy(m->rope, tab, (size_t)m->max_seq * half * sizeof *tab,
+                       cudaMemcpyHostToDevice);
+    free(tab);
+    CK(e);
+    CK(cudaDeviceSynchronize());
+    return 0;
+}
+
+extern "C" int qwen3_cuda_create(const qwen3_config_t *c, int max_seq, int max_chunk,
+                                 qwen3_cuda_get_fn get, void *user, uint64_t seed,
+                                 qwen3_cuda_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (max_seq <= 0 || max_chunk <= 0 || max_chunk > max_seq) {
+        snprintf(err, errlen, "need 0 < max_chunk (%d) <= max_seq (%d)", max_chunk, max_seq);
+        return -1;
+    }
+    qwen3_cuda_t *m = (qwen3_cuda_t *)calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    m->c = *c;
+    m->max_seq = max_seq;
+    m->max_chunk = max_chunk;
+    if (create(m, get, user, seed, err, errlen) != 0) {
+        qwen3_cuda_destroy(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// forward
+
+/* y[n, out] = x[n, in] W[out, in]^T; y bf16 or fp32 (ytype). */
+static int gemm(qwen3_cuda_t *m, const bf16 *W, int out, int in, const bf16 *x, int n, void *y,
+                cudaDataType_t ytype, char *err, size_t errlen)
+{
+    const float one = 1.0f, zero = 0.0f;
+    CB(cublasGemmEx(m->blas, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, W, CUDA_R_16BF, in,
+                    x, CUDA_R_16BF, in, &zero, y, ytype, out, CUBLAS_COMPUTE_32F,
+                    CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+static void tensor4(emile_tensor_t *t, const char *name, void *data, int64_t s, int64_t h,
+                    int64_t d, int64_t row)
+{
+    memset(t, 0, sizeof *t);
+    t->data = data;
+    t->name = name;
+    t->dtype = EMILE_DTYPE_BF16;
+    t->ndim = 4;
+    t->shape[0] = 1; t->shape[1] = s; t->shape[2] = h; t->shape[3] = d;
+    t->strides[3] = 1; t->strides[2] = d; t->strides[1] = row; t->strides[0] = row * s;
+}
+
+static int attention(qwen3_cuda_t *m, emile_kernel_fn attn, int n, int pos, bf16 *kc, bf16 *vc,
+                     int layer, char *err, size_t errlen)
+{
+    const qwen3_config_t *c = &m->c;
+    int D = c->head_dim, kvd = c->n_kv_heads * D;
+    float scale = 1.0f / sqrtf((float)D);
+    if (pos == 0 && attn) {
+        emile_tensor_t t[4];
+        tensor4(&t[0], "q", m->q, n, c->n_heads, D, (int64_t)c->n_heads * D);
+        tensor4(&t[1], "k", kc, n, c->n_kv_heads, D, kvd);
+        tensor4(&t[2], "v", vc, n, c->n_kv_heads, D, kvd);
+        tensor4(&t[3], "o", m->att, n, c->n_heads, D, (int64_t)c->n_heads * D);
+        emile_param_t p[] = { { "batch", 1 }, { "seq", (double)n },
+                              { "q_heads", (double)c->n_heads },
+                              { "kv_heads", (double)c->n_kv_heads }, { "head_dim", (double)D },
+                              { "causal", 1 }, { "scale", 1.0 / sqrt((double)D) } };
+        emile_args_t a = { EMILE_ABI_VERSION, 4, t, 7, p, (void *)m->stream };
+        int krc = attn(&a);
+        if (krc != 0) {
+            snprintf(err, errlen, "attention kernel returned %d in layer %d", krc, layer);
+            return -1;
+        }
+        CK(cudaGetLastError());
+        return 0;
+    }
+    k_attention<<<dim3(n, c->n_heads), ATT_WARPS * 32, 0, m->stream>>>(
+        m->q, kc, vc, m->att, pos, c->n_heads, c->n_kv_heads, D, scale);
+    CK(cudaGetLastError());
+    return 0;
+}
+
+extern "C" int qwen3_cuda_forward(qwen3_cuda_t *m, emile_kernel_fn attn, const int *tokens,
+                                  int n, int pos, int all_logits, float *logits, char *err,
+                                  size_t errlen)
+{
+    const qwen3_config_t *c = &m->c;
+    if (n < 1 || n > m->max_chunk || pos < 0 || pos + n > m->max_seq) {
+        snprintf(err, errlen, "forward: %d tokens at position %d do not fit (chunk %d, "
+                 "context %d)", n, pos, m->max_chunk, m->max_seq);
+        return -1;
+    }
+    for (int t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= c->vocab) {
+            snprintf(err, errlen, "forward: token %d outside the vocabulary (%d)", tokens[t],
+                     c->vocab);
+            return -1;
+        }
+    int H = c->hidden, D = c->head_dim, qd = c->n_heads * D, kvd = c->n_kv_heads * D;
+    int I = c->intermediate;
+    float eps = (float)c->rms_eps;
+    cudaStream_t st = m->stream;
+    CK(cudaMemcpyAsync(m->tok_d, tokens, (size_t)n * 4, cudaMemcpyHostToDevice, st));
+    k_embed<<<n, 256, 0, st>>>(m->embed, m->tok_d, m->x, H);
+    k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, NULL, m->L[0].attn_norm, m->xb, H, eps);
+    for (int l = 0; l < c->n_layers; l++) {
+        const layer_w *L = &m->L[l];
+        bf16 *kc = m->kc + (size_t)l * m->max_seq * kvd, *vc = m->vc + (size_t)l * m->max_seq * kvd;
+        if (gemm(m, L->wq, qd, H, m->xb, n, m->q, CUDA_R_16BF, err, errlen) ||
+            gemm(m, L->wk, kvd, H, m->xb, n, kc + (size_t)pos * kvd, CUDA_R_16BF, err, errlen) ||
+            gemm(m, L->wv, kvd, H, m->xb, n, vc + (size_t)pos * kvd, CUDA_R_16BF, err, errlen))
+            return -1;
+        k_qk_norm_rope<<<dim3(n, c->n_heads + c->n_kv_heads), D, 0, st>>>(
+            m->q, kc + (size_t)pos * kvd, L->q_norm, L->k_norm, m->rope, pos, c->n_heads,
+            c->n_kv_heads, D, eps);
+        if (attention(m, attn, n, pos, kc, vc, l, err, errlen) ||
+            gemm(m, L->wo, H, qd, m->att, n, m->tmp, CUDA_R_32F, err, errlen))
+            return -1;
+        k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, m->tmp, L->mlp_norm, m->xb, H, eps);
+        if (gemm(m, L->w_gateup, 2 * I, H, m->xb, n, m->gu, CUDA_R_16BF, err, errlen))
+            return -1;
+        size_t tot = (size_t)n * I;
+        k_swiglu<<<(unsigned)((tot + 255) / 256), 256, 0, st>>>(m->gu, m->hb, I, tot);
+        if (gemm(m, L->w_down, H, I, m->hb, n, m->tmp, CUDA_R_32F, err, errlen))
+            return -1;
+        const bf16 *next = l + 1 < c->n_layers ? m->L[l + 1].attn_norm : m->final_norm;
+        k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, m->tmp, next, m->xb, H, eps);
+    }
+    int first = all_logits ? 0 : n - 1;
+    m->last_rows = n - first;
+    if (gemm(m, m->lm_head, c->vocab, H, m->xb + (size_t)first * H, n - first, m->logits,
+             CUDA_R_32F, err, errlen))
+        return -1;
+    CK(cudaGetLastError());
+    if (logits)
+        CK(cudaMemcpyAsync(logits, m->logits, (size_t)(n - first) * c->vocab * 4,
+                           cudaMemcpyDeviceToHost, st));
+    CK(cudaStreamSynchronize(st));
+    return 0;
+}
+
+extern "C" int qwen3_cuda_argmax(qwen3_cuda_t *m)
+{
+    int r = -1;
+    const float *row = m->logits + (size_t)(m->last_rows - 1) * m->c.vocab;
+    k_argmax<<<1, 1024, 0, m->stream>>>(row, m->c.vocab, m->argmax_d);
+    if (cudaMemcpyAsync(&r, m->argmax_d, 4, cudaMemcpyDeviceToHost, m->stream) != cudaSuccess ||
+        cudaStreamSynchronize(m->stream) != cudaSuccess)
+        return -1;
+    return r;
+}
+
+extern "C" int qwen3_cuda_device_name(qwen3_cuda_t *m, char *buf, size_t len)
+{
+    int dev;
+    cudaDeviceProp p;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&p, dev) != cudaSuccess)
+        return -1;
+    snprintf(buf, len, "%s", p.name);
+    return 0;
+}

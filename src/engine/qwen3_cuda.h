@@ -1,0 +1,75 @@
+/*
+ * qwen3_cuda.h -- the GPU path of the engine: Qwen3 with bf16 weights on
+ * the device, cuBLAS projections (bf16 in, fp32 accumulate), fused small
+ * ops, a bf16 KV cache, and the same prefill attention slot as the CPU path
+ * (the slot's kernel receives bf16 device tensors and the engine's stream).
+ *
+ * It is built by nvcc into its own shared object (src/engine/cuda/
+ * qwen3_cuda.cu -> build/libemile-engine-cuda.so) and loaded with dlopen,
+ * so the emile binary needs no CUDA to build or run.  The entry points are
+ * plain C; qwen3_cuda_api_t collects them for the loader.
+ */
+#ifndef EMILE_ENGINE_QWEN3_CUDA_H
+#define EMILE_ENGINE_QWEN3_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "emile.h"
+#include "engine/qwen3.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct qwen3_cuda qwen3_cuda_t;
+
+/* Where the weights come from: get() returns the host bytes of the tensor
+ * named as in Hugging Face checkpoints (dtype F32, F16 or BF16, numel
+ * elements), 0 on success.  NULL get: random weights from seed, drawn on
+ * the device with the formula of qwen3_weights_random, rounded to bf16. */
+typedef int (*qwen3_cuda_get_fn)(void *user, const char *name, const void **data,
+                                 int *dtype, int64_t *numel);
+
+/*
+ * Allocate the model on the current device for up to max_seq positions
+ * and chunks of max_chunk tokens, and upload (or draw) the weights.
+ * Returns 0 and *out, or -1 with a message in err.
+ */
+int qwen3_cuda_create(const qwen3_config_t *c, int max_seq, int max_chunk,
+                      qwen3_cuda_get_fn get, void *user, uint64_t seed,
+                      qwen3_cuda_t **out, char *err, size_t errlen);
+void qwen3_cuda_destroy(qwen3_cuda_t *m);
+
+/*
+ * Same contract as qwen3_forward: n tokens at positions pos..pos+n-1; at
+ * pos 0 the attention goes through attn (NULL: the engine's built-in
+ * kernel), later through the engine's cached attention.  The logits (fp32,
+ * all n rows when all_logits, else the last row) are copied to logits
+ * (host).  attn_status receives the slot kernel's return code.
+ */
+int qwen3_cuda_forward(qwen3_cuda_t *m, emile_kernel_fn attn, const int *tokens, int n,
+                       int pos, int all_logits, float *logits, char *err, size_t errlen);
+
+/* Argmax of the last forward's last row, on the device (skips copying the
+ * logits in greedy decode).  -1 on error. */
+int qwen3_cuda_argmax(qwen3_cuda_t *m);
+
+/* Synchronise and return the device's name in buf (for reports). */
+int qwen3_cuda_device_name(qwen3_cuda_t *m, char *buf, size_t len);
+
+typedef struct qwen3_cuda_api {
+    int (*create)(const qwen3_config_t *, int, int, qwen3_cuda_get_fn, void *, uint64_t,
+                  qwen3_cuda_t **, char *, size_t);
+    void (*destroy)(qwen3_cuda_t *);
+    int (*forward)(qwen3_cuda_t *, emile_kernel_fn, const int *, int, int, int, float *,
+                   char *, size_t);
+    int (*argmax)(qwen3_cuda_t *);
+    int (*device_name)(qwen3_cuda_t *, char *, size_t);
+} qwen3_cuda_api_t;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EMILE_ENGINE_QWEN3_CUDA_H */
