@@ -202,6 +202,21 @@ static void summary(cook_t *c, const char *status, const char *note)
             c->best_iter, json_string_value(json_object_get(best, "label")), it_num(best, "time_ms"),
             it_num(rep, "gflops"), it_num(rep, "roofline_pct"), c->ref_ms / it_num(best, "time_ms"));
     }
+    /* LLM runs: tokens and the estimated cost (store_message_add keeps the
+     * run's token totals; each assistant message carries its cost). */
+    json_t *msgs = NULL, *rj = NULL;
+    double cost = 0;
+    if (store_messages(c->store, c->run, &msgs) == 0) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(msgs, i, m) cost += json_number_value(json_object_get(json_object_get(m, "content"), "cost_usd"));
+    }
+    if (json_array_size(msgs) > 0 && store_run_get(c->store, c->run, &rj) == 0)
+        say(c, "LLM: %lld tokens in, %lld out, estimated cost $%.4f\n",
+            (long long)json_integer_value(json_object_get(rj, "tokens_in")),
+            (long long)json_integer_value(json_object_get(rj, "tokens_out")), cost);
+    json_decref(msgs);
+    json_decref(rj);
     say(c, "run %lld in %s  (emile show %lld; emile export %lld DIR)\n", (long long)c->run,
         c->o->store_path ? c->o->store_path : "the default store", (long long)c->run, (long long)c->run);
 }
@@ -284,9 +299,12 @@ static int loop(cook_t *c)
                                .best_iter = c->best_iter, .tools = &tools};
         agent_proposal_t p;
         memset(&p, 0, sizeof p);
+        err[0] = 0;
         int arc = ops->propose(agent, &ctx, &p, err, sizeof err);
         if (arc == AGENT_DONE) {
-            note = "the agent has nothing left to try";
+            /* An LLM agent says why it stopped (budget, refusal, no tool call). */
+            snprintf(notebuf, sizeof notebuf, "%s", err[0] ? err : "the agent has nothing left to try");
+            note = notebuf;
             agent_proposal_free(&p);
             break;
         }
@@ -361,9 +379,9 @@ static json_t *fetch_device(const cook_options_t *o, const char *backend, char *
     json_t *dev = json_incref(json_array_get(json_object_get(reply, "devices"), 0));
     if (!dev) {
         const char *why = json_string_value(json_object_get(json_array_get(json_object_get(reply, "unavailable"), 0), "why"));
-        char prev[2048];
-        snprintf(prev, sizeof prev, "%s", reply ? "unknown reason" : err);
-        snprintf(err, n, "backend %s is not available: %s", backend, why ? why : prev);
+        char prev[1024];
+        snprintf(prev, sizeof prev, "%.1000s", reply ? "unknown reason" : err);
+        snprintf(err, n, "backend %s is not available: %.1000s", backend, why ? why : prev);
     }
     json_decref(reply);
     return dev;

@@ -82,17 +82,24 @@ static void child_setup(const char *dir, const sandbox_limits_t *l, int log_fd, 
     for (int fd = 3; fd < 1024; fd++)
         if (fd != keep1 && fd != keep2)
             close(fd);
+    /* setenv may allocate: before the memory limit, which a sanitized
+     * parent (huge shadow mappings) would already exceed. */
+    setenv("HOME", dir, 1);
+    setenv("TMPDIR", dir, 1);
+}
+
+/* The limits, applied last, right before exec. */
+static void child_limits(const sandbox_limits_t *l)
+{
     if (l->cpu_s > 0)
         set_limit(RLIMIT_CPU, (rlim_t)l->cpu_s);
-    if (l->mem_bytes > 0)
-        set_limit(RLIMIT_AS, (rlim_t)l->mem_bytes);
     if (l->fsize_bytes > 0)
         set_limit(RLIMIT_FSIZE, (rlim_t)l->fsize_bytes);
     if (l->nproc > 0)
         set_limit(RLIMIT_NPROC, (rlim_t)l->nproc);
     set_limit(RLIMIT_CORE, 0);
-    setenv("HOME", dir, 1);
-    setenv("TMPDIR", dir, 1);
+    if (l->mem_bytes > 0)
+        set_limit(RLIMIT_AS, (rlim_t)l->mem_bytes);
 }
 
 static char *read_capped(const char *path, size_t cap)
@@ -139,6 +146,7 @@ int sandbox_run(const char *dir, char *const argv[], const sandbox_limits_t *l, 
             if (setgroups(0, NULL) != 0 || setgid((gid_t)l->drop_uid) != 0 || setuid((uid_t)l->drop_uid) != 0)
                 _exit(125);
         }
+        child_limits(l);
         execvp(argv[0], argv);
         dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -210,6 +218,7 @@ int sandbox_spawn(const char *dir, char *const argv[], int arena_fd, const sandb
         fcntl(sv[1], F_SETFD, 0);
         fcntl(arena_fd, F_SETFD, 0);
         child_setup(dir, l, log_fd, sv[1], arena_fd, &netp[1]);
+        child_limits(l);
         execvp(args[0], args);
         dprintf(2, "cannot run %s: %s\n", args[0], strerror(errno));
         _exit(127);
