@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "engine/taste.h"
 #include "serve/serve.h"
 
 static void usage(FILE *f)
@@ -23,6 +24,8 @@ static void usage(FILE *f)
             "  resume RUN [--max-iters N] continue a run that was stopped or killed\n"
             "  devices [BACKEND]          backends found and their measured ceilings [--remeasure] [--json]\n"
             "  serve [--host H --port P]  the web UI (Kitchen and Tasting Room)\n"
+            "  taste --random qwen3-4b --kernel RUN|FILE   the Qwen3 engine: reference attention vs a kernel,\n"
+            "                             same prompt and weights: TTFT, decode tok/s, agreement\n"
             "  worker                     the sandboxed evaluation worker (JSON lines on stdin/stdout)\n\n"
             "common: --store PATH (run store; default ~/.local/share/emile/runs.db)\n"
             "        --worker CMD (e.g. 'ssh gpu1 emile worker')\n");
@@ -46,6 +49,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "devices")) return cmd_devices(n, rest);
     if (!strcmp(cmd, "worker")) return cmd_worker(n, rest);
     if (!strcmp(cmd, "serve")) return serve_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "taste")) return engine_cli_taste(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
