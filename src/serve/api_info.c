@@ -69,27 +69,6 @@ enum MHD_Result api_ops(request_t *r, int64_t id)
     return respond_json(r, 200, o);
 }
 
-/* The Tasting Room's engine.  Until src/engine/ is built into emile the
- * page shows this message and disables its controls. */
-static const char engine_message[] =
-    "The inference engine is not built yet. Once it is, the Tasting Room runs Qwen3 with the "
-    "reference kernel and with a run's best kernel side by side.";
-
-enum MHD_Result api_taste(request_t *r, int64_t id)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "engine", json_string("not built"));
-    json_object_set_new(o, "available", json_false());
-    json_object_set_new(o, "message", json_string(engine_message));
-    json_object_set_new(o, "models", json_array());
-    return respond_json(r, 200, o);
-}
-
-enum MHD_Result api_taste_run(request_t *r, int64_t id)
-{
-    return respond_error(r, 501, "%s", engine_message);
-}
-
 enum MHD_Result api_health(request_t *r, int64_t id)
 {
     json_t *o = json_object();

@@ -25,6 +25,8 @@ typedef struct serve_config {
     const char *store_path;    /* the run store (created when absent) */
     const char *emile_path;    /* the CLI to spawn; default /proc/self/exe */
     const char *examples_dir;  /* ready tasks offered by /api/examples; NULL: none */
+    const char *model_dir;     /* a Qwen3 checkpoint for the Tasting Room; NULL:
+                                  random weights only */
     size_t max_body;           /* request body limit; 0: SERVE_MAX_BODY */
     int max_queue;             /* queued cooks per device; 0: SERVE_MAX_QUEUE */
     double stop_grace_s;       /* at shutdown: SIGTERM, then SIGKILL after this */
@@ -55,7 +57,7 @@ const char *serve_token(const serve_t *s);
 void serve_stop(serve_t *s);
 
 /* `emile serve [--host H] [--port P] [--token T] [--store PATH]
- * [--emile PATH] [--examples DIR]`: runs until SIGINT/SIGTERM.  Returns the
+ * [--emile PATH] [--examples DIR] [--model DIR]`: runs until SIGINT/SIGTERM.  Returns the
  * process exit status (0 after a clean stop, 2 on a usage error, 1 when the
  * server could not start). */
 int serve_main(int argc, char **argv);

@@ -15,7 +15,7 @@
 
 static const char usage[] =
     "usage: emile serve [--host HOST] [--port PORT] [--token TOKEN] [--store PATH]\n"
-    "                   [--emile PATH] [--examples DIR]\n"
+    "                   [--emile PATH] [--examples DIR] [--model DIR]\n"
     "\n"
     "Serves the web UI (the Kitchen and the Tasting Room) and its API.\n"
     "  --host HOST      address to bind (default 127.0.0.1); any other than loopback\n"
@@ -27,6 +27,8 @@ static const char usage[] =
     "  --emile PATH     the emile binary that cooks (default: this one)\n"
     "  --examples DIR   ready tasks for the Kitchen (default: the examples/ folder\n"
     "                   beside the binary's build folder, else ./examples)\n"
+    "  --model DIR      a Qwen3 checkpoint (Hugging Face layout) for the Tasting\n"
+    "                   Room; without it, random weights of a named shape\n"
     "LLM agents read their API keys from this server's environment.\n";
 
 static int is_dir(const char *p)
@@ -100,6 +102,8 @@ int serve_main(int argc, char **argv)
             cfg.emile_path = v;
         } else if ((v = opt(argc, argv, &i, "--examples", &missing))) {
             examples = v;
+        } else if ((v = opt(argc, argv, &i, "--model", &missing))) {
+            cfg.model_dir = v;
         } else {
             fprintf(stderr, missing ? "emile serve: %s needs a value\n%s"
                                     : "emile serve: unknown option '%s'\n%s",

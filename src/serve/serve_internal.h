@@ -10,6 +10,7 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cook_queue.h"
 #include "events.h"
@@ -28,6 +29,11 @@ struct serve {
     pthread_mutex_t store_mu;
     event_hub_t *hub;
     cook_queue_t *queue;
+    char *model_dir;             /* the Tasting Room's checkpoint, or NULL */
+    pthread_mutex_t taste_mu;    /* guards the four below */
+    int engine_state;            /* 0 unknown, 1 `emile taste` answers, -1 not */
+    int tasting;                 /* a tasting is running (one at a time) */
+    pid_t taste_pid;             /* its child, to end at shutdown */
 };
 
 /* One HTTP request, from its headers to its response. */
@@ -84,9 +90,12 @@ enum MHD_Result api_job_stop(request_t *r, int64_t id);
 /* api_info.c */
 enum MHD_Result api_examples(request_t *r, int64_t id);
 enum MHD_Result api_ops(request_t *r, int64_t id);
+enum MHD_Result api_health(request_t *r, int64_t id);
+/* api_taste.c */
 enum MHD_Result api_taste(request_t *r, int64_t id);
 enum MHD_Result api_taste_run(request_t *r, int64_t id);
-enum MHD_Result api_health(request_t *r, int64_t id);
+/* End a running tasting's child (shutdown). */
+void serve_taste_stop(serve_t *s);
 /* api_events.c */
 enum MHD_Result api_events(request_t *r, int64_t id);
 /* static_assets.c */

@@ -204,6 +204,7 @@ static void free_server(serve_t *s)
         return;
     if (s->hub)
         events_close(s->hub);
+    serve_taste_stop(s);          /* its request thread waits for the child */
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     if (s->queue)
@@ -212,6 +213,8 @@ static void free_server(serve_t *s)
         events_destroy(s->hub);
     store_close(s->store);
     pthread_mutex_destroy(&s->store_mu);
+    pthread_mutex_destroy(&s->taste_mu);
+    free(s->model_dir);
     free(s->host);
     free(s->store_path);
     free(s->emile_path);
@@ -228,6 +231,7 @@ int serve_start(const serve_config_t *cfg, serve_t **out, char *err, size_t errl
         return -1;
     }
     pthread_mutex_init(&s->store_mu, NULL);
+    pthread_mutex_init(&s->taste_mu, NULL);
     s->quiet = cfg->quiet;
     s->max_body = cfg->max_body ? cfg->max_body : SERVE_MAX_BODY;
     s->stop_grace_s = cfg->stop_grace_s;
@@ -243,6 +247,7 @@ int serve_start(const serve_config_t *cfg, serve_t **out, char *err, size_t errl
     s->emile_path = strdup(cfg->emile_path && *cfg->emile_path ? cfg->emile_path
                                                                : "/proc/self/exe");
     s->examples_dir = cfg->examples_dir ? strdup(cfg->examples_dir) : NULL;
+    s->model_dir = cfg->model_dir && *cfg->model_dir ? strdup(cfg->model_dir) : NULL;
     if (!s->host || !s->store_path || !s->emile_path) {
         snprintf(err, errlen, "out of memory");
         goto fail;

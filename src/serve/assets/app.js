@@ -626,19 +626,41 @@
     if (keep) sel.value = keep;
   }
 
+  function tasteModel() {
+    var id = $('t-model').value, models = (S.taste && S.taste.models) || [];
+    for (var i = 0; i < models.length; i++) if (models[i].id === id) return models[i];
+    return null;
+  }
+
   function renderTaste() {
     var t = S.taste || {};
     var available = !!t.available;
-    $('t-status').textContent = available ? 'Engine ready.' : (t.message || 'The engine is not built.');
+    $('t-status').textContent = t.message || (available ? 'Engine ready.' : 'The engine is not built.');
     $('t-status').className = available ? 'msg' : 'notice';
-    var models = $('t-model');
+    var models = $('t-model'), keep = models.value;
     clear(models);
-    (t.models || []).forEach(function (m) {
-      var name = typeof m === 'string' ? m : m.name;
-      models.appendChild(el('option', {value: name}, name));
-    });
+    (t.models || []).forEach(function (m) { models.appendChild(el('option', {value: m.id}, m.name)); });
     if (!(t.models || []).length) models.appendChild(el('option', {value: ''}, 'no model (engine not built)'));
+    if (keep) models.value = keep;
     ['t-run', 't-model', 't-tokens', 't-prompt', 't-start'].forEach(function (id) { $(id).disabled = !available; });
+    onTasteModel();
+  }
+
+  /* Random weights have no tokenizer: their prompt is synthetic. */
+  function onTasteModel() {
+    var m = tasteModel();
+    var text = !!(m && m.prompt_text);
+    $('t-prompt').disabled = !text;
+    $('t-prompt-hint').textContent = m && !text ? 'This model has random weights and no tokenizer: ' +
+                                                  'it gets a synthetic prompt.' : '';
+  }
+
+  function showSide(prefix, side) {
+    side = side || {};
+    $('t-' + prefix + '-ttft').textContent = fmtTime(side.ttft_ms);
+    $('t-' + prefix + '-tps').textContent = num(side.tokens_per_s) >= 0 ? side.tokens_per_s.toFixed(1) : '\u2013';
+    $('t-' + prefix + '-out').textContent = side.tokens !== undefined && side.tokens !== null ?
+      side.tokens + ' tokens generated' + (side.label ? ' with ' + side.label : '') : '';
   }
 
   function onTaste(ev) {
@@ -646,16 +668,15 @@
     var req = {run: Number($('t-run').value), model: $('t-model').value, prompt: $('t-prompt').value,
                tokens: Number($('t-tokens').value)};
     $('t-start').disabled = true;
-    ['t-ref-out', 't-best-out'].forEach(function (id) { $(id).textContent = ''; });
-    $('t-agree').textContent = 'Tasting...';
+    showSide('ref', null);
+    showSide('best', null);
+    $('t-agree').className = 'msg';
+    $('t-agree').textContent = 'Tasting: the engine generates with the reference, then with the kernel...';
     api('POST', '/api/taste', req).then(function (r) {
-      [['ref', r.reference], ['best', r.candidate]].forEach(function (p) {
-        var side = p[1] || {};
-        $('t-' + p[0] + '-ttft').textContent = fmtTime(side.ttft_ms);
-        $('t-' + p[0] + '-tps').textContent = num(side.tokens_per_s) >= 0 ? side.tokens_per_s.toFixed(1) : '\u2013';
-        $('t-' + p[0] + '-out').textContent = side.text || '';
-      });
-      $('t-agree').textContent = r.agree ? 'The two outputs agree token for token.' : 'The outputs differ.';
+      showSide('ref', r.reference);
+      showSide('best', r.candidate);
+      $('t-agree').textContent = r.agree ? 'The two generations agree token for token.' :
+        'The generations differ from generated token ' + r.first_divergence + ' on.';
     }).catch(function (e) {
       $('t-agree').textContent = e.message;
       $('t-agree').className = 'msg error';
@@ -716,6 +737,7 @@
     $('src-tab-source').addEventListener('click', function () { S.srcMode = 'source'; renderSource(); });
     $('src-tab-diff').addEventListener('click', function () { S.srcMode = 'diff'; renderSource(); });
     $('taste-form').addEventListener('submit', onTaste);
+    $('t-model').addEventListener('change', onTasteModel);
     window.addEventListener('hashchange', onHash);
     renderPlot();
     connect();

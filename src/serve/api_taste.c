@@ -1,0 +1,324 @@
+/* api_taste.c -- the Tasting Room's API.  The engine lives in the CLI
+ * (`emile taste`); the server asks it once whether it is there (`taste
+ * --help`), and runs one tasting at a time as a child:
+ *
+ *   EMILE taste (--random SHAPE | --model DIR) --reference REF.c
+ *               --kernel BEST.c --max-new N [--prompt TEXT] --json --quiet
+ *
+ * where REF.c and BEST.c are the run's reference and best kernel, written
+ * to a private temporary directory.  The child's last stdout line is its
+ * JSON report. */
+#include "serve_internal.h"
+#include "cook_child.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TASTE_MAX_TOKENS 1024
+#define TASTE_MAX_PROMPT 8192
+
+static const char not_built[] =
+    "The inference engine is not built into this emile yet. Once it is, the Tasting Room runs "
+    "Qwen3 with the reference kernel and with a run's best kernel side by side.";
+
+/* Random-weight shapes offered when no checkpoint is configured; qwen3-4b
+ * is left out (16 GB of random weights is no taste test). */
+static const char *const random_shapes[] = {"tiny", "qwen3-0.6b"};
+
+/* 1 when `EMILE taste --help` answers with its usage; asked once. */
+static int engine_built(serve_t *s)
+{
+    pthread_mutex_lock(&s->taste_mu);
+    if (s->engine_state == 0) {
+        char *argv[] = {s->emile_path, "taste", "--help", NULL};
+        cook_child_t c;
+        char err[256];
+        int found = 0;
+        if (cook_child_spawn(&c, argv, NULL, err, sizeof err) == 0) {
+            char *line;
+            while (cook_child_next_line(&c, &line) == 1) {
+                found |= strstr(line, "usage: emile taste") != NULL;
+                free(line);
+            }
+            int ws;
+            cook_child_wait(&c, &ws);
+            found &= WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
+        }
+        s->engine_state = found ? 1 : -1;
+    }
+    int built = s->engine_state == 1;
+    pthread_mutex_unlock(&s->taste_mu);
+    return built;
+}
+
+static json_t *models_json(serve_t *s)
+{
+    json_t *a = json_array();
+    if (s->model_dir) {
+        const char *base = strrchr(s->model_dir, '/');
+        char name[300];
+        snprintf(name, sizeof name, "%s (checkpoint)", base && base[1] ? base + 1 : s->model_dir);
+        json_array_append_new(a, json_pack("{s:s, s:s, s:b}", "id", "checkpoint", "name", name,
+                                           "prompt_text", 1));
+    }
+    for (size_t i = 0; i < sizeof random_shapes / sizeof random_shapes[0]; i++) {
+        char id[64], name[128];
+        snprintf(id, sizeof id, "random:%s", random_shapes[i]);
+        snprintf(name, sizeof name, "%s shape, random weights (synthetic prompt)", random_shapes[i]);
+        json_array_append_new(a, json_pack("{s:s, s:s, s:b}", "id", id, "name", name,
+                                           "prompt_text", 0));
+    }
+    return a;
+}
+
+enum MHD_Result api_taste(request_t *r, int64_t id)
+{
+    serve_t *s = r->s;
+    json_t *o = json_object();
+    if (!engine_built(s)) {
+        json_object_set_new(o, "engine", json_string("not built"));
+        json_object_set_new(o, "available", json_false());
+        json_object_set_new(o, "message", json_string(not_built));
+        json_object_set_new(o, "models", json_array());
+    } else {
+        json_object_set_new(o, "engine", json_string("ready"));
+        json_object_set_new(o, "available", json_true());
+        json_object_set_new(o, "message",
+                            json_string("Pick a run's best kernel and a model: the engine "
+                                        "generates twice, with the reference attention and with "
+                                        "that kernel, on the same prompt and weights."));
+        json_object_set_new(o, "models", models_json(s));
+    }
+    return respond_json(r, 200, o);
+}
+
+/* Write text to dir/name; 0 or -1. */
+static int write_file(const char *dir, const char *name, const char *text, char *path, size_t n)
+{
+    snprintf(path, n, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    size_t len = strlen(text);
+    int ok = fwrite(text, 1, len, f) == len;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* The report's side with role `role`, in the page's words. */
+static json_t *side_json(const json_t *report, const char *role)
+{
+    static const char *const keys[][2] = {{"attention", "label"}, {"ttft_ms", "ttft_ms"},
+                                          {"decode_tok_s", "tokens_per_s"}, {"tokens", "tokens"}};
+    size_t i;
+    json_t *side;
+    json_array_foreach(json_object_get(report, "runs"), i, side) {
+        const char *ro = json_string_value(json_object_get(side, "role"));
+        if (!ro || strcmp(ro, role) != 0)
+            continue;
+        json_t *o = json_object();
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            json_t *v = json_object_get(side, keys[k][0]);
+            json_object_set(o, keys[k][1], v ? v : json_null());
+        }
+        return o;
+    }
+    return json_null();
+}
+
+/* Run the child; *report is its last JSON line.  0, or -1 with err. */
+static int run_taste(serve_t *s, char **argv, json_t **report, char *err, size_t errlen)
+{
+    cook_child_t c;
+    *report = NULL;
+    if (cook_child_spawn(&c, argv, s->quiet ? NULL : "[taste] ", err, errlen) != 0)
+        return -1;
+    pthread_mutex_lock(&s->taste_mu);
+    s->taste_pid = c.pid;
+    pthread_mutex_unlock(&s->taste_mu);
+    char *line;
+    while (cook_child_next_line(&c, &line) == 1) {
+        json_t *j = json_loads(line, 0, NULL);
+        free(line);
+        if (json_is_object(j) && json_object_get(j, "runs")) {
+            json_decref(*report);
+            *report = j;
+        } else {
+            json_decref(j);
+        }
+    }
+    int ws;
+    cook_child_wait(&c, &ws);
+    pthread_mutex_lock(&s->taste_mu);
+    s->taste_pid = 0;
+    pthread_mutex_unlock(&s->taste_mu);
+    if (*report && WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
+        return 0;
+    char last[512];
+    cook_child_last_error(&c, last, sizeof last);
+    snprintf(err, errlen, "the engine %s: %s",
+             WIFSIGNALED(ws) ? "was killed" : "failed", last[0] ? last : "no report");
+    json_decref(*report);
+    *report = NULL;
+    return -1;
+}
+
+/* Read the run's reference and best kernel (C only: the engine builds C). */
+static enum MHD_Result load_kernels(request_t *r, int64_t run, char **ref, char **best,
+                                    int *best_iter, int *ok)
+{
+    serve_t *s = r->s;
+    json_t *rj = NULL, *it = NULL;
+    char msg[512] = "";
+    *ok = 0;
+    pthread_mutex_lock(&s->store_mu);
+    int rc = store_run_get(s->store, run, &rj);
+    json_t *b = json_object_get(rj, "best_iter");
+    *best_iter = json_is_integer(b) ? (int)json_integer_value(b) : -1;
+    if (rc == 0 && *best_iter >= 0)
+        rc = store_iteration_get(s->store, run, *best_iter, &it);
+    if (rc != 0)
+        snprintf(msg, sizeof msg, "%s", store_errmsg(s->store));
+    pthread_mutex_unlock(&s->store_mu);
+    enum MHD_Result ret = MHD_YES;
+    const char *src = json_string_value(json_object_get(it, "source"));
+    const char *lang = json_string_value(json_object_get(it, "lang"));
+    const char *rsrc = json_string_value(json_object_get(json_object_get(rj, "task"),
+                                                         "reference_source"));
+    if (rc != 0)
+        ret = respond_error(r, strncmp(msg, "no run ", 7) == 0 ? 404 : 500, "%s", msg);
+    else if (*best_iter < 0 || !src)
+        ret = respond_error(r, 409, "run %lld has no valid kernel to taste", (long long)run);
+    else if (lang && strcmp(lang, "c") != 0)
+        ret = respond_error(r, 400, "the Tasting Room builds C kernels; this run's are %s", lang);
+    else if (!rsrc)
+        ret = respond_error(r, 409, "run %lld has no reference source stored", (long long)run);
+    else if (!(*ref = strdup(rsrc)) || !(*best = strdup(src)))
+        ret = respond_error(r, 500, "out of memory");
+    else
+        *ok = 1;
+    json_decref(rj);
+    json_decref(it);
+    return ret;
+}
+
+enum MHD_Result api_taste_run(request_t *r, int64_t id)
+{
+    serve_t *s = r->s;
+    enum MHD_Result ret;
+    if (!engine_built(s))
+        return respond_error(r, 501, "%s", not_built);
+    json_t *j = request_json_object(r, &ret);
+    if (!j)
+        return ret;
+    json_int_t run = json_integer_value(json_object_get(j, "run"));
+    const char *model = json_string_value(json_object_get(j, "model"));
+    const char *prompt = json_string_value(json_object_get(j, "prompt"));
+    json_int_t tokens = json_integer_value(json_object_get(j, "tokens"));
+    char shape[32] = "", tok[16];
+    int checkpoint = model && strcmp(model, "checkpoint") == 0 && s->model_dir;
+    if (model && strncmp(model, "random:", 7) == 0)
+        for (size_t i = 0; i < sizeof random_shapes / sizeof random_shapes[0]; i++)
+            if (strcmp(model + 7, random_shapes[i]) == 0)
+                snprintf(shape, sizeof shape, "%s", random_shapes[i]);
+    const char *bad = run <= 0 ? "\"run\" must be a run id"
+                    : !checkpoint && !shape[0] ? "\"model\" is not one of /api/taste's models"
+                    : tokens < 1 || tokens > TASTE_MAX_TOKENS ? "\"tokens\" must be 1..1024"
+                    : prompt && strlen(prompt) > TASTE_MAX_PROMPT ? "\"prompt\" is too long"
+                    : NULL;
+    if (bad) {
+        json_decref(j);
+        return respond_error(r, 400, "%s", bad);
+    }
+    char *ref = NULL, *best = NULL;
+    int best_iter, ok;
+    ret = load_kernels(r, run, &ref, &best, &best_iter, &ok);
+    if (!ok) {
+        free(ref);
+        free(best);
+        json_decref(j);
+        return ret;
+    }
+    pthread_mutex_lock(&s->taste_mu);
+    int busy = s->tasting;
+    s->tasting = 1;
+    pthread_mutex_unlock(&s->taste_mu);
+    if (busy) {
+        free(ref);
+        free(best);
+        json_decref(j);
+        return respond_error(r, 409, "a tasting is already running; one at a time");
+    }
+
+    char dir[256], refp[320], bestp[320], err[1024] = "";
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/emile-taste-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    json_t *report = NULL;
+    int rc = -1;
+    refp[0] = bestp[0] = 0;
+    if (!mkdtemp(dir))
+        snprintf(err, sizeof err, "cannot create a temporary directory: %s", strerror(errno));
+    else if (write_file(dir, "reference.c", ref, refp, sizeof refp) != 0 ||
+             write_file(dir, "best.c", best, bestp, sizeof bestp) != 0)
+        snprintf(err, sizeof err, "cannot write the kernels to %s", dir);
+    else {
+        snprintf(tok, sizeof tok, "%lld", (long long)tokens);
+        char *argv[20];
+        int n = 0;
+        argv[n++] = s->emile_path;
+        argv[n++] = "taste";
+        argv[n++] = checkpoint ? "--model" : "--random";
+        argv[n++] = checkpoint ? s->model_dir : shape;
+        argv[n++] = "--reference";
+        argv[n++] = refp;
+        argv[n++] = "--kernel";
+        argv[n++] = bestp;
+        argv[n++] = "--max-new";
+        argv[n++] = tok;
+        if (checkpoint && prompt && *prompt) {
+            argv[n++] = "--prompt";
+            argv[n++] = (char *)prompt;
+        }
+        argv[n++] = "--json";
+        argv[n++] = "--quiet";
+        argv[n] = NULL;
+        rc = run_taste(s, argv, &report, err, sizeof err);
+    }
+    if (refp[0]) unlink(refp);
+    if (bestp[0]) unlink(bestp);
+    rmdir(dir);
+    free(ref);
+    free(best);
+    pthread_mutex_lock(&s->taste_mu);
+    s->tasting = 0;
+    pthread_mutex_unlock(&s->taste_mu);
+    if (rc != 0) {
+        json_decref(j);
+        return respond_error(r, 502, "%s", err);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "run", json_integer(run));
+    json_object_set_new(o, "best_iter", json_integer(best_iter));
+    json_object_set(o, "model", json_object_get(j, "model"));
+    json_object_set(o, "prompt_tokens", json_object_get(report, "prompt_tokens"));
+    json_object_set_new(o, "reference", side_json(report, "reference"));
+    json_object_set_new(o, "candidate", side_json(report, "kernel"));
+    json_object_set(o, "agree", json_object_get(report, "agree"));
+    json_object_set(o, "first_divergence", json_object_get(report, "first_divergence"));
+    json_decref(report);
+    json_decref(j);
+    return respond_json(r, 200, o);
+}
+
+void serve_taste_stop(serve_t *s)
+{
+    pthread_mutex_lock(&s->taste_mu);
+    if (s->taste_pid > 0)
+        kill(-s->taste_pid, SIGKILL);     /* its own process group */
+    pthread_mutex_unlock(&s->taste_mu);
+}
