@@ -14,7 +14,7 @@
  * the compiler cannot vectorise the q.k reduction): the profile should show
  * parallelism ~1 and scalar code.
  *
- * Expected gain over the reference: ~2x causal (half the work skipped, fewer
+ * Expected gain over the reference: ~2-3x causal (half the work skipped, fewer
  * cache misses); the rest is left for v2 (one pass) and v3 (SIMD).
  * Diagnosis it answers: memory_bound (the reference re-streams K/V per row).
  * Profile should show: single_threaded, scalar_code (-> v2/v3).

@@ -17,7 +17,7 @@
  * on its own latency).  Still single-threaded and still scalar: the q.k
  * reduction cannot be vectorised without reassociation.
  *
- * Expected gain over v1: ~1.3-2x (no second pass over scores, no S-wide
+ * Expected gain over v1: ~1.2-1.6x (no second pass over scores, no S-wide
  * scratch, unit-stride q).  Diagnosis it answers: memory_bound (score
  * traffic).  Profile should show: single_threaded, scalar_code (-> v3).
  *

@@ -25,7 +25,7 @@
  * AVX-512, 32 with AVX/AVX2, 16 otherwise: SSE, NEON); narrower vectors are
  * a real choice on parts that down-clock on 512-bit code.
  *
- * Expected gain over v2: 5-10x on one core (SIMD width x ILP).  Diagnosis
+ * Expected gain over v2: 5-15x on one core (SIMD width x ILP).  Diagnosis
  * it answers: scalar_code, compute_bound (scalar).  Profile should show:
  * single_threaded (parallelism ~1) -> v4.
  *

@@ -19,7 +19,7 @@
  * Per thread scratch (query rows, accumulators, score tile) is allocated by
  * the thread itself, so its pages are first touched by the core that uses it.
  *
- * Expected gain over v3: ~Ncores x when balanced (1.8-1.95x on 2 cores).
+ * Expected gain over v3: ~Ncores x when balanced (1.7-1.95x on 2 cores).
  * Diagnosis it answers: single_threaded, load_imbalance.  Profile should
  * show parallelism ~Ncores; what remains is compute_bound / near_roofline,
  * and the knobs are BK, RM, NR, VEC_BYTES (as in v3) and BQ (smaller BQ =

@@ -13,14 +13,16 @@
  * hits L1/L2 for rows of up to ~64K floats.  Small tensors stay on one
  * thread (EMILE_PAR_MIN), where the fork/join would cost more than it saves.
  *
- * Expected gain over the reference: 4-8x (SIMD x cores, then the memory
- * wall).  Diagnosis it answers: single_threaded, scalar_code.  Profile
+ * Expected gain over the reference: ~2.7x on tensors far larger than the
+ * caches (memory wall), ~9x when they fit in L2/L3 (measured, 2-core Xeon
+ * @2.5GHz AVX-512: 4096x4096 33.4 -> 12.5 ms; 512x2560 2.56 -> 0.28 ms).  Diagnosis it answers: single_threaded, scalar_code.  Profile
  * should show memory_bound / near_roofline.
  *
  * Parameters (the agent prepends #define lines; defaults below):
  *   EMILE_THREADS   OpenMP threads, 0 = all                 (default 0)
  *   EMILE_ACC       vector accumulators in the sum 1, 2, 4, 8  (default 4)
  *   EMILE_PAR_MIN   elements below which one thread runs   (default 32768)
+ *   EMILE_VEC_BYTES vector width in bytes 16, 32, 64        (default native)
  *
  * Fast path when x, y and w are unit-stride along cols; any other strides
  * take a scalar path (still parallel over rows).  f32 only.  No scratch.
