@@ -15,8 +15,9 @@
  *
  * Expected gain over the reference: ~2.7x on tensors far larger than the
  * caches (memory wall), ~9x when they fit in L2/L3 (measured, 2-core Xeon
- * @2.5GHz AVX-512: 4096x4096 33.4 -> 12.5 ms; 512x2560 2.56 -> 0.28 ms).  Diagnosis it answers: single_threaded, scalar_code.  Profile
- * should show memory_bound / near_roofline.
+ * @2.5GHz AVX-512: 4096x4096 33.4 -> 12.5 ms; 512x2560 2.56 -> 0.28 ms).
+ * Diagnosis it answers: single_threaded, scalar_code.  Profile should show
+ * memory_bound / near_roofline.
  *
  * Parameters (the agent prepends #define lines; defaults below):
  *   EMILE_THREADS   OpenMP threads, 0 = all                 (default 0)
