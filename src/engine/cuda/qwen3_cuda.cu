@@ -62,7 +62,11 @@ struct qwen3_cuda {
     bf16 *kc, *vc;            /* [layers, max_seq, kvd] */
     float2 *rope;             /* [max_seq, D/2] (cos, sin) */
     int *tok_d, *argmax_d;
+    float *part;              /* split attention partials [4, Hq, splits, D + 2] */
 };
+
+#define ATT_SPLIT_KEYS 128
+#define ATT_MAX_SPLITS 64
 
 // ----------------------------------------------------------------------------
 // kernels
@@ -106,7 +110,8 @@ __global__ static void k_add_rmsnorm(float *x, const float *add, const bf16 *w, 
 }
 
 /* Per-head RMSNorm then RoPE (rotate_half pairing), in place.  Block
- * (t, head) with D threads; heads [0, Hq) are q's, [Hq, Hq+Hkv) k's. */
+ * (t, head), D rounded up to whole warps threads; heads [0, Hq) are q's,
+ * [Hq, Hq+Hkv) k's. */
 __global__ static void k_qk_norm_rope(bf16 *q, bf16 *k, const bf16 *qn, const bf16 *kn,
                                       const float2 *rope, int pos, int Hq, int Hkv, int D,
                                       float eps)
@@ -116,62 +121,95 @@ __global__ static void k_qk_norm_rope(bf16 *q, bf16 *k, const bf16 *qn, const bf
     int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = D / 2;
     bf16 *v = h < Hq ? q + ((size_t)t * Hq + h) * D : k + ((size_t)t * Hkv + (h - Hq)) * D;
     const bf16 *w = h < Hq ? qn : kn;
-    float xi = __bfloat162float(v[i]);
+    float xi = i < D ? __bfloat162float(v[i]) : 0.0f;
     float r = rsqrtf(block_sum(xi * xi, sh) / D + eps);
-    y[i] = __bfloat162float(w[i]) * (xi * r);
+    if (i < D)
+        y[i] = __bfloat162float(w[i]) * (xi * r);
     __syncthreads();
+    if (i >= D)
+        return;
     float2 cs = rope[(size_t)(pos + t) * half + (i % half)];
     float o = i < half ? y[i] * cs.x - y[i + half] * cs.y : y[i] * cs.x + y[i - half] * cs.y;
     v[i] = __float2bfloat16(o);
 }
 
 /* Attention of query t (position pos + t) over cache rows 0..pos+t, online
- * softmax.  Block (t, h), ATT_WARPS warps; each warp takes every
- * ATT_WARPS-th key, lanes hold D/32 consecutive elements. */
+ * softmax.  Block (t, h, split), ATT_WARPS warps; split s takes keys
+ * [s * chunk, (s + 1) * chunk), each warp every ATT_WARPS-th of them, lanes
+ * hold ceil(D/32) consecutive elements.  One split writes the output; with
+ * several (decode: one query, many keys, too few blocks otherwise) each
+ * writes (max, sum, acc[D]) to part and k_attn_combine merges them. */
 #define ATT_WARPS 8
 __global__ static void k_attention(const bf16 *q, const bf16 *kc, const bf16 *vc, bf16 *out,
-                                   int pos, int Hq, int Hkv, int D, float scale)
+                                   float *part, int chunk, int pos, int Hq, int Hkv, int D,
+                                   float scale)
 {
     __shared__ float sm[ATT_WARPS], sl[ATT_WARPS], sacc[ATT_WARPS][256];
-    int t = blockIdx.x, h = blockIdx.y, w = threadIdx.x / 32, lane = threadIdx.x % 32;
-    int epl = D / 32, kvd = Hkv * D, kh = h / (Hq / Hkv);
-    const bf16 *qr = q + ((size_t)t * Hq + h) * D + lane * epl;
+    int t = blockIdx.x, h = blockIdx.y, sp = blockIdx.z, nsp = gridDim.z;
+    int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+    int epl = (D + 31) / 32, kvd = Hkv * D, kh = h / (Hq / Hkv), e0 = lane * epl;
+    int ne = e0 >= D ? 0 : (D - e0 < epl ? D - e0 : epl);
+    const bf16 *qr = q + ((size_t)t * Hq + h) * D + e0;
     float qv[8], acc[8];
-    for (int e = 0; e < epl; e++) {
-        qv[e] = __bfloat162float(qr[e]) * scale;
+    for (int e = 0; e < 8; e++) {
+        qv[e] = e < ne ? __bfloat162float(qr[e]) * scale : 0.0f;
         acc[e] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    for (int j = w; j <= pos + t; j += ATT_WARPS) {
-        const bf16 *kr = kc + (size_t)j * kvd + (size_t)kh * D + lane * epl;
-        const bf16 *vr = vc + (size_t)j * kvd + (size_t)kh * D + lane * epl;
+    int jend = min(pos + t + 1, (sp + 1) * chunk);
+    for (int j = sp * chunk + w; j < jend; j += ATT_WARPS) {
+        const bf16 *kr = kc + (size_t)j * kvd + (size_t)kh * D + e0;
+        const bf16 *vr = vc + (size_t)j * kvd + (size_t)kh * D + e0;
         float s = 0.0f;
-        for (int e = 0; e < epl; e++)
+        for (int e = 0; e < ne; e++)
             s += qv[e] * __bfloat162float(kr[e]);
         for (int o = 16; o > 0; o >>= 1)
             s += __shfl_xor_sync(0xffffffffu, s, o);
         float m2 = fmaxf(m, s), c = __expf(m - m2), p = __expf(s - m2);
         l = l * c + p;
-        for (int e = 0; e < epl; e++)
+        for (int e = 0; e < ne; e++)
             acc[e] = acc[e] * c + p * __bfloat162float(vr[e]);
         m = m2;
     }
     if (lane == 0) { sm[w] = m; sl[w] = l; }
-    for (int e = 0; e < epl; e++)
-        sacc[w][lane * epl + e] = acc[e];
+    for (int e = 0; e < ne; e++)
+        sacc[w][e0 + e] = acc[e];
     __syncthreads();
     float M = -INFINITY;
     for (int i = 0; i < ATT_WARPS; i++) M = fmaxf(M, sm[i]);
     float Lsum = 0.0f;
     for (int i = 0; i < ATT_WARPS; i++)
         Lsum += sm[i] == -INFINITY ? 0.0f : sl[i] * __expf(sm[i] - M);
+    float *pp = part + (((size_t)t * Hq + h) * nsp + sp) * (D + 2);
+    if (nsp > 1 && threadIdx.x == 0) { pp[0] = M; pp[1] = Lsum; }
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float o = 0.0f;
         for (int i = 0; i < ATT_WARPS; i++)
             if (sm[i] != -INFINITY)
                 o += sacc[i][d] * __expf(sm[i] - M);
-        out[((size_t)t * Hq + h) * D + d] = __float2bfloat16(o / Lsum);
+        if (nsp > 1)
+            pp[2 + d] = o;
+        else
+            out[((size_t)t * Hq + h) * D + d] = __float2bfloat16(o / Lsum);
     }
+}
+
+/* Merge the splits of k_attention: block (t, h), D threads. */
+__global__ static void k_attn_combine(const float *part, bf16 *out, int nsp, int Hq, int D)
+{
+    int t = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
+    const float *pp = part + ((size_t)t * Hq + h) * nsp * (D + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < nsp; s++) M = fmaxf(M, pp[s * (D + 2)]);
+    float L = 0.0f, o = 0.0f;
+    for (int s = 0; s < nsp; s++) {
+        float ms = pp[s * (D + 2)];
+        if (ms == -INFINITY) continue;
+        float f = __expf(ms - M);
+        L += pp[s * (D + 2) + 1] * f;
+        o += pp[s * (D + 2) + 2 + d] * f;
+    }
+    out[((size_t)t * Hq + h) * D + d] = __float2bfloat16(o / L);
 }
 
 /* hb = silu(gate) * up, gu rows = [gate (I) | up (I)]. */
@@ -381,7 +419,7 @@ extern "C" void qwen3_cuda_destroy(qwen3_cuda_t *m)
     if (m->lm_head != m->embed)
         cudaFree(m->lm_head);
     void *bufs[] = { m->embed, m->final_norm, m->x, m->tmp, m->logits, m->xb, m->q, m->att,
-                     m->gu, m->hb, m->kc, m->vc, m->rope, m->tok_d, m->argmax_d };
+                     m->gu, m->hb, m->kc, m->vc, m->rope, m->tok_d, m->argmax_d, m->part };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         cudaFree(bufs[i]);
     if (m->blas)
@@ -395,8 +433,8 @@ static int create(qwen3_cuda_t *m, qwen3_cuda_get_fn get, void *user, uint64_t s
                   size_t errlen)
 {
     const qwen3_config_t *c = &m->c;
-    if (c->head_dim % 32 != 0 || c->head_dim > 256) {
-        snprintf(err, errlen, "head_dim %d: the GPU path needs a multiple of 32 up to 256",
+    if (c->head_dim % 2 != 0 || c->head_dim > 256) {
+        snprintf(err, errlen, "head_dim %d: the GPU path needs an even head_dim up to 256",
                  c->head_dim);
         return -1;
     }
@@ -432,6 +470,8 @@ static int create(qwen3_cuda_t *m, qwen3_cuda_get_fn get, void *user, uint64_t s
     CK(cudaMalloc((void **)&m->vc, cache * 2));
     CK(cudaMalloc((void **)&m->tok_d, T * 4));
     CK(cudaMalloc((void **)&m->argmax_d, 4));
+    CK(cudaMalloc((void **)&m->part, (size_t)4 * c->n_heads * ATT_MAX_SPLITS *
+                                     (c->head_dim + 2) * 4));
     /* RoPE table as the CPU path computes it (float inv_freq and angle) */
     int half = c->head_dim / 2;
     float2 *tab = (float2 *)malloc((size_t)m->max_seq * half * sizeof *tab);
@@ -532,8 +572,18 @@ static int attention(qwen3_cuda_t *m, emile_kernel_fn attn, int n, int pos, bf16
         CK(cudaGetLastError());
         return 0;
     }
-    k_attention<<<dim3(n, c->n_heads), ATT_WARPS * 32, 0, m->stream>>>(
-        m->q, kc, vc, m->att, pos, c->n_heads, c->n_kv_heads, D, scale);
+    /* few queries over many keys (decode): split the keys over blocks */
+    int ctx = pos + n, nsp = 1, chunk = ctx;
+    if (n <= 4 && ctx > ATT_SPLIT_KEYS) {
+        nsp = (ctx + ATT_SPLIT_KEYS - 1) / ATT_SPLIT_KEYS;
+        if (nsp > ATT_MAX_SPLITS) nsp = ATT_MAX_SPLITS;
+        chunk = (ctx + nsp - 1) / nsp;
+    }
+    k_attention<<<dim3(n, c->n_heads, nsp), ATT_WARPS * 32, 0, m->stream>>>(
+        m->q, kc, vc, m->att, m->part, chunk, pos, c->n_heads, c->n_kv_heads, D, scale);
+    if (nsp > 1)
+        k_attn_combine<<<dim3(n, c->n_heads), D, 0, m->stream>>>(m->part, m->att, nsp,
+                                                                c->n_heads, D);
     CK(cudaGetLastError());
     return 0;
 }
@@ -568,7 +618,7 @@ extern "C" int qwen3_cuda_forward(qwen3_cuda_t *m, emile_kernel_fn attn, const i
             gemm(m, L->wk, kvd, H, m->xb, n, kc + (size_t)pos * kvd, CUDA_R_16BF, err, errlen) ||
             gemm(m, L->wv, kvd, H, m->xb, n, vc + (size_t)pos * kvd, CUDA_R_16BF, err, errlen))
             return -1;
-        k_qk_norm_rope<<<dim3(n, c->n_heads + c->n_kv_heads), D, 0, st>>>(
+        k_qk_norm_rope<<<dim3(n, c->n_heads + c->n_kv_heads), (D + 31) / 32 * 32, 0, st>>>(
             m->q, kc + (size_t)pos * kvd, L->q_norm, L->k_norm, m->rope, pos, c->n_heads,
             c->n_kv_heads, D, eps);
         if (attention(m, attn, n, pos, kc, vc, l, err, errlen) ||
