@@ -306,8 +306,17 @@ enum MHD_Result api_taste_run(request_t *r, int64_t id)
     json_object_set_new(o, "best_iter", json_integer(best_iter));
     json_object_set(o, "model", json_object_get(j, "model"));
     json_object_set(o, "prompt_tokens", json_object_get(report, "prompt_tokens"));
-    json_object_set_new(o, "reference", side_json(report, "reference"));
-    json_object_set_new(o, "candidate", side_json(report, "kernel"));
+    /* The engine names the kernels by their temporary files; say which
+     * kernels they are instead. */
+    char label[96];
+    json_t *side = side_json(report, "reference");
+    snprintf(label, sizeof label, "run %lld's reference", (long long)run);
+    json_object_set_new(side, "label", json_string(label));
+    json_object_set_new(o, "reference", side);
+    side = side_json(report, "kernel");
+    snprintf(label, sizeof label, "run %lld's best, iteration %d", (long long)run, best_iter);
+    json_object_set_new(side, "label", json_string(label));
+    json_object_set_new(o, "candidate", side);
     json_object_set(o, "agree", json_object_get(report, "agree"));
     json_object_set(o, "first_divergence", json_object_get(report, "first_divergence"));
     json_decref(report);

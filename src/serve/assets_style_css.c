@@ -144,6 +144,7 @@ const char asset_style_css[] =
     "figure.plot figcaption { font-weight: 600; margin-bottom: 6px; }\n"
     "#roofline svg { width: 100%; height: auto; display: block; background: #fff; }\n"
     ".source-head { display: flex; align-items: center; gap: 6px; margin-bottom: 6px; }\n"
+    ".tab-btn { white-space: nowrap; }\n"
     ".tab-btn.on { background: var(--ink); color: #fff; border-color: var(--ink); }\n"
     "pre.code, pre.view-code {\n"
     "  margin: 0; font-family: var(--mono); font-size: 12px; line-height: 1.45; background: var(--code-bg);\n"
@@ -179,5 +180,6 @@ const char asset_style_css[] =
     "  border-radius: 8px; padding: 10px; margin: 0; font-family: var(--mono); font-size: 12px;\n"
     "}\n"
     "#taste-form textarea { width: 100%; }\n"
+    "#t-status { margin: 0 0 12px; }\n"
     ;
 const size_t asset_style_css_len = sizeof asset_style_css - 1;

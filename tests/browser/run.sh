@@ -22,12 +22,18 @@ fi
 
 tmp="$(mktemp -d /tmp/emile-browser-XXXXXX)"
 server=""
-cleanup() {
-  if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
-    kill -TERM "$server" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server" 2>/dev/null || true
+server2=""
+stop_server() {
+  local pid="$1"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
   fi
+}
+cleanup() {
+  stop_server "$server"
+  stop_server "$server2"
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -50,10 +56,25 @@ if [ -z "$url" ]; then
 fi
 echo "browser tests: server at $url (store $tmp/runs.db)"
 
+# A second server that needs a token (as any non-loopback one does).
+token="browser-test-$$-token"
+build/emile serve --host 127.0.0.1 --port 0 --token "$token" --store "$tmp/runs2.db" \
+  >"$tmp/serve2.out" 2>"$tmp/serve2.err" &
+server2=$!
+url2=""
+for _ in $(seq 1 100); do
+  url2="$(sed -n 's/.*the Kitchen is open at \(http:\/\/127\.0\.0\.1:[0-9]*\/\).*/\1/p' "$tmp/serve2.out")"
+  [ -n "$url2" ] && break
+  kill -0 "$server2" 2>/dev/null || break
+  sleep 0.1
+done
+
 mkdir -p build/screenshots
 status=0
-EMILE_URL="$url" SCREENSHOT_DIR="$root/build/screenshots" CHROMIUM="$chromium_bin" \
-  node --test --test-reporter=spec "$here/kitchen.test.js" || status=$?
+EMILE_URL="$url" EMILE_TOKEN_URL="$url2" EMILE_TOKEN="$token" \
+  SCREENSHOT_DIR="$root/build/screenshots" CHROMIUM="$chromium_bin" \
+  node --test --test-reporter=spec --test-concurrency=1 "$here/token.test.js" "$here/kitchen.test.js" \
+  || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- server log (last 60 lines)" >&2
   tail -60 "$tmp/serve.err" >&2

@@ -175,6 +175,9 @@ static void test_taste_runs_the_engine(void **state)
     assert_int_equal(json_integer_value(json_object_get(cand, "tokens")), 16);
     assert_true(json_is_true(json_object_get(j, "agree")));
     assert_int_equal(json_integer_value(json_object_get(j, "best_iter")), 1);
+    char want[64];
+    snprintf(want, sizeof want, "run %lld's best, iteration 1", (long long)f->run_ok);
+    assert_string_equal(json_string_value(json_object_get(cand, "label")), want);
     json_decref(j);
 
     char *args = slurp(f, "taste-args");

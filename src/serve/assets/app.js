@@ -651,8 +651,8 @@
     var m = tasteModel();
     var text = !!(m && m.prompt_text);
     $('t-prompt').disabled = !text;
-    $('t-prompt-hint').textContent = m && !text ? 'This model has random weights and no tokenizer: ' +
-                                                  'it gets a synthetic prompt.' : '';
+    $('t-prompt-hint').textContent = m && !text ? '\u2014 not used: random weights have no tokenizer, ' +
+                                                  'so the engine makes a synthetic prompt' : '';
   }
 
   function showSide(prefix, side) {
