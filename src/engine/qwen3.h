@@ -14,8 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/attn_slot.h"
-#include "engine/safetensors.h"
+/* sibling includes, so that nvcc (which gets no -Isrc) can include this too */
+#include "attn_slot.h"
+#include "safetensors.h"
 
 typedef struct qwen3_config {
     int n_layers;          /* num_hidden_layers */

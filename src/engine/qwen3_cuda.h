@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "emile.h"
-#include "engine/qwen3.h"
+#include "qwen3.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/qwen3_cuda.h"
+#include "../qwen3_cuda.h"
 
 typedef __nv_bfloat16 bf16;
 
