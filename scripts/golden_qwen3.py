@@ -14,6 +14,9 @@ Writes, under DIR:
                        token sequence, computed in float32 from the bf16 weights
   qwen3-tiny-sharded/  another one (untied lm_head, theta 5e5), float32,
                        saved in several shards with model.safetensors.index.json
+                       (not committed: the device tool returns at most 8 files;
+                       tar $OUT to bring it back.  The C tests cover shards and
+                       untied heads by re-writing qwen3-tiny instead.)
   tokenizer_ids.json   (with --tokenizer) token ids of tests/data/tokenizer/
                        texts.json from the `tokenizers` library, no special
                        tokens added
