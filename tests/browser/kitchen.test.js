@@ -142,7 +142,9 @@ test('the Kitchen cooks the bundled CPU task end to end', { timeout: COOK_TIMEOU
   await t.test('the run is listed, reopens, and exports', async () => {
     const rowsBefore = await iterRows();
     const pointsBefore = await plotPoints();
+    await page.goto('about:blank');            // a fresh page, not a hash change
     await page.goto(BASE + '#kitchen');
+    assert.equal(await page.textContent('#run-title'), 'No run open');
     await page.waitForSelector(`#runs tbody tr[data-run="${runId}"]`);
     const listed = await page.textContent(`#runs tbody tr[data-run="${runId}"]`);
     assert.ok(listed.includes('done'));
