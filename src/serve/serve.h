@@ -49,6 +49,9 @@ int serve_start(const serve_config_t *cfg, serve_t **out, char *err, size_t errl
 /* The port actually bound (useful with port 0). */
 int serve_port(const serve_t *s);
 
+/* The run store's path (the default resolved). */
+const char *serve_store_path(const serve_t *s);
+
 /* The token every API call must carry, or NULL when none is required. */
 const char *serve_token(const serve_t *s);
 

@@ -139,8 +139,7 @@ int serve_main(int argc, char **argv)
            v6 ? "]" : "", serve_port(s), tok ? "?token=" : "", tok ? tok : "");
     if (tok && !cfg.token)
         printf("emile serve: access token (generated): %s\n", tok);
-    printf("emile serve: run store %s; Ctrl-C stops\n",
-           cfg.store_path ? cfg.store_path : "(default)");
+    printf("emile serve: run store %s; Ctrl-C stops\n", serve_store_path(s));
     fflush(stdout);
 
     int sig = 0;

@@ -24,6 +24,8 @@ void serve_config_init(serve_config_t *cfg)
 
 int serve_port(const serve_t *s) { return s->port; }
 
+const char *serve_store_path(const serve_t *s) { return s->store_path; }
+
 const char *serve_token(const serve_t *s) { return s->token[0] ? s->token : NULL; }
 
 /* ---- access checks ---- */
