@@ -287,9 +287,25 @@ static int tune(agent_t *a, const agent_context_t *ctx, const json_t *around, ag
                     ci = i;
             if (ci == nv)
                 continue;
-            const int dirs[2] = {+1, -1};
-            for (int d = 0; d < 2; d++) {
-                long ni = (long)ci + dirs[d];
+            /* The manifest may say which way helps for this tag ("raise",
+             * "lower") or which value to jump to. */
+            long steps[3] = {+1, -1, 0};
+            int nsteps = 2;
+            const json_t *pref = tag ? json_object_get(json_object_get(spec, "prefer"), tag) : NULL;
+            if (json_is_string(pref) && strcmp(json_string_value(pref), "lower") == 0) {
+                steps[0] = -1;
+                steps[1] = +1;
+            } else if (json_is_integer(pref)) {
+                for (size_t i = 0; i < nv; i++)
+                    if (json_integer_value(json_array_get(vals, i)) == json_integer_value(pref) && i != ci) {
+                        steps[0] = (long)i - (long)ci;
+                        steps[1] = +1;
+                        steps[2] = -1;
+                        nsteps = 3;
+                    }
+            }
+            for (int d = 0; d < nsteps; d++) {
+                long ni = (long)ci + steps[d];
                 if (ni < 0 || ni >= (long)nv)
                     continue;
                 json_t *cand = json_deep_copy(p);

@@ -3,10 +3,73 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/fs.h"
 #include "util/paths.h"
+
+/* Manifests may list params as an array of {"name", "values", "default",
+ * "effect"} and give "tuning": {tag: ["raise EMILE_BK", "EMILE_SCHEDULE -> 2",
+ * "lower EMILE_BQ ..."]}.  Normalise both into the object form ladder.h
+ * documents: params[name] = {values, default, addresses: [tag...],
+ * prefer: {tag: "raise" | "lower" | value}}.  A non-numeric default (e.g.
+ * "native") is dropped: the template's own default applies. */
+static void normalise_rung(json_t *rung)
+{
+    json_t *params = json_object_get(rung, "params");
+    if (json_is_array(params)) {
+        json_t *obj = json_object();
+        size_t i;
+        json_t *p;
+        json_array_foreach(params, i, p) {
+            const char *name = json_string_value(json_object_get(p, "name"));
+            if (name)
+                json_object_set(obj, name, p);
+        }
+        json_object_set_new(rung, "params", obj);
+        params = obj;
+    }
+    const char *k;
+    json_t *spec;
+    json_object_foreach(params, k, spec) {
+        json_t *def = json_object_get(spec, "default");
+        if (def && !json_is_number(def))
+            json_object_del(spec, "default");
+        if (!json_object_get(spec, "addresses"))
+            json_object_set_new(spec, "addresses", json_array());
+        if (!json_object_get(spec, "prefer"))
+            json_object_set_new(spec, "prefer", json_object());
+    }
+    const char *tag;
+    json_t *hints;
+    json_object_foreach(json_object_get(rung, "tuning"), tag, hints) {
+        size_t i;
+        json_t *h;
+        json_array_foreach(hints, i, h) {
+            const char *text = json_string_value(h);
+            if (!text)
+                continue;
+            json_object_foreach(params, k, spec) {
+                const char *at = strstr(text, k);
+                if (!at)
+                    continue;
+                json_array_append_new(json_object_get(spec, "addresses"), json_string(tag));
+                const char *arrow = strstr(at, "->");
+                json_t *prefer = json_object_get(spec, "prefer");
+                if (arrow)
+                    json_object_set_new(prefer, tag, json_integer(strtol(arrow + 2, NULL, 10)));
+                else if (strncmp(text, "raise", 5) == 0)
+                    json_object_set_new(prefer, tag, json_string("raise"));
+                else if (strncmp(text, "lower", 5) == 0)
+                    json_object_set_new(prefer, tag, json_string("lower"));
+            }
+        }
+    }
+    json_t *gain = json_object_get(rung, "expected_gain");
+    if (json_is_object(gain) && json_is_string(json_object_get(gain, "text")))
+        json_object_set(rung, "expected_gain", json_object_get(gain, "text"));
+}
 
 int ladder_load(ladder_t *l, const char *op, const char *backend, char *err, size_t n)
 {
@@ -28,6 +91,9 @@ int ladder_load(ladder_t *l, const char *op, const char *backend, char *err, siz
         l->root = NULL;
         return -1;
     }
+    size_t i;
+    json_t *r;
+    json_array_foreach(l->rungs, i, r) normalise_rung(r);
     return 0;
 }
 
@@ -43,9 +109,8 @@ json_t *ladder_defaults(const json_t *rung)
     const char *k;
     json_t *v;
     json_object_foreach(json_object_get(rung, "params"), k, v) {
+        /* No default: the template's own (e.g. the native vector width). */
         json_t *def = json_object_get(v, "default");
-        if (!def)
-            def = json_array_get(json_object_get(v, "values"), 0);
         if (def)
             json_object_set(d, k, def);
     }
