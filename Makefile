@@ -59,7 +59,7 @@ build/test/%: tests/unit/%.c build/libemile-san.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -O1 $(SAN) -Itests/support $< build/libemile-san.a -o $@ $(LDLIBS) -lcmocka
 
-INTEGRATION := $(sort $(wildcard tests/integration/*.sh))
+INTEGRATION := $(sort $(wildcard tests/integration/*.sh)) tests/browser/run.sh
 test: all $(TEST_BIN)
 	@bash tests/run_all.sh $(TEST_BIN) $(INTEGRATION)
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(build-essential pkg-config libjansson-dev libsqlite3-dev libcmocka-dev
-      libcurl4-openssl-dev libmicrohttpd-dev sqlite3 libpcre2-dev libutf8proc-dev)
+      libcurl4-openssl-dev libmicrohttpd-dev sqlite3 chromium jq libpcre2-dev libutf8proc-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
