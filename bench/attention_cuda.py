@@ -140,8 +140,13 @@ def scaled_err(out, ref):
     return ((o - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
 
 
-def make_inputs(B, S, Hq, Hkv, D, dtype, seed):
+def make_inputs(B, S, Hq, Hkv, D, dtype, seed, packed=False):
+    """Random normal inputs; packed=True gives strided views of one fused
+    [B, S, Hq + 2 Hkv, D] qkv buffer (what an engine's QKV projection makes)."""
     g = torch.Generator(device="cuda").manual_seed(seed)
+    if packed:
+        qkv = torch.randn(B, S, Hq + 2 * Hkv, D, device="cuda", dtype=torch.float32, generator=g).to(dtype)
+        return qkv[:, :, :Hq], qkv[:, :, Hq:Hq + Hkv], qkv[:, :, Hq + Hkv:]
     q = torch.randn(B, S, Hq, D, device="cuda", dtype=torch.float32, generator=g).to(dtype)
     k = torch.randn(B, S, Hkv, D, device="cuda", dtype=torch.float32, generator=g).to(dtype)
     v = torch.randn(B, S, Hkv, D, device="cuda", dtype=torch.float32, generator=g).to(dtype)
@@ -238,8 +243,10 @@ def flex_fn(q, k, v, causal):
 
 # ---- main -----------------------------------------------------------------------
 SUITE = [
-    # B, S, Hq, Hkv, D, causal, dtype
+    # B, S, Hq, Hkv, D, causal, dtype[, packed qkv views]
     (2, 300, 8, 2, 128, True, torch.bfloat16),
+    (2, 700, 8, 2, 128, True, torch.bfloat16, True),
+    (1, 515, 4, 1, 128, False, torch.float16, True),
     (2, 300, 8, 2, 128, False, torch.bfloat16),
     (1, 1000, 4, 4, 64, True, torch.bfloat16),
     (1, 777, 8, 1, 128, True, torch.float16),
@@ -293,11 +300,14 @@ def main():
     bad = set()
     if not args.no_suite:
         print("\n== correctness suite (error vs torch fp32 math, NaN-poisoned outputs)", flush=True)
-        for ci, (B, S, Hq, Hkv, D, causal, dt) in enumerate(SUITE):
-            q, k, v = make_inputs(B, S, Hq, Hkv, D, dt, 1000 + ci)
+        for ci, spec in enumerate(SUITE):
+            B, S, Hq, Hkv, D, causal, dt = spec[:7]
+            packed = len(spec) > 7 and spec[7]
+            q, k, v = make_inputs(B, S, Hq, Hkv, D, dt, 1000 + ci, packed)
             ref = torch_ref(q, k, v, causal)
-            case = f"B{B} S{S} Hq{Hq} Hkv{Hkv} D{D} {'causal' if causal else 'full'} {str(dt)[6:]}"
-            line = []
+            case = (f"B{B} S{S} Hq{Hq} Hkv{Hkv} D{D} {'causal' if causal else 'full'} {str(dt)[6:]}"
+                    + (" packed-qkv" if packed else ""))
+            line, unsup = [], 0
             for nm, kern in kernels.items():
                 try:
                     o = run_kernel(kern, q, k, v, causal)
@@ -308,11 +318,13 @@ def main():
                     status = f"{e:.1e}" + ("" if same else " NONDET")
                 except RuntimeError as ex:
                     ok, status = None, f"unsupported ({ex})"
+                    unsup += 1
                 result["suite"].setdefault(nm, {})[case] = status
                 if ok is False:
                     bad.add(nm)
                     line.append(f"{nm}: FAIL {status}")
-            print(f"{case}: {len(kernels) - len(line)} ok" + ("; " + "; ".join(line) if line else ""), flush=True)
+            print(f"{case}: {len(kernels) - len(line) - unsup} ok, {unsup} unsupported"
+                  + ("; " + "; ".join(line) if line else ""), flush=True)
         if bad:
             print("FAILED suite:", sorted(bad))
 

@@ -25,7 +25,7 @@ VARIANTS=(
   "reference"
   "rung1_tiled"
   "rung2_flash"
-  "rung2_flash EMILE_BQ=64 EMILE_BK=32"
+  "rung2_flash EMILE_BQ=32 EMILE_BK=64"
   "rung3_mma"
   "rung3_mma EMILE_NWARPS=4 EMILE_MT=2 EMILE_BK=32"
   "rung4_pipeline"
@@ -42,8 +42,11 @@ VARIANTS=(
   "rung6_causal EMILE_NWARPS=8 EMILE_MT=1 EMILE_BK=64 EMILE_STAGES=2"
   "rung6_causal EMILE_NWARPS=4 EMILE_MT=1 EMILE_BK=32 EMILE_STAGES=3"
   "rung7_wgmma"
-  "rung7_wgmma EMILE_STAGES=3"
+  "rung7_wgmma EMILE_QBUF=1"
+  "rung7_wgmma EMILE_RESCALE_EARLY=0"
+  "rung7_wgmma EMILE_STAGES=3 EMILE_QBUF=1"
   "rung7_wgmma EMILE_PINGPONG=0"
+  "rung7_wgmma EMILE_DIAG_HALF=0"
 )
 
 build_one() {

@@ -11,13 +11,16 @@
  * per query tile, the output written once.  exp is exp2 with the scale and
  * log2(e) folded into one FMA; masking only on tiles that touch the diagonal;
  * tiles past the diagonal are never loaded.
- * Layout: 4 threads per query row; each computes BK/4 scores of its row
- * (float4 dot products over D), the row max/sum are two shuffles, P goes
- * through shared memory, and each thread accumulates D/4 output columns.
+ * Layout: 16x16 threads; S = Q K^T and O += P V are register-tiled like
+ * rung 1's GEMMs (thread (ty, tx) holds rows ty+16x and keys / output
+ * columns tx+16y), Q and K are stored d-major so each inner step is RM + RN
+ * shared loads for RM*RN FMAs; row max/sum are 16-lane shuffles; P goes
+ * through shared memory (key-major) to the P V product.
  *
- * Parameters: EMILE_BQ (16, 32, 64): rows per block (4*BQ threads);
- *             EMILE_BK (16, 32, 64): keys per tile.
- * Expected gain over rung 1: 3-6x (no scratch traffic, one launch).
+ * Parameters: EMILE_BQ (32, 64): rows per block; EMILE_BK (32, 64): keys per
+ * tile.  Shared memory 4*(D*(BQ+BK+2) + BK*D + BK*(BQ+1)) bytes (~113 KB at
+ * 64/64, D=128).
+ * Expected gain over rung 1: 1.5-4x (no score scratch, one launch).
  * Profile should show: no_tensor_cores, FMA pipe and shared-memory loads the
  * busiest units (compute_bound on the CUDA-core roofline).
  * Next: tensor cores (rung 3).
@@ -32,10 +35,10 @@
 #include "emile.h"
 
 #ifndef EMILE_BQ
-#define EMILE_BQ 32
+#define EMILE_BQ 64
 #endif
 #ifndef EMILE_BK
-#define EMILE_BK 32
+#define EMILE_BK 64
 #endif
 
 /* ---- the problem, read from the ABI ------------------------------------ */
@@ -96,93 +99,114 @@ __device__ __forceinline__ float ex2(float x)
 }
 
 template <typename T, int D, int BQ, int BK>
-__global__ void __launch_bounds__(4 * BQ) r2_flash(attn_problem p, float sl2)
+__global__ void __launch_bounds__(256) r2_flash(attn_problem p, float sl2)
 {
-    constexpr int NT = 4 * BQ, DP = D + 4, KP = BK / 4, DQ = D / 4;
+    constexpr int RM = BQ / 16, RN = BK / 16, DN = D / 16;
     extern __shared__ float4 smem4[];
-    float *sQ = (float *)smem4;      /* [BQ][DP] */
-    float *sK = sQ + BQ * DP;        /* [BK][DP] */
-    float *sV = sK + BK * DP;        /* [BK][D]  */
-    float *sP = sV + BK * D;         /* [BQ][BK + 4] */
-    const int tid = threadIdx.x, r = tid >> 2, part = tid & 3;
+    float *sQ = (float *)smem4;      /* [D][BQ + 1]   d-major */
+    float *sK = sQ + D * (BQ + 1);   /* [D][BK + 1]   d-major */
+    float *sV = sK + D * (BK + 1);   /* [BK][D]        */
+    float *sP = sV + BK * D;         /* [BK][BQ + 1]   key-major */
+    const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4, tid = threadIdx.x;
     const int q0 = blockIdx.x * BQ, h = blockIdx.y, b = blockIdx.z;
     const int hk = h / (p.hq / p.hkv);
     const T *qb = (const T *)p.q + b * p.sq[0] + h * p.sq[2];
     const T *kb = (const T *)p.k + b * p.sk[0] + hk * p.sk[2];
     const T *vb = (const T *)p.v + b * p.sv[0] + hk * p.sv[2];
-    for (int e = tid; e < BQ * D; e += NT) {
-        const int rr = e / D, d = e % D, i = q0 + rr;
-        sQ[rr * DP + d] = i < p.seq ? ld(qb + i * p.sq[1] + d * p.sq[3]) : 0.f;
+    for (int e = tid; e < BQ * D; e += 256) {
+        const int r = e / D, d = e % D, i = q0 + r;
+        sQ[d * (BQ + 1) + r] = i < p.seq ? ld(qb + i * p.sq[1] + d * p.sq[3]) : 0.f;
     }
-    const int row = q0 + r;
-    float o[DQ];
+    /* this thread: rows ty + 16*x (x < RM), keys tx + 16*y, columns tx + 16*y */
+    float o[RM][DN], m[RM], l[RM];
 #pragma unroll
-    for (int x = 0; x < DQ; x++) o[x] = 0.f;
-    float m = -INFINITY, l = 0.f;
+    for (int x = 0; x < RM; x++) {
+        m[x] = -INFINITY;
+        l[x] = 0.f;
+#pragma unroll
+        for (int y = 0; y < DN; y++) o[x][y] = 0.f;
+    }
     int jend = p.seq;
     if (p.causal) jend = min(jend, q0 + BQ);
     for (int j0 = 0; j0 < jend; j0 += BK) {
         __syncthreads();
-        for (int e = tid; e < BK * D; e += NT) {
+        for (int e = tid; e < BK * D; e += 256) {
             const int kk = e / D, d = e % D, j = j0 + kk;
             const bool ok = j < p.seq;
-            sK[kk * DP + d] = ok ? ld(kb + j * p.sk[1] + d * p.sk[3]) : 0.f;
+            sK[d * (BK + 1) + kk] = ok ? ld(kb + j * p.sk[1] + d * p.sk[3]) : 0.f;
             sV[kk * D + d] = ok ? ld(vb + j * p.sv[1] + d * p.sv[3]) : 0.f;
         }
         __syncthreads();
-        /* scores: keys part + 4*x */
-        float s[KP];
+        float s[RM][RN];
 #pragma unroll
-        for (int x = 0; x < KP; x++) s[x] = 0.f;
-        for (int d = 0; d < D; d += 4) {
-            const float4 qv = *(const float4 *)(sQ + r * DP + d);
+        for (int x = 0; x < RM; x++)
 #pragma unroll
-            for (int x = 0; x < KP; x++) {
-                const float4 kv = *(const float4 *)(sK + (part + 4 * x) * DP + d);
-                s[x] += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
-            }
+            for (int y = 0; y < RN; y++) s[x][y] = 0.f;
+#pragma unroll 4
+        for (int d = 0; d < D; d++) {
+            float a[RM], c[RN];
+#pragma unroll
+            for (int x = 0; x < RM; x++) a[x] = sQ[d * (BQ + 1) + ty + 16 * x];
+#pragma unroll
+            for (int y = 0; y < RN; y++) c[y] = sK[d * (BK + 1) + tx + 16 * y];
+#pragma unroll
+            for (int x = 0; x < RM; x++)
+#pragma unroll
+                for (int y = 0; y < RN; y++) s[x][y] = fmaf(a[x], c[y], s[x][y]);
         }
         const bool mask = (p.causal && j0 + BK - 1 > q0) || j0 + BK > p.seq;
-        float mx = -INFINITY;
 #pragma unroll
-        for (int x = 0; x < KP; x++) {
-            const int j = j0 + part + 4 * x;
-            if (mask && (j >= p.seq || (p.causal && j > row))) s[x] = -INFINITY;
-            mx = fmaxf(mx, s[x]);
-        }
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float mnew = fmaxf(m, mx);
-        const float ms = mnew == -INFINITY ? 0.f : mnew * sl2;
-        const float alpha = ex2(m * sl2 - ms);
-        float sum = 0.f;
+        for (int x = 0; x < RM; x++) {
+            const int row = q0 + ty + 16 * x;
+            float mx = -INFINITY;
 #pragma unroll
-        for (int x = 0; x < KP; x++) {
-            const float e = ex2(fmaf(s[x], sl2, -ms));
-            sum += e;
-            sP[r * (BK + 4) + part + 4 * x] = e;
-        }
-        l = l * alpha + sum;
-        m = mnew;
-        __syncwarp();
-#pragma unroll
-        for (int x = 0; x < DQ; x++) o[x] *= alpha;
-        for (int kk = 0; kk < BK; kk++) {
-            const float pv = sP[r * (BK + 4) + kk];
-#pragma unroll
-            for (int x = 0; x < DQ; x += 4) {
-                const float4 v = *(const float4 *)(sV + kk * D + part * DQ + x);
-                o[x] += pv * v.x; o[x + 1] += pv * v.y; o[x + 2] += pv * v.z; o[x + 3] += pv * v.w;
+            for (int y = 0; y < RN; y++) {
+                const int j = j0 + tx + 16 * y;
+                if (mask && (j >= p.seq || (p.causal && j > row))) s[x][y] = -INFINITY;
+                mx = fmaxf(mx, s[x][y]);
             }
+#pragma unroll
+            for (int off = 1; off < 16; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            const float mnew = fmaxf(m[x], mx);
+            const float ms = mnew == -INFINITY ? 0.f : mnew * sl2;
+            const float alpha = ex2(m[x] * sl2 - ms);
+            float sum = 0.f;
+#pragma unroll
+            for (int y = 0; y < RN; y++) {
+                const float e = ex2(fmaf(s[x][y], sl2, -ms));
+                sum += e;
+                sP[(tx + 16 * y) * (BQ + 1) + ty + 16 * x] = e;
+            }
+#pragma unroll
+            for (int off = 1; off < 16; off <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+            l[x] = l[x] * alpha + sum;
+            m[x] = mnew;
+#pragma unroll
+            for (int y = 0; y < DN; y++) o[x][y] *= alpha;
+        }
+        __syncthreads();
+#pragma unroll 4
+        for (int kk = 0; kk < BK; kk++) {
+            float a[RM], c[DN];
+#pragma unroll
+            for (int x = 0; x < RM; x++) a[x] = sP[kk * (BQ + 1) + ty + 16 * x];
+#pragma unroll
+            for (int y = 0; y < DN; y++) c[y] = sV[kk * D + tx + 16 * y];
+#pragma unroll
+            for (int x = 0; x < RM; x++)
+#pragma unroll
+                for (int y = 0; y < DN; y++) o[x][y] = fmaf(a[x], c[y], o[x][y]);
         }
     }
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    if (row < p.seq) {
-        const float inv = 1.f / l;
-        T *ob = (T *)p.o + b * p.so[0] + row * p.so[1] + h * p.so[2];
 #pragma unroll
-        for (int x = 0; x < DQ; x++) ob[(part * DQ + x) * p.so[3]] = cvt<T>(o[x] * inv);
+    for (int x = 0; x < RM; x++) {
+        const int row = q0 + ty + 16 * x;
+        if (row < p.seq) {
+            const float inv = 1.f / l[x];
+            T *ob = (T *)p.o + b * p.so[0] + row * p.so[1] + h * p.so[2];
+#pragma unroll
+            for (int y = 0; y < DN; y++) ob[(tx + 16 * y) * p.so[3]] = cvt<T>(o[x][y] * inv);
+        }
     }
 }
 
@@ -190,7 +214,8 @@ template <typename T, int D>
 static int r2_launch(const attn_problem *p, cudaStream_t st)
 {
     constexpr int BQ = EMILE_BQ, BK = EMILE_BK;
-    const size_t smem = sizeof(float) * ((BQ + BK) * (D + 4) + BK * D + BQ * (BK + 4));
+    static_assert(BQ % 16 == 0 && BK % 16 == 0, "BQ and BK must be multiples of 16");
+    const size_t smem = sizeof(float) * (D * (BQ + 1) + D * (BK + 1) + BK * D + BK * (BQ + 1));
     static bool attr_done = false;
     if (!attr_done) {
         if (cudaFuncSetAttribute(r2_flash<T, D, BQ, BK>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -199,7 +224,7 @@ static int r2_launch(const attn_problem *p, cudaStream_t st)
     }
     dim3 grid((p->seq + BQ - 1) / BQ, p->hq, p->batch);
     if (grid.y > 65535 || grid.z > 65535) return 21;
-    r2_flash<T, D, BQ, BK><<<grid, 4 * BQ, smem, st>>>(*p, p->scale * 1.4426950408889634f);
+    r2_flash<T, D, BQ, BK><<<grid, 256, smem, st>>>(*p, p->scale * 1.4426950408889634f);
     return cudaGetLastError() == cudaSuccess ? 0 : 22;
 }
 

@@ -60,6 +60,15 @@
 #ifndef EMILE_PINGPONG
 #define EMILE_PINGPONG 1
 #endif
+#ifndef EMILE_QBUF
+#define EMILE_QBUF 2       /* Q buffers: 2 lets the next tile's Q load under this tile's tail */
+#endif
+#ifndef EMILE_RESCALE_EARLY
+#define EMILE_RESCALE_EARLY 1
+#endif
+#ifndef EMILE_DIAG_HALF
+#define EMILE_DIAG_HALF 1  /* causal diagonal: warpgroup 0 multiplies only the 64 keys it sees */
+#endif
 #ifndef EMILE_CONSUMER_REGS
 #define EMILE_CONSUMER_REGS 240
 #endif
@@ -313,8 +322,46 @@ __device__ __forceinline__ void wgmma_rs_f16(float *d, const uint32_t *a, uint64
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(scale_d));
 }
 
+/* m64n64k16 (S of the diagonal block for the first consumer warpgroup,
+ * whose rows see only the block's first 64 keys) */
+__device__ __forceinline__ void wgmma_ss64_bf16(float *d, uint64_t da, uint64_t db, int scale_d)
+{
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+        "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+        :
+          "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(da), "l"(db), "r"(scale_d));
+}
+__device__ __forceinline__ void wgmma_ss64_f16(float *d, uint64_t da, uint64_t db, int scale_d)
+{
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+        "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+        :
+          "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(da), "l"(db), "r"(scale_d));
+}
 #endif /* R7_SM90A */
 
+template <bool BF16> __device__ __forceinline__ void mma_qk64(float *s, uint64_t da, uint64_t db, int acc)
+{
+#if R7_SM90A
+    if (BF16) wgmma_ss64_bf16(s, da, db, acc); else wgmma_ss64_f16(s, da, db, acc);
+#endif
+}
 template <bool BF16> __device__ __forceinline__ void mma_qk(float *s, uint64_t da, uint64_t db, int acc)
 {
 #if R7_SM90A
@@ -355,7 +402,7 @@ __device__ __forceinline__ int r7_tile(const r7params &p, int i)
     return t < p.ntiles ? t : -1;
 }
 
-template <bool BF16, int ST>
+template <bool BF16, int ST, int QB>
 __global__ void __launch_bounds__(384, 1)
 flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap tk,
          const __grid_constant__ CUtensorMap tv, const r7params p)
@@ -363,20 +410,23 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
 #if R7_SM90A
     extern __shared__ __align__(1024) uint8_t smem_raw[];
     const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-    const uint32_t sQ = base;                              /* 2 chunks x [128 rows][128 B] */
-    const uint32_t sK = sQ + R7_BQ * R7_D * 2;             /* ST blocks x 2 chunks */
+    const uint32_t sQ = base;                              /* QB x 2 chunks x [128 rows][128 B] */
+    const uint32_t sK = sQ + QB * R7_BQ * R7_D * 2;        /* ST blocks x 2 chunks */
     const uint32_t sV = sK + ST * R7_TILE_BYTES;
     const uint32_t bars = sV + ST * R7_TILE_BYTES;
-    const uint32_t bQF = bars, bQE = bars + 8;
-    auto bKF = [&](int s) { return bars + 16 + 8 * s; };
-    auto bKE = [&](int s) { return bars + 16 + 8 * (ST + s); };
-    auto bVF = [&](int s) { return bars + 16 + 8 * (2 * ST + s); };
-    auto bVE = [&](int s) { return bars + 16 + 8 * (3 * ST + s); };
+    auto bQF = [&](int q) { return bars + 8 * q; };
+    auto bQE = [&](int q) { return bars + 8 * (QB + q); };
+    auto bKF = [&](int s) { return bars + 16 * QB + 8 * s; };
+    auto bKE = [&](int s) { return bars + 16 * QB + 8 * (ST + s); };
+    auto bVF = [&](int s) { return bars + 16 * QB + 8 * (2 * ST + s); };
+    auto bVE = [&](int s) { return bars + 16 * QB + 8 * (3 * ST + s); };
 
     const int tid = threadIdx.x, wg = tid >> 7, warp = tid >> 5, lane = tid & 31;
     if (tid == 0) {
-        mbar_init(bQF, 1);
-        mbar_init(bQE, 8);        /* lane 0 of each of the 8 consumer warps */
+        for (int q = 0; q < QB; q++) {
+            mbar_init(bQF(q), 1);
+            mbar_init(bQE(q), 8);     /* lane 0 of each of the 8 consumer warps */
+        }
         for (int s = 0; s < ST; s++) {
             mbar_init(bKF(s), 1);
             mbar_init(bKE(s), 8);
@@ -402,10 +452,12 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
                 int qt, h, b, nkv;
                 r7_decode(p, t, qt, h, b, nkv);
                 const int hk = h / (p.hq / p.hkv);
-                mbar_wait(bQE, ((uint32_t)i & 1u) ^ 1u);
-                mbar_expect_tx(bQF, R7_BQ * R7_D * 2);
-                tma_load4(sQ, &tq, 0, qt * R7_BQ, h, b, bQF);
-                tma_load4(sQ + R7_BQ * 128, &tq, 64, qt * R7_BQ, h, b, bQF);
+                const int qb = i % QB;
+                const uint32_t qdst = sQ + qb * (R7_BQ * R7_D * 2);
+                mbar_wait(bQE(qb), ((uint32_t)(i / QB) & 1u) ^ 1u);
+                mbar_expect_tx(bQF(qb), R7_BQ * R7_D * 2);
+                tma_load4(qdst, &tq, 0, qt * R7_BQ, h, b, bQF(qb));
+                tma_load4(qdst + R7_BQ * 128, &tq, 64, qt * R7_BQ, h, b, bQF(qb));
                 for (int j = nkv - 1; j >= 0; j--, kv_it++) {
                     const int st = kv_it % ST;
                     const uint32_t ph = (uint32_t)(kv_it / ST) & 1u;
@@ -446,8 +498,9 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
 #pragma unroll
         for (int x = 0; x < 64; x++) o[x] = 0.f;
 
-        mbar_wait(bQF, (uint32_t)i & 1u);
-        const uint32_t qa = sQ + cw * 64 * 128;
+        const int qb = i % QB;
+        mbar_wait(bQF(qb), (uint32_t)(i / QB) & 1u);
+        const uint32_t qa = sQ + qb * (R7_BQ * R7_D * 2) + cw * 64 * 128;
         /* K-major descriptors: k-step kk is 16 columns = 32 bytes inside a 128 B row,
          * kk / 4 selects the 64-column chunk */
         auto dq = [&](int kk) { return make_desc(qa + (kk >> 2) * (R7_BQ * 128) + (kk & 3) * 32, 16, 1024); };
@@ -464,11 +517,20 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
         int j = nkv - 1;
         int st = kv_it % ST;
         uint32_t ph = (uint32_t)(kv_it / ST) & 1u;
+        /* under a causal mask this block is the diagonal: rows of warpgroup 0
+         * see only its first 64 keys, so half of S and of this block's P V
+         * is skipped (exact: those P are zero) */
+        const bool half = EMILE_DIAG_HALF && p.causal && cw == 0;
         mbar_wait(bKF(st), ph);
         sched_sync();
         wgmma_fence();
+        if (half) {
 #pragma unroll
-        for (int kk = 0; kk < R7_D / 16; kk++) mma_qk<BF16>(s, dq(kk), dk(st, kk), kk > 0);
+            for (int kk = 0; kk < R7_D / 16; kk++) mma_qk64<BF16>(s, dq(kk), dk(st, kk), kk > 0);
+        } else {
+#pragma unroll
+            for (int kk = 0; kk < R7_D / 16; kk++) mma_qk<BF16>(s, dq(kk), dk(st, kk), kk > 0);
+        }
         wgmma_commit();
         sched_arrive();
         wgmma_wait<0>();
@@ -520,6 +582,8 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
         int pst = st;
         uint32_t pph = ph;
         kv_it++;
+        float a0 = 1.f, a1 = 1.f;   /* O's pending rescale (EMILE_RESCALE_EARLY) */
+        int pv_steps = half ? R7_BK / 32 : R7_BK / 16;   /* k-steps of the pending P V */
 
         /* steady state: S_j = Q K_j^T and O += P_{j+1} V_{j+1} in flight together */
         for (j = nkv - 2; j >= 0; j--, kv_it++) {
@@ -532,10 +596,23 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
 #pragma unroll
             for (int kk = 0; kk < R7_D / 16; kk++) mma_qk<BF16>(s, dq(kk), dk(st, kk), kk > 0);
             wgmma_commit();
+            if (EMILE_RESCALE_EARLY) {
+                /* rescale O by the previous block's factor while S_j runs */
 #pragma unroll
-            for (int kk = 0; kk < R7_BK / 16; kk++) mma_pv<BF16>(o, &pf[4 * kk], dv(pst, kk));
+                for (int x = 0; x < 16; x++) {
+                    o[4 * x] *= a0;
+                    o[4 * x + 1] *= a0;
+                    o[4 * x + 2] *= a1;
+                    o[4 * x + 3] *= a1;
+                }
+                wgmma_fence();
+            }
+#pragma unroll
+            for (int kk = 0; kk < R7_BK / 16; kk++)
+                if (kk < pv_steps) mma_pv<BF16>(o, &pf[4 * kk], dv(pst, kk));
             wgmma_commit();
             sched_arrive();
+            pv_steps = R7_BK / 16;
             wgmma_wait<1>();
             fence_f<64>(s);
             if (lane == 0) mbar_arrive(bKE(st));
@@ -552,7 +629,8 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
             mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
             const float ms0 = mx0 == -INFINITY ? 0.f : mx0 * sl2;
             const float ms1 = mx1 == -INFINITY ? 0.f : mx1 * sl2;
-            const float a0 = ex2(m0 * sl2 - ms0), a1 = ex2(m1 * sl2 - ms1);
+            a0 = ex2(m0 * sl2 - ms0);
+            a1 = ex2(m1 * sl2 - ms1);
             m0 = mx0;
             m1 = mx1;
             float r0 = 0.f, r1 = 0.f;
@@ -573,10 +651,12 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
             l1 = l1 * a1 + r1;
 #pragma unroll
             for (int x = 0; x < 16; x++) {
-                o[4 * x] *= a0;
-                o[4 * x + 1] *= a0;
-                o[4 * x + 2] *= a1;
-                o[4 * x + 3] *= a1;
+                if (!EMILE_RESCALE_EARLY) {
+                    o[4 * x] *= a0;
+                    o[4 * x + 1] *= a0;
+                    o[4 * x + 2] *= a1;
+                    o[4 * x + 3] *= a1;
+                }
                 pf[2 * x] = pack2<BF16>(s[4 * x], s[4 * x + 1]);
                 pf[2 * x + 1] = pack2<BF16>(s[4 * x + 2], s[4 * x + 3]);
             }
@@ -584,14 +664,24 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
             pph = ph;
         }
         /* every S of this tile is done: Q may be overwritten */
-        if (lane == 0) mbar_arrive(bQE);
+        if (lane == 0) mbar_arrive(bQE(qb));
 
         /* last P V */
+        if (EMILE_RESCALE_EARLY) {
+#pragma unroll
+            for (int x = 0; x < 16; x++) {
+                o[4 * x] *= a0;
+                o[4 * x + 1] *= a0;
+                o[4 * x + 2] *= a1;
+                o[4 * x + 3] *= a1;
+            }
+        }
         mbar_wait(bVF(pst), pph);
         sched_sync();
         wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < R7_BK / 16; kk++) mma_pv<BF16>(o, &pf[4 * kk], dv(pst, kk));
+        for (int kk = 0; kk < R7_BK / 16; kk++)
+            if (kk < pv_steps) mma_pv<BF16>(o, &pf[4 * kk], dv(pst, kk));
         wgmma_commit();
         sched_arrive();
         wgmma_wait<0>();
@@ -648,16 +738,17 @@ static int r7_map(CUtensorMap *m, const void *ptr, const attn_problem *p, int he
     return r == CUDA_SUCCESS ? 0 : 2;
 }
 
-template <bool BF16, int ST>
+template <bool BF16, int ST, int QB>
 static int r7_launch(const attn_problem *pr, cudaStream_t stream)
 {
-    const size_t smem = 1024 + (size_t)R7_BQ * R7_D * 2 + 2 * (size_t)ST * R7_TILE_BYTES + 16 + 32 * ST;
+    const size_t smem = 1024 + (size_t)QB * R7_BQ * R7_D * 2 + 2 * (size_t)ST * R7_TILE_BYTES + 16 * QB + 32 * ST;
+    if (smem > 232448) return 24;   /* e.g. STAGES=3 with QBUF=2 does not fit */
     static int attr_done = 0, sms = 0;
     if (!attr_done) {
         int dev = 0;
         if (cudaGetDevice(&dev) != cudaSuccess) return 20;
         if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) return 20;
-        if (cudaFuncSetAttribute(flash_r7<BF16, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+        if (cudaFuncSetAttribute(flash_r7<BF16, ST, QB>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
             cudaSuccess) return 20;
         attr_done = 1;
     }
@@ -675,7 +766,7 @@ static int r7_launch(const attn_problem *pr, cudaStream_t stream)
     p.ntiles = (int)nt;
     p.sl2 = pr->scale * 1.4426950408889634f;
     const int grid = p.ntiles < sms ? p.ntiles : sms;
-    flash_r7<BF16, ST><<<grid, 384, smem, stream>>>(tq, tk, tv, p);
+    flash_r7<BF16, ST, QB><<<grid, 384, smem, stream>>>(tq, tk, tv, p);
     return cudaGetLastError() == cudaSuccess ? 0 : 22;
 }
 
@@ -687,7 +778,7 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
     if (!attn_vec_ok(&p)) return 7;
     if (p.d != R7_D) return 6;
     cudaStream_t st = (cudaStream_t)args->stream;
-    if (p.dtype == EMILE_DTYPE_BF16) return r7_launch<true, EMILE_STAGES>(&p, st);
-    if (p.dtype == EMILE_DTYPE_F16) return r7_launch<false, EMILE_STAGES>(&p, st);
+    if (p.dtype == EMILE_DTYPE_BF16) return r7_launch<true, EMILE_STAGES, EMILE_QBUF>(&p, st);
+    if (p.dtype == EMILE_DTYPE_F16) return r7_launch<false, EMILE_STAGES, EMILE_QBUF>(&p, st);
     return 5;
 }
