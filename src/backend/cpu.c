@@ -81,6 +81,8 @@ static int cpu_describe(json_t **device, char *err, size_t n)
     json_object_set_new(d, "key", json_string(key));
     json_object_set_new(d, "cores", json_integer(cores));
     json_object_set_new(d, "cache_bytes", json_integer(llc > 0 ? llc : 0));
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    json_object_set_new(d, "memory_bytes", json_integer(pages > 0 && page > 0 ? (json_int_t)pages * page : 0));
     *device = d;
     return 0;
 }

@@ -387,6 +387,26 @@ static json_t *fetch_device(const cook_options_t *o, const char *backend, char *
     return dev;
 }
 
+/* The harness keeps several copies of the tensors (reference and candidate
+ * arenas with three input sets, pristine copies, expectations): refuse a
+ * task that cannot fit before anything is recorded. */
+static int check_fits(const task_t *t, const json_t *device, char *err, size_t n)
+{
+    double mem = json_number_value(json_object_get(device, "memory_bytes"));
+    double bytes = 0;
+    for (int k = 0; k < t->op.n_tensors; k++)
+        bytes += (double)op_tensor_numel(&t->op, k, &t->params) *
+                 (double)emile_dtype_size(op_tensor_dtype(&t->op, k, t->dtype));
+    double need = 8 * bytes;
+    if (mem > 0 && need > mem) {
+        snprintf(err, n, "the task's tensors take %.3g GB (about %.3g GB with the harness's copies): more memory "
+                         "than this %s device has (%.3g GB); reduce the sizes",
+                 bytes / 1e9, need / 1e9, t->backend, mem / 1e9);
+        return -1;
+    }
+    return 0;
+}
+
 int cook_start(task_t *task, const cook_options_t *o)
 {
     cook_t c;
@@ -402,6 +422,11 @@ int cook_start(task_t *task, const cook_options_t *o)
     if (!device) {
         fprintf(stderr, "emile: %s\n", err);
         return 1;
+    }
+    if (check_fits(task, device, err, sizeof err) != 0) {
+        fprintf(stderr, "emile: %s\n", err);
+        json_decref(device);
+        return 2;
     }
     if (open_store(o, &c.store) != 0) {
         json_decref(device);
