@@ -10,7 +10,8 @@
 #               build `make test` makes; build/emile when that is missing)
 #   KEEP_TMP=1  keep the temporary directory (printed) for a post-mortem
 #
-# Needs: bash, jq, sqlite3, nm, setsid, timeout.
+# Needs: bash, jq, sqlite3, nm (binutils), setsid, timeout; reads /proc
+# (no procps needed).
 set -euo pipefail
 
 IT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -162,6 +163,31 @@ write_task() {
   $extra}
 }
 EOF
+}
+
+# proc_stat PID: /proc/PID/stat after the command name, as words:
+# state ppid pgrp session ...; empty when PID is gone.
+proc_stat() {
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  echo "${st##*) }"
+}
+# pgid_of PID
+pgid_of() { local w; read -r -a w <<<"$(proc_stat "$1")"; echo "${w[2]:-}"; }
+# session_pids SID: the live (not zombie) processes of session SID.
+session_pids() {
+  local f st pid w
+  for f in /proc/[0-9]*/stat; do
+    st=$(cat "$f" 2>/dev/null) || continue
+    pid=${st%% *}
+    read -r -a w <<<"${st##*) }"
+    if [ "${w[3]:-}" = "$1" ] && [ "${w[0]:-}" != Z ]; then echo "$pid"; fi
+  done
+}
+# describe_pids PID...: one "pid: cmdline" a line.
+describe_pids() {
+  local p
+  for p in "$@"; do echo "$p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | head -c 200)"; done
 }
 
 # run count of a store (0 when the file does not exist).
