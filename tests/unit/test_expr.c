@@ -302,6 +302,31 @@ static void test_ternary_guards_division(void **state)
     if (rc != 0)
         fail_msg("|| does not short-circuit: %s", err);
     assert_near(v, 1, 0);
+    /* A parameter missing from the branch not taken is not an error... */
+    assert_near(ok("zero == 0 ? 1 : nope * 2"), 1, 0);
+    assert_near(ok("zero && nope"), 0, 0);
+    /* ...but every error of the branch taken still is, */
+    bad("zero == 0 ? 1/zero : 1", "division by zero", NULL);
+    bad("zero == 0 ? nope : 1", "unknown parameter 'nope'", NULL);
+    bad("1 || 0 ? seq % zero : 2", "modulo by zero", NULL);
+    /* and so is a syntax error anywhere. */
+    bad("zero ? (1 : 2", "expected ')'", NULL);
+    bad("zero ? foo(1) : 2", "unknown function", NULL);
+}
+
+/* The guarded division must not end the parse of its own term: what
+ * follows "1/zero" in the branch not taken ("*2", "* 3") is still part of
+ * that branch.  (After the short-circuit fix, parse_mul returns as soon as
+ * the suppressed division by zero is seen, leaving "*2" unparsed: "trailing
+ * characters" or "expected ':'".) */
+static void test_guarded_division_inside_a_term(void **state)
+{
+    (void)state;
+    assert_near(ok("zero == 0 ? 0 : 1/zero*2"), 0, 0);
+    assert_near(ok("zero == 0 ? 0 : 5 % zero * 3"), 0, 0);
+    assert_near(ok("zero != 0 && seq/zero*2 > 1"), 0, 0);
+    assert_near(ok("zero ? seq/zero*2 : 7"), 7, 0);
+    assert_near(ok("zero ? seq/zero/zero : 7"), 7, 0);
 }
 
 int main(void)
@@ -315,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_parameters),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_ternary_guards_division),
+        cmocka_unit_test(test_guarded_division_inside_a_term),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
