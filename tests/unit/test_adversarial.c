@@ -15,10 +15,12 @@
  * directory, /tmp/emile_escaped_*); loads_library.c is refused for loading
  * code at run time; no process of a candidate outlives its evaluation.
  *
- * Two more kernels are written here (not in the folder, whose every file
- * is a documented case): one that loads a library and unloads it again
- * before returning, and one that looks for the reference's shared object
- * where the worker actually puts it (../ref-N/kernel.so).
+ * More kernels are written here (not in the folder, whose every file is a
+ * documented case), each probing one defence: a library loaded and
+ * unloaded again before returning, a library loaded by a constructor, the
+ * reference's shared object where the worker actually puts it
+ * (../ref-N/kernel.so), a file created with openat2, and the reference's
+ * runner killed with tkill.
  *
  * Run from the repository root with build/emile-runner built.  Takes about
  * 30-60 s (the infinite loop costs time_limit_s).
@@ -392,6 +394,124 @@ static void test_reference_unreachable(void **state)
                  "sandbox leaks the reference");
 }
 
+/* Code loaded by a constructor, when the runner dlopen()s the kernel, joins
+ * the runner's baseline of mappings and is never flagged, although the
+ * kernel then calls it during every run exactly like loads_library.c. */
+static void test_library_loaded_by_constructor(void **state)
+{
+    (void)state;
+    char *src = variant("#include <dlfcn.h>\n"
+                        "static void *g_lib;\n"
+                        "__attribute__((constructor)) static void grab(void)\n"
+                        "{\n"
+                        "    g_lib = dlopen(\"libz.so.1\", RTLD_NOW | RTLD_LOCAL);\n"
+                        "}\n",
+                        "    if (!g_lib)\n"
+                        "        return 7;\n"
+                        "    typedef unsigned long (*crc32_fn)(unsigned long, const unsigned char *, unsigned);\n"
+                        "    crc32_fn crc = (crc32_fn)dlsym(g_lib, \"crc32\");\n"
+                        "    if (!crc || crc(0, (const unsigned char *)\"a\", 1) != 0xe8b7be43UL)\n"
+                        "        return 8;\n");
+    json_t *r = evaluate(src);
+    free(src);
+    print_message("constructor load: %s %.200s\n", status_of(r), error_of(r));
+    if (strstr(error_of(r), "returned 7") || strstr(error_of(r), "returned 8"))
+        fail_msg("libz.so.1 could not be loaded by the kernel's constructor: %s", error_of(r));
+    if (strcmp(status_of(r), "valid") == 0)
+        fail_msg("a kernel whose constructor dlopen()s libz and which calls crc32 during every run is accepted: "
+                 "libraries loaded while the runner loads the kernel join the baseline unchecked");
+}
+
+/* The seccomp filter checks the flags of open and openat, but openat2
+ * (syscall 437) opens for writing as well.  The kernel tries to create
+ * /tmp/emile_escaped_openat2_<pid>.txt through it, then computes the right
+ * answer: any status but an escaped file is acceptable. */
+static void test_openat2_cannot_write(void **state)
+{
+    (void)state;
+    char *src = variant("#include <fcntl.h>\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n"
+                        "#include <sys/syscall.h>\n#include <linux/openat2.h>\n",
+                        "    struct open_how how;\n"
+                        "    memset(&how, 0, sizeof how);\n"
+                        "    how.flags = O_WRONLY | O_CREAT | O_TRUNC;\n"
+                        "    how.mode = 0644;\n"
+                        "    char path[96];\n"
+                        "    snprintf(path, sizeof path, \"/tmp/emile_escaped_openat2_%ld.txt\", (long)getpid());\n"
+                        "    long fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);\n"
+                        "    if (fd >= 0) {\n"
+                        "        if (write((int)fd, \"escaped\\n\", 8) < 0) {}\n"
+                        "        close((int)fd);\n"
+                        "    }\n");
+    json_t *r = evaluate(src);
+    free(src);
+    print_message("openat2: %s %.200s\n", status_of(r), error_of(r));
+    char found[PATH_MAX];
+    if (new_escaped_files(found, sizeof found)) {
+        unlink(found);
+        fail_msg("a candidate created %s with openat2: the seccomp filter only checks open and openat", found);
+    }
+}
+
+/* A candidate must not be able to sabotage later evaluations: this one
+ * finds the reference's runner of its own worker (/proc/PID/cmdline names
+ * <base>/ref-N/kernel.so; both run as the same user) and sends it SIGKILL
+ * with tkill, which the filter does not restrict (kill and tgkill are
+ * restricted to the runner itself).  The control must still be valid
+ * afterwards in the same worker. */
+static void test_candidate_cannot_kill_reference(void **state)
+{
+    (void)state;
+    char *src = variant("#include <dirent.h>\n#include <fcntl.h>\n#include <signal.h>\n#include <stdio.h>\n"
+                        "#include <string.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n",
+                        "    char cwd[512];\n"
+                        "    char *slash = getcwd(cwd, sizeof cwd) ? strrchr(cwd, '/') : NULL;\n"
+                        "    if (slash) {\n"
+                        "        *slash = 0;\n"
+                        "        char needle[600];\n"
+                        "        snprintf(needle, sizeof needle, \"%s/ref-\", cwd);\n"
+                        "        DIR *d = opendir(\"/proc\");\n"
+                        "        struct dirent *e;\n"
+                        "        while (d && (e = readdir(d))) {\n"
+                        "            if (e->d_name[0] < '0' || e->d_name[0] > '9')\n"
+                        "                continue;\n"
+                        "            char path[300], buf[4096];\n"
+                        "            snprintf(path, sizeof path, \"/proc/%s/cmdline\", e->d_name);\n"
+                        "            int fd = open(path, O_RDONLY);\n"
+                        "            if (fd < 0)\n"
+                        "                continue;\n"
+                        "            ssize_t n = read(fd, buf, sizeof buf - 1);\n"
+                        "            close(fd);\n"
+                        "            if (n <= 0)\n"
+                        "                continue;\n"
+                        "            for (ssize_t i = 0; i < n; i++)\n"
+                        "                if (!buf[i]) buf[i] = ' ';\n"
+                        "            buf[n] = 0;\n"
+                        "            if (strstr(buf, needle))\n"
+                        "                syscall(SYS_tkill, atoi(e->d_name), SIGKILL);\n"
+                        "        }\n"
+                        "        if (d)\n"
+                        "            closedir(d);\n"
+                        "    }\n");
+    /* A worker of its own, so the main one is not harmed if it works. */
+    char err[512];
+    worker_ctx_t *w = worker_ctx_new(err, sizeof err);
+    assert_non_null(w);
+    json_t *r = worker_evaluate(w, G.task, src, G.options);
+    free(src);
+    print_message("kills the reference: %s %.200s\n", status_of(r), error_of(r));
+    json_decref(r);
+    char *ctl = test_read_file(KDIR "/well_behaved.c");
+    r = worker_evaluate(w, G.task, ctl, G.options);
+    free(ctl);
+    char st[32], msg[300];
+    snprintf(st, sizeof st, "%s", status_of(r));
+    snprintf(msg, sizeof msg, "%s", error_of(r));
+    json_decref(r);
+    worker_ctx_free(w);
+    if (strcmp(st, "valid") != 0)
+        fail_msg("after a candidate killed the reference's runner (tkill), the control is %s: %s", st, msg);
+}
+
 /* ---- setup ------------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -485,13 +605,16 @@ int main(void)
             files[0] = t;
         }
 
-    struct CMUnitTest *tests = calloc((size_t)n + 4, sizeof *tests);
+    struct CMUnitTest *tests = calloc((size_t)n + 8, sizeof *tests);
     int k = 0;
     tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_expectations_complete);
     for (int i = 0; i < n; i++)
         tests[k++] = (struct CMUnitTest){files[i], test_kernel, NULL, test_teardown, files[i]};
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_library_loaded_and_unloaded, test_teardown);
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_reference_unreachable, test_teardown);
+    tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_library_loaded_by_constructor, test_teardown);
+    tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_openat2_cannot_write, test_teardown);
+    tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_candidate_cannot_kill_reference, test_teardown);
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_worker_still_works, test_teardown);
     int rc = _cmocka_run_group_tests("adversarial", tests, (size_t)k, group_setup, group_teardown);
     free(tests);
