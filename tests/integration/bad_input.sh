@@ -100,24 +100,29 @@ next_store
 reject "non-numeric size" 2 "--seq needs a number (got 'lots')" \
   "$EMILE" cook "${SMALL[@]}" --seq lots --reference "$REF" --store "$CS"
 
-# seq 10000000 at the example's heads: q and o are 2.56 GB each, 6.4 GB in
-# all, past the task's 4096 MB memory limit.  It must be refused before any
-# work.  Guard: should it reach the worker anyway, the worker maps an arena
-# for it outside the candidate's limits, and the kernel's OOM killer picks
-# processes on the CI machine; so this case runs under a 6 GiB address-space
-# limit (the sanitized build cannot start under one: the plain build then).
-BIG_BIN=$EMILE
-if grep -qa __asan_init "$EMILE"; then BIG_BIN=$(dirname "$EMILE")/emile; fi
-next_store
+# seq 10000000 at the example's heads: q and o take 20.5 GB each, 51.2 GB in
+# all, before the harness's copies.  cook and profile must both refuse it up
+# front (run_capped: see lib.bash).
+BIG_BIN=$(plain_bin)
+BIG=(--op attention --seq 10000000 --q-heads 8 --kv-heads 2 --head-dim 64 --reference "$REF" --max-iters 1)
+# too_big NAME: the last run refused the task for its size.
+too_big() {
+  check_rc "$1: exit 2" 2
+  # The task's sizes are the problem, not the reference nor an arena.
+  if head -n 1 "$ERR_F" | grep -viE 'reference|arena' | grep -qiE '^emile: .*(memory|bytes|too large)'; then ok "$1: message names the problem"
+  else not_ok "$1: message names the problem (memory)" "stderr: $(head -c 400 "$ERR_F" | tr '\n' '|')"; fi
+  check_eq "$1: one line on stderr" "1" "$(wc -l <"$ERR_F" | tr -d ' ')"
+}
 if [ -x "$BIG_BIN" ]; then
-  run bash -c 'ulimit -v 6291456; exec "$@"' capped "$BIG_BIN" cook --op attention --seq 10000000 --q-heads 8 \
-    --kv-heads 2 --head-dim 64 --reference "$REF" --max-iters 1 --store "$CS"
-  check_rc "sizes that overflow memory (seq 10000000): exit 2" 2
-  # The task's sizes are the problem, not the reference nor the arena.
-  if head -n 1 "$ERR_F" | grep -viE 'reference|arena' | grep -qiE '^emile: .*(memory|bytes|too large)'; then ok "sizes that overflow memory: message names the problem"
-  else not_ok "sizes that overflow memory: message names the problem (memory/bytes)" "stderr: $(head -c 400 "$ERR_F" | tr '\n' '|')"; fi
-  check_eq "sizes that overflow memory: one line on stderr" "1" "$(wc -l <"$ERR_F" | tr -d ' ')"
-  no_run "sizes that overflow memory"
+  next_store
+  run_capped "$BIG_BIN" cook "${BIG[@]}" --store "$CS"
+  too_big "cook, sizes that overflow memory (seq 10000000)"
+  no_run "cook, sizes that overflow memory"
+  printf '{"op": "attention", "params": {"batch": 1, "seq": 10000000, "q_heads": 8, "kv_heads": 2, "head_dim": 64},\n "reference": "%s"}\n' \
+    "$REF" >"$IT_TMP/big.json"
+  run_capped "$BIG_BIN" profile "$IT_TMP/big.json" kernels/attention/cpu/v2_flash.c
+  too_big "profile, sizes that overflow memory (seq 10000000)"
+  check_eq "profile, sizes that overflow memory: nothing on stdout" "" "$(head -c 300 "$OUT_F")"
 else
   not_ok "sizes that overflow memory: $BIG_BIN is not built"
 fi

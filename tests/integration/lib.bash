@@ -190,6 +190,16 @@ describe_pids() {
   for p in "$@"; do echo "$p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | head -c 200)"; done
 }
 
+# A task too big for the machine must be refused before any work.  Should
+# one reach the worker anyway, the worker maps arenas for it outside the
+# candidate's limits and the OOM killer picks processes on the machine: so
+# such cases run under a 6 GiB address-space limit (run_capped), with the
+# plain build (the sanitized one cannot start under such a limit).
+plain_bin() {
+  if grep -qa __asan_init "$EMILE"; then echo "$(dirname "$EMILE")/emile"; else echo "$EMILE"; fi
+}
+run_capped() { run bash -c 'ulimit -v 6291456; exec "$@"' capped "$@"; }
+
 # run count of a store (0 when the file does not exist).
 store_runs() {
   if [ -f "$1" ]; then sqlite3 "$1" 'SELECT count(*) FROM runs' 2>/dev/null || echo "?"; else echo 0; fi

@@ -94,6 +94,19 @@ set -e
 check_eq "EOF ends the worker with exit 0" "0" "$WRC"
 check_eq "the worker wrote nothing on stderr" "" "$(head -c 300 "$WERR")"
 
+# ---- a task too big for the machine: refused, not attempted ----------------------
+# (run_capped and the plain build: see lib.bash)
+BIGT=$(jq -c '.params.seq = 10000000 | .params.q_heads = 8 | .params.head_dim = 64' <<<"$TASKJ")
+jq -nc --argjson t "$BIGT" --rawfile k kernels/attention/cpu/v2_flash.c \
+  '{cmd: "evaluate", id: 9, task: $t, kernel: {source: $k}}' >"$IT_TMP/big.req"
+echo '{"cmd": "hello", "id": 10}' >>"$IT_TMP/big.req"
+run_capped "$(plain_bin)" worker <"$IT_TMP/big.req"
+check_rc "worker, a task too big for memory: exit 0 at EOF" 0
+head -n 1 "$OUT_F" >"$IT_TMP/big.reply"
+check_jq "worker, a task too big for memory: not valid, the error names the task's memory need (not an arena)" \
+  "$IT_TMP/big.reply" '.id == 9 and .status != "valid" and (.error | test("memory|bytes|too large"; "i")) and (.error | test("arena|reference"; "i") | not)'
+check_eq "worker, a task too big for memory: it goes on answering" "10" "$(sed -n 2p "$OUT_F" | jq -r .id 2>/dev/null)"
+
 # ---- the same conversation through a pipe, all at once ---------------------------
 printf '%s\n' '{"cmd":"hello","id":1}' '' 'garbage' '{"cmd":"nope","id":3}' '{"cmd":"hello","id":4}' >"$IT_TMP/batch.req"
 run "$EMILE" worker <"$IT_TMP/batch.req"
