@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "emile.h"
 #include "emile_test.h"
 #include "task/op.h"
@@ -588,6 +590,53 @@ static void test_layout_errors(void **state)
     assert_int_equal(a.n_slots, LAYOUT_MAX_SLOTS);
 }
 
+/* A user op whose tensors have odd byte sizes and their own dtypes: every
+ * tensor still starts 256-aligned after a full guard. */
+static void test_layout_odd_sizes(void **state)
+{
+    (void)state;
+    const char *text =
+        "{\"name\": \"odd\", \"params\": {\"n\": 3},"
+        " \"tensors\": [{\"name\": \"a\", \"shape\": [\"n\"], \"dtype\": \"f16\"},"
+        "               {\"name\": \"b\", \"shape\": [\"n+2\", 1], \"dtype\": \"f64\"},"
+        "               {\"name\": \"c\", \"shape\": [7], \"dtype\": \"bf16\", \"output\": true},"
+        "               {\"name\": \"d\", \"shape\": [\"n\", \"n\"], \"output\": true}],"
+        " \"flops\": \"n\"}";
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    op_t op;
+    char err[256];
+    assert_int_equal(op_from_json(j, &op, err, sizeof err), 0);
+    json_decref(j);
+    arena_layout_t a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(layout_add_slot(&a, "task", &op, &op.defaults, EMILE_DTYPE_F32, err, sizeof err), 0);
+    op_params_t p = op.defaults;
+    op_param_set(&p, "n", 5);
+    assert_int_equal(layout_add_slot(&a, "ragged", &op, &p, EMILE_DTYPE_F32, err, sizeof err), 0);
+    const slot_layout_t *s = &a.slots[0];
+    assert_int_equal(s->bytes[0], 6);            /* 3 f16 */
+    assert_int_equal(s->bytes[1], 40);           /* 5 f64 */
+    assert_int_equal(s->bytes[2], 14);           /* 7 bf16 */
+    assert_int_equal(s->bytes[3], 36);           /* 9 f32, the task's dtype */
+    assert_int_equal(s->dtype[1], EMILE_DTYPE_F64);
+    assert_int_equal(s->strides[1][0], 1);
+    assert_int_equal(s->strides[3][0], 3);
+    assert_int_equal(a.slots[1].bytes[3], 100);
+    for (int k = 0; k < 2; k++)
+        for (int t = 0; t < 4; t++) {
+            const slot_layout_t *sl = &a.slots[k];
+            assert_int_equal(sl->off[t] % LAYOUT_ALIGN, 0);
+            if (t > 0)
+                assert_true(sl->off[t] >= sl->off[t - 1] + sl->bytes[t - 1] + LAYOUT_GUARD);
+            if (sl->is_out[t])
+                assert_int_equal(sl->snap[t] % LAYOUT_ALIGN, 0);
+        }
+    assert_true(a.slots[0].snap[3] >= a.slots[0].snap[2] + 14 + 2 * LAYOUT_GUARD);
+    assert_true(a.slots[1].begin >= a.slots[0].snap[3] + 36 + 2 * LAYOUT_GUARD);
+    op_free(&op);
+}
+
 /* bind NONCE SLOT NPARAMS {NAME VALUE}* NTENSORS
  *      {NAME DTYPE NDIM SHAPE.. STRIDES.. OFFSET BYTES IS_OUT SNAP GUARD}* */
 static void test_layout_bind_line(void **state)
@@ -664,6 +713,7 @@ int main(void)
         cmocka_unit_test(test_compare_noise),
         cmocka_unit_test(test_layout_slots),
         cmocka_unit_test(test_layout_errors),
+        cmocka_unit_test(test_layout_odd_sizes),
         cmocka_unit_test(test_layout_bind_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
