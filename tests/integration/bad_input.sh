@@ -213,6 +213,11 @@ check_jq "reference that is wrong: the run's note says the reference is wrong vs
 run "$EMILE" show 1 --json --store "$CS"
 check_jq "reference that is wrong: iteration 0 recorded, not valid, with the error" "$OUT_F" \
   '[.iterations[].iter] == [0] and .iterations[0].status != "valid" and (.iterations[0].error | contains("float64"))'
+run "$EMILE" resume 1 --store "$CS"
+check_rc "resume of the run with the wrong reference: exit 1" 1
+check_contains "resume of the run with the wrong reference: says there is no valid kernel" "$ERR_F" "no valid kernel"
+check_eq "resume of the run with the wrong reference: no iteration added, still failed" "1 failed" \
+  "$(sqlite3 "$CS" "SELECT (SELECT count(*) FROM iterations WHERE run_id = 1) || ' ' || status FROM runs WHERE id = 1")"
 run "$EMILE" export 1 "$IT_TMP/exp_wrong" --store "$CS"
 check_rc "export of a run without a valid kernel: exit 1" 1
 check_contains "export of a run without a valid kernel: says so" "$ERR_F" "run 1 has no valid kernel to export"
