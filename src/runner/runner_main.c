@@ -21,6 +21,7 @@
  * system call) is reported as "fatal message" before exiting.
  */
 #include <dlfcn.h>
+#include <limits.h>
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -145,6 +147,20 @@ static int scan_exec_maps(char (*out)[256], int max)
     }
     fclose(f);
     return n;
+}
+
+/* Libraries a kernel may legitimately bring in when it is loaded: the
+ * compiler's and CUDA's runtimes (its DT_NEEDED entries). */
+static int runtime_library(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *ok[] = {"libgomp", "libm.", "libm-", "libstdc++", "libgcc_s", "libcudart", "libcuda.",
+                        "libnvidia", "libc.", "libc-", "libdl", "libpthread", "librt", "ld-linux", "libmvec"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (strncmp(base, ok[i], strlen(ok[i])) == 0)
+            return 1;
+    return 0;
 }
 
 static const char *new_exec_mapping(void)
@@ -292,6 +308,11 @@ int main(int argc, char **argv)
             return 3;
         }
     }
+    /* Not dumpable: no other process of the sandbox user (another runner,
+     * e.g. the reference's) can open our /proc/PID/mem, and we cannot open
+     * theirs because they did the same. */
+    if (!getenv("EMILE_RUNNER_DUMPABLE"))
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     device_t *dev = strcmp(backend, "cuda") == 0 ? device_cuda() : device_cpu();
     if (!dev || dev->init(dev, arena, (size_t)st.st_size, err, sizeof err) != 0) {
         reply("fatal device init: %s", err[0] ? err : "backend not available");
@@ -311,6 +332,22 @@ int main(int argc, char **argv)
     }
     g_n_baseline = scan_exec_maps(g_baseline_maps, 256);
     void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+        /* Code its constructors loaded is as foreign as code loaded later. */
+        char resolved[4096];
+        const char *self = realpath(so_path, resolved) ? resolved : so_path;
+        static char after[256][256];
+        int na = scan_exec_maps(after, 256);
+        for (int i = 0; i < na; i++) {
+            int known = 0;
+            for (int j = 0; j < g_n_baseline && !known; j++)
+                known = strcmp(after[i], g_baseline_maps[j]) == 0;
+            if (!known && strcmp(after[i], self) != 0 && !runtime_library(after[i])) {
+                reply("fatal the kernel loaded code while being loaded: %s", after[i]);
+                return 5;
+            }
+        }
+    }
     if (!h) {
         reply("fatal cannot load kernel: %s", dlerror());
         return 5;
@@ -322,6 +359,8 @@ int main(int argc, char **argv)
     }
     /* The kernel and its own libraries (libgomp, libm) join the baseline. */
     g_n_baseline = scan_exec_maps(g_baseline_maps, 256);
+    if (seccomp_on && seccomp_forbid_exec_mappings(strcmp(backend, "cuda") == 0, err, sizeof err) != 0)
+        fprintf(stderr, "emile-runner: %s\n", err);
     reply("ready seccomp=%d uid=%d", seccomp_on, (int)geteuid());
 
     char line[LINE_MAX_LEN];

@@ -40,7 +40,9 @@ static const struct { long nr; const char *name; } denied[] = {
     {SYS_io_uring_setup, "io_uring_setup"}, {SYS_kexec_load, "kexec_load"},
     {SYS_setuid, "setuid"}, {SYS_setgid, "setgid"}, {SYS_setreuid, "setreuid"},
     {SYS_setresuid, "setresuid"}, {SYS_utimensat, "utimensat"}, {SYS_mknod, "mknod"},
-    {SYS_mknodat, "mknodat"},
+    {SYS_mknodat, "mknodat"}, {SYS_tkill, "tkill"}, {SYS_pidfd_send_signal, "pidfd_send_signal"},
+    {SYS_pidfd_getfd, "pidfd_getfd"}, {SYS_process_madvise, "process_madvise"},
+    {SYS_name_to_handle_at, "name_to_handle_at"}, {SYS_open_by_handle_at, "open_by_handle_at"},
 };
 
 const char *seccomp_syscall_name(long nr)
@@ -55,7 +57,11 @@ const char *seccomp_syscall_name(long nr)
     case SYS_openat: return "openat (for writing)";
     case SYS_kill: return "kill (another process)";
     case SYS_tgkill: return "tgkill (another process)";
-    case SYS_tkill: return "tkill";
+    case SYS_openat2: return "openat2";
+    case SYS_mmap: return "mmap (executable memory: the kernel loaded code at run time)";
+    case SYS_mprotect: return "mprotect (executable memory: the kernel loaded code at run time)";
+    case SYS_rt_sigqueueinfo: return "rt_sigqueueinfo (another process)";
+    case SYS_rt_tgsigqueueinfo: return "rt_tgsigqueueinfo (another process)";
     default: return "unknown";
     }
 }
@@ -112,8 +118,13 @@ int seccomp_install(int write_errno, char *err, size_t n)
     prog[k++] = (struct sock_filter)JSET(wflags, 0, 1);
     prog[k++] = (struct sock_filter)RET(wdeny);
     prog[k++] = (struct sock_filter)RET(allow);
-    /* kill / tgkill: only this process (abort() and raise() need them). */
-    prog[k++] = (struct sock_filter)JEQ(SYS_kill, 1, 0);
+    /* openat2 hides its flags in a struct: never (glibc does not need it). */
+    prog[k++] = (struct sock_filter)JEQ(SYS_openat2, 0, 1);
+    prog[k++] = (struct sock_filter)RET(wdeny);
+    /* Signals: only to this process (abort() and raise() use tgkill). */
+    prog[k++] = (struct sock_filter)JEQ(SYS_kill, 3, 0);
+    prog[k++] = (struct sock_filter)JEQ(SYS_rt_sigqueueinfo, 2, 0);
+    prog[k++] = (struct sock_filter)JEQ(SYS_rt_tgsigqueueinfo, 1, 0);
     prog[k++] = (struct sock_filter)JEQ(SYS_tgkill, 0, 4);
     prog[k++] = (struct sock_filter)LD_ARG(0);
     prog[k++] = (struct sock_filter)JEQ(pid, 0, 1);
@@ -137,7 +148,40 @@ int seccomp_install(int write_errno, char *err, size_t n)
     return 0;
 }
 
+/* After the kernel is loaded: no new executable memory, so no code can be
+ * loaded (dlopen) or generated while it runs. */
+int seccomp_forbid_exec_mappings(int soft, char *err, size_t n)
+{
+    const unsigned deny = soft ? (SECCOMP_RET_ERRNO | EACCES) : SECCOMP_RET_TRAP;
+    struct sock_filter prog[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        JEQ(AUDIT_ARCH_X86_64, 1, 0),
+        RET(SECCOMP_RET_KILL_PROCESS),
+        LD_NR,
+        JEQ(SYS_mmap, 2, 0),
+        JEQ(SYS_mprotect, 1, 0),
+        JEQ(SYS_pkey_mprotect, 0, 3),
+        LD_ARG(2),
+        JSET(4 /* PROT_EXEC */, 0, 1),
+        RET(deny),
+        RET(SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog fprog = {.len = (unsigned short)(sizeof prog / sizeof prog[0]), .filter = prog};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0) {
+        snprintf(err, n, "seccomp (exec mappings): %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 #else
+
+int seccomp_forbid_exec_mappings(int soft, char *err, size_t n)
+{
+    (void)soft;
+    snprintf(err, n, "seccomp filter not available on this architecture");
+    return -1;
+}
 
 const char *seccomp_syscall_name(long nr)
 {

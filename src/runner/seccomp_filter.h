@@ -21,6 +21,9 @@
 /* 0 on success; -1 with err when the kernel or the architecture does not
  * allow it (the caller records that the sandbox is weaker). */
 int seccomp_install(int write_errno, char *err, size_t n);
+/* Second filter, once the kernel is loaded: no new executable memory (no
+ * dlopen, no JIT) while it runs.  soft: EACCES instead of SIGSYS. */
+int seccomp_forbid_exec_mappings(int soft, char *err, size_t n);
 /* Name of a syscall number the filter denies (for messages). */
 const char *seccomp_syscall_name(long nr);
 

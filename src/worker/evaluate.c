@@ -130,7 +130,9 @@ void worker_ctx_free(worker_ctx_t *w)
 
 static int make_dir(worker_ctx_t *w, const char *kind, char *out, size_t n)
 {
-    snprintf(out, n, "%s/%s-%d", w->base, kind, ++w->counter);
+    /* Unguessable names: a candidate (same sandbox user as the reference)
+     * must not find the reference's directory. */
+    snprintf(out, n, "%s/%s-%d-%016llx", w->base, kind, ++w->counter, (unsigned long long)rng_next(&w->rng));
     if (mkdir(out, 0700) != 0)
         return -1;
     if (w->uid >= 0 && chown(out, (uid_t)w->uid, (gid_t)w->uid) != 0)
