@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -88,10 +89,26 @@ static void reply(const char *fmt, ...)
 /* SIGSYS from the seccomp filter: name the call and leave. */
 static void on_sigsys(int sig, siginfo_t *si, void *uc)
 {
-    (void)sig; (void)uc;
-    char msg[160];
-    int n = snprintf(msg, sizeof msg, "fatal forbidden system call: %s (nr %d)\n",
-                     seccomp_syscall_name(si->si_syscall), si->si_syscall);
+    (void)sig;
+    char msg[640], what[400] = "";
+#if defined(__x86_64__)
+    /* mmap(addr, len, prot, flags, fd, off): name the file being mapped. */
+    if (si->si_syscall == SYS_mmap && uc) {
+        long fd = (long)((ucontext_t *)uc)->uc_mcontext.gregs[REG_R8];
+        char link[64];
+        int ln = snprintf(link, sizeof link, "/proc/self/fd/%ld", fd);
+        if (fd >= 0 && ln > 0) {
+            ssize_t r = readlink(link, what + 2, sizeof what - 3);
+            if (r > 0) {
+                what[0] = ':';
+                what[1] = ' ';
+                what[2 + r] = 0;
+            }
+        }
+    }
+#endif
+    int n = snprintf(msg, sizeof msg, "fatal forbidden system call: %s (nr %d)%s\n",
+                     seccomp_syscall_name(si->si_syscall), si->si_syscall, what);
     if (n > 0) {
         ssize_t w1 = write(g_ctl, msg, (size_t)n);
         ssize_t w2 = write(2, msg, (size_t)n);
