@@ -330,6 +330,10 @@ int main(int argc, char **argv)
      * theirs because they did the same. */
     if (!getenv("EMILE_RUNNER_DUMPABLE"))
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* Load CUDA modules when the kernel is loaded, not at its first launch:
+     * the driver's work is done before the exec-mapping filter goes on. */
+    if (strcmp(backend, "cuda") == 0)
+        setenv("CUDA_MODULE_LOADING", "EAGER", 1);
     device_t *dev = strcmp(backend, "cuda") == 0 ? device_cuda() : device_cpu();
     if (!dev || dev->init(dev, arena, (size_t)st.st_size, err, sizeof err) != 0) {
         reply("fatal device init: %s", err[0] ? err : "backend not available");
