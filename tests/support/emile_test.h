@@ -6,6 +6,9 @@
  *   assert_rel(a, b, rel)      |a - b| <= rel * |b|
  *   assert_contains(s, needle) strstr, both strings printed on failure
  *   test_use_built_runner()    EMILE_RUNNER = realpath(build/emile-runner)
+ *   test_private_runner(dir)   a copy of build/emile-runner in dir (0755) as
+ *                              EMILE_RUNNER, so that a rebuild of build/
+ *                              during the test cannot disturb it
  *   test_read_file(path)       whole file (malloc'd) or NULL
  */
 #ifndef EMILE_TEST_H
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define assert_near(a, b, tol)                                                                       \
     do {                                                                                             \
@@ -52,7 +56,39 @@ static inline int test_use_built_runner(void)
     return 0;
 }
 
+static inline char *test_read_file_n(const char *path, size_t *len);
+
+/* Copy build/emile-runner to dir/emile-runner (mode 0755, through a
+ * temporary name and a rename, so an existing copy is replaced, not
+ * rewritten) and point EMILE_RUNNER at it.  0, or -1. */
+static inline int test_private_runner(const char *dir)
+{
+    size_t len = 0;
+    char *bin = test_read_file_n("build/emile-runner", &len);
+    if (!bin) {
+        fprintf(stderr, "build/emile-runner is missing: run `make build/emile-runner` from the repository root\n");
+        return -1;
+    }
+    char tmp[PATH_MAX], dst[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/emile-runner.new", dir);
+    snprintf(dst, sizeof dst, "%s/emile-runner", dir);
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(bin, 1, len, f) == len;
+    if (f)
+        ok &= fclose(f) == 0;
+    free(bin);
+    if (!ok || chmod(tmp, 0755) != 0 || rename(tmp, dst) != 0)
+        return -1;
+    setenv("EMILE_RUNNER", dst, 1);
+    return 0;
+}
+
 static inline char *test_read_file(const char *path)
+{
+    return test_read_file_n(path, NULL);
+}
+
+static inline char *test_read_file_n(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -65,6 +101,8 @@ static inline char *test_read_file(const char *path)
     fclose(f);
     if (buf)
         buf[got] = 0;
+    if (len)
+        *len = got;
     return buf;
 }
 
