@@ -43,7 +43,7 @@ esac
 check_contains "cook summary repeats the note" "$COOK_OUT" "done: $NOTE"
 
 # One live line per iteration: "<iter> <time> ms ..." lines.
-LINES=$(grep -cE '^ *[0-9]+ +[0-9.]+ (ms|s|us) ' "$COOK_OUT" || true)
+LINES=$(iter_count "$COOK_OUT")
 check_eq "cook prints one line per iteration" "$N" "$LINES"
 
 run "$EMILE" show 1 --json --store "$STORE"
@@ -86,7 +86,7 @@ check_eq "store: run status in SQLite" "done" "$(sqlite3 "$STORE" 'SELECT status
 run "$EMILE" show 1 --store "$STORE"
 check_rc "show 1 exits 0" 0
 check_contains "show prints the status and note" "$OUT_F" "run 1  done  $NOTE"
-check_eq "show prints one line per iteration" "$N" "$(grep -cE '^ *[0-9]+ +[0-9.]+ (ms|s|us) ' "$OUT_F" || true)"
+check_eq "show prints one line per iteration" "$N" "$(iter_count "$OUT_F")"
 
 # ---- 2. export -----------------------------------------------------------
 EXP=$IT_TMP/export

@@ -87,7 +87,7 @@ check_jq "after the kill: the reference is valid and a best is recorded" "$BEFOR
 run "$EMILE" runs --json --store "$STORE"
 check_jq "after the kill: runs --json lists run 1 as running with $K iterations" "$OUT_F" \
   "length == 1 and .[0].status == \"running\" and .[0].n_iters == $K"
-KLINES=$(grep -cE '^ *[0-9]+ +[0-9.]+ (ms|s|us) ' "$LOG" || true)
+KLINES=$(iter_count "$LOG")
 if [ "$KLINES" -ge "$K_SEEN" ]; then ok "the killed cook had printed a line for each iteration recorded before the kill"
 else not_ok "the killed cook had printed a line for each iteration recorded before the kill" "lines $KLINES, recorded $K_SEEN"; fi
 
@@ -96,7 +96,7 @@ run "$EMILE" resume 1 --store "$STORE"
 check_rc "resume 1 exits 0" 0
 RES_OUT=$OUT_F
 check_contains "resume says where it starts" "$RES_OUT" "resuming run 1 at iteration $K of $MAX"
-PRINTED=$(grep -oE '^ *[0-9]+ +[0-9.]+ (ms|s|us) ' "$RES_OUT" | awk '{print $1}' | paste -sd, - || true)
+PRINTED=$(iter_nums "$RES_OUT")
 run "$EMILE" show 1 --json --store "$STORE"
 AFTER=$IT_TMP/after.json
 cp "$OUT_F" "$AFTER"

@@ -141,6 +141,13 @@ check_jq() {
   fi
 }
 
+# iter_nums FILE: the iteration numbers of the live iteration lines in
+# FILE ("   3    4.46 ms ..." for a valid one, "   3  invalid  ..." for
+# the others), comma-separated, in order.
+iter_nums() { grep -oE '^ {0,4}[0-9]+ {2,}[^ ]' "$1" | awk '{print $1}' | paste -sd, - || true; }
+# iter_count FILE: how many such lines.
+iter_count() { grep -cE '^ {0,4}[0-9]+ {2,}[^ ]' "$1" || true; }
+
 # nonempty_lines FILE: number of lines with something on them.
 nonempty_lines() { grep -c . "$1" || true; }
 
