@@ -423,6 +423,33 @@ static void test_library_loaded_by_constructor(void **state)
                  "libraries loaded while the runner loads the kernel join the baseline unchecked");
 }
 
+/* The libraries a kernel may bring in while being loaded are recognised by
+ * name; the names must be matched whole, not as prefixes: "librt" must not
+ * admit librtmp.so.1 (an RTMP client library, present wherever curl is). */
+static void test_runtime_library_names_matched_whole(void **state)
+{
+    (void)state;
+    char *src = variant("#include <dlfcn.h>\n"
+                        "static void *g_lib;\n"
+                        "__attribute__((constructor)) static void grab(void)\n"
+                        "{\n"
+                        "    g_lib = dlopen(\"librtmp.so.1\", RTLD_NOW | RTLD_LOCAL);\n"
+                        "}\n",
+                        "    if (!g_lib)\n"
+                        "        return 7;\n"
+                        "    int (*ver)(void) = (int (*)(void))dlsym(g_lib, \"RTMP_LibVersion\");\n"
+                        "    if (!ver || ver() <= 0)\n"
+                        "        return 8;\n");
+    json_t *r = evaluate(src);
+    free(src);
+    print_message("librtmp by constructor: %s %.200s\n", status_of(r), error_of(r));
+    if (strstr(error_of(r), "returned 7"))
+        skip();                                  /* no librtmp here */
+    if (strcmp(status_of(r), "valid") == 0)
+        fail_msg("a kernel whose constructor dlopen()s librtmp.so.1 and calls it during every run is accepted: "
+                 "\"librtmp\" passes as the runtime library \"librt\"");
+}
+
 /* The seccomp filter checks the flags of open and openat, but openat2
  * (syscall 437) opens for writing as well.  The kernel tries to create
  * /tmp/emile_escaped_openat2_<pid>.txt through it, then computes the right
@@ -628,7 +655,7 @@ int main(void)
             files[0] = t;
         }
 
-    struct CMUnitTest *tests = calloc((size_t)n + 8, sizeof *tests);
+    struct CMUnitTest *tests = calloc((size_t)n + 12, sizeof *tests);
     int k = 0;
     tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_expectations_complete);
     for (int i = 0; i < n; i++)
@@ -636,6 +663,7 @@ int main(void)
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_library_loaded_and_unloaded, test_teardown);
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_reference_unreachable, test_teardown);
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_library_loaded_by_constructor, test_teardown);
+    tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_runtime_library_names_matched_whole, test_teardown);
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_openat2_cannot_write, test_teardown);
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_candidate_cannot_kill_reference, test_teardown);
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_worker_still_works, test_teardown);
