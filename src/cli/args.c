@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "store/store.h"
@@ -93,6 +94,10 @@ int cli_open_store(const cli_common_t *c, int create_default, store_t **s)
 {
     char path[4096];
     if (c->store) {
+        if (!create_default && access(c->store, F_OK) != 0) {
+            fprintf(stderr, "emile: no run store at %s\n", c->store);
+            return 1;
+        }
         if (store_open(c->store, 0, s) != 0) {
             fprintf(stderr, "emile: %s\n", store_last_open_error());
             return 1;

@@ -8,6 +8,8 @@
 #include "cli.h"
 #include "report/report_md.h"
 #include "util/fs.h"
+#include "cook.h"
+#include "worker/evaluate.h"
 #include "worker/worker_client.h"
 
 int cmd_profile(int argc, char **argv)
@@ -32,6 +34,16 @@ int cmd_profile(int argc, char **argv)
         return 2;
     }
     char err[1024];
+    cook_options_t o = {.worker_cmd = c.worker};
+    json_t *device = cook_fetch_device(&o, t.backend, err, sizeof err);
+    if (!device || worker_task_fits(&t, device, err, sizeof err) != 0) {
+        fprintf(stderr, "emile: %s\n", err);
+        json_decref(device);
+        free(src);
+        task_free(&t);
+        return device ? 2 : 1;
+    }
+    json_decref(device);
     worker_client_t w;
     if (worker_client_open(&w, c.worker, err, sizeof err) != 0) {
         fprintf(stderr, "emile: %s\n", err);

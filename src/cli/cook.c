@@ -12,6 +12,7 @@
 #include "agent/agent.h"
 #include "report/iteration_line.h"
 #include "store/store.h"
+#include "worker/evaluate.h"
 #include "worker/worker_client.h"
 
 static volatile sig_atomic_t g_stop;
@@ -367,7 +368,7 @@ static int open_store(const cook_options_t *o, store_t **s)
     return 0;
 }
 
-static json_t *fetch_device(const cook_options_t *o, const char *backend, char *err, size_t n)
+json_t *cook_fetch_device(const cook_options_t *o, const char *backend, char *err, size_t n)
 {
     worker_client_t w;
     if (worker_client_open(&w, o->worker_cmd, err, n) != 0)
@@ -387,26 +388,6 @@ static json_t *fetch_device(const cook_options_t *o, const char *backend, char *
     return dev;
 }
 
-/* The harness keeps several copies of the tensors (reference and candidate
- * arenas with three input sets, pristine copies, expectations): refuse a
- * task that cannot fit before anything is recorded. */
-static int check_fits(const task_t *t, const json_t *device, char *err, size_t n)
-{
-    double mem = json_number_value(json_object_get(device, "memory_bytes"));
-    double bytes = 0;
-    for (int k = 0; k < t->op.n_tensors; k++)
-        bytes += (double)op_tensor_numel(&t->op, k, &t->params) *
-                 (double)emile_dtype_size(op_tensor_dtype(&t->op, k, t->dtype));
-    double need = 8 * bytes;
-    if (mem > 0 && need > mem) {
-        snprintf(err, n, "the task's tensors take %.3g GB (about %.3g GB with the harness's copies): more memory "
-                         "than this %s device has (%.3g GB); reduce the sizes",
-                 bytes / 1e9, need / 1e9, t->backend, mem / 1e9);
-        return -1;
-    }
-    return 0;
-}
-
 int cook_start(task_t *task, const cook_options_t *o)
 {
     cook_t c;
@@ -418,12 +399,12 @@ int cook_start(task_t *task, const cook_options_t *o)
         fprintf(stderr, "emile: unknown agent '%s' (builtin, anthropic, openai)\n", task->agent);
         return 2;
     }
-    json_t *device = fetch_device(o, task->backend, err, sizeof err);
+    json_t *device = cook_fetch_device(o, task->backend, err, sizeof err);
     if (!device) {
         fprintf(stderr, "emile: %s\n", err);
         return 1;
     }
-    if (check_fits(task, device, err, sizeof err) != 0) {
+    if (worker_task_fits(task, device, err, sizeof err) != 0) {
         fprintf(stderr, "emile: %s\n", err);
         json_decref(device);
         return 2;

@@ -16,6 +16,10 @@ typedef struct cook_options {
     int quiet;
 } cook_options_t;
 
+/* The device object of backend from the worker; NULL with err. */
+#include <jansson.h>
+json_t *cook_fetch_device(const cook_options_t *o, const char *backend, char *err, size_t n);
+
 /* Start a new run for task.  Returns the process exit status. */
 int cook_start(task_t *task, const cook_options_t *o);
 /* Continue run `run` (optionally with a new iteration budget, >= 0). */

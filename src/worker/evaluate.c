@@ -517,6 +517,24 @@ static int reference_oracle_check(worker_ctx_t *w)
     return rc == 0 ? 0 : -1;
 }
 
+int worker_task_fits(const task_t *t, const json_t *device, char *err, size_t n)
+{
+    double mem = json_number_value(json_object_get(device, "memory_bytes"));
+    double bytes = 0;
+    for (int k = 0; k < t->op.n_tensors; k++)
+        bytes += (double)op_tensor_numel(&t->op, k, &t->params) *
+                 (double)emile_dtype_size(op_tensor_dtype(&t->op, k, t->dtype));
+    /* Two arenas of ~3 input sets each, pristine copies, expectations. */
+    double need = 8 * bytes;
+    if (mem > 0 && need > mem) {
+        snprintf(err, n, "the task's tensors take %.3g GB (about %.3g GB with the harness's copies): more memory "
+                         "than this %s device has (%.3g GB); reduce the sizes",
+                 bytes / 1e9, need / 1e9, t->backend, mem / 1e9);
+        return -1;
+    }
+    return 0;
+}
+
 static int ensure_reference(worker_ctx_t *w, const json_t *task_json, const backend_t *b)
 {
     char *key = reference_key(task_json);
@@ -537,6 +555,11 @@ static int ensure_reference(worker_ctx_t *w, const json_t *task_json, const back
         task_finalize(&w->ref_task, err, sizeof err) != 0) {
         snprintf(w->ref_error, sizeof w->ref_error, "bad task: %s", err);
         return -1;
+    }
+    if (worker_task_fits(&w->ref_task, w->device, err, sizeof err) != 0) {
+        snprintf(w->ref_error, sizeof w->ref_error, "%s", err);
+        w->ref_status = -2;
+        return -2;
     }
     if (build_layout(&w->ref_task, &w->layout, err, sizeof err) != 0) {
         snprintf(w->ref_error, sizeof w->ref_error, "bad task: %s", err);
@@ -989,8 +1012,9 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
         set_status(e.reply, "error", err);
         return e.reply;
     }
-    if (ensure_reference(w, task_json, b) != 0) {
-        set_status(e.reply, "reference_invalid", w->ref_error);
+    int ref_rc = ensure_reference(w, task_json, b);
+    if (ref_rc != 0) {
+        set_status(e.reply, ref_rc == -2 ? "error" : "reference_invalid", w->ref_error);
         return e.reply;
     }
     e.t = &w->ref_task;

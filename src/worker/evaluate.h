@@ -18,6 +18,12 @@ void worker_ctx_free(worker_ctx_t *w);
 /* The evaluate reply of docs/PROTOCOL.md (without "id"); never NULL. */
 json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *source,
                         const json_t *options);
+/* 0 when the task's tensors, with the harness's copies of them, fit the
+ * device's memory ("memory_bytes" of the device object); else -1 with a
+ * message naming the sizes. */
+struct task;
+int worker_task_fits(const struct task *t, const json_t *device, char *err, size_t n);
+
 /* {"ok":true,"devices":[...]} or {"ok":false,"error":...}. */
 json_t *worker_devices(worker_ctx_t *w, const char *backend, int remeasure);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "evaluate.h"
 
 static json_t *error_reply(json_t *id, const char *msg)
@@ -34,7 +35,15 @@ static json_t *handle(worker_ctx_t *w, const json_t *req)
         char host[256] = "";
         gethostname(host, sizeof host - 1);
         json_object_set_new(reply, "host", json_string(host));
-        json_object_set_new(reply, "backends", json_pack("[ss]", "cpu", "cuda"));
+        json_t *avail = json_array();
+        const char *names[] = {"cpu", "cuda"};
+        for (size_t i = 0; i < 2; i++) {
+            char why[256];
+            const backend_t *b = backend_find(names[i]);
+            if (b && b->available(why, sizeof why) == 0)
+                json_array_append_new(avail, json_string(names[i]));
+        }
+        json_object_set_new(reply, "backends", avail);
     } else if (strcmp(cmd, "devices") == 0) {
         reply = worker_devices(w, json_string_value(json_object_get(req, "backend")),
                                json_is_true(json_object_get(req, "remeasure")));
