@@ -41,6 +41,8 @@ typedef struct cuda_api {
     cuerr_t (*DeviceSetLimit)(int, size_t);
     cuerr_t (*StreamGetAttribute)(void *, int, void *);
     cuerr_t (*FuncGetAttributes)(void *, const void *);
+    cuerr_t (*MallocAsync)(void **, size_t, void *);
+    cuerr_t (*FreeAsync)(void *, void *);
     cuerr_t (*FuncGetName)(const char **, const void *);
     cuerr_t (*LaunchKernel)(const void *, dim3_t, dim3_t, void **, size_t, void *);
 } cuda_api_t;
@@ -149,6 +151,8 @@ static int load_api(cuda_api_t *a, char *err, size_t n)
     SYM(PeekAtLastError); SYM(GetErrorString); SYM(DeviceGetAttribute); SYM(DeviceGetLimit);
     SYM(DeviceSetLimit); SYM(StreamGetAttribute); SYM(FuncGetAttributes); SYM(LaunchKernel);
     *(void **)&a->FuncGetName = dlsym(h, "cudaFuncGetName");   /* CUDA >= 12.3 */
+    *(void **)&a->MallocAsync = dlsym(h, "cudaMallocAsync");
+    *(void **)&a->FreeAsync = dlsym(h, "cudaFreeAsync");
 #undef SYM
     return 0;
 }
@@ -176,6 +180,14 @@ static int cuda_init(device_t *d, uint8_t *host, size_t bytes, char *err, size_t
     CK(p->api.EventCreate(&p->ev1), "cudaEventCreate");
     /* Device memory is never handed out uninitialised. */
     CK(p->api.Memset(p->dev_arena, 0xff, bytes), "cudaMemset");
+    /* Create the stream-ordered memory pool now, before the seccomp filter:
+     * references and candidates allocate scratch with cudaMallocAsync. */
+    if (p->api.MallocAsync && p->api.FreeAsync) {
+        void *tmp = NULL;
+        CK(p->api.MallocAsync(&tmp, 1 << 20, d->stream), "cudaMallocAsync");
+        CK(p->api.FreeAsync(tmp, d->stream), "cudaFreeAsync");
+        CK(p->api.StreamSynchronize(d->stream), "cudaStreamSynchronize");
+    }
     CK(p->api.DeviceSynchronize(), "cudaDeviceSynchronize");
     d->host = host;
     d->bytes = bytes;
