@@ -67,7 +67,13 @@
 #define EMILE_RESCALE_EARLY 1
 #endif
 #ifndef EMILE_DIAG_HALF
-#define EMILE_DIAG_HALF 1  /* causal diagonal: warpgroup 0 multiplies only the 64 keys it sees */
+#define EMILE_DIAG_HALF 0  /* 1: causal diagonal, warpgroup 0 multiplies only the 64 keys it sees (a loser: see above) */
+#endif
+#ifndef EMILE_SCHED
+#define EMILE_SCHED 1      /* 0: static snake deal; 1: dynamic (atomic tile counter) */
+#endif
+#ifndef EMILE_TILE_ORDER
+#define EMILE_TILE_ORDER 2 /* 0: longest first overall; 1: by (batch, kv head), longest first inside; 2: auto */
 #endif
 #ifndef EMILE_CONSUMER_REGS
 #define EMILE_CONSUMER_REGS 240
@@ -379,18 +385,34 @@ template <bool BF16> __device__ __forceinline__ void mma_pv(float *o, const uint
 struct r7params {
     uint16_t *o;
     int64_t so[3];      /* o strides: batch, seq, head (elements) */
-    int seq, hq, hkv, batch, causal, nq, ntiles;
+    int seq, hq, hkv, batch, causal, nq, ntiles, order;
     float sl2;          /* scale * log2(e) */
+    unsigned int *counter;   /* EMILE_SCHED=1: next tile to hand out (zeroed before the launch) */
 };
+
+/* EMILE_SCHED=1: tiles past the first are handed out by this counter, which
+ * the host zeroes on the stream before each launch (one launch at a time per
+ * process: concurrent launches on two streams would share it). */
+__device__ unsigned int r7_tile_counter;
 
 /* Tile id -> (query tile, head, batch); heaviest first under a causal mask,
  * heads fastest so consecutive tiles share a kv head. */
 __device__ __forceinline__ void r7_decode(const r7params &p, int t, int &qt, int &h, int &b, int &nkv)
 {
-    const int per = p.hq * p.batch;
-    qt = p.causal ? p.nq - 1 - t / per : t / per;
-    h = (t % per) % p.hq;
-    b = (t % per) / p.hq;
+    if (p.order == 0) {
+        const int per = p.hq * p.batch;
+        qt = p.causal ? p.nq - 1 - t / per : t / per;
+        h = (t % per) % p.hq;
+        b = (t % per) / p.hq;
+    } else {
+        /* group-major: all tiles of one (batch, kv head) before the next, so
+         * the blocks in flight share a few kv heads' K/V in L2 */
+        const int G = p.hq / p.hkv, per = G * p.nq;
+        const int grp = t / per, r = t % per;
+        b = grp / p.hkv;
+        qt = p.causal ? p.nq - 1 - r / G : r / G;
+        h = (grp % p.hkv) * G + r % G;
+    }
     const int nkv_all = (p.seq + R7_BK - 1) / R7_BK;
     nkv = p.causal ? min(nkv_all, (min((qt + 1) * R7_BQ, p.seq) - 1) / R7_BK + 1) : nkv_all;
 }
@@ -420,6 +442,8 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
     auto bKE = [&](int s) { return bars + 16 * QB + 8 * (ST + s); };
     auto bVF = [&](int s) { return bars + 16 * QB + 8 * (2 * ST + s); };
     auto bVE = [&](int s) { return bars + 16 * QB + 8 * (3 * ST + s); };
+    /* tile id of each Q buffer, published by the producer with its Q load */
+    const uint32_t tslot = bars + 16 * QB + 32 * ST;
 
     const int tid = threadIdx.x, wg = tid >> 7, warp = tid >> 5, lane = tid & 31;
     if (tid == 0) {
@@ -446,15 +470,28 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
             asm volatile("prefetch.tensormap [%0];\n" :: "l"((uint64_t)&tv) : "memory");
             int kv_it = 0;
             for (int i = 0;; i++) {
-                if (i * (int)gridDim.x >= p.ntiles) break;
-                const int t = r7_tile(p, i);
-                if (t < 0) continue;
+                int t;
+                if (EMILE_SCHED) {
+                    t = i == 0 ? (int)blockIdx.x : (int)gridDim.x + (int)atomicAdd(p.counter, 1u);
+                    if (t >= p.ntiles) t = -1;
+                } else {
+                    if (i * (int)gridDim.x >= p.ntiles) break;
+                    t = r7_tile(p, i);
+                    if (t < 0) continue;
+                }
+                const int qb = i % QB;
+                mbar_wait(bQE(qb), ((uint32_t)(i / QB) & 1u) ^ 1u);
+                if (EMILE_SCHED) {
+                    asm volatile("st.shared.u32 [%0], %1;\n" :: "r"(tslot + 4 * qb), "r"(t) : "memory");
+                    if (t < 0) {            /* no more tiles: tell the consumers */
+                        mbar_arrive(bQF(qb));
+                        break;
+                    }
+                }
                 int qt, h, b, nkv;
                 r7_decode(p, t, qt, h, b, nkv);
                 const int hk = h / (p.hq / p.hkv);
-                const int qb = i % QB;
                 const uint32_t qdst = sQ + qb * (R7_BQ * R7_D * 2);
-                mbar_wait(bQE(qb), ((uint32_t)(i / QB) & 1u) ^ 1u);
                 mbar_expect_tx(bQF(qb), R7_BQ * R7_D * 2);
                 tma_load4(qdst, &tq, 0, qt * R7_BQ, h, b, bQF(qb));
                 tma_load4(qdst + R7_BQ * 128, &tq, 64, qt * R7_BQ, h, b, bQF(qb));
@@ -472,10 +509,10 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
                 }
             }
         }
-        return;
-    }
-
+    } else {
     /* ---------------- consumers ---------------- */
+    /* (the two roles must be the two branches of one if/else: only then does
+     * ptxas allocate the consumer branch with the setmaxnreg budget) */
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(EMILE_CONSUMER_REGS));
     const int cw = wg - 1;                 /* consumer warpgroup: rows cw*64 .. cw*64+63 */
     const int w4 = warp & 3, g = lane >> 2, t4 = lane & 3;
@@ -488,18 +525,30 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
     float s[64], o[64];
     uint32_t pf[32];
     int kv_it = 0;
-    for (int i = 0;; i++) {
-        if (i * (int)gridDim.x >= p.ntiles) break;
-        const int t = r7_tile(p, i);
-        if (t < 0) continue;
+    /* The i-th tile of this block, once its Q has landed; -1 when done.  The
+     * wait sits at the bottom of the tile loop (a wait-then-exit test at its
+     * top made ptxas spill and serialise the wgmmas). */
+    auto fetch = [&](int i) {
+        int t;
+        const int qb = i % QB;
+        if (EMILE_SCHED) {
+            mbar_wait(bQF(qb), (uint32_t)(i / QB) & 1u);
+            asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(t) : "r"(tslot + 4 * qb) : "memory");
+        } else {
+            t = i * (int)gridDim.x < p.ntiles ? r7_tile(p, i) : -1;
+            if (t >= 0) mbar_wait(bQF(qb), (uint32_t)(i / QB) & 1u);
+        }
+        return t;
+    };
+    int i = 0;
+    for (int t = fetch(0); t >= 0; t = fetch(++i)) {
+        const int qb = i % QB;
         int qt, h, b, nkv;
         r7_decode(p, t, qt, h, b, nkv);
         const int row0 = qt * R7_BQ + cw * 64 + w4 * 16 + g;   /* this thread's rows: row0, row0 + 8 */
 #pragma unroll
         for (int x = 0; x < 64; x++) o[x] = 0.f;
 
-        const int qb = i % QB;
-        mbar_wait(bQF(qb), (uint32_t)(i / QB) & 1u);
         const uint32_t qa = sQ + qb * (R7_BQ * R7_D * 2) + cw * 64 * 128;
         /* K-major descriptors: k-step kk is 16 columns = 32 bytes inside a 128 B row,
          * kk / 4 selects the 64-column chunk */
@@ -689,15 +738,20 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
         fence_u<32>(pf);
         if (lane == 0) mbar_arrive(bVE(pst));
 
-        /* epilogue: normalise and store (rows past the end are dropped) */
+        /* epilogue: normalise and store (rows past the end are dropped).  The
+         * tile is decoded again from t (opaque to the compiler) so that its
+         * coordinates need no registers across the main loop. */
+        asm volatile("" : "+r"(t));
+        r7_decode(p, t, qt, h, b, nkv);
+        const int row0e = qt * R7_BQ + cw * 64 + w4 * 16 + g;
         l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
         l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
         l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
         l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
         const float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
         uint16_t *og = p.o + b * p.so[0] + (int64_t)h * p.so[2];
-        const bool ok0 = row0 < p.seq, ok1 = row0 + 8 < p.seq;
-        uint16_t *o0 = og + (int64_t)row0 * p.so[1] + 2 * t4;
+        const bool ok0 = row0e < p.seq, ok1 = row0e + 8 < p.seq;
+        uint16_t *o0 = og + (int64_t)row0e * p.so[1] + 2 * t4;
         uint16_t *o1 = o0 + 8 * p.so[1];
 #pragma unroll
         for (int x = 0; x < 16; x++) {
@@ -705,6 +759,7 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
             if (ok1) *(uint32_t *)(o1 + 8 * x) = pack2<BF16>(o[4 * x + 2] * i1, o[4 * x + 3] * i1);
         }
     }
+    }   /* consumers */
 #endif /* R7_SM90A */
 }
 
@@ -741,10 +796,12 @@ static int r7_map(CUtensorMap *m, const void *ptr, const attn_problem *p, int he
 template <bool BF16, int ST, int QB>
 static int r7_launch(const attn_problem *pr, cudaStream_t stream)
 {
-    const size_t smem = 1024 + (size_t)QB * R7_BQ * R7_D * 2 + 2 * (size_t)ST * R7_TILE_BYTES + 16 * QB + 32 * ST;
+    const size_t smem = 1024 + (size_t)QB * R7_BQ * R7_D * 2 + 2 * (size_t)ST * R7_TILE_BYTES + 16 * QB + 32 * ST + 16;
     if (smem > 232448) return 24;   /* e.g. STAGES=3 with QBUF=2 does not fit */
     static int attr_done = 0, sms = 0;
+    static unsigned int *counter = 0;
     if (!attr_done) {
+        if (cudaGetSymbolAddress((void **)&counter, r7_tile_counter) != cudaSuccess) return 20;
         int dev = 0;
         if (cudaGetDevice(&dev) != cudaSuccess) return 20;
         if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) return 20;
@@ -765,6 +822,11 @@ static int r7_launch(const attn_problem *pr, cudaStream_t stream)
     if (nt > 0x7fffffffLL) return 21;
     p.ntiles = (int)nt;
     p.sl2 = pr->scale * 1.4426950408889634f;
+    /* auto order: group-major keeps K/V in L2 once each (batch, kv head) has
+     * enough tiles for the dynamic scheduler to balance (>= 32 query tiles) */
+    p.order = EMILE_TILE_ORDER == 2 ? (p.nq >= 32 && EMILE_SCHED) : EMILE_TILE_ORDER;
+    p.counter = counter;
+    if (EMILE_SCHED && cudaMemsetAsync(counter, 0, sizeof(unsigned int), stream) != cudaSuccess) return 25;
     const int grid = p.ntiles < sms ? p.ntiles : sms;
     flash_r7<BF16, ST, QB><<<grid, 384, smem, stream>>>(tq, tk, tv, p);
     return cudaGetLastError() == cudaSuccess ? 0 : 22;

@@ -10,7 +10,7 @@ rc of emile_kernel, error vs torch fp32 math right after the caller's stream is
 synchronised, the same after a device-wide sync and a pause, NaN counts, and
 any CUDA exception.
 
-usage: python3 tests/kernels/cuda/check_adversarial.py [--timeout 20]
+usage: python3 tests/kernels/cuda/check_adversarial.py [--timeout 20] [NAME ...]
 """
 import argparse
 import json
@@ -90,6 +90,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--timeout", type=float, default=20)
     ap.add_argument("--child", nargs=2, metavar=("SO", "DTYPE"))
+    ap.add_argument("names", nargs="*", help="only these kernels (default: all)")
     a = ap.parse_args()
     if a.child:
         child(*a.child)
@@ -97,6 +98,8 @@ def main():
     tmp = tempfile.mkdtemp()
     results = {}
     for name, (dt, want) in EXPECT.items():
+        if a.names and name not in a.names:
+            continue
         src = os.path.join(HERE, name + ".cu")
         so = os.path.join(tmp, name + ".so")
         b = subprocess.run(["nvcc", "-O3", "-arch=sm_90a", "-std=c++17", "-shared", "-Xcompiler", "-fPIC",
