@@ -53,6 +53,7 @@ typedef struct cuda_priv {
     void *flush_buf;
     size_t flush_bytes;
     void *ev0, *ev1;
+    size_t persist_baseline;   /* the device's persisting-L2 limit as we found it */
 } cuda_priv_t;
 
 #define CUDA_MEMCPY_H2D 1
@@ -176,6 +177,7 @@ static int cuda_init(device_t *d, uint8_t *host, size_t bytes, char *err, size_t
     CK(p->api.StreamCreate(&d->stream), "cudaStreamCreate");
     g_api = &p->api;
     g_harness_stream = d->stream;
+    p->api.DeviceGetLimit(&p->persist_baseline, CUDA_LIMIT_PERSISTING_L2);
     CK(p->api.EventCreate(&p->ev0), "cudaEventCreate");
     CK(p->api.EventCreate(&p->ev1), "cudaEventCreate");
     /* Device memory is never handed out uninitialised. */
@@ -262,9 +264,10 @@ static int cuda_timed_call(device_t *d, emile_kernel_fn fn, emile_args_t *args, 
     if (t->escaped && t->wall_ns > t->elapsed_ns)
         t->elapsed_ns = t->wall_ns;
     size_t persist = 0;
-    if (p->api.DeviceGetLimit(&persist, CUDA_LIMIT_PERSISTING_L2) == 0 && persist > 0) {
-        p->api.DeviceSetLimit(CUDA_LIMIT_PERSISTING_L2, 0);
-        snprintf(err, n, "the kernel left a persisting-L2 cache limit set (%zu bytes)", persist);
+    if (p->api.DeviceGetLimit(&persist, CUDA_LIMIT_PERSISTING_L2) == 0 && persist != p->persist_baseline) {
+        p->api.DeviceSetLimit(CUDA_LIMIT_PERSISTING_L2, p->persist_baseline);
+        snprintf(err, n, "the kernel changed the persisting-L2 cache limit (%zu -> %zu bytes) and left it set",
+                 p->persist_baseline, persist);
         return -1;
     }
     unsigned char win[64] = {0};
