@@ -45,6 +45,8 @@ typedef struct cuda_api {
     cuerr_t (*FreeAsync)(void *, void *);
     cuerr_t (*FuncGetName)(const char **, const void *);
     cuerr_t (*LaunchKernel)(const void *, dim3_t, dim3_t, void **, size_t, void *);
+    cuerr_t (*LaunchKernel2)(const void *, dim3_t, dim3_t, void **, size_t, void *);
+    cuerr_t (*LaunchKernel2Ptsz)(const void *, dim3_t, dim3_t, void **, size_t, void *);
 } cuda_api_t;
 
 typedef struct cuda_priv {
@@ -81,32 +83,60 @@ typedef struct func_attrs {
     int pad[32];
 } func_attrs_t;
 
+static void record_launch(const void *func, dim3_t grid, dim3_t block, size_t smem, void *stream)
+{
+    if (!g_capturing || g_n_launches >= RUNNER_MAX_LAUNCHES)
+        return;
+    launch_record_t *r = &g_launches[g_n_launches++];
+    memset(r, 0, sizeof *r);
+    r->grid[0] = grid.x; r->grid[1] = grid.y; r->grid[2] = grid.z;
+    r->block[0] = block.x; r->block[1] = block.y; r->block[2] = block.z;
+    r->dyn_smem = smem;
+    r->other_stream = stream != g_harness_stream && stream != NULL ? 1 : stream == NULL ? 2 : 0;
+    func_attrs_t fa;
+    memset(&fa, 0, sizeof fa);
+    /* cudaKernel_t handles are accepted by the cudaFunc* calls too. */
+    if (g_api->FuncGetAttributes(&fa, func) == 0) {
+        r->regs = fa.numRegs;
+        r->static_smem = fa.sharedSizeBytes;
+        r->local = fa.localSizeBytes;
+    }
+    const char *name = NULL;
+    if (g_api->FuncGetName && g_api->FuncGetName(&name, func) == 0 && name)
+        snprintf(r->name, sizeof r->name, "%s", name);
+    else
+        snprintf(r->name, sizeof r->name, "kernel@%p", func);
+}
+
+/* The launch entry points a candidate's <<<...>>> can reach: CUDA 12's
+ * cudaLaunchKernel and CUDA 13's __cudaLaunchKernel(_ptsz), whose first
+ * argument is a cudaKernel_t. */
 __attribute__((visibility("default"))) cuerr_t cudaLaunchKernel(const void *func, dim3_t grid, dim3_t block,
                                                                 void **args, size_t smem, void *stream)
 {
     if (!g_api)
         return 98; /* cudaErrorInvalidDeviceFunction: no runtime loaded */
-    if (g_capturing && g_n_launches < RUNNER_MAX_LAUNCHES) {
-        launch_record_t *r = &g_launches[g_n_launches++];
-        memset(r, 0, sizeof *r);
-        r->grid[0] = grid.x; r->grid[1] = grid.y; r->grid[2] = grid.z;
-        r->block[0] = block.x; r->block[1] = block.y; r->block[2] = block.z;
-        r->dyn_smem = smem;
-        r->other_stream = stream != g_harness_stream && stream != NULL ? 1 : stream == NULL ? 2 : 0;
-        func_attrs_t fa;
-        memset(&fa, 0, sizeof fa);
-        if (g_api->FuncGetAttributes(&fa, func) == 0) {
-            r->regs = fa.numRegs;
-            r->static_smem = fa.sharedSizeBytes;
-            r->local = fa.localSizeBytes;
-        }
-        const char *name = NULL;
-        if (g_api->FuncGetName && g_api->FuncGetName(&name, func) == 0 && name)
-            snprintf(r->name, sizeof r->name, "%s", name);
-        else
-            snprintf(r->name, sizeof r->name, "kernel@%p", func);
-    }
+    record_launch(func, grid, block, smem, stream);
     return g_api->LaunchKernel(func, grid, block, args, smem, stream);
+}
+
+__attribute__((visibility("default"))) cuerr_t __cudaLaunchKernel(const void *kernel, dim3_t grid, dim3_t block,
+                                                                  void **args, size_t smem, void *stream)
+{
+    if (!g_api || !g_api->LaunchKernel2)
+        return 98;
+    record_launch(kernel, grid, block, smem, stream);
+    return g_api->LaunchKernel2(kernel, grid, block, args, smem, stream);
+}
+
+__attribute__((visibility("default"))) cuerr_t __cudaLaunchKernel_ptsz(const void *kernel, dim3_t grid,
+                                                                       dim3_t block, void **args, size_t smem,
+                                                                       void *stream)
+{
+    if (!g_api || !g_api->LaunchKernel2Ptsz)
+        return 98;
+    record_launch(kernel, grid, block, smem, stream);
+    return g_api->LaunchKernel2Ptsz(kernel, grid, block, args, smem, stream);
 }
 
 int runner_launches(const launch_record_t **out)
@@ -153,6 +183,8 @@ static int load_api(cuda_api_t *a, char *err, size_t n)
     SYM(DeviceSetLimit); SYM(StreamGetAttribute); SYM(FuncGetAttributes); SYM(LaunchKernel);
     *(void **)&a->FuncGetName = dlsym(h, "cudaFuncGetName");   /* CUDA >= 12.3 */
     *(void **)&a->MallocAsync = dlsym(h, "cudaMallocAsync");
+    *(void **)&a->LaunchKernel2 = dlsym(h, "__cudaLaunchKernel");
+    *(void **)&a->LaunchKernel2Ptsz = dlsym(h, "__cudaLaunchKernel_ptsz");
     *(void **)&a->FreeAsync = dlsym(h, "cudaFreeAsync");
 #undef SYM
     return 0;

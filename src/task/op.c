@@ -126,7 +126,7 @@ double op_tolerance(const op_t *op, int dtype)
     /* Defaults: errors are measured as max |out-ref| / (|ref| + rms(ref)),
      * so the bound is relative to the output's own magnitude. */
     static const double dflt[6] = {
-        [EMILE_DTYPE_F32] = 1e-4, [EMILE_DTYPE_F16] = 1e-2, [EMILE_DTYPE_BF16] = 3e-2,
+        [EMILE_DTYPE_F32] = 1e-4, [EMILE_DTYPE_F16] = 2e-2, [EMILE_DTYPE_BF16] = 6.25e-2,
         [EMILE_DTYPE_F64] = 1e-9, [EMILE_DTYPE_I32] = 0, [EMILE_DTYPE_I64] = 0};
     if (dtype < 0 || dtype > 5)
         return 0;

@@ -637,7 +637,7 @@ static void test_custom_rmsnorm(void **state)
     /* Tolerances: given ones win, the rest are the defaults. */
     assert_near(op_tolerance(op, EMILE_DTYPE_F32), 2e-5, 0);
     assert_near(op_tolerance(op, EMILE_DTYPE_BF16), 0.05, 0);
-    assert_near(op_tolerance(op, EMILE_DTYPE_F16), 1e-2, 0);
+    assert_near(op_tolerance(op, EMILE_DTYPE_F16), 2e-2, 0);
     /* Parameters of the task override the op's defaults, and the shapes follow. */
     op_params_t p = t.params;
     op_param_set(&p, "rows", 7);
@@ -799,8 +799,8 @@ static void test_tolerance_defaults(void **state)
     assert_non_null(att);
     assert_null(op_find_builtin("rmsnorm"));
     assert_near(op_tolerance(att, EMILE_DTYPE_F32), 1e-4, 0);
-    assert_near(op_tolerance(att, EMILE_DTYPE_F16), 1e-2, 0);
-    assert_near(op_tolerance(att, EMILE_DTYPE_BF16), 3e-2, 0);
+    assert_near(op_tolerance(att, EMILE_DTYPE_F16), 2e-2, 0);
+    assert_near(op_tolerance(att, EMILE_DTYPE_BF16), 6.25e-2, 0);
     assert_near(op_tolerance(att, EMILE_DTYPE_F64), 1e-9, 0);
     assert_near(op_tolerance(att, EMILE_DTYPE_I32), 0, 0);
     assert_near(op_tolerance(att, -1), 0, 0);
