@@ -36,8 +36,36 @@
  * TMA zero-fills rows past the sequence end, so any S works; the tensor maps
  * are 4-D (D, S, heads, batch) over the caller's strides.
  *
- * Parameters: EMILE_STAGES (2, 3): K/V ring depth (160 / 224 KB of shared
- * memory); EMILE_PINGPONG (0, 1).  Tiles are fixed at 128 x 128, head_dim 128.
+ * Parameters (defaults first): EMILE_STAGES 2|3 K/V ring depth (64 KB a
+ * stage); EMILE_QBUF 2|1 Q buffers; EMILE_PINGPONG 1|0; EMILE_RESCALE_EARLY
+ * 1|0; EMILE_SCHED 2|0|1 (auto: static below 32 query tiles, else dynamic |
+ * static snake deal | dynamic atomic tile counter);
+ * EMILE_TILE_ORDER 2|0|1 (auto | longest first | grouped by (batch, kv
+ * head), longest first inside: K/V of the tiles in flight stay in L2);
+ * EMILE_DIAG_HALF 0|1.  Tiles are fixed at 128 x 128, head_dim 128.
+ *
+ * Measured (bench/attention_cuda.py, causal GQA bf16 Hq=32 Hkv=8 D=128,
+ * TFLOP/s at 1x1024 1x2048 1x4096 1x8192 4x2048 1x16384):
+ *   v1 static snake, 1 Q buffer (H200)   302 476 602 658 514 592
+ *   + Q double buffer + early O rescale  306 479 612 659 519 629  (H200)
+ *     same kernel on an H100             295 477 606 559 516 599
+ *   cuDNN in the same H100 run           164 401 527 578 517 589
+ *   final, H100, two runs (SCHED=0 at S<=4096 B=1, SCHED=1 above):
+ *                                        286 467 580 634 490 613  (best of 2)
+ *   cuDNN, same runs                     239 396 524 579 514 578  (best of 2)
+ *   EMILE_SCHED=1 at short S: 3-6% slower (the atomic and the publish step
+ *   sit before each tile's Q load); at 4x2048 both ~490 vs cuDNN's 514.
+ * Losers, kept as options:
+ *   EMILE_PINGPONG=0: 10-25% slower (281 422 499 521 453 558, H200);
+ *   EMILE_RESCALE_EARLY=0: 2-8% slower; EMILE_STAGES=3: no gain (the ring
+ *   is rarely empty; it forces QBUF=1); EMILE_DIAG_HALF=1 (an N=64 S GEMM
+ *   and half the P V k-steps for warpgroup 0 on the diagonal): 356 vs 559
+ *   at 1x8192 (H100), because the warpgroup-uniform branch around wgmma
+ *   issue makes ptxas fence/serialise the main loop (C7519 notes).
+ * Register note: ptxas allocates the whole kernel within the entry cap (168
+ * for 384 threads); the consumers' S (64) + O (64) + P (32) fit with nothing
+ * to spare, so any extra live value in the loop (a wait-then-exit test at
+ * the top of the tile loop did it) spills and serialises the wgmmas.
  * Expected gain over rung 6: 1.6-2x (wgmma at full rate, no load
  * instructions in the math warps, softmax hidden under the GEMMs).
  * Profile should show: HGMMA in the SASS, tensor pipe utilisation above 60%,
@@ -70,7 +98,7 @@
 #define EMILE_DIAG_HALF 0  /* 1: causal diagonal, warpgroup 0 multiplies only the 64 keys it sees (a loser: see above) */
 #endif
 #ifndef EMILE_SCHED
-#define EMILE_SCHED 1      /* 0: static snake deal; 1: dynamic (atomic tile counter) */
+#define EMILE_SCHED 2      /* 0: static snake deal; 1: dynamic (atomic tile counter); 2: auto */
 #endif
 #ifndef EMILE_TILE_ORDER
 #define EMILE_TILE_ORDER 2 /* 0: longest first overall; 1: by (batch, kv head), longest first inside; 2: auto */
@@ -424,7 +452,7 @@ __device__ __forceinline__ int r7_tile(const r7params &p, int i)
     return t < p.ntiles ? t : -1;
 }
 
-template <bool BF16, int ST, int QB>
+template <bool BF16, int ST, int QB, bool DYN>
 __global__ void __launch_bounds__(384, 1)
 flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap tk,
          const __grid_constant__ CUtensorMap tv, const r7params p)
@@ -471,7 +499,7 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
             int kv_it = 0;
             for (int i = 0;; i++) {
                 int t;
-                if (EMILE_SCHED) {
+                if (DYN) {
                     t = i == 0 ? (int)blockIdx.x : (int)gridDim.x + (int)atomicAdd(p.counter, 1u);
                     if (t >= p.ntiles) t = -1;
                 } else {
@@ -481,7 +509,7 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
                 }
                 const int qb = i % QB;
                 mbar_wait(bQE(qb), ((uint32_t)(i / QB) & 1u) ^ 1u);
-                if (EMILE_SCHED) {
+                if (DYN) {
                     asm volatile("st.shared.u32 [%0], %1;\n" :: "r"(tslot + 4 * qb), "r"(t) : "memory");
                     if (t < 0) {            /* no more tiles: tell the consumers */
                         mbar_arrive(bQF(qb));
@@ -531,7 +559,7 @@ flash_r7(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtenso
     auto fetch = [&](int i) {
         int t;
         const int qb = i % QB;
-        if (EMILE_SCHED) {
+        if (DYN) {
             mbar_wait(bQF(qb), (uint32_t)(i / QB) & 1u);
             asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(t) : "r"(tslot + 4 * qb) : "memory");
         } else {
@@ -793,7 +821,7 @@ static int r7_map(CUtensorMap *m, const void *ptr, const attn_problem *p, int he
     return r == CUDA_SUCCESS ? 0 : 2;
 }
 
-template <bool BF16, int ST, int QB>
+template <bool BF16, int ST, int QB, bool DYN>
 static int r7_launch(const attn_problem *pr, cudaStream_t stream)
 {
     const size_t smem = 1024 + (size_t)QB * R7_BQ * R7_D * 2 + 2 * (size_t)ST * R7_TILE_BYTES + 16 * QB + 32 * ST + 16;
@@ -805,7 +833,7 @@ static int r7_launch(const attn_problem *pr, cudaStream_t stream)
         int dev = 0;
         if (cudaGetDevice(&dev) != cudaSuccess) return 20;
         if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) return 20;
-        if (cudaFuncSetAttribute(flash_r7<BF16, ST, QB>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+        if (cudaFuncSetAttribute(flash_r7<BF16, ST, QB, DYN>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
             cudaSuccess) return 20;
         attr_done = 1;
     }
@@ -824,11 +852,11 @@ static int r7_launch(const attn_problem *pr, cudaStream_t stream)
     p.sl2 = pr->scale * 1.4426950408889634f;
     /* auto order: group-major keeps K/V in L2 once each (batch, kv head) has
      * enough tiles for the dynamic scheduler to balance (>= 32 query tiles) */
-    p.order = EMILE_TILE_ORDER == 2 ? (p.nq >= 32 && EMILE_SCHED) : EMILE_TILE_ORDER;
+    p.order = EMILE_TILE_ORDER == 2 ? (p.nq >= 32 && DYN) : EMILE_TILE_ORDER;
     p.counter = counter;
-    if (EMILE_SCHED && cudaMemsetAsync(counter, 0, sizeof(unsigned int), stream) != cudaSuccess) return 25;
+    if (DYN && cudaMemsetAsync(counter, 0, sizeof(unsigned int), stream) != cudaSuccess) return 25;
     const int grid = p.ntiles < sms ? p.ntiles : sms;
-    flash_r7<BF16, ST, QB><<<grid, 384, smem, stream>>>(tq, tk, tv, p);
+    flash_r7<BF16, ST, QB, DYN><<<grid, 384, smem, stream>>>(tq, tk, tv, p);
     return cudaGetLastError() == cudaSuccess ? 0 : 22;
 }
 
@@ -840,7 +868,17 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
     if (!attn_vec_ok(&p)) return 7;
     if (p.d != R7_D) return 6;
     cudaStream_t st = (cudaStream_t)args->stream;
-    if (p.dtype == EMILE_DTYPE_BF16) return r7_launch<true, EMILE_STAGES, EMILE_QBUF>(&p, st);
-    if (p.dtype == EMILE_DTYPE_F16) return r7_launch<false, EMILE_STAGES, EMILE_QBUF>(&p, st);
+    /* auto schedule: the static snake deal wins while tiles are short (no
+     * atomic and no publish step before each tile's Q load); the dynamic
+     * counter with kv-grouped order wins from 32 query tiles on (H100:
+     * 1x8192 607 vs 563, 1x16384 599 vs 591 TFLOP/s, mean of two runs) */
+    const int nq = (p.seq + R7_BQ - 1) / R7_BQ;
+    const bool dyn = EMILE_SCHED == 2 ? nq >= 32 : EMILE_SCHED == 1;
+    if (p.dtype == EMILE_DTYPE_BF16)
+        return dyn ? r7_launch<true, EMILE_STAGES, EMILE_QBUF, true>(&p, st)
+                   : r7_launch<true, EMILE_STAGES, EMILE_QBUF, false>(&p, st);
+    if (p.dtype == EMILE_DTYPE_F16)
+        return dyn ? r7_launch<false, EMILE_STAGES, EMILE_QBUF, true>(&p, st)
+                   : r7_launch<false, EMILE_STAGES, EMILE_QBUF, false>(&p, st);
     return 5;
 }
