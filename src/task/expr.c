@@ -74,7 +74,7 @@ static double parse_call(parser_t *p, const char *name)
         case 5: return log2(args[0]);
         case 6: return fabs(args[0]);
         case 7:
-            if (args[1] == 0) { fail(p, "cdiv by zero"); return 0; }
+            if (args[1] == 0) { fail(p, "cdiv by zero"); return 0; }   /* the caller goes on when skipping */
             return ceil(args[0] / args[1]);
         }
     }
@@ -147,11 +147,21 @@ static double parse_mul(parser_t *p)
         if (accept(p, "*")) v *= parse_power(p);
         else if (accept(p, "/")) {
             double d = parse_power(p);
-            if (d == 0) { fail(p, "division by zero"); return 0; }
+            if (d == 0) {
+                fail(p, "division by zero");   /* ignored in a branch not taken */
+                if (p->failed) return 0;
+                v = 0;
+                continue;
+            }
             v /= d;
         } else if (accept(p, "%")) {
             double d = parse_power(p);
-            if (d == 0) { fail(p, "modulo by zero"); return 0; }
+            if (d == 0) {
+                fail(p, "modulo by zero");
+                if (p->failed) return 0;
+                v = 0;
+                continue;
+            }
             v = fmod(v, d);
         } else return v;
     }

@@ -157,6 +157,17 @@ int op_check_params(const op_t *op, const op_params_t *p, int task_dtype,
     }
     if (op->check_params && op->check_params(p, err, errlen) != 0)
         return -1;
+    if (op->bytes_expr) {
+        op_params_t q = *p;
+        double v;
+        op_param_set(&q, "elem", (double)emile_dtype_size(task_dtype));
+        if (expr_eval(op->bytes_expr, lookup_param, &q, &v, err, errlen) != 0)
+            return -1;
+        if (v <= 0) {
+            snprintf(err, errlen, "bytes expression gives %g (must be positive)", v);
+            return -1;
+        }
+    }
     if (op->flops_expr) {
         double v;
         if (expr_eval(op->flops_expr, lookup_param, (void *)p, &v, err, errlen) != 0)

@@ -143,7 +143,7 @@ int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, 
     }
     if ((val = json_object_get(j, "dtype"))) {
         t->dtype = dtype_from_name(json_string_value(val));
-        if (t->dtype < 0) {
+        if (t->dtype < 0 || t->dtype == EMILE_DTYPE_I32 || t->dtype == EMILE_DTYPE_I64) {
             snprintf(err, errlen, "unknown dtype (use f32, f16, bf16 or f64)");
             return -1;
         }
@@ -172,8 +172,10 @@ int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, 
             *nums[i].dst = json_number_value(val);
         }
     if ((val = json_object_get(j, "max_iters"))) {
-        if (!json_is_integer(val)) {
-            snprintf(err, errlen, "\"max_iters\" must be an integer");
+        if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) > 10000) {
+            char *v = json_dumps(val, JSON_ENCODE_ANY);
+            snprintf(err, errlen, "max_iters must be between 0 and 10000 (got %s)", v ? v : "?");
+            free(v);
             return -1;
         }
         t->max_iters = (int)json_integer_value(val);
@@ -251,7 +253,7 @@ int task_set(task_t *t, const char *key, const char *value, char *err, size_t er
     }
     if (strcmp(k, "dtype") == 0) {
         t->dtype = dtype_from_name(value);
-        if (t->dtype < 0) {
+        if (t->dtype < 0 || t->dtype == EMILE_DTYPE_I32 || t->dtype == EMILE_DTYPE_I64) {
             snprintf(err, errlen, "unknown dtype '%s' (use f32, f16, bf16 or f64)", value);
             return -1;
         }
@@ -272,7 +274,14 @@ int task_set(task_t *t, const char *key, const char *value, char *err, size_t er
         return -1;
     }
     if (strcmp(k, "target") == 0) { t->target_pct = v; return 0; }
-    if (strcmp(k, "max_iters") == 0) { t->max_iters = (int)v; return 0; }
+    if (strcmp(k, "max_iters") == 0) {
+        if (v < 0 || v > 10000 || v != floor(v)) {
+            snprintf(err, errlen, "--max-iters must be an integer between 0 and 10000 (got '%s')", value);
+            return -1;
+        }
+        t->max_iters = (int)v;
+        return 0;
+    }
     if (strcmp(k, "tolerance") == 0) { t->tolerance = v; return 0; }
     if (strcmp(k, "time_limit") == 0) { t->time_limit_s = v; return 0; }
     if (strcmp(k, "seed") == 0) { t->seed = (unsigned long long)v; return 0; }

@@ -58,16 +58,33 @@ static double bf16_to_double(uint16_t b)
     return f;
 }
 
+/* Round a double straight to bf16 (ties to even), not through float,
+ * which would round twice. */
 static uint16_t double_to_bf16(double d)
 {
-    float f = (float)d;
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if (isnan(f))
+    if (isnan(d))
         return 0x7fc0;
-    /* Round to nearest even. */
-    x += 0x7fff + ((x >> 16) & 1);
-    return (uint16_t)(x >> 16);
+    uint16_t sign = signbit(d) ? 0x8000 : 0;
+    double a = fabs(d);
+    if (a == 0)
+        return sign;
+    if (isinf(a))
+        return sign | 0x7f80;
+    int e;
+    frexp(a, &e);                   /* a = m * 2^e, m in [0.5, 1) */
+    int ex = e - 1;                 /* a = 1.f * 2^ex */
+    if (ex < -126)
+        ex = -126;                  /* subnormals: quantum 2^-133 */
+    double q = nearbyint(ldexp(a, 7 - ex));
+    if (q >= 256) {
+        q /= 2;
+        ex++;
+    }
+    if (ex > 127)
+        return sign | 0x7f80;
+    if (q < 128)
+        return sign | (uint16_t)q;  /* subnormal: exponent field 0 */
+    return sign | (uint16_t)((ex + 127) << 7) | ((uint16_t)q & 0x7f);
 }
 
 double num_get(const void *base, int dtype, size_t i)

@@ -37,9 +37,11 @@ static int attention_check(const op_params_t *p, char *err, size_t errlen)
 
 static void attention_derive(op_params_t *p)
 {
+    /* 0 (the default) means "derive"; a negative scale is an error that
+     * attention_check reports. */
     double scale = op_param_get(p, "scale", 0);
     double d = op_param_get(p, "head_dim", 0);
-    if (scale <= 0 && d > 0)
+    if (scale == 0 && d > 0)
         op_param_set(p, "scale", 1.0 / sqrt(d));
 }
 

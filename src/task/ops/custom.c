@@ -17,6 +17,7 @@
 #include "../task.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,10 @@ int op_from_json(const json_t *j, op_t *out, char *err, size_t errlen)
         if (!v || out->n_vary >= 8 || strlen(v) >= sizeof out->vary[0]) {
             op_free(out);
             return bad(err, errlen, "\"vary\" must list up to 8 parameter names", NULL);
+        }
+        if (isnan(op_param_get(&out->defaults, v, NAN))) {
+            op_free(out);
+            return bad(err, errlen, "\"vary\" names a parameter the op does not have", v);
         }
         snprintf(out->vary[out->n_vary++], sizeof out->vary[0], "%s", v);
     }
