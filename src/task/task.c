@@ -172,7 +172,11 @@ int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, 
             *nums[i].dst = json_number_value(val);
         }
     if ((val = json_object_get(j, "max_iters"))) {
-        if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) > 10000) {
+        if (!json_is_integer(val)) {
+            snprintf(err, errlen, "\"max_iters\" must be an integer");
+            return -1;
+        }
+        if (json_integer_value(val) < 0 || json_integer_value(val) > 10000) {
             char *v = json_dumps(val, JSON_ENCODE_ANY);
             snprintf(err, errlen, "max_iters must be between 0 and 10000 (got %s)", v ? v : "?");
             free(v);
