@@ -42,9 +42,7 @@ VARIANTS=(
   "rung6_causal EMILE_NWARPS=8 EMILE_MT=1 EMILE_BK=64 EMILE_STAGES=2"
   "rung6_causal EMILE_NWARPS=4 EMILE_MT=1 EMILE_BK=32 EMILE_STAGES=3"
   "rung7_wgmma"
-  "rung7_wgmma EMILE_SCHED=0"
   "rung7_wgmma EMILE_SCHED=1"
-  "rung7_wgmma EMILE_TILE_ORDER=1"
   "rung7_wgmma EMILE_PINGPONG=0"
 )
 

@@ -10,6 +10,8 @@
  * over an fp32 S x S scratch (chunked over heads, <= EMILE_SCRATCH_MB), and
  * causal tiles entirely above the diagonal are skipped in both GEMMs.
  *
+ * Measured (H100, causal GQA bf16 Hq=32 Hkv=8 D=128, TFLOP/s at 1x1024
+ *   1x2048 1x4096 1x8192 4x2048): 10.1 12.3 13.6 12.6 13.6 (reference 1.5).
  * Parameters: EMILE_SCRATCH_MB (scratch cap, default 2048).
  * Expected gain over the reference: 3-10x (operand reuse through shared
  * memory), still far from the tensor cores and bound by the 12 bytes per

@@ -17,6 +17,11 @@
  * shared loads for RM*RN FMAs; row max/sum are 16-lane shuffles; P goes
  * through shared memory (key-major) to the P V product.
  *
+ * Measured (H100, same shapes as rung 1): 7.4 9.3 10.4 11.4 10.2 with
+ *   BQ=32 BK=64 -- a LOSER against rung 1 (10-14): per-element strided
+ *   scalar global loads, the fp32 conversion and three barriers per tile
+ *   dominate; a first version with 4 threads per row did 4.5-6.  Next step
+ *   for this rung: 16-byte loads, bf16 tiles in shared memory, two stages.
  * Parameters: EMILE_BQ (32, 64): rows per block; EMILE_BK (32, 64): keys per
  * tile.  Shared memory 4*(D*(BQ+BK+2) + BK*D + BK*(BQ+1)) bytes (~113 KB at
  * 64/64, D=128).

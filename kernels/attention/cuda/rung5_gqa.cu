@@ -12,6 +12,11 @@
  * A side effect for causal prefill: a tile spans BQ/gp positions instead of
  * BQ, so the masked diagonal wastes gp times fewer flops.
  *
+ * Measured (H100, same shapes): 150.7 210.1 260.3 285.7 256.8 298.8 --
+ *   no gain over rung 4 (within noise, -1 to -4%): at Hq/Hkv = 4 and these
+ *   sizes K/V already live in L2, and the smaller per-head tile loses a
+ *   little locality.  It should pay off when K/V spill out of L2 (larger
+ *   batch x sequence) and with more heads per kv head.
  * Parameters: those of rung 4, plus EMILE_GQA_PACK (1 packs, 0 = rung 4).
  * Expected gain over rung 4: 5-15% (less L2->SM traffic, smaller diagonal
  * waste); more when K/V no longer fit in L2 (long sequences, large batch).

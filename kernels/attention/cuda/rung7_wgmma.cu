@@ -38,8 +38,8 @@
  *
  * Parameters (defaults first): EMILE_STAGES 2|3 K/V ring depth (64 KB a
  * stage); EMILE_QBUF 2|1 Q buffers; EMILE_PINGPONG 1|0; EMILE_RESCALE_EARLY
- * 1|0; EMILE_SCHED 2|0|1 (auto: static below 32 query tiles, else dynamic |
- * static snake deal | dynamic atomic tile counter);
+ * 1|0; EMILE_SCHED 0|1|2 (static snake deal | dynamic atomic tile counter |
+ * auto: dynamic from 32 query tiles on);
  * EMILE_TILE_ORDER 2|0|1 (auto | longest first | grouped by (batch, kv
  * head), longest first inside: K/V of the tiles in flight stay in L2);
  * EMILE_DIAG_HALF 0|1.  Tiles are fixed at 128 x 128, head_dim 128.
@@ -50,11 +50,14 @@
  *   + Q double buffer + early O rescale  306 479 612 659 519 629  (H200)
  *     same kernel on an H100             295 477 606 559 516 599
  *   cuDNN in the same H100 run           164 401 527 578 517 589
- *   final, H100, two runs (SCHED=0 at S<=4096 B=1, SCHED=1 above):
- *                                        286 467 580 634 490 613  (best of 2)
- *   cuDNN, same runs                     239 396 524 579 514 578  (best of 2)
- *   EMILE_SCHED=1 at short S: 3-6% slower (the atomic and the publish step
- *   sit before each tile's Q load); at 4x2048 both ~490 vs cuDNN's 514.
+ *   final defaults (static deal), H100   284 463 594 611 506 629
+ *   cuDNN in the same run                242 398 526 596 515 584
+ *   SDPA flash (FA2) in the same run     140 208 271 314 283 345
+ *   EMILE_SCHED=1 (atomic counter, kv-grouped order from 32 query tiles):
+ *   263 453 569 592 495 590 in that run; over three H100 runs it won once
+ *   at 1x8192 (634 vs 536) and lost the others by 1-6%: the atomic and the
+ *   publish step sit before each tile's Q load, and the static snake deal is
+ *   already within 3% of a perfect balance (simulated).
  * Losers, kept as options:
  *   EMILE_PINGPONG=0: 10-25% slower (281 422 499 521 453 558, H200);
  *   EMILE_RESCALE_EARLY=0: 2-8% slower; EMILE_STAGES=3: no gain (the ring
@@ -98,7 +101,7 @@
 #define EMILE_DIAG_HALF 0  /* 1: causal diagonal, warpgroup 0 multiplies only the 64 keys it sees (a loser: see above) */
 #endif
 #ifndef EMILE_SCHED
-#define EMILE_SCHED 2      /* 0: static snake deal; 1: dynamic (atomic tile counter); 2: auto */
+#define EMILE_SCHED 0      /* 0: static snake deal; 1: dynamic (atomic tile counter); 2: auto */
 #endif
 #ifndef EMILE_TILE_ORDER
 #define EMILE_TILE_ORDER 2 /* 0: longest first overall; 1: by (batch, kv head), longest first inside; 2: auto */
@@ -868,10 +871,9 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
     if (!attn_vec_ok(&p)) return 7;
     if (p.d != R7_D) return 6;
     cudaStream_t st = (cudaStream_t)args->stream;
-    /* auto schedule: the static snake deal wins while tiles are short (no
-     * atomic and no publish step before each tile's Q load); the dynamic
-     * counter with kv-grouped order wins from 32 query tiles on (H100:
-     * 1x8192 607 vs 563, 1x16384 599 vs 591 TFLOP/s, mean of two runs) */
+    /* EMILE_SCHED=2 (auto) takes the dynamic counter with the kv-grouped
+     * order from 32 query tiles on; measured, it did not beat the static
+     * deal reliably (see the top comment), so the default is static. */
     const int nq = (p.seq + R7_BQ - 1) / R7_BQ;
     const bool dyn = EMILE_SCHED == 2 ? nq >= 32 : EMILE_SCHED == 1;
     if (p.dtype == EMILE_DTYPE_BF16)
