@@ -70,7 +70,10 @@ CUDA_SRC := $(shell find kernels tests bench src -name '*.cu' 2>/dev/null)
 cuda-check:
 	@bash tests/cuda_compile_check.sh $(CUDA_SRC)
 
-test-gpu: all
+# On a GPU host; the binaries may be built elsewhere and carried (the GPU
+# host need not have the -dev packages), so this does not rebuild them.
+test-gpu:
+	@test -x build/emile -a -x build/emile-runner || { echo "build first: make all"; exit 2; }
 	@bash tests/gpu/run_gpu_suite.sh
 
 clean:
