@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "backend/backend.h"
 #include "cli.h"
@@ -144,8 +145,8 @@ static int build_so(const char *dir, const char *backend, const char *src_name)
     if (!b)
         return -1;
     char src[4096], so[4096], inc[4096], hdr[4096], *argv[64], buf[8192];
-    snprintf(src, sizeof src, "%s/%s", dir, src_name);
-    snprintf(so, sizeof so, "%s/best.so", dir);
+    snprintf(src, sizeof src, "%.3900s/%s", dir, src_name);
+    snprintf(so, sizeof so, "%.3900s/best.so", dir);
     snprintf(inc, sizeof inc, "%s/include", emile_root());
     emile_root_file("include/emile.h", hdr, sizeof hdr);
     if (b->compile_argv(src, so, inc, argv, 64, buf, sizeof buf) != 0)
@@ -165,6 +166,9 @@ static int build_so(const char *dir, const char *backend, const char *src_name)
         return -1;
     }
     free(log);
+    char cmdlog[4200];
+    snprintf(cmdlog, sizeof cmdlog, "%s/.cmd.log", dir);
+    unlink(cmdlog);
     printf("  %s\n", so);
     return 0;
 }
@@ -184,6 +188,7 @@ int cmd_export(int argc, char **argv)
     int rc = load_run(&c, &s, &run, &rj, &its);
     if (rc)
         return rc;
+    char dir_abs[4096];
     const char *dir = c.positional[1];
     rc = 1;
     json_t *best_j = json_object_get(rj, "best_iter");
@@ -197,6 +202,9 @@ int cmd_export(int argc, char **argv)
     } else if (fs_mkdir_p(dir, 0755) != 0) {
         fprintf(stderr, "emile: cannot create %s: %s\n", dir, strerror(errno));
     } else {
+        /* The build runs in the directory: give it an absolute path. */
+        if (realpath(dir, dir_abs))
+            dir = dir_abs;
         printf("exported run %lld (best: iteration %lld) to:\n", run, (long long)json_integer_value(best_j));
         const char *lang = json_string_value(json_object_get(best, "lang"));
         const char *backend = json_string_value(json_object_get(rj, "backend"));
@@ -211,7 +219,7 @@ int cmd_export(int argc, char **argv)
         json_decref(all);
         char hdr[4096], hdst[4096];
         emile_root_file("include/emile.h", hdr, sizeof hdr);
-        snprintf(hdst, sizeof hdst, "%s/emile.h", dir);
+        snprintf(hdst, sizeof hdst, "%.3900s/emile.h", dir);
         if (md) {
             size_t len = strlen(md);
             md = realloc(md, len + 64);
