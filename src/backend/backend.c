@@ -3,12 +3,15 @@
 #include "backend.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "util/fs.h"
 #include "util/paths.h"
+#include "worker/sandbox.h"
 
 extern const backend_t backend_cpu;
 extern const backend_t backend_cuda;
@@ -80,5 +83,51 @@ int backend_device(const backend_t *b, int remeasure, json_t **device, char *err
         free(text);
     }
     *device = dev;
+    return 0;
+}
+
+int backend_run_ceilings_program(const char *workdir, char *const build_argv[], const char *prog,
+                                 double wall_s, json_t **out, char *err, size_t n)
+{
+    sandbox_limits_t l;
+    sandbox_limits_default(&l);
+    l.drop_uid = -1;             /* our own trusted programs */
+    l.wall_s = wall_s;
+    l.mem_bytes = 0;             /* nvcc and the CUDA runtime reserve a lot */
+    l.fsize_bytes = 64 << 20;
+    int st, to;
+    char *log = NULL;
+    if (sandbox_run(workdir, build_argv, &l, &st, &to, &log, NULL, err, n) != 0)
+        return -1;
+    if (to || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        snprintf(err, n, "cannot build the ceilings program (%s): %.400s", build_argv[0], log ? log : "");
+        free(log);
+        return -1;
+    }
+    free(log);
+    log = NULL;
+    char *run[] = {(char *)prog, NULL};
+    if (sandbox_run(workdir, run, &l, &st, &to, &log, NULL, err, n) != 0)
+        return -1;
+    json_t *j = NULL;
+    char tail[320];
+    snprintf(tail, sizeof tail, "%.300s", log ? log : "");
+    if (!to && WIFEXITED(st) && WEXITSTATUS(st) == 0 && log) {
+        char *save = NULL;
+        for (char *line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            json_t *t = json_loads(line, 0, NULL);
+            if (t) {
+                json_decref(j);
+                j = t;
+            }
+        }
+    }
+    free(log);
+    if (!j || !json_object_get(j, "peak_gflops") || !json_object_get(j, "bandwidth_gbs")) {
+        json_decref(j);
+        snprintf(err, n, "the ceilings program %s printed no ceilings: %s", prog, tail);
+        return -1;
+    }
+    *out = j;
     return 0;
 }

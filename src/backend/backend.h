@@ -29,6 +29,11 @@ typedef struct backend {
 } backend_t;
 
 const backend_t *backend_find(const char *name);
+/* Build one of our own ceiling programs with build_argv in workdir, run it
+ * and return the last line of its output that parses as a JSON object
+ * holding "peak_gflops" and "bandwidth_gbs"; -1 with err otherwise. */
+int backend_run_ceilings_program(const char *workdir, char *const build_argv[], const char *prog,
+                                 double wall_s, json_t **out, char *err, size_t n);
 /* The device object of docs/PROTOCOL.md, ceilings measured once and cached
  * in emile_cache_dir() (remeasure forces a new measurement). */
 int backend_device(const backend_t *b, int remeasure, json_t **device, char *err, size_t n);

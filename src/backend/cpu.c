@@ -89,52 +89,14 @@ static int cpu_describe(json_t **device, char *err, size_t n)
 
 static int cpu_measure(const char *workdir, json_t **ceilings, char *err, size_t n)
 {
-    char src[1024], prog[1024], buf[4096];
+    char src[1024], prog[1024];
     emile_root_file("kernels/ceilings/cpu_ceilings.c", src, sizeof src);
     snprintf(prog, sizeof prog, "%s/cpu_ceilings", workdir);
     char *argv[] = {(char *)cc(), "-std=gnu11", "-O3", "-march=native", "-fopenmp", src, "-o", prog, "-lm", NULL};
-    sandbox_limits_t l;
-    sandbox_limits_default(&l);
-    l.drop_uid = -1;             /* our own program */
-    l.wall_s = 120;
-    l.fsize_bytes = 64 << 20;
-    int st, to;
-    char *log = NULL;
-    if (sandbox_run(workdir, argv, &l, &st, &to, &log, NULL, err, n) != 0)
+    if (backend_run_ceilings_program(workdir, argv, prog, 120, ceilings, err, n) != 0)
         return -1;
-    if (to || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        snprintf(err, n, "cannot build the cpu ceilings program %s: %.300s", src, log ? log : "");
-        free(log);
-        return -1;
-    }
-    free(log);
-    char *run[] = {prog, NULL};
-    l.mem_bytes = 0;
-    if (sandbox_run(workdir, run, &l, &st, &to, &log, NULL, err, n) != 0)
-        return -1;
-    json_t *j = NULL;
-    if (!to && WIFEXITED(st) && WEXITSTATUS(st) == 0 && log) {
-        /* The last line that parses as JSON. */
-        char *line = strtok(log, "\n");
-        while (line) {
-            json_t *t = json_loads(line, 0, NULL);
-            if (t) {
-                json_decref(j);
-                j = t;
-            }
-            line = strtok(NULL, "\n");
-        }
-    }
-    snprintf(buf, sizeof buf, "%.300s", log ? log : "");
-    free(log);
-    if (!j || !json_object_get(j, "peak_gflops") || !json_object_get(j, "bandwidth_gbs")) {
-        json_decref(j);
-        snprintf(err, n, "the cpu ceilings program printed no ceilings: %s", buf);
-        return -1;
-    }
-    json_object_set_new(j, "method", json_string("kernels/ceilings/cpu_ceilings.c: FMA chains on all cores; "
-                                                 "multithreaded copy (read + write bytes)"));
-    *ceilings = j;
+    json_object_set_new(*ceilings, "method", json_string("kernels/ceilings/cpu_ceilings.c: FMA chains on all cores; "
+                                                        "multithreaded copy (read + write bytes)"));
     return 0;
 }
 

@@ -187,43 +187,7 @@ static int cuda_measure(const char *workdir, json_t **ceilings, char *err, size_
     snprintf(inc, sizeof inc, "-I%s/include", emile_root());
     cuda_arch_flag(cuda_cc(), arch, sizeof arch);
     char *argv[] = {(char *)cuda_nvcc(), "-O3", "-std=c++17", arch, inc, src, "-o", prog, "-lcublas", NULL};
-    sandbox_limits_t l;
-    sandbox_limits_default(&l);
-    l.drop_uid = -1;
-    l.wall_s = 300;
-    l.mem_bytes = 0;
-    l.fsize_bytes = 64 << 20;
-    int st, to;
-    char *log = NULL;
-    if (sandbox_run(workdir, argv, &l, &st, &to, &log, NULL, err, n) != 0)
-        return -1;
-    if (to || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        snprintf(err, n, "cannot build %s: %.400s", src, log ? log : "");
-        free(log);
-        return -1;
-    }
-    free(log);
-    char *run[] = {prog, NULL};
-    if (sandbox_run(workdir, run, &l, &st, &to, &log, NULL, err, n) != 0)
-        return -1;
-    json_t *j = NULL;
-    if (!to && WIFEXITED(st) && WEXITSTATUS(st) == 0 && log) {
-        for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
-            json_t *t = json_loads(line, 0, NULL);
-            if (t) {
-                json_decref(j);
-                j = t;
-            }
-        }
-    }
-    if (!j) {
-        snprintf(err, n, "the cuda ceilings program printed no ceilings: %.300s", log ? log : "");
-        free(log);
-        return -1;
-    }
-    free(log);
-    *ceilings = j;
-    return 0;
+    return backend_run_ceilings_program(workdir, argv, prog, 300, ceilings, err, n);
 }
 
 static int cuda_inspect_so(const char *so, const char *workdir, json_t **kernels, char *err, size_t n)
