@@ -230,10 +230,23 @@ static void object_rows(textbuf_t *b, const char *heading, const json_t *obj)
         if (strlen(key) > w)
             w = strlen(key);
     json_object_foreach((json_t *)obj, key, v) {
+        /* Per-kernel raw metrics belong to --json; the table keeps the summary. */
+        if (strcmp(key, "kernels") == 0 && json_is_array(v))
+            continue;
         textbuf_puts(b, "  ");
         textbuf_plain(b, key);
         textbuf_repeat(b, ' ', w - strlen(key) + 2);
-        put_value(b, v);
+        if (strcmp(key, "top_stalls") == 0 && json_is_array(v)) {
+            size_t i;
+            const json_t *st;
+            json_array_foreach((json_t *)v, i, st) {
+                const char *why = json_string_value(json_object_get(st, "reason"));
+                textbuf_printf(b, "%s%s %.1f%%", i ? ", " : "", why ? why : "?",
+                               json_number_value(json_object_get(st, "pct")));
+            }
+        } else {
+            put_value(b, v);
+        }
         textbuf_putc(b, '\n');
     }
 }
