@@ -329,6 +329,11 @@ int main(int argc, char **argv)
             return 3;
         }
     }
+    /* Die with the worker (set after the uid change, which clears it). */
+    pid_t parent = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent)
+        return 7;
     /* Not dumpable: no other process of the sandbox user (another runner,
      * e.g. the reference's) can open our /proc/PID/mem, and we cannot open
      * theirs because they did the same. */

@@ -43,6 +43,7 @@ static const struct { long nr; const char *name; } denied[] = {
     {SYS_mknodat, "mknodat"}, {SYS_tkill, "tkill"}, {SYS_pidfd_send_signal, "pidfd_send_signal"},
     {SYS_pidfd_getfd, "pidfd_getfd"}, {SYS_process_madvise, "process_madvise"},
     {SYS_name_to_handle_at, "name_to_handle_at"}, {SYS_open_by_handle_at, "open_by_handle_at"},
+    {SYS_ftruncate, "ftruncate"}, {SYS_fallocate, "fallocate"},
 };
 
 const char *seccomp_syscall_name(long nr)
@@ -105,7 +106,9 @@ int seccomp_install(int write_errno, char *err, size_t n)
     /* socket: AF_UNIX only. */
     prog[k++] = (struct sock_filter)JEQ(SYS_socket, 0, 4);
     prog[k++] = (struct sock_filter)LD_ARG(0);
-    prog[k++] = (struct sock_filter)JEQ(1 /* AF_UNIX */, 0, 1);
+    /* cpu: no sockets at all (AF_UNIX paths escape the network namespace:
+     * D-Bus, docker.sock); cuda: AF_UNIX for the driver's own use. */
+    prog[k++] = (struct sock_filter)JEQ(write_errno ? 1 /* AF_UNIX */ : 0xffffffffu, 0, 1);
     prog[k++] = (struct sock_filter)RET(allow);
     prog[k++] = (struct sock_filter)RET(trap);
     /* open(path, flags): read-only. */

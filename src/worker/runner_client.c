@@ -2,6 +2,7 @@
 #include "runner_client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,11 @@ int runner_start_wrapped(runner_t *r, const backend_t *b, const char *dir, const
     memset(r, 0, sizeof *r);
     r->arena_fd = -1;
     r->timeout_s = l->wall_s;
-    r->arena_fd = memfd_create("emile-arena", MFD_CLOEXEC);
-    if (r->arena_fd < 0 || ftruncate(r->arena_fd, (off_t)arena_bytes) != 0) {
+    r->arena_fd = memfd_create("emile-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    /* Sealed size: a kernel cannot shrink the arena under the worker
+     * (which would kill the worker with SIGBUS on its next read). */
+    if (r->arena_fd < 0 || ftruncate(r->arena_fd, (off_t)arena_bytes) != 0 ||
+        fcntl(r->arena_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
         snprintf(r->msg, sizeof r->msg, "cannot create the arena (%zu bytes): %s", arena_bytes, strerror(errno));
         return RUNNER_ERR;
     }

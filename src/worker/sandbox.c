@@ -54,7 +54,8 @@ static void set_limit(int res, rlim_t v)
     setrlimit(res, &r);
 }
 
-/* In the child, between fork and exec.  Only async-signal-safe calls. */
+/* In the child, between fork and exec (single-threaded parent: plain
+ * libc calls are safe here). */
 static void child_setup(const char *dir, const sandbox_limits_t *l, int log_fd, int keep1, int keep2,
                         int *net_ok_fd)
 {
@@ -82,8 +83,24 @@ static void child_setup(const char *dir, const sandbox_limits_t *l, int log_fd, 
     for (int fd = 3; fd < 1024; fd++)
         if (fd != keep1 && fd != keep2)
             close(fd);
-    /* setenv may allocate: before the memory limit, which a sanitized
-     * parent (huge shadow mappings) would already exceed. */
+    /* Untrusted code sees an allow-listed environment only: no API keys,
+     * tokens or the user's other secrets.  setenv may allocate: this runs
+     * before the memory limit, which a sanitized parent would exceed. */
+    static const char *const keep[] = {"PATH=", "LD_LIBRARY_PATH=", "LANG=", "LC_ALL=", "CUDA_", "NVIDIA_",
+                                       "NV_", "OMP_", "GOMP_", "EMILE_NO_SECCOMP=", "EMILE_RUNNER_DUMPABLE=",
+                                       "EMILE_CC=", "EMILE_NVCC=", "EMILE_CUDA_ARCH="};
+    extern char **environ;
+    char **kept = calloc(64, sizeof *kept);
+    int nk = 0;
+    for (char **e = environ; e && *e && nk < 60; e++)
+        for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+            if (strncmp(*e, keep[i], strlen(keep[i])) == 0) {
+                kept[nk++] = *e;
+                break;
+            }
+    clearenv();
+    for (int i = 0; i < nk; i++)
+        putenv(kept[i]);
     setenv("HOME", dir, 1);
     setenv("TMPDIR", dir, 1);
 }
@@ -192,9 +209,16 @@ int sandbox_spawn(const char *dir, char *const argv[], int arena_fd, const sandb
         return -1;
     }
     int sv[2], netp[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 || pipe2(netp, O_CLOEXEC) != 0) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         close(log_fd);
         snprintf(err, errlen, "socketpair: %s", strerror(errno));
+        return -1;
+    }
+    if (pipe2(netp, O_CLOEXEC) != 0) {
+        close(log_fd);
+        close(sv[0]);
+        close(sv[1]);
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
         return -1;
     }
     char ctl_s[16], arena_s[16];
@@ -239,8 +263,12 @@ int sandbox_spawn(const char *dir, char *const argv[], int arena_fd, const sandb
 
 static void reap(sandbox_proc_t *p, int timed_out)
 {
-    if (p->pid > 0 && !p->exited) {
+    if (p->pid > 0) {
+        /* The whole group, even when the leader is gone: children it left
+         * behind must not outlive it. */
         kill(-p->pid, SIGKILL);
+    }
+    if (p->pid > 0 && !p->exited) {
         kill(p->pid, SIGKILL);
         int st = 0;
         if (waitpid(p->pid, &st, 0) == p->pid)
@@ -277,14 +305,18 @@ int sandbox_read_line(sandbox_proc_t *p, char *reply, size_t n, double timeout_s
         if (got <= 0) {
             if (got < 0 && errno == EINTR)
                 continue;
-            /* EOF: the runner died.  Let it finish dying, then reap. */
+            /* EOF: the runner died, or closed its end and lives on: give it
+             * a moment to finish dying, then kill the group regardless. */
             int st = 0;
-            pid_t w = waitpid(p->pid, &st, 0);
-            if (w == p->pid) {
-                p->status = st;
-                p->exited = 1;
+            for (int i = 0; i < 50 && !p->exited; i++) {
+                if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+                    p->status = st;
+                    p->exited = 1;
+                } else {
+                    usleep(10000);
+                }
             }
-            reap(p, 0);
+            reap(p, !p->exited);
             return -1;
         }
         if (c == '\n')

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -66,6 +67,12 @@ int worker_serve(FILE *in, FILE *out)
     char err[512];
     /* A dying runner must not take us with it through a broken socket. */
     signal(SIGPIPE, SIG_IGN);
+    /* Ctrl-C is the cook's to handle (it stops after the current
+     * candidate); the worker ends when its input ends. */
+    signal(SIGINT, SIG_IGN);
+    /* Our memory holds every expected output: no process of the same user
+     * (a candidate, when we are not root) may read /proc/PID/mem. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     worker_ctx_t *w = worker_ctx_new(err, sizeof err);
     if (!w) {
         fprintf(stderr, "emile worker: %s\n", err);
