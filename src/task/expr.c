@@ -17,6 +17,7 @@ typedef struct parser {
     size_t errlen;
     int failed;
     int skip;      /* > 0 inside a branch that is not taken: parse, don't judge */
+    int depth;     /* nesting, bounded so hostile input cannot blow the stack */
 } parser_t;
 
 static double parse_ternary(parser_t *p);
@@ -126,10 +127,18 @@ static double parse_primary(parser_t *p)
 
 static double parse_unary(parser_t *p)
 {
-    if (accept(p, "-")) return -parse_unary(p);
-    if (accept(p, "+")) return parse_unary(p);
-    if (accept(p, "!")) return parse_unary(p) == 0 ? 1 : 0;
-    return parse_primary(p);
+    if (++p->depth > 200) {
+        fail(p, "nested too deeply");
+        p->depth--;
+        return 0;
+    }
+    double v;
+    if (accept(p, "-")) v = -parse_unary(p);
+    else if (accept(p, "+")) v = parse_unary(p);
+    else if (accept(p, "!")) v = parse_unary(p) == 0 ? 1 : 0;
+    else v = parse_primary(p);
+    p->depth--;
+    return v;
 }
 
 static double parse_power(parser_t *p)
@@ -219,6 +228,11 @@ static double parse_or(parser_t *p)
 
 static double parse_ternary(parser_t *p)
 {
+    if (++p->depth > 200) {
+        fail(p, "nested too deeply");
+        p->depth--;
+        return 0;
+    }
     double c = parse_or(p);
     if (accept(p, "?")) {
         p->skip += c == 0;
@@ -228,8 +242,10 @@ static double parse_ternary(parser_t *p)
         p->skip += c != 0;
         double b = parse_ternary(p);
         p->skip -= c != 0;
+        p->depth--;
         return c != 0 ? a : b;
     }
+    p->depth--;
     return c;
 }
 
@@ -240,7 +256,7 @@ int expr_eval(const char *text, expr_lookup_fn lookup, void *ctx, double *out,
         if (err) snprintf(err, errlen, "missing expression");
         return -1;
     }
-    parser_t p = {text, 0, lookup, ctx, err, errlen, 0, 0};
+    parser_t p = {text, 0, lookup, ctx, err, errlen, 0, 0, 0};
     double v = parse_ternary(&p);
     skip_ws(&p);
     if (!p.failed && p.s[p.pos] != 0)

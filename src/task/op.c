@@ -262,3 +262,19 @@ json_t *op_to_json(const op_t *op)
     json_object_set_new(j, "builtin", json_boolean(op->builtin));
     return j;
 }
+
+void op_validation_params(const op_t *op, const op_params_t *p, op_params_t *ragged, op_params_t *small)
+{
+    *ragged = *p;
+    *small = *p;
+    if (op->n_vary == 0)
+        return;
+    const char *v0 = op->vary[0];
+    double x = op_param_get(p, v0, 1);
+    op_param_set(ragged, v0, x > 24 ? x - floor(x / 8) - 3 : x + 3);
+    op_param_set(small, v0, x > 97 ? 97 : (x > 5 ? x - 2 : x + 1));
+    for (int i = 1; i < op->n_vary; i++) {
+        double y = op_param_get(p, op->vary[i], 1);
+        op_param_set(small, op->vary[i], y >= 2 ? 1 : 2);
+    }
+}

@@ -88,6 +88,11 @@ int op_tensor_dtype(const op_t *op, int t, int task_dtype);
 int op_check_params(const op_t *op, const op_params_t *p, int task_dtype,
                     char *err, size_t errlen);
 
+/* The sizes validation uses besides the task's: a ragged one (not a
+ * multiple of any tile: the first "vary" parameter x -> x - x/8 - 3) and a
+ * small one (that parameter at most 97, the others toggled between 1 and 2). */
+void op_validation_params(const op_t *op, const op_params_t *p, op_params_t *ragged, op_params_t *small);
+
 /* The op as JSON (for the task file, the LLM prompt and the worker). */
 json_t *op_to_json(const op_t *op);
 

@@ -328,7 +328,21 @@ int task_finalize(task_t *t, char *err, size_t errlen)
     }
     if (t->op.derive_params)
         t->op.derive_params(&t->params);
-    return op_check_params(&t->op, &t->params, t->dtype, err, errlen);
+    if (op_check_params(&t->op, &t->params, t->dtype, err, errlen) != 0)
+        return -1;
+    /* The validation sets must make sense too, before anything runs. */
+    op_params_t sets[2];
+    const char *names[2] = {"ragged", "small"};
+    op_validation_params(&t->op, &t->params, &sets[0], &sets[1]);
+    for (int i = 0; i < 2; i++)
+        if (op_check_params(&t->op, &sets[i], t->dtype, err, errlen) != 0) {
+            char tmp[512];
+            snprintf(tmp, sizeof tmp, "%s", err);
+            snprintf(err, errlen, "the %s validation set (%s = %g) is impossible: %s", names[i], t->op.vary[0],
+                     op_param_get(&sets[i], t->op.vary[0], 0), tmp);
+            return -1;
+        }
+    return 0;
 }
 
 json_t *task_to_json(const task_t *t)

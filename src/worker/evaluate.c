@@ -220,30 +220,11 @@ static int compile_kernel(worker_ctx_t *w, const backend_t *b, const task_t *t, 
 
 /* ---- input sets ------------------------------------------------------- */
 
-/* The sizes validation uses besides the task's: a ragged one (not a
- * multiple of any tile) and a small one with another batch. */
-static void derived_params(const task_t *t, op_params_t *ragged, op_params_t *small)
-{
-    *ragged = t->params;
-    *small = t->params;
-    if (t->op.n_vary > 0) {
-        const char *v0 = t->op.vary[0];
-        double x = op_param_get(&t->params, v0, 1);
-        double r = x > 24 ? x - floor(x / 8) - 3 : x + 3;
-        op_param_set(ragged, v0, r);
-        op_param_set(small, v0, x > 97 ? 97 : (x > 5 ? x - 2 : x + 1));
-        for (int i = 1; i < t->op.n_vary; i++) {
-            double y = op_param_get(&t->params, t->op.vary[i], 1);
-            op_param_set(small, t->op.vary[i], y >= 2 ? 1 : 2);
-        }
-    }
-}
-
 static int build_layout(const task_t *t, arena_layout_t *a, char *err, size_t n)
 {
     memset(a, 0, sizeof *a);
     op_params_t ragged, small;
-    derived_params(t, &ragged, &small);
+    op_validation_params(&t->op, &t->params, &ragged, &small);
     if (layout_add_slot(a, "task", &t->op, &t->params, t->dtype, err, n) != 0 ||
         layout_add_slot(a, "ragged", &t->op, &ragged, t->dtype, err, n) != 0 ||
         layout_add_slot(a, "small", &t->op, &small, t->dtype, err, n) != 0 ||
