@@ -33,7 +33,13 @@ int cmd_resume(int argc, char **argv)
     /* --max-iters is the one task flag resume takes. */
     for (int i = 0; i + 1 < argc; i++)
         if (strcmp(argv[i], "--max-iters") == 0) {
-            max_iters = atoi(argv[i + 1]);
+            char *end = NULL;
+            long v = strtol(argv[i + 1], &end, 10);
+            if (!*argv[i + 1] || *end || v < 0 || v > 10000) {
+                fprintf(stderr, "emile: --max-iters needs an integer between 0 and 10000 (got '%s')\n", argv[i + 1]);
+                return 2;
+            }
+            max_iters = (int)v;
             memmove(&argv[i], &argv[i + 2], sizeof(char *) * (size_t)(argc - i - 2));
             argc -= 2;
             break;

@@ -12,6 +12,10 @@ int cmd_devices(int argc, char **argv)
     cli_common_t c;
     if (cli_parse(argc, argv, NULL, &c, 0) != 0)
         return 2;
+    if (c.n_positional == 1 && strcmp(c.positional[0], "cpu") != 0 && strcmp(c.positional[0], "cuda") != 0) {
+        fprintf(stderr, "emile: unknown backend '%s' (cpu or cuda)\n", c.positional[0]);
+        return 2;
+    }
     char err[1024];
     worker_client_t w;
     if (worker_client_open(&w, c.worker, err, sizeof err) != 0) {

@@ -355,7 +355,7 @@ int main(int argc, char **argv)
     sigaction(SIGSYS, &sa, NULL);
     int seccomp_on = 0;
     if (use_seccomp) {
-        if (seccomp_install(strcmp(backend, "cuda") == 0, err, sizeof err) == 0)
+        if (seccomp_install(strcmp(backend, "cuda") == 0, g_ctl, err, sizeof err) == 0)
             seccomp_on = 1;
         else
             fprintf(stderr, "emile-runner: %s (continuing without the filter)\n", err);

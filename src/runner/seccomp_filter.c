@@ -59,6 +59,10 @@ const char *seccomp_syscall_name(long nr)
     case SYS_kill: return "kill (another process)";
     case SYS_tgkill: return "tgkill (another process)";
     case SYS_openat2: return "openat2";
+    case SYS_close: return "close (the runner's control socket)";
+    case SYS_shutdown: return "shutdown (the runner's control socket)";
+    case SYS_dup2: return "dup2 (onto the runner's control socket)";
+    case SYS_dup3: return "dup3 (onto the runner's control socket)";
     case SYS_mmap: return "mmap (executable memory: the kernel loaded code at run time)";
     case SYS_mprotect: return "mprotect (executable memory: the kernel loaded code at run time)";
     case SYS_rt_sigqueueinfo: return "rt_sigqueueinfo (another process)";
@@ -67,7 +71,7 @@ const char *seccomp_syscall_name(long nr)
     }
 }
 
-int seccomp_install(int write_errno, char *err, size_t n)
+int seccomp_install(int write_errno, int ctl_fd, char *err, size_t n)
 {
     const unsigned trap = SECCOMP_RET_TRAP;
     const unsigned allow = SECCOMP_RET_ALLOW;
@@ -80,7 +84,7 @@ int seccomp_install(int write_errno, char *err, size_t n)
     const unsigned wflags = 01 | 02 | 0100 | 01000 | 02000; /* WRONLY RDWR CREAT TRUNC APPEND */
     const size_t nd = sizeof denied / sizeof denied[0];
 
-    struct sock_filter prog[160];
+    struct sock_filter prog[256];
     size_t k = 0;
     /* Architecture: anything but x86-64 (e.g. the x32 or i386 ABIs) dies. */
     prog[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
@@ -123,6 +127,21 @@ int seccomp_install(int write_errno, char *err, size_t n)
     prog[k++] = (struct sock_filter)LD_ARG(2);
     prog[k++] = (struct sock_filter)JSET(wflags, 0, 1);
     prog[k++] = (struct sock_filter)RET(wdeny);
+    prog[k++] = (struct sock_filter)RET(allow);
+    /* The control socket stays ours: no close/shutdown of it, no dup2/dup3
+     * onto it. */
+    const unsigned ctl = (unsigned)ctl_fd;
+    prog[k++] = (struct sock_filter)JEQ(SYS_close, 1, 0);
+    prog[k++] = (struct sock_filter)JEQ(SYS_shutdown, 0, 4);
+    prog[k++] = (struct sock_filter)LD_ARG(0);
+    prog[k++] = (struct sock_filter)JEQ(ctl, 0, 1);
+    prog[k++] = (struct sock_filter)RET(trap);
+    prog[k++] = (struct sock_filter)RET(allow);
+    prog[k++] = (struct sock_filter)JEQ(SYS_dup2, 1, 0);
+    prog[k++] = (struct sock_filter)JEQ(SYS_dup3, 0, 4);
+    prog[k++] = (struct sock_filter)LD_ARG(1);
+    prog[k++] = (struct sock_filter)JEQ(ctl, 0, 1);
+    prog[k++] = (struct sock_filter)RET(trap);
     prog[k++] = (struct sock_filter)RET(allow);
     /* openat2 hides its flags in a struct: never (glibc does not need it). */
     prog[k++] = (struct sock_filter)JEQ(SYS_openat2, 0, 1);
@@ -195,9 +214,10 @@ const char *seccomp_syscall_name(long nr)
     return "unknown";
 }
 
-int seccomp_install(int write_errno, char *err, size_t n)
+int seccomp_install(int write_errno, int ctl_fd, char *err, size_t n)
 {
     (void)write_errno;
+    (void)ctl_fd;
     snprintf(err, n, "seccomp filter not available on this architecture");
     return -1;
 }

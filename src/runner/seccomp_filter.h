@@ -11,7 +11,9 @@
  *
  * A denied call raises SIGSYS (the runner's handler names the call and
  * exits) except opens for writing when write_errno is set: those fail with
- * EACCES instead, for drivers that probe files.
+ * EACCES instead, for drivers that probe files.  ctl_fd, the runner's
+ * control socket, cannot be closed, shut down or replaced with dup2/dup3
+ * (which would let a kernel forge the runner's replies).
  */
 #ifndef EMILE_SECCOMP_FILTER_H
 #define EMILE_SECCOMP_FILTER_H
@@ -20,7 +22,7 @@
 
 /* 0 on success; -1 with err when the kernel or the architecture does not
  * allow it (the caller records that the sandbox is weaker). */
-int seccomp_install(int write_errno, char *err, size_t n);
+int seccomp_install(int write_errno, int ctl_fd, char *err, size_t n);
 /* Second filter, once the kernel is loaded: no new executable memory (no
  * dlopen, no JIT) while it runs.  soft: EACCES instead of SIGSYS. */
 int seccomp_forbid_exec_mappings(int soft, char *err, size_t n);

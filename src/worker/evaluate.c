@@ -1117,6 +1117,19 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
             json_object_set_new(e.validation, "ok", json_true());
             if (strcmp(b->name, "cuda") == 0) {
                 json_t *launched = launch_report(&e, kernels);
+                size_t li;
+                json_t *lk;
+                json_array_foreach(launched, li, lk) if (json_object_get(lk, "stream") &&
+                                                         json_string_value(json_object_get(e.reply, "status")) &&
+                                                         strcmp(json_string_value(json_object_get(e.reply, "status")), "error") == 0) {
+                    /* The ABI: all work on the stream given.  Work elsewhere
+                     * could overlap the harness's flush and escape the timer. */
+                    char msg[512];
+                    snprintf(msg, sizeof msg, "the kernel launched %s on the %s stream, not on the stream it was given",
+                             json_string_value(json_object_get(lk, "name")),
+                             json_string_value(json_object_get(lk, "stream")));
+                    set_status(e.reply, "invalid", msg);
+                }
                 if (json_array_size(launched) > 0) {
                     json_decref(kernels);
                     kernels = launched;
@@ -1125,7 +1138,10 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
                 }
             }
             int timing = !json_is_false(json_object_get(options, "timing"));
-            if (!timing || time_kernel(&e, tol, options, kernels, b) == 0) {
+            const char *st_now = json_string_value(json_object_get(e.reply, "status"));
+            if (st_now && strcmp(st_now, "invalid") == 0) {
+                /* rejected after validation (e.g. work on another stream) */
+            } else if (!timing || time_kernel(&e, tol, options, kernels, b) == 0) {
                 set_status(e.reply, "valid", NULL);
                 json_t *rep = json_object_get(e.reply, "report");
                 if (rep && json_is_true(json_object_get(options, "counters"))) {
