@@ -110,7 +110,10 @@ json_t *profile_diagnose(const json_t *r, const json_t *device, int dtype)
         diagnose_cpu(d, r, device);
     double roof = num(r, "roofline_pct");
     const char *bound = json_string_value(json_object_get(r, "bound"));
-    if (roof >= 70)
+    if (roof > 105)
+        tag(d, "above_roofline", "%.0f%% of the attainable rate: faster than the measured ceilings allow; check "
+                                 "the op's FLOP/byte model, or remeasure the ceilings (emile devices --remeasure)", roof);
+    else if (roof >= 70)
         tag(d, "near_roofline", "%.0f%% of the attainable rate at this intensity", roof);
     else if (bound && strcmp(bound, "memory") == 0)
         tag(d, cuda ? "memory_bound_below_bandwidth" : "memory_bound",

@@ -43,7 +43,7 @@ void task_init(task_t *t)
     t->time_limit_s = 60;
     t->compile_limit_s = 120;
     t->memory_limit_mb = 4096;
-    t->seed = 0x5eed0001ULL;
+    t->seed = 0;   /* fresh inputs every evaluation */
 }
 
 void task_free(task_t *t)
@@ -184,8 +184,13 @@ int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, 
         }
         t->max_iters = (int)json_integer_value(val);
     }
-    if ((val = json_object_get(j, "seed")) && json_is_integer(val))
+    if ((val = json_object_get(j, "seed"))) {
+        if (!json_is_integer(val)) {
+            snprintf(err, errlen, "\"seed\" must be an integer (0: fresh random inputs)");
+            return -1;
+        }
         t->seed = (unsigned long long)json_integer_value(val);
+    }
 
     if ((s = json_string_value(json_object_get(j, "reference_source")))) {
         free(t->reference_source);

@@ -28,7 +28,10 @@ typedef struct task {
     double time_limit_s;        /* wall-clock limit per candidate run */
     double compile_limit_s;
     double memory_limit_mb;     /* host memory limit for the candidate */
-    unsigned long long seed;    /* worker's input seed; never given to a kernel */
+    unsigned long long seed;    /* 0: fresh random inputs every evaluation (the
+                                   default); else reproducible inputs drawn from
+                                   it (debugging).  Never given to a kernel nor
+                                   shown to an LLM agent. */
 } task_t;
 
 void task_init(task_t *t);
