@@ -1144,16 +1144,17 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
                 json_t *launched = launch_report(&e, kernels);
                 size_t li;
                 json_t *lk;
-                json_array_foreach(launched, li, lk) if (json_object_get(lk, "stream") &&
-                                                         json_string_value(json_object_get(e.reply, "status")) &&
-                                                         strcmp(json_string_value(json_object_get(e.reply, "status")), "error") == 0) {
+                json_array_foreach(launched, li, lk) {
                     /* The ABI: all work on the stream given.  Work elsewhere
                      * could overlap the harness's flush and escape the timer. */
+                    const char *other = json_string_value(json_object_get(lk, "stream"));
+                    if (!other)
+                        continue;
                     char msg[512];
                     snprintf(msg, sizeof msg, "the kernel launched %s on the %s stream, not on the stream it was given",
-                             json_string_value(json_object_get(lk, "name")),
-                             json_string_value(json_object_get(lk, "stream")));
+                             json_string_value(json_object_get(lk, "name")), other);
                     set_status(e.reply, "invalid", msg);
+                    break;
                 }
                 if (json_array_size(launched) > 0) {
                     json_decref(kernels);
