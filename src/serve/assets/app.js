@@ -120,6 +120,7 @@
     selected: null,        /* iteration picked in the table; null follows the latest */
     srcMode: 'source',
     pendingJob: null,      /* the cook this tab started, until its run appears */
+    runByJob: {},          /* job -> run, from 'run' events (they can beat the POST reply) */
     lastEvent: 0,
     taste: null
   };
@@ -239,6 +240,12 @@
     formMessage('Sending the task...');
     api('POST', '/api/cook', task).then(function (r) {
       S.pendingJob = r.job;
+      /* The run may have started before this reply arrived: its 'run'
+       * event was then seen with no pending job to match. */
+      if (S.runByJob[r.job] !== undefined) {
+        onEvent('run', {job: r.job, run: S.runByJob[r.job]});
+        return;
+      }
       describePending();
     }).catch(function (e) {
       formMessage(e.message, true);
@@ -545,6 +552,7 @@
       describePending();
       refreshRunsSoon();
     } else if (type === 'run') {
+      S.runByJob[data.job] = data.run;
       if (data.job === S.pendingJob) {
         S.pendingJob = null;
         formMessage('Cooking run ' + data.run + '.');
