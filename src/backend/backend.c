@@ -25,6 +25,19 @@ const backend_t *backend_find(const char *name)
     return NULL;
 }
 
+int backend_argv_add(char **argv, int *k, int max, char **buf, size_t *left, const char *s)
+{
+    size_t len = strlen(s) + 1;
+    if (*k + 1 >= max || len > *left)
+        return -1;
+    memcpy(*buf, s, len);
+    argv[(*k)++] = *buf;
+    *buf += len;
+    *left -= len;
+    argv[*k] = NULL;
+    return 0;
+}
+
 static void cache_path(const char *key, char *buf, size_t n)
 {
     char safe[256];

@@ -29,6 +29,9 @@ typedef struct backend {
 } backend_t;
 
 const backend_t *backend_find(const char *name);
+/* Append s to a NULL-terminated argv whose strings live in *buf (*left
+ * bytes free); -1 when argv or buf is full.  For compile_argv. */
+int backend_argv_add(char **argv, int *k, int max, char **buf, size_t *left, const char *s);
 /* Build one of our own ceiling programs with build_argv in workdir, run it
  * and return the last line of its output that parses as a JSON object
  * holding "peak_gflops" and "bandwidth_gbs"; -1 with err otherwise. */

@@ -25,19 +25,6 @@ static int cpu_available(char *why, size_t n)
     return 0;
 }
 
-static int add(char **argv, int *k, int max, char **buf, size_t *left, const char *s)
-{
-    size_t len = strlen(s) + 1;
-    if (*k + 1 >= max || len > *left)
-        return -1;
-    memcpy(*buf, s, len);
-    argv[(*k)++] = *buf;
-    *buf += len;
-    *left -= len;
-    argv[*k] = NULL;
-    return 0;
-}
-
 static int cpu_compile_argv(const char *src, const char *out, const char *include_dir, char **argv, int max,
                             char *buf, size_t bufn)
 {
@@ -47,7 +34,7 @@ static int cpu_compile_argv(const char *src, const char *out, const char *includ
     const char *args[] = {cc(), "-std=gnu11", "-O3", "-march=native", "-fopenmp", "-fPIC", "-shared",
                           "-Wall", "-fvisibility=hidden", inc, src, "-o", out, "-lm"};
     for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
-        if (add(argv, &k, max, &buf, &bufn, args[i]) != 0)
+        if (backend_argv_add(argv, &k, max, &buf, &bufn, args[i]) != 0)
             return -1;
     return 0;
 }

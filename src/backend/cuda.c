@@ -90,19 +90,6 @@ static int cuda_available(char *why, size_t n)
     return load_driver(&d, why, n);
 }
 
-static int add(char **argv, int *k, int max, char **buf, size_t *left, const char *s)
-{
-    size_t len = strlen(s) + 1;
-    if (*k + 1 >= max || len > *left)
-        return -1;
-    memcpy(*buf, s, len);
-    argv[(*k)++] = *buf;
-    *buf += len;
-    *left -= len;
-    argv[*k] = NULL;
-    return 0;
-}
-
 /* sm_90 -> sm_90a: the arch-specific target that enables wgmma/TMA. */
 void cuda_arch_flag(int cc, char *buf, size_t n)
 {
@@ -121,7 +108,7 @@ static int cuda_compile_argv(const char *src, const char *out, const char *inclu
     const char *args[] = {cuda_nvcc(), "-O3", "-std=c++17", arch, "-shared", "-Xcompiler", "-fPIC",
                           "-cudart", "shared", "-lineinfo", "-Xptxas", "-v", inc, src, "-o", out};
     for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
-        if (add(argv, &k, max, &buf, &bufn, args[i]) != 0)
+        if (backend_argv_add(argv, &k, max, &buf, &bufn, args[i]) != 0)
             return -1;
     return 0;
 }

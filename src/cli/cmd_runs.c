@@ -144,11 +144,10 @@ static int build_so(const char *dir, const char *backend, const char *src_name)
     const backend_t *b = backend_find(backend);
     if (!b)
         return -1;
-    char src[4096], so[4096], inc[4096], hdr[4096], *argv[64], buf[8192];
+    char src[4096], so[4096], inc[4096], *argv[64], buf[8192];
     snprintf(src, sizeof src, "%.3900s/%s", dir, src_name);
     snprintf(so, sizeof so, "%.3900s/best.so", dir);
     snprintf(inc, sizeof inc, "%s/include", emile_root());
-    emile_root_file("include/emile.h", hdr, sizeof hdr);
     if (b->compile_argv(src, so, inc, argv, 64, buf, sizeof buf) != 0)
         return -1;
     sandbox_limits_t l;

@@ -14,6 +14,7 @@
 #include "store/store.h"
 #include "worker/evaluate.h"
 #include "worker/worker_client.h"
+#include "util/clock.h"
 
 static volatile sig_atomic_t g_stop;
 
@@ -35,13 +36,6 @@ typedef struct cook {
     int best_iter;
     double ref_ms;
 } cook_t;
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void event(cook_t *c, const char *name, json_t *extra)
 {
@@ -239,7 +233,7 @@ static int loop(cook_t *c)
     say(c, "%s\n", hdr);
     recompute_best(c);
     if (!iteration_at(c, 0)) {
-        double t0 = mono();
+        double t0 = clock_mono_s();
         json_t *reply = evaluate(c, c->task->reference_source, err, sizeof err);
         if (!reply) {
             fprintf(stderr, "emile: %s\n", err);
@@ -249,7 +243,7 @@ static int loop(cook_t *c)
         }
         json_t *it = iteration_from_reply(0, "reference", "the reference: the oracle and the floor",
                                           c->task->reference_source, c->task->reference_lang, NULL, reply,
-                                          mono() - t0, 0);
+                                          clock_mono_s() - t0, 0);
         json_decref(reply);
         rc = record(c, it);
         int valid = is_valid(it);
@@ -314,7 +308,7 @@ static int loop(cook_t *c)
             agent_proposal_free(&p);
             break;
         }
-        double t0 = mono();
+        double t0 = clock_mono_s();
         json_t *reply = evaluate(c, p.source, err, sizeof err);
         if (!reply) {
             agent_proposal_free(&p);
@@ -323,7 +317,7 @@ static int loop(cook_t *c)
         }
         json_t *it = iteration_from_reply(next, p.label, p.reason, p.source,
                                           strcmp(c->task->backend, "cuda") == 0 ? "cu" : "c", p.params, reply,
-                                          mono() - t0, c->ref_ms);
+                                          clock_mono_s() - t0, c->ref_ms);
         json_decref(reply);
         agent_proposal_free(&p);
         rc = record(c, it);

@@ -243,9 +243,7 @@ static void flag_to_param(const char *key, char *out, size_t n)
     for (char *p = out; *p; p++)
         if (*p == '-')
             *p = '_';
-    if (strcmp(out, "q_heads") == 0 || strcmp(out, "kv_heads") == 0 || strcmp(out, "head_dim") == 0)
-        return;
-    if (strcmp(out, "heads") == 0)
+    if (strcmp(out, "heads") == 0)      /* alias, for task_set callers */
         snprintf(out, n, "q_heads");
 }
 

@@ -42,6 +42,7 @@
 #include "util/fs.h"
 #include "util/paths.h"
 #include "util/rng.h"
+#include "util/clock.h"
 
 #define SLOT_TASK 0
 #define SLOT_RAGGED 1
@@ -70,13 +71,6 @@ struct worker_ctx {
     char device_backend[16];
     rng_t rng;
 };
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 worker_ctx_t *worker_ctx_new(char *err, size_t n)
 {
@@ -358,9 +352,9 @@ static int run_slot(runner_t *r, int s, int flush, run_result_t *res)
 {
     char args[32], out[256];
     snprintf(args, sizeof args, "%d 1 %d", s, flush);
-    double t0 = mono();
+    double t0 = clock_mono_s();
     int rc = runner_cmd(r, out, sizeof out, "run", args);
-    res->outside_ns = (mono() - t0) * 1e9;
+    res->outside_ns = (clock_mono_s() - t0) * 1e9;
     if (rc != RUNNER_OK)
         return rc;
     if (sscanf(out, "%d %lf %lf %lf %d", &res->rc, &res->elapsed_ns, &res->cpu_ns, &res->wall_ns,
@@ -769,12 +763,6 @@ static void show_slot(worker_ctx_t *w, runner_t *cand, int s)
     memcpy(cand->arena + sl->begin, w->ref.arena + sl->begin, sl->end - sl->begin);
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* One run on a set held back until now: a kernel that is fast only on
  * inputs it has seen before (a cache keyed on their content) is slow here.
  * Fills *fresh_ns; -1 (status set) when the kernel fails or is caught. */
@@ -887,22 +875,6 @@ static int time_kernel(eval_state_t *e, double tol, const json_t *options, json_
         cpu[i] = res.cpu_ns;
         escaped += res.escaped;
     }
-    double *sorted = malloc(sizeof(double) * (size_t)reps), fresh_ns = 0;
-    if (!sorted) {
-        free(el);
-        free(cpu);
-        set_status(e->reply, "error", "out of memory");
-        return -1;
-    }
-    memcpy(sorted, el, sizeof(double) * (size_t)reps);
-    qsort(sorted, (size_t)reps, sizeof *sorted, cmp_dbl);
-    double median_ns = sorted[reps / 2];
-    free(sorted);
-    if (held_back_run(e, tol, median_ns, &fresh_ns) != 0) {
-        free(el);
-        free(cpu);
-        return -1;
-    }
     profile_input_t in = {
         .backend = b->name,
         .device = w->device,
@@ -919,10 +891,16 @@ static int time_kernel(eval_state_t *e, double tol, const json_t *options, json_
         .counters = NULL,
     };
     json_t *rep = profile_report(&in);
-    json_object_set_new(rep, "held_back_ms", json_real(fresh_ns * 1e-6));
-    json_object_set_new(e->reply, "report", rep);
     free(el);
     free(cpu);
+    double median_ns = json_number_value(json_object_get(json_object_get(rep, "time_ms"), "median")) * 1e6;
+    double fresh_ns = 0;
+    if (held_back_run(e, tol, median_ns, &fresh_ns) != 0) {
+        json_decref(rep);
+        return -1;
+    }
+    json_object_set_new(rep, "held_back_ms", json_real(fresh_ns * 1e-6));
+    json_object_set_new(e->reply, "report", rep);
     return 0;
 }
 
@@ -1055,7 +1033,7 @@ static int ensure_device(worker_ctx_t *w, const backend_t *b, char *err, size_t 
 
 json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *source, const json_t *options)
 {
-    double t_start = mono();
+    double t_start = clock_mono_s();
     eval_state_t e;
     memset(&e, 0, sizeof e);
     e.w = w;
@@ -1182,7 +1160,7 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
     json_decref(kernels);
     runner_stop(&e.cand);
     fs_rm_rf(dir);
-    json_object_set_new(e.reply, "seconds", json_real(mono() - t_start));
+    json_object_set_new(e.reply, "seconds", json_real(clock_mono_s() - t_start));
     return e.reply;
 }
 

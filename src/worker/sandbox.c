@@ -1,5 +1,6 @@
 /* sandbox.c -- see sandbox.h. */
 #include "sandbox.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,13 +18,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 long sandbox_untrusted_uid(void)
 {
@@ -150,7 +144,7 @@ int sandbox_run(const char *dir, char *const argv[], const sandbox_limits_t *l, 
     if (l->drop_uid >= 0 && fchown(log_fd, (uid_t)l->drop_uid, (gid_t)l->drop_uid) != 0) {
         /* Not fatal: the child writes through the inherited descriptor. */
     }
-    double t0 = mono();
+    double t0 = clock_mono_s();
     pid_t pid = fork();
     if (pid < 0) {
         close(log_fd);
@@ -178,7 +172,7 @@ int sandbox_run(const char *dir, char *const argv[], const sandbox_limits_t *l, 
             break;
         if (r < 0 && errno != EINTR)
             break;
-        if (mono() - t0 > l->wall_s) {
+        if (clock_mono_s() - t0 > l->wall_s) {
             kill(-pid, SIGKILL);
             waitpid(pid, &st, 0);
             *timed_out = 1;
@@ -190,7 +184,7 @@ int sandbox_run(const char *dir, char *const argv[], const sandbox_limits_t *l, 
     kill(-pid, SIGKILL);
     *status = st;
     if (seconds)
-        *seconds = mono() - t0;
+        *seconds = clock_mono_s() - t0;
     if (log)
         *log = read_capped(log_path, l->fsize_bytes ? l->fsize_bytes : 65536);
     return 0;
@@ -286,10 +280,10 @@ int sandbox_read_line(sandbox_proc_t *p, char *reply, size_t n, double timeout_s
 {
     if (p->ctl < 0)
         return -1;
-    double t0 = mono();
+    double t0 = clock_mono_s();
     size_t len = 0;
     for (;;) {
-        double left = timeout_s - (mono() - t0);
+        double left = timeout_s - (clock_mono_s() - t0);
         if (left <= 0) {
             reap(p, 1);
             return -1;
