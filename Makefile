@@ -1,7 +1,9 @@
-# Emile build.  `make` builds build/emile and build/emile-runner; `make test`
-# builds the sanitized test binaries and runs every test; `make cuda-check`
-# compiles every CUDA source with nvcc (no GPU needed); `make test-gpu` runs
-# the GPU suite (on a machine with a GPU).
+# Emile build.  `make` builds build/emile and build/emile-runner (and, where
+# nvcc is found, build/libemile-engine-cuda.so, the engine's GPU path that
+# `emile taste --device cuda` loads); `make test` builds the sanitized test
+# binaries and runs every test; `make cuda-check` compiles every CUDA source
+# with nvcc (no GPU needed); `make test-gpu` runs the GPU suite (on a
+# machine with a GPU).
 CC      ?= cc
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
@@ -25,7 +27,18 @@ SAN_OBJ  := $(LIB_SRC:%.c=build/san/%.o) $(TEST_SUPPORT:%.c=build/san/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=build/test/%)
 
 .PHONY: all test clean cuda-check test-gpu run
-all: build/emile build/emile-runner build/emile-san
+HAVE_NVCC := $(shell test -x "$(NVCC)" && echo 1)
+ENGINE_CUDA := build/libemile-engine-cuda.so
+all: build/emile build/emile-runner build/emile-san $(if $(HAVE_NVCC),$(ENGINE_CUDA))
+
+# The engine's GPU path, loaded with dlopen by `emile taste --device cuda`
+# (so the emile binary itself needs no CUDA).  The shared CUDA runtime, as
+# the kernels put into its attention slot are built (src/backend/cuda.c).
+$(ENGINE_CUDA): src/engine/cuda/qwen3_cuda.cu src/engine/qwen3_cuda.h src/engine/qwen3.h \
+		src/engine/attn_slot.h src/engine/safetensors.h include/emile.h
+	@mkdir -p $(dir $@)
+	$(NVCC) -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -cudart shared -Iinclude -Isrc \
+		$< -o $@ -lcublas
 
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -1,19 +1,36 @@
 /*
  * qwen3_cuda.cu -- the engine's GPU path (see src/engine/qwen3_cuda.h).
  *
- * Build: nvcc -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -Iinclude -Isrc
+ * Build (`make build/libemile-engine-cuda.so`):
+ *   nvcc -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -cudart shared -Iinclude -Isrc
  *        src/engine/cuda/qwen3_cuda.cu -o build/libemile-engine-cuda.so -lcublas
+ * (the shared CUDA runtime, as the kernels put in the slot are built, so the
+ * engine and the kernel share one runtime and the stream handle means the
+ * same thing to both).
  *
  * Per layer, for a chunk of n tokens at position pos (residual stream x in
  * fp32, everything else bf16):
  *   xb = rmsnorm(x) * attn_norm              (fused with the previous residual add)
- *   q = xb Wq^T;  k, v = xb Wk^T, xb Wv^T    (cuBLAS, written straight into the cache)
- *   q, k = rope(rmsnorm_head(q|k) * q_norm|k_norm)       (one kernel)
+ *   qkv = xb [Wq; Wk; Wv]^T                  (one cuBLAS GEMM: the three stacked)
+ *   q = rope(rmsnorm_head(q) * q_norm); cache[pos] = rope(rmsnorm_head(k) * k_norm), v
+ *                                            (one kernel, writes q and the cache rows)
  *   att = attention(q, cache)                (pos 0: the slot's kernel; else ours)
  *   x += att Wo^T;  xb = rmsnorm(x) * mlp_norm           (fp32 GEMM output, fused add+norm)
  *   gu = xb [Wgate; Wup]^T                   (one GEMM: gate and up stacked)
  *   x += (silu(g) * u) Wdown^T;  xb = rmsnorm(x) * next norm
  * then logits = xb lm_head^T in fp32.
+ *
+ * Decode with a CUDA graph: the tokens and the position are read from
+ * device memory (tok_d, pos_d), never baked into a launch, and every
+ * pointer a launch gets is fixed (the cache row is chosen inside the
+ * kernels, the attention's split count is fixed by max_seq), so one
+ * single-token step -- all layers, final norm, lm_head and argmax -- is
+ * captured once per model (in create, after an eager warm-up so cuBLAS has
+ * chosen and loaded its kernels) and replayed for every token after a
+ * one-thread kernel sets (token, pos).  cuBLAS runs inside the capture
+ * with a preallocated workspace on the capture stream.  When the capture
+ * fails, or EMILE_ENGINE_NO_GRAPH is set, the same launches run eagerly on
+ * the stream; qwen3_cuda_decode_path says which path runs and why.
  */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -47,7 +64,7 @@ typedef __nv_bfloat16 bf16;
     } while (0)
 
 struct layer_w {
-    bf16 *attn_norm, *wq, *wk, *wv, *q_norm, *k_norm, *wo, *mlp_norm, *w_gateup, *w_down;
+    bf16 *attn_norm, *wqkv, *q_norm, *k_norm, *wo, *mlp_norm, *w_gateup, *w_down;
 };
 
 struct qwen3_cuda {
@@ -58,15 +75,22 @@ struct qwen3_cuda {
     bf16 *embed, *final_norm, *lm_head;
     layer_w *L;               /* host array of device pointers */
     float *x, *tmp, *logits;  /* [chunk, H], [chunk, H], [chunk, vocab] */
-    bf16 *xb, *q, *att, *gu, *hb;
+    bf16 *xb, *qkv, *q, *att, *gu, *hb;   /* qkv: [chunk, qd + 2 kvd] */
     bf16 *kc, *vc;            /* [layers, max_seq, kvd] */
     float2 *rope;             /* [max_seq, D/2] (cos, sin) */
     int *tok_d, *argmax_d;
+    int *pos_d;               /* position of the forward's first token */
+    int *next_h;              /* pinned host word the argmax is read back into */
     float *part;              /* split attention partials [4, Hq, splits, D + 2] */
+    int att_splits;           /* key splits of the few-query attention (fixed by max_seq) */
+    void *blas_ws;            /* cuBLAS workspace (graph capture needs one set) */
+    cudaGraphExec_t decode_graph;   /* one decode step, NULL: eager path */
+    char decode_path[192];    /* "graph" or "stream (why)" */
 };
 
 #define ATT_SPLIT_KEYS 128
 #define ATT_MAX_SPLITS 64
+#define BLAS_WORKSPACE ((size_t)32 << 20)   /* what cuBLAS asks for on Hopper */
 
 // ----------------------------------------------------------------------------
 // kernels
@@ -109,43 +133,66 @@ __global__ static void k_add_rmsnorm(float *x, const float *add, const bf16 *w, 
         out[(size_t)blockIdx.x * H + i] = __float2bfloat16(__bfloat162float(w[i]) * (xr[i] * r));
 }
 
-/* Per-head RMSNorm then RoPE (rotate_half pairing), in place.  Block
- * (t, head), D rounded up to whole warps threads; heads [0, Hq) are q's,
- * [Hq, Hq+Hkv) k's. */
-__global__ static void k_qk_norm_rope(bf16 *q, bf16 *k, const bf16 *qn, const bf16 *kn,
-                                      const float2 *rope, int pos, int Hq, int Hkv, int D,
-                                      float eps)
+/* The step's token and position, set before a forward or a graph replay. */
+__global__ static void k_set_step(int *tok, int *pos_d, int token, int pos)
+{
+    if (token >= 0)
+        *tok = token;
+    *pos_d = pos;
+}
+
+/* From the stacked projections qkv[t] = [q heads | k heads | v heads]:
+ * per-head RMSNorm then RoPE (rotate_half pairing) of q into q_out and of k
+ * into the key cache row, v copied into the value cache row; the row is
+ * *pos_d + t, read here so a captured launch serves every position.
+ * Block (t, head), D rounded up to whole warps threads; heads [0, Hq) are
+ * q's, [Hq, Hq+Hkv) k's, [Hq+Hkv, Hq+2Hkv) v's. */
+__global__ static void k_qkv_post(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc,
+                                  const bf16 *qn, const bf16 *kn, const float2 *rope,
+                                  const int *pos_d, int Hq, int Hkv, int D, float eps)
 {
     __shared__ float sh[32];
     __shared__ float y[512];
     int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = D / 2;
-    bf16 *v = h < Hq ? q + ((size_t)t * Hq + h) * D : k + ((size_t)t * Hkv + (h - Hq)) * D;
+    int pos = *pos_d + t, kvd = Hkv * D;
+    const bf16 *src = qkv + (size_t)t * (Hq + 2 * Hkv) * D + (size_t)h * D;
+    if (h >= Hq + Hkv) {                 /* the whole block: v */
+        if (i < D)
+            vc[(size_t)pos * kvd + (size_t)(h - Hq - Hkv) * D + i] = src[i];
+        return;
+    }
+    bf16 *dst = h < Hq ? q_out + ((size_t)t * Hq + h) * D
+                       : kc + (size_t)pos * kvd + (size_t)(h - Hq) * D;
     const bf16 *w = h < Hq ? qn : kn;
-    float xi = i < D ? __bfloat162float(v[i]) : 0.0f;
+    float xi = i < D ? __bfloat162float(src[i]) : 0.0f;
     float r = rsqrtf(block_sum(xi * xi, sh) / D + eps);
     if (i < D)
         y[i] = __bfloat162float(w[i]) * (xi * r);
     __syncthreads();
     if (i >= D)
         return;
-    float2 cs = rope[(size_t)(pos + t) * half + (i % half)];
+    float2 cs = rope[(size_t)pos * half + (i % half)];
     float o = i < half ? y[i] * cs.x - y[i + half] * cs.y : y[i] * cs.x + y[i - half] * cs.y;
-    v[i] = __float2bfloat16(o);
+    dst[i] = __float2bfloat16(o);
 }
 
-/* Attention of query t (position pos + t) over cache rows 0..pos+t, online
- * softmax.  Block (t, h, split), ATT_WARPS warps; split s takes keys
+/* Attention of query t (position pos + t, pos = *pos_d) over cache rows
+ * 0..pos+t, online softmax.  Block (t, h, split), ATT_WARPS warps; the
+ * gridDim.x queries' keys 0..pos+n-1 are cut into gridDim.z equal chunks
+ * (computed here from pos, so the grid is fixed and a captured launch
+ * serves every position; splits past the keys find nothing), split s takes
  * [s * chunk, (s + 1) * chunk), each warp every ATT_WARPS-th of them, lanes
  * hold ceil(D/32) consecutive elements.  One split writes the output; with
  * several (decode: one query, many keys, too few blocks otherwise) each
  * writes (max, sum, acc[D]) to part and k_attn_combine merges them. */
 #define ATT_WARPS 8
 __global__ static void k_attention(const bf16 *q, const bf16 *kc, const bf16 *vc, bf16 *out,
-                                   float *part, int chunk, int pos, int Hq, int Hkv, int D,
+                                   float *part, const int *pos_d, int Hq, int Hkv, int D,
                                    float scale)
 {
     __shared__ float sm[ATT_WARPS], sl[ATT_WARPS], sacc[ATT_WARPS][256];
     int t = blockIdx.x, h = blockIdx.y, sp = blockIdx.z, nsp = gridDim.z;
+    int pos = *pos_d, chunk = (pos + (int)gridDim.x + nsp - 1) / nsp;
     int w = threadIdx.x / 32, lane = threadIdx.x % 32;
     int epl = (D + 31) / 32, kvd = Hkv * D, kh = h / (Hq / Hkv), e0 = lane * epl;
     int ne = e0 >= D ? 0 : (D - e0 < epl ? D - e0 : epl);
@@ -194,7 +241,8 @@ __global__ static void k_attention(const bf16 *q, const bf16 *kc, const bf16 *vc
     }
 }
 
-/* Merge the splits of k_attention: block (t, h), D threads. */
+/* Merge the splits of k_attention (those that found no key have max
+ * -inf and are skipped): block (t, h), D threads. */
 __global__ static void k_attn_combine(const float *part, bf16 *out, int nsp, int Hq, int D)
 {
     int t = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
@@ -365,23 +413,24 @@ static int load_weights(loader *ld, char *err, size_t errlen)
         return -1;
     for (int l = 0; l < c->n_layers; l++) {
         layer_w *L = &m->L[l];
-        struct { bf16 **p; const char *name; size_t n; size_t off; int norm; } t[] = {
-            { &L->attn_norm, "input_layernorm.weight", H, 0, 1 },
-            { &L->wq, "self_attn.q_proj.weight", qd * H, 0, 0 },
-            { &L->wk, "self_attn.k_proj.weight", kvd * H, 0, 0 },
-            { &L->wv, "self_attn.v_proj.weight", kvd * H, 0, 0 },
-            { &L->q_norm, "self_attn.q_norm.weight", D, 0, 1 },
-            { &L->k_norm, "self_attn.k_norm.weight", D, 0, 1 },
-            { &L->wo, "self_attn.o_proj.weight", H * qd, 0, 0 },
-            { &L->mlp_norm, "post_attention_layernorm.weight", H, 0, 1 },
-            { &L->w_gateup, "mlp.gate_proj.weight", I * H, 0, 0 },
-            { &L->w_gateup, "mlp.up_proj.weight", I * H, I * H, 0 },
-            { &L->w_down, "mlp.down_proj.weight", H * I, 0, 0 },
+        /* alloc: the elements of the stacked tensor its first part allocates
+         * (q, k, v share one [qd + 2 kvd, H] matrix, gate and up one [2 I, H]) */
+        struct { bf16 **p; const char *name; size_t n; size_t off; size_t alloc; int norm; } t[] = {
+            { &L->attn_norm, "input_layernorm.weight", H, 0, H, 1 },
+            { &L->wqkv, "self_attn.q_proj.weight", qd * H, 0, (qd + 2 * kvd) * H, 0 },
+            { &L->wqkv, "self_attn.k_proj.weight", kvd * H, qd * H, 0, 0 },
+            { &L->wqkv, "self_attn.v_proj.weight", kvd * H, (qd + kvd) * H, 0, 0 },
+            { &L->q_norm, "self_attn.q_norm.weight", D, 0, D, 1 },
+            { &L->k_norm, "self_attn.k_norm.weight", D, 0, D, 1 },
+            { &L->wo, "self_attn.o_proj.weight", H * qd, 0, H * qd, 0 },
+            { &L->mlp_norm, "post_attention_layernorm.weight", H, 0, H, 1 },
+            { &L->w_gateup, "mlp.gate_proj.weight", I * H, 0, 2 * I * H, 0 },
+            { &L->w_gateup, "mlp.up_proj.weight", I * H, I * H, 0, 0 },
+            { &L->w_down, "mlp.down_proj.weight", H * I, 0, H * I, 0 },
         };
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
             snprintf(nm, sizeof nm, "model.layers.%d.%s", l, t[i].name);
-            if (t[i].off == 0 && alloc_bf16(t[i].p, t[i].p == &L->w_gateup ? 2 * t[i].n : t[i].n,
-                                            err, errlen))
+            if (t[i].alloc && alloc_bf16(t[i].p, t[i].alloc, err, errlen))
                 return -1;
             if (fill(ld, nm, *t[i].p + t[i].off, t[i].n, t[i].norm, err, errlen))
                 return -1;
@@ -409,8 +458,8 @@ extern "C" void qwen3_cuda_destroy(qwen3_cuda_t *m)
     if (m->L) {
         for (int l = 0; l < m->c.n_layers; l++) {
             layer_w *L = &m->L[l];
-            bf16 *p[] = { L->attn_norm, L->wq, L->wk, L->wv, L->q_norm, L->k_norm, L->wo,
-                          L->mlp_norm, L->w_gateup, L->w_down };
+            bf16 *p[] = { L->attn_norm, L->wqkv, L->q_norm, L->k_norm, L->wo, L->mlp_norm,
+                          L->w_gateup, L->w_down };
             for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
                 cudaFree(p[i]);
         }
@@ -418,16 +467,22 @@ extern "C" void qwen3_cuda_destroy(qwen3_cuda_t *m)
     }
     if (m->lm_head != m->embed)
         cudaFree(m->lm_head);
-    void *bufs[] = { m->embed, m->final_norm, m->x, m->tmp, m->logits, m->xb, m->q, m->att,
-                     m->gu, m->hb, m->kc, m->vc, m->rope, m->tok_d, m->argmax_d, m->part };
+    if (m->decode_graph)
+        cudaGraphExecDestroy(m->decode_graph);
+    void *bufs[] = { m->embed, m->final_norm, m->x, m->tmp, m->logits, m->xb, m->qkv, m->q,
+                     m->att, m->gu, m->hb, m->kc, m->vc, m->rope, m->tok_d, m->argmax_d,
+                     m->pos_d, m->part, m->blas_ws };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         cudaFree(bufs[i]);
+    cudaFreeHost(m->next_h);
     if (m->blas)
         cublasDestroy(m->blas);
     if (m->stream)
         cudaStreamDestroy(m->stream);
     free(m);
 }
+
+static int capture_decode(qwen3_cuda_t *m, char *err, size_t errlen);
 
 static int create(qwen3_cuda_t *m, qwen3_cuda_get_fn get, void *user, uint64_t seed, char *err,
                   size_t errlen)
@@ -441,6 +496,8 @@ static int create(qwen3_cuda_t *m, qwen3_cuda_get_fn get, void *user, uint64_t s
     CK(cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking));
     CB(cublasCreate(&m->blas));
     CB(cublasSetStream(m->blas, m->stream));
+    CK(cudaMalloc(&m->blas_ws, BLAS_WORKSPACE));
+    CB(cublasSetWorkspace(m->blas, m->blas_ws, BLAS_WORKSPACE));
     m->L = (layer_w *)calloc((size_t)c->n_layers, sizeof *m->L);
     if (!m->L) {
         snprintf(err, errlen, "out of memory");
@@ -462,6 +519,7 @@ static int create(qwen3_cuda_t *m, qwen3_cuda_get_fn get, void *user, uint64_t s
     CK(cudaMalloc((void **)&m->tmp, T * H * 4));
     CK(cudaMalloc((void **)&m->logits, T * c->vocab * 4));
     CK(cudaMalloc((void **)&m->xb, T * H * 2));
+    CK(cudaMalloc((void **)&m->qkv, T * (qd + 2 * kvd) * 2));
     CK(cudaMalloc((void **)&m->q, T * qd * 2));
     CK(cudaMalloc((void **)&m->att, T * qd * 2));
     CK(cudaMalloc((void **)&m->gu, T * 2 * I * 2));
@@ -470,6 +528,11 @@ static int create(qwen3_cuda_t *m, qwen3_cuda_get_fn get, void *user, uint64_t s
     CK(cudaMalloc((void **)&m->vc, cache * 2));
     CK(cudaMalloc((void **)&m->tok_d, T * 4));
     CK(cudaMalloc((void **)&m->argmax_d, 4));
+    CK(cudaMalloc((void **)&m->pos_d, 4));
+    CK(cudaMallocHost((void **)&m->next_h, 4));
+    m->att_splits = (m->max_seq + ATT_SPLIT_KEYS - 1) / ATT_SPLIT_KEYS;
+    if (m->att_splits > ATT_MAX_SPLITS)
+        m->att_splits = ATT_MAX_SPLITS;
     CK(cudaMalloc((void **)&m->part, (size_t)4 * c->n_heads * ATT_MAX_SPLITS *
                                      (c->head_dim + 2) * 4));
     /* RoPE table as the CPU path computes it (float inv_freq and angle) */
@@ -493,7 +556,7 @@ static int create(qwen3_cuda_t *m, qwen3_cuda_get_fn get, void *user, uint64_t s
     free(tab);
     CK(e);
     CK(cudaDeviceSynchronize());
-    return 0;
+    return capture_decode(m, err, errlen);
 }
 
 extern "C" int qwen3_cuda_create(const qwen3_config_t *c, int max_seq, int max_chunk,
@@ -572,19 +635,119 @@ static int attention(qwen3_cuda_t *m, emile_kernel_fn attn, int n, int pos, bf16
         CK(cudaGetLastError());
         return 0;
     }
-    /* few queries over many keys (decode): split the keys over blocks */
-    int ctx = pos + n, nsp = 1, chunk = ctx;
-    if (n <= 4 && ctx > ATT_SPLIT_KEYS) {
-        nsp = (ctx + ATT_SPLIT_KEYS - 1) / ATT_SPLIT_KEYS;
-        if (nsp > ATT_MAX_SPLITS) nsp = ATT_MAX_SPLITS;
-        chunk = (ctx + nsp - 1) / nsp;
-    }
+    /* Few queries over many keys (decode): split the keys over a number of
+     * blocks fixed by max_seq, so the launch is the same at every position
+     * (the kernel cuts the keys it finds at *pos_d). */
+    int nsp = n <= 4 ? m->att_splits : 1;
     k_attention<<<dim3(n, c->n_heads, nsp), ATT_WARPS * 32, 0, m->stream>>>(
-        m->q, kc, vc, m->att, m->part, chunk, pos, c->n_heads, c->n_kv_heads, D, scale);
+        m->q, kc, vc, m->att, m->part, m->pos_d, c->n_heads, c->n_kv_heads, D, scale);
     if (nsp > 1)
         k_attn_combine<<<dim3(n, c->n_heads), D, 0, m->stream>>>(m->part, m->att, nsp,
                                                                 c->n_heads, D);
     CK(cudaGetLastError());
+    return 0;
+}
+
+/*
+ * Enqueue the model on n tokens already in tok_d at the position in pos_d
+ * (pos is the host's copy, only to choose the slot at 0), then the logits
+ * of rows first..n-1.  Nothing here synchronises or depends on pos other
+ * than through pos_d, so the launches can be captured into a graph.
+ */
+static int enqueue(qwen3_cuda_t *m, emile_kernel_fn attn, int n, int pos, int first, char *err,
+                   size_t errlen)
+{
+    const qwen3_config_t *c = &m->c;
+    int H = c->hidden, D = c->head_dim, qd = c->n_heads * D, kvd = c->n_kv_heads * D;
+    int I = c->intermediate;
+    float eps = (float)c->rms_eps;
+    cudaStream_t st = m->stream;
+    k_embed<<<n, 256, 0, st>>>(m->embed, m->tok_d, m->x, H);
+    k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, NULL, m->L[0].attn_norm, m->xb, H, eps);
+    for (int l = 0; l < c->n_layers; l++) {
+        const layer_w *L = &m->L[l];
+        bf16 *kc = m->kc + (size_t)l * m->max_seq * kvd, *vc = m->vc + (size_t)l * m->max_seq * kvd;
+        if (gemm(m, L->wqkv, qd + 2 * kvd, H, m->xb, n, m->qkv, CUDA_R_16BF, err, errlen))
+            return -1;
+        k_qkv_post<<<dim3(n, c->n_heads + 2 * c->n_kv_heads), (D + 31) / 32 * 32, 0, st>>>(
+            m->qkv, m->q, kc, vc, L->q_norm, L->k_norm, m->rope, m->pos_d, c->n_heads,
+            c->n_kv_heads, D, eps);
+        if (attention(m, attn, n, pos, kc, vc, l, err, errlen) ||
+            gemm(m, L->wo, H, qd, m->att, n, m->tmp, CUDA_R_32F, err, errlen))
+            return -1;
+        k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, m->tmp, L->mlp_norm, m->xb, H, eps);
+        if (gemm(m, L->w_gateup, 2 * I, H, m->xb, n, m->gu, CUDA_R_16BF, err, errlen))
+            return -1;
+        size_t tot = (size_t)n * I;
+        k_swiglu<<<(unsigned)((tot + 255) / 256), 256, 0, st>>>(m->gu, m->hb, I, tot);
+        if (gemm(m, L->w_down, H, I, m->hb, n, m->tmp, CUDA_R_32F, err, errlen))
+            return -1;
+        const bf16 *next = l + 1 < c->n_layers ? m->L[l + 1].attn_norm : m->final_norm;
+        k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, m->tmp, next, m->xb, H, eps);
+    }
+    if (gemm(m, m->lm_head, c->vocab, H, m->xb + (size_t)first * H, n - first, m->logits,
+             CUDA_R_32F, err, errlen))
+        return -1;
+    CK(cudaGetLastError());
+    return 0;
+}
+
+/* One decode step on the token and position already in tok_d / pos_d:
+ * the model, then the argmax of the logits into argmax_d. */
+static int decode_body(qwen3_cuda_t *m, char *err, size_t errlen)
+{
+    if (enqueue(m, NULL, 1, -1, 0, err, errlen) != 0)
+        return -1;
+    k_argmax<<<1, 1024, 0, m->stream>>>(m->logits, m->c.vocab, m->argmax_d);
+    CK(cudaGetLastError());
+    return 0;
+}
+
+/*
+ * Capture decode_body into m->decode_graph.  An eager step first (token 0
+ * at position 0: the cache row it writes is rewritten by the next prefill)
+ * lets cuBLAS choose and load its kernels outside the capture, where such
+ * work is not allowed.  Only an error of that eager step is returned; a
+ * capture that fails leaves the eager path, with the reason.
+ */
+static int capture_decode(qwen3_cuda_t *m, char *err, size_t errlen)
+{
+    snprintf(m->decode_path, sizeof m->decode_path, "stream");
+    k_set_step<<<1, 1, 0, m->stream>>>(m->tok_d, m->pos_d, 0, 0);
+    if (decode_body(m, err, errlen) != 0)
+        return -1;
+    CK(cudaStreamSynchronize(m->stream));
+    const char *off = getenv("EMILE_ENGINE_NO_GRAPH");
+    if (off && *off && strcmp(off, "0") != 0) {
+        snprintf(m->decode_path, sizeof m->decode_path, "stream (EMILE_ENGINE_NO_GRAPH is set)");
+        return 0;
+    }
+    char why[256] = "";
+    cudaGraph_t g = NULL;
+    cudaError_t e = cudaStreamBeginCapture(m->stream, cudaStreamCaptureModeThreadLocal);
+    if (e == cudaSuccess) {
+        int rc = decode_body(m, why, sizeof why);
+        cudaError_t e2 = cudaStreamEndCapture(m->stream, &g);   /* always: frees the stream */
+        if (rc == 0 && e2 != cudaSuccess)
+            snprintf(why, sizeof why, "capture: %s", cudaGetErrorString(e2));
+        if (rc == 0 && e2 == cudaSuccess) {
+            e = cudaGraphInstantiate(&m->decode_graph, g, 0);
+            if (e != cudaSuccess) {
+                m->decode_graph = NULL;
+                snprintf(why, sizeof why, "instantiate: %s", cudaGetErrorString(e));
+            }
+        }
+    } else {
+        snprintf(why, sizeof why, "begin capture: %s", cudaGetErrorString(e));
+    }
+    if (g)
+        cudaGraphDestroy(g);
+    if (m->decode_graph) {
+        snprintf(m->decode_path, sizeof m->decode_path, "graph");
+        return 0;
+    }
+    cudaGetLastError();                  /* a failed capture's error is not sticky */
+    snprintf(m->decode_path, sizeof m->decode_path, "stream (no graph: %.160s)", why);
     return 0;
 }
 
@@ -604,58 +767,63 @@ extern "C" int qwen3_cuda_forward(qwen3_cuda_t *m, emile_kernel_fn attn, const i
                      c->vocab);
             return -1;
         }
-    int H = c->hidden, D = c->head_dim, qd = c->n_heads * D, kvd = c->n_kv_heads * D;
-    int I = c->intermediate;
-    float eps = (float)c->rms_eps;
     cudaStream_t st = m->stream;
+    /* pageable source: the copy has left tokens when this returns */
     CK(cudaMemcpyAsync(m->tok_d, tokens, (size_t)n * 4, cudaMemcpyHostToDevice, st));
-    k_embed<<<n, 256, 0, st>>>(m->embed, m->tok_d, m->x, H);
-    k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, NULL, m->L[0].attn_norm, m->xb, H, eps);
-    for (int l = 0; l < c->n_layers; l++) {
-        const layer_w *L = &m->L[l];
-        bf16 *kc = m->kc + (size_t)l * m->max_seq * kvd, *vc = m->vc + (size_t)l * m->max_seq * kvd;
-        if (gemm(m, L->wq, qd, H, m->xb, n, m->q, CUDA_R_16BF, err, errlen) ||
-            gemm(m, L->wk, kvd, H, m->xb, n, kc + (size_t)pos * kvd, CUDA_R_16BF, err, errlen) ||
-            gemm(m, L->wv, kvd, H, m->xb, n, vc + (size_t)pos * kvd, CUDA_R_16BF, err, errlen))
-            return -1;
-        k_qk_norm_rope<<<dim3(n, c->n_heads + c->n_kv_heads), (D + 31) / 32 * 32, 0, st>>>(
-            m->q, kc + (size_t)pos * kvd, L->q_norm, L->k_norm, m->rope, pos, c->n_heads,
-            c->n_kv_heads, D, eps);
-        if (attention(m, attn, n, pos, kc, vc, l, err, errlen) ||
-            gemm(m, L->wo, H, qd, m->att, n, m->tmp, CUDA_R_32F, err, errlen))
-            return -1;
-        k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, m->tmp, L->mlp_norm, m->xb, H, eps);
-        if (gemm(m, L->w_gateup, 2 * I, H, m->xb, n, m->gu, CUDA_R_16BF, err, errlen))
-            return -1;
-        size_t tot = (size_t)n * I;
-        k_swiglu<<<(unsigned)((tot + 255) / 256), 256, 0, st>>>(m->gu, m->hb, I, tot);
-        if (gemm(m, L->w_down, H, I, m->hb, n, m->tmp, CUDA_R_32F, err, errlen))
-            return -1;
-        const bf16 *next = l + 1 < c->n_layers ? m->L[l + 1].attn_norm : m->final_norm;
-        k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, m->tmp, next, m->xb, H, eps);
-    }
+    k_set_step<<<1, 1, 0, st>>>(m->tok_d, m->pos_d, -1, pos);
     int first = all_logits ? 0 : n - 1;
     m->last_rows = n - first;
-    if (gemm(m, m->lm_head, c->vocab, H, m->xb + (size_t)first * H, n - first, m->logits,
-             CUDA_R_32F, err, errlen))
+    if (enqueue(m, attn, n, pos, first, err, errlen) != 0)
         return -1;
-    CK(cudaGetLastError());
-    if (logits)
+    /* Without logits to hand back nothing waits here: the argmax (or the
+     * next call that reads back) does, so a prefill adds no sync of its own. */
+    if (logits) {
         CK(cudaMemcpyAsync(logits, m->logits, (size_t)(n - first) * c->vocab * 4,
                            cudaMemcpyDeviceToHost, st));
-    CK(cudaStreamSynchronize(st));
+        CK(cudaStreamSynchronize(st));
+    }
     return 0;
+}
+
+extern "C" int qwen3_cuda_decode_step(qwen3_cuda_t *m, int token, int pos, int *next,
+                                      float *logits, char *err, size_t errlen)
+{
+    const qwen3_config_t *c = &m->c;
+    if (pos < 0 || pos >= m->max_seq || token < 0 || token >= c->vocab) {
+        snprintf(err, errlen, "decode: token %d at position %d (vocabulary %d, context %d)",
+                 token, pos, c->vocab, m->max_seq);
+        return -1;
+    }
+    cudaStream_t st = m->stream;
+    k_set_step<<<1, 1, 0, st>>>(m->tok_d, m->pos_d, token, pos);
+    if (m->decode_graph)
+        CK(cudaGraphLaunch(m->decode_graph, st));
+    else if (decode_body(m, err, errlen) != 0)
+        return -1;
+    m->last_rows = 1;
+    CK(cudaMemcpyAsync(m->next_h, m->argmax_d, 4, cudaMemcpyDeviceToHost, st));
+    if (logits)
+        CK(cudaMemcpyAsync(logits, m->logits, (size_t)c->vocab * 4, cudaMemcpyDeviceToHost, st));
+    CK(cudaStreamSynchronize(st));
+    if (next)
+        *next = *m->next_h;
+    return 0;
+}
+
+extern "C" const char *qwen3_cuda_decode_path(qwen3_cuda_t *m)
+{
+    return m->decode_path;
 }
 
 extern "C" int qwen3_cuda_argmax(qwen3_cuda_t *m)
 {
-    int r = -1;
     const float *row = m->logits + (size_t)(m->last_rows - 1) * m->c.vocab;
     k_argmax<<<1, 1024, 0, m->stream>>>(row, m->c.vocab, m->argmax_d);
-    if (cudaMemcpyAsync(&r, m->argmax_d, 4, cudaMemcpyDeviceToHost, m->stream) != cudaSuccess ||
+    if (cudaGetLastError() != cudaSuccess ||
+        cudaMemcpyAsync(m->next_h, m->argmax_d, 4, cudaMemcpyDeviceToHost, m->stream) != cudaSuccess ||
         cudaStreamSynchronize(m->stream) != cudaSuccess)
         return -1;
-    return r;
+    return *m->next_h;
 }
 
 extern "C" int qwen3_cuda_device_name(qwen3_cuda_t *m, char *buf, size_t len)
