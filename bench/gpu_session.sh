@@ -4,15 +4,82 @@
 # built on the CI-like machine and carried (build/emile, build/emile-runner,
 # .devlib for the shared libraries Ubuntu lacks).  Results land in $OUT.
 #   usage: bash bench/gpu_session.sh [suite] [cook SHAPES...]
+#          bash bench/gpu_session.sh engine-build        # here, where nvcc is: no GPU needed
+#          bash bench/gpu_session.sh engine|engine-golden|engine-bench   # on the GPU host
+#
+# Engine (issue 7): `engine-build` makes what the engine modes run (make's
+# build/emile and build/libemile-engine-cuda.so; build/engine-gpu/ with the
+# attention kernels attn_reference.so and attn_<best rung>.so and
+# tests/gpu/engine_cuda_check); on the GPU host the engine modes build only
+# what is missing (nvcc is there; jansson's static library may not be, so
+# carry build/engine-gpu).  The 4B checkpoint (~8 GB) goes to
+# $ENGINE_WORK (default build/engine-4b, kept between calls while the
+# machine stays warm; never under $OUT):
+#   engine-golden  scripts/golden_qwen3.py --shape qwen3-4b (random Qwen3-4B
+#                  drawn on the GPU, saved, float32 golden logits), then
+#                  engine_cuda_check: tests/data/qwen3-tiny with the reference
+#                  kernel hot-swapped, the 4B checkpoint with the best kernel
+#   engine-bench   bench/engine_cuda.py: engine (reference attention, best
+#                  kernel) vs transformers (sdpa, eager), TTFT and decode
+#                  tok/s at 512 and 2048 tokens -> $OUT/engine_cuda.{md,json}
+#   engine         both (about 6-8 minutes; split it in two calls if the
+#                  per-call limit is 10 minutes and the first draw is slow)
+# The device call (after `bash bench/gpu_session.sh engine-build` here):
+#   run(command="bash bench/gpu_session.sh engine",
+#       carry=["build/emile", "build/emile-runner", "build/libemile-engine-cuda.so",
+#              "build/engine-gpu", ".devlib"], timeout_s=600)
 set -u
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH=$PWD/.devlib:${LD_LIBRARY_PATH:-}
 export PATH=/usr/local/cuda/bin:$PATH
 OUT=${OUT:-/tmp/emile-out}; mkdir -p "$OUT"
 export XDG_CACHE_HOME=$OUT/cache
+what=${1:-all}; shift || true
+
+# --- the engine's binaries (issue 7) ----------------------------------------
+EG=build/engine-gpu
+ENGINE_SO=build/libemile-engine-cuda.so
+# the best kernel: $BEST_SRC (default: the ladder's top rung, as
+# bench/engine_cuda.py picks it) with $BEST_FLAGS (-D parameters)
+BEST_FLAGS=${BEST_FLAGS:-}
+ec() { python3 -c 'import os, sys; sys.path.insert(0, "bench"); sys.dont_write_bytecode = True
+import engine_cuda as e; print(os.path.relpath(e.best_kernel()) if sys.argv[1] == "best" else e.so_name(*sys.argv[2:]))' "$@"; }
+engine_vars() {
+  BEST_SRC=${BEST_SRC:-$(ec best)}
+  BEST_SO=$(ec so "$BEST_SRC" $EG "$BEST_FLAGS")
+}
+NVCC_KERNEL="nvcc -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -cudart shared -Iinclude"
+# engine_build all|missing: build (all) or build what is absent (missing)
+engine_build() {
+  engine_vars
+  local only_missing=$([ "$1" = missing ] && echo 1)
+  need() { [ -z "$only_missing" ] || [ ! -e "$1" ]; }
+  mkdir -p $EG
+  if need build/emile; then make build/emile build/emile-runner || return 1; fi
+  if need $ENGINE_SO; then
+    nvcc -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -cudart shared -Iinclude -Isrc \
+      src/engine/cuda/qwen3_cuda.cu -o $ENGINE_SO -lcublas || return 1
+  fi
+  if need $EG/attn_reference.so; then
+    $NVCC_KERNEL kernels/attention/cuda/reference.cu -o $EG/attn_reference.so || return 1
+  fi
+  if need "$BEST_SO"; then
+    # shellcheck disable=SC2086
+    $NVCC_KERNEL $BEST_FLAGS "$BEST_SRC" -o "$BEST_SO" || return 1
+  fi
+  if need $EG/engine_cuda_check; then
+    cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Isrc tests/gpu/engine_cuda_check.c \
+      src/engine/safetensors.c src/engine/qwen3_config.c -o $EG/engine_cuda_check \
+      -Wl,-Bstatic -ljansson -Wl,-Bdynamic -ldl -lm || return 1
+  fi
+  ls -la build/emile $ENGINE_SO $EG
+}
+if [ "$what" = engine-build ]; then
+  engine_build all; exit $?
+fi
+
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu --format=csv,noheader | tee "$OUT/gpu.txt"
 ./build/emile devices --json > "$OUT/devices.json" 2>&1; cat "$OUT/devices.json" | head -40
-what=${1:-all}; shift || true
 if [ "$what" = suite ] || [ "$what" = all ]; then
   OUT=$OUT bash tests/gpu/run_gpu_suite.sh 2>&1 | tee "$OUT/gpu_suite.txt"
 fi
@@ -25,3 +92,24 @@ if [ "$what" = cook ] || [ "$what" = all ]; then
   done
   ./build/emile runs --store "$OUT/runs.db" | tee "$OUT/runs.txt"
 fi
+case $what in engine|engine-golden|engine-bench)
+  engine_build missing || { echo "engine: build failed (carry build/engine-gpu, see the header)"; exit 1; }
+  W=${ENGINE_WORK:-build/engine-4b}; mkdir -p "$W"
+  rc=0
+  if [ "$what" != engine-bench ]; then
+    python3 scripts/golden_qwen3.py --shape qwen3-4b --out "$W" 2>&1 | tee "$OUT/golden_4b.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+    cp "$W/qwen3-4b/golden_summary.json" "$W/qwen3-4b/emile_random.json" "$OUT/" 2>/dev/null
+    $EG/engine_cuda_check $ENGINE_SO $EG/attn_reference.so 2>&1 | tee "$OUT/engine_cuda_check_tiny.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+    $EG/engine_cuda_check $ENGINE_SO "$BEST_SO" --golden "$W/qwen3-4b" 2>&1 | tee "$OUT/engine_cuda_check_4b.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+  fi
+  if [ "$what" != engine-golden ]; then
+    python3 bench/engine_cuda.py --workdir "$W/qwen3-4b" --out "$OUT" --devices-json "$OUT/devices.json" \
+        --kernel "$BEST_SRC" ${BEST_FLAGS:+--kernel-flags "$BEST_FLAGS"} --kernel-dir $EG 2>&1 | tee "$OUT/engine_cuda.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+  fi
+  exit $rc
+  ;;
+esac
