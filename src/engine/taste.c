@@ -1,6 +1,8 @@
 /*
  * taste.c -- the Tasting Room run: same model, same prompt, reference
- * attention then candidate kernel, side by side (see taste.h).
+ * attention then candidate kernel, side by side (see taste.h).  What
+ * differs between cpu and cuda lives behind engine_model_t (model.h); the
+ * kernels come from taste_kernel.c, the prompt from taste_prompt.c.
  */
 #include "engine/taste.h"
 
@@ -10,7 +12,10 @@
 #include <unistd.h>
 
 #include "engine/attn_slot.h"
+#include "engine/model.h"
 #include "engine/qwen3.h"
+#include "engine/taste_kernel.h"
+#include "engine/taste_prompt.h"
 #include "engine/tokenizer.h"
 
 taste_opts_t taste_defaults(void)
@@ -18,6 +23,8 @@ taste_opts_t taste_defaults(void)
     taste_opts_t o;
     memset(&o, 0, sizeof o);
     o.random_shape = "tiny";
+    o.device = "cpu";
+    o.warmup = -1;
     o.weight_seed = 1;
     o.chat = 1;
     o.prompt_tokens = 32;
@@ -33,96 +40,20 @@ void taste_report_free(taste_report_t *rep)
     memset(rep, 0, sizeof *rep);
 }
 
-/* Put the kernel at path (a .so, or a .c compiled here) into slot. */
-static int load_kernel(attn_slot_t *slot, const char *path, char *err, size_t errlen)
+/* The model's shape: a checkpoint's config.json or a named shape. */
+static int load_config(const taste_opts_t *o, qwen3_config_t *c, char *err, size_t errlen)
 {
-    size_t n = strlen(path);
-    if (n < 2 || strcmp(path + n - 2, ".c") != 0)
-        return attn_slot_load(slot, path, err, errlen);
-    char dir[] = "/tmp/emile-taste-XXXXXX";
-    if (!mkdtemp(dir)) {
-        snprintf(err, errlen, "mkdtemp failed");
-        return -1;
+    if (o->model_dir) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/config.json", o->model_dir);
+        return qwen3_config_load(c, path, err, errlen);
     }
-    const char *cc = getenv("CC") && getenv("CC")[0] ? getenv("CC") : "cc";
-    const char *inc = getenv("EMILE_INCLUDE_DIR") ? getenv("EMILE_INCLUDE_DIR") : "include";
-    char so[64], cmd[4096];
-    snprintf(so, sizeof so, "%s/kernel.so", dir);
-    snprintf(cmd, sizeof cmd, "%s -std=c11 -O3 -march=native -fopenmp -shared -fPIC -I'%s' "
-             "'%s' -o '%s' -lm", cc, inc, path, so);
-    int rc = system(cmd);
-    if (rc != 0) {
-        snprintf(err, errlen, "compiling %s failed (%s)", path, cmd);
-        rc = -1;
-    } else {
-        rc = attn_slot_load(slot, so, err, errlen);
-        snprintf(slot->label, sizeof slot->label, "%s", path);
-    }
-    unlink(so);        /* the mapping stays valid after the unlink */
-    rmdir(dir);
-    return rc;
-}
-
-/* The model: a checkpoint directory or random weights of a named shape. */
-static int load_model(const taste_opts_t *o, qwen3_config_t *c, qwen3_weights_t *w,
-                      char *err, size_t errlen)
-{
-    if (o->model_dir)
-        return qwen3_load_dir(c, w, o->model_dir, err, errlen);
     if (!o->random_shape || qwen3_config_named(c, o->random_shape) != 0) {
         snprintf(err, errlen, "unknown shape '%s' (qwen3-4b, qwen3-0.6b, tiny)",
                  o->random_shape ? o->random_shape : "");
         return -1;
     }
-    return qwen3_weights_random(w, c, o->weight_seed, err, errlen);
-}
-
-/* The prompt's ids: the text through the tokenizer (in the chat template
- * when asked), or prompt_tokens ids drawn from the weight seed. */
-static int make_prompt(const taste_opts_t *o, const qwen3_config_t *c, tokenizer_t *tok,
-                       int **ids, char *err, size_t errlen)
-{
-    if (o->prompt) {
-        if (!tok) {
-            snprintf(err, errlen, "a text prompt needs a tokenizer (--tokenizer)");
-            return -1;
-        }
-        const char *pre = "<|im_start|>user\n", *post = "<|im_end|>\n<|im_start|>assistant\n";
-        size_t n = strlen(o->prompt) + strlen(pre) + strlen(post) + 1;
-        char *text = malloc(n);
-        if (!text) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        snprintf(text, n, "%s%s%s", o->chat ? pre : "", o->prompt, o->chat ? post : "");
-        int k = tokenizer_encode(tok, text, strlen(text), ids, err, errlen);
-        free(text);
-        for (int i = 0; i < k; i++)
-            if ((*ids)[i] >= c->vocab) {
-                snprintf(err, errlen, "token %d is outside the model's vocabulary (%d)",
-                         (*ids)[i], c->vocab);
-                free(*ids);
-                return -1;
-            }
-        if (k == 0)
-            snprintf(err, errlen, "the prompt encodes to no tokens");
-        return k > 0 ? k : -1;
-    }
-    if (o->prompt_tokens < 1) {
-        snprintf(err, errlen, "need a prompt or a positive --prompt-tokens");
-        return -1;
-    }
-    *ids = malloc((size_t)o->prompt_tokens * sizeof **ids);
-    if (!*ids) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    uint64_t key = qwen3_random_key(o->weight_seed, "prompt");
-    for (int i = 0; i < o->prompt_tokens; i++) {
-        float u = qwen3_random_uniform(key, (uint64_t)i);          /* [-1, 1) */
-        (*ids)[i] = (int)((u + 1.0f) * 0.5f * (float)(c->vocab - 1));
-    }
-    return o->prompt_tokens;
+    return 0;
 }
 
 struct stream {
@@ -167,6 +98,10 @@ static void print_table(FILE *out, const taste_report_t *r)
             fprintf(out, "%-22s no, first divergence at generated token %d\n", "same tokens",
                     r->first_divergence);
     }
+    if (strcmp(r->device, "cuda") == 0)
+        fprintf(out, "%-22s cuda, %s; decode: %s\n", "device", r->device_name, r->decode_path);
+    else
+        fprintf(out, "%-22s cpu\n", "device");
 }
 
 static void print_json(FILE *out, const taste_report_t *r)
@@ -179,7 +114,20 @@ static void print_json(FILE *out, const taste_report_t *r)
                               "ttft_ms", s->stats.ttft_s * 1e3, "decode_tok_s",
                               s->stats.decode_tok_s, "tokens", s->n));
     }
-    json_t *j = json_pack("{s:i, s:o}", "prompt_tokens", r->n_prompt, "runs", sides);
+    /* decode_path: "cpu", "graph" or "stream"; the reason, if any, apart */
+    char path[192], note[192] = "";
+    const char *paren = strstr(r->decode_path, " (");
+    int k = paren ? (int)(paren - r->decode_path) : (int)strlen(r->decode_path);
+    snprintf(path, sizeof path, "%.*s", k, r->decode_path);
+    if (paren) {
+        snprintf(note, sizeof note, "%s", paren + 2);
+        note[strcspn(note, ")")] = 0;
+    }
+    json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:o}", "device", r->device, "device_name",
+                          r->device_name, "decode_path", path, "prompt_tokens", r->n_prompt,
+                          "runs", sides);
+    if (note[0])
+        json_object_set_new(j, "decode_path_note", json_string(note));
     if (r->n_sides == 2) {
         json_object_set_new(j, "agree", json_boolean(r->agree));
         json_object_set_new(j, "first_divergence", json_integer(r->first_divergence));
@@ -190,18 +138,20 @@ static void print_json(FILE *out, const taste_report_t *r)
     json_decref(j);
 }
 
-/* One generation with slot; fills side. */
-static int run_side(const taste_opts_t *o, const qwen3_config_t *c, const qwen3_weights_t *w,
-                    attn_slot_t *slot, const int *prompt, int n_prompt, tokenizer_t *tok,
-                    FILE *out, taste_side_t *side, char *err, size_t errlen)
+/* One generation on m with slot (after the warm-up prefills); fills side. */
+static int run_side(const taste_opts_t *o, engine_model_t *m, attn_slot_t *slot,
+                    const int *prompt, int n_prompt, tokenizer_t *tok, FILE *out,
+                    taste_side_t *side, char *err, size_t errlen)
 {
-    qwen3_state_t s;
-    int ctx = o->context > 0 ? o->context : n_prompt + o->gen.max_new + 1;
-    if (qwen3_state_init(&s, c, ctx, n_prompt, err, errlen) != 0)
-        return -1;
+    int warm = o->warmup >= 0 ? o->warmup : strcmp(m->device, "cuda") == 0;
+    engine_gen_opts_t wg = o->gen;
+    wg.max_new = 1;                    /* prefill and the first pick: what TTFT times */
+    for (int i = 0; i < warm; i++)
+        if (engine_generate_model(m, slot, prompt, n_prompt, &wg, NULL, NULL, NULL, NULL, err,
+                                  errlen) < 0)
+            return -1;
     side->tokens = malloc(((size_t)o->gen.max_new + 1) * sizeof *side->tokens);
     if (!side->tokens) {
-        qwen3_state_free(&s);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -210,24 +160,37 @@ static int run_side(const taste_opts_t *o, const qwen3_config_t *c, const qwen3_
     int show = tok && !o->quiet && !o->json;
     if (show)
         fprintf(out, "--- %s\n", slot->label);
-    int n = engine_generate(c, w, &s, slot, prompt, n_prompt, &o->gen, side->tokens,
-                            show ? stream_token : NULL, &st, &side->stats, err, errlen);
+    int n = engine_generate_model(m, slot, prompt, n_prompt, &o->gen, side->tokens,
+                                  show ? stream_token : NULL, &st, &side->stats, err, errlen);
     if (show)
         fprintf(out, "\n");
-    qwen3_state_free(&s);
     if (n < 0)
         return -1;
     side->n = n;
     return 0;
 }
 
+/* The model on o->device, for a context of ctx and chunks of chunk. */
+static int open_model(const taste_opts_t *o, const qwen3_config_t *c, int ctx, int chunk,
+                      engine_model_t *m, char *err, size_t errlen)
+{
+    engine_weights_src_t src = { o->model_dir, o->weight_seed };
+    if (strcmp(o->device, "cuda") == 0)
+        return engine_model_open_cuda(m, c, &src, ctx, chunk, err, errlen);
+    return engine_model_open_cpu(m, c, &src, ctx, chunk, err, errlen);
+}
+
 int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
               size_t errlen)
 {
     memset(rep, 0, sizeof *rep);
+    const char *device = o->device ? o->device : "cpu";
+    if (strcmp(device, "cpu") != 0 && strcmp(device, "cuda") != 0) {
+        snprintf(err, errlen, "unknown device '%s' (cpu, cuda)", device);
+        return -1;
+    }
     qwen3_config_t c;
-    qwen3_weights_t w;
-    if (load_model(o, &c, &w, err, errlen) != 0)
+    if (load_config(o, &c, err, errlen) != 0)
         return -1;
     tokenizer_t *tok = NULL;
     char tpath[4096] = "";
@@ -240,27 +203,49 @@ int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
         rc = tokenizer_load(&tok, tpath, err, errlen);
     int *prompt = NULL, n_prompt = 0;
     if (rc == 0) {
-        n_prompt = make_prompt(o, &c, tok, &prompt, err, errlen);
+        taste_prompt_src_t ps = { o->prompt, o->chat, o->prompt_ids, o->prompt_tokens,
+                                  o->weight_seed };
+        n_prompt = taste_prompt_ids(&ps, tok, c.vocab, &prompt, err, errlen);
         rc = n_prompt > 0 ? 0 : -1;
     }
     rep->n_prompt = n_prompt;
-    taste_opts_t oo = *o;          /* resolve the automatic stop token */
+    snprintf(rep->device, sizeof rep->device, "%s", device);
+    taste_opts_t oo = *o;          /* resolve the automatic stop token and the device */
+    oo.device = device;
     if (oo.gen.stop_id == -2)
         oo.gen.stop_id = o->prompt && o->chat && tok ? tokenizer_token_id(tok, "<|im_end|>") : -1;
     o = &oo;
-    const char *paths[2] = { o->reference, o->kernel };
-    for (int i = 0; i < (o->kernel ? 2 : 1) && rc == 0; i++) {
-        attn_slot_t slot;
-        attn_slot_init_builtin(&slot);
-        if (paths[i])
-            rc = load_kernel(&slot, paths[i], err, errlen);
-        if (rc == 0)
-            rc = run_side(o, &c, &w, &slot, prompt, n_prompt, tok, out, &rep->side[i], err,
-                          errlen);
-        attn_slot_close(&slot);
+    int ctx = o->context > 0 ? o->context : n_prompt + o->gen.max_new + 1;
+    if (rc == 0 && n_prompt >= ctx) {
+        snprintf(err, errlen, "a prompt of %d tokens does not fit a context of %d (--context)",
+                 n_prompt, ctx);
+        rc = -1;
+    }
+    /* the kernels first: a compile error costs no model load */
+    attn_slot_t slots[2];
+    attn_slot_init_builtin(&slots[0]);
+    attn_slot_init_builtin(&slots[1]);
+    int sides = o->kernel ? 2 : 1;
+    if (rc == 0)
+        rc = taste_kernel_load(&slots[0], o->reference, 1, o->store, device, err, errlen);
+    if (rc == 0 && o->kernel)
+        rc = taste_kernel_load(&slots[1], o->kernel, 0, o->store, device, err, errlen);
+    engine_model_t m;
+    memset(&m, 0, sizeof m);
+    if (rc == 0)
+        rc = open_model(o, &c, ctx, n_prompt, &m, err, errlen);   /* one prefill chunk */
+    if (rc == 0) {
+        snprintf(rep->device_name, sizeof rep->device_name, "%s", m.device_name);
+        snprintf(rep->decode_path, sizeof rep->decode_path, "%s", m.decode_path);
+    }
+    for (int i = 0; i < sides && rc == 0; i++) {
+        rc = run_side(o, &m, &slots[i], prompt, n_prompt, tok, out, &rep->side[i], err, errlen);
         if (rc == 0)
             rep->n_sides = i + 1;
     }
+    engine_model_close(&m);
+    attn_slot_close(&slots[0]);
+    attn_slot_close(&slots[1]);
     if (rc == 0 && rep->n_sides == 2) {
         const taste_side_t *a = &rep->side[0], *b = &rep->side[1];
         int k = 0;
@@ -277,7 +262,6 @@ int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
     }
     free(prompt);
     tokenizer_free(tok);
-    qwen3_weights_free(&w);
     if (rc != 0)
         taste_report_free(rep);
     return rc;

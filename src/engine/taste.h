@@ -3,6 +3,11 @@
  * the reference attention and with a candidate kernel in the prefill slot;
  * reported side by side (time to first token, decode tokens per second,
  * whether the two generations agree and where they first diverge).
+ *
+ * On the cpu (the plain C engine, C kernels) or on cuda (the GPU engine
+ * loaded from libemile-engine-cuda.so, CUDA kernels); the model is loaded
+ * once and both sides run on it through the same slot (model.h), timed by
+ * the same loop (generate.h).
  */
 #ifndef EMILE_ENGINE_TASTE_H
 #define EMILE_ENGINE_TASTE_H
@@ -19,10 +24,16 @@ typedef struct taste_opts {
     const char *tokenizer;     /* tokenizer.json; NULL: model_dir's, if any */
     const char *prompt;        /* text (needs a tokenizer); NULL: synthetic ids */
     int chat;                  /* wrap the prompt in the chat template */
-    int prompt_tokens;         /* synthetic prompt length when no text */
-    const char *reference;     /* .so or .c of the reference attention; NULL: built-in */
-    const char *kernel;        /* .so or .c of the candidate; NULL: only the reference */
+    const char *prompt_ids;    /* file of whitespace-separated ids instead of text */
+    int prompt_tokens;         /* synthetic prompt length when no text nor ids */
+    const char *device;        /* "cpu" (default) or "cuda" */
+    const char *reference;     /* .so/.c/.cu file or run id of the reference attention;
+                                  NULL: built-in */
+    const char *kernel;        /* .so/.c/.cu file or run id of the candidate; NULL: only
+                                  the reference */
+    const char *store;         /* run store for run ids; NULL: the default store */
     int context;               /* KV cache positions (0: prompt + max_new) */
+    int warmup;                /* untimed prefills per side first; -1: 1 on cuda, 0 on cpu */
     engine_gen_opts_t gen;     /* gen.stop_id -2: <|im_end|> when the prompt went
                                   through the chat template, else none */
     int quiet;                 /* no generated text on out */
@@ -37,6 +48,9 @@ typedef struct taste_side {
 } taste_side_t;
 
 typedef struct taste_report {
+    char device[8];            /* "cpu" or "cuda" */
+    char device_name[128];
+    char decode_path[192];     /* "cpu", "graph", or "stream (why)" */
     int n_prompt;
     taste_side_t side[2];      /* [0] reference, [1] kernel (when given) */
     int n_sides;
@@ -44,15 +58,16 @@ typedef struct taste_report {
     int first_divergence;      /* first position that differs, -1 when agree */
 } taste_report_t;
 
-/* Options with the defaults: greedy, 64 new tokens, tiny random model,
- * 32-token synthetic prompt, chat template on. */
+/* Options with the defaults: cpu, greedy, 64 new tokens, tiny random
+ * model, 32-token synthetic prompt, chat template on. */
 taste_opts_t taste_defaults(void);
 
 /*
- * Load the model, run the reference, then the kernel when given, and
- * print the side-by-side table (or JSON) on out.  A .c kernel is compiled
- * first with $CC (cc) -O3 -march=native -fopenmp -shared.  Returns 0 and
- * fills *rep (free with taste_report_free), or -1 with err.
+ * Build the kernels (taste_kernel.h: files, or runs of the store), load the
+ * model on the device once, run the reference, then the kernel when given,
+ * and print the side-by-side table (or JSON) on out.  The whole prompt is
+ * prefilled in one chunk (one slot call per layer).  Returns 0 and fills
+ * *rep (free with taste_report_free), or -1 with err.
  */
 int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
               size_t errlen);

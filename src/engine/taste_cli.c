@@ -1,5 +1,7 @@
 /*
  * taste_cli.c -- `emile taste`: argument parsing for taste_run (taste.h).
+ * The usage text is also how `emile serve` finds out that the engine is
+ * here (it looks for "usage: emile taste").
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +15,9 @@ static void usage(FILE *f)
     fputs("usage: emile taste (--model DIR | --random SHAPE [--seed N]) [options]\n"
           "Runs Qwen3 twice on the same prompt and weights, with the reference attention\n"
           "and with --kernel in the prefill slot, and prints them side by side.\n"
+          "  --device cpu|cuda    the plain C engine (C kernels, default) or the GPU engine\n"
+          "                       (CUDA kernels; needs build/libemile-engine-cuda.so, or\n"
+          "                       $EMILE_ENGINE_CUDA, and a GPU)\n"
           "  --model DIR          Hugging Face checkpoint (config.json, safetensors,\n"
           "                       tokenizer.json)\n"
           "  --random SHAPE       random weights: qwen3-4b, qwen3-0.6b or tiny (default)\n"
@@ -20,15 +25,20 @@ static void usage(FILE *f)
           "  --tokenizer PATH     tokenizer.json (default: the model's)\n"
           "  --prompt TEXT        prompt text (needs a tokenizer)\n"
           "  --no-chat            do not wrap the prompt in the chat template\n"
-          "  --prompt-tokens N    synthetic prompt of N ids when no text (32)\n"
-          "  --reference PATH     reference attention kernel, .so or .c (built-in)\n"
-          "  --kernel PATH        candidate attention kernel, .so or .c\n"
+          "  --prompt-ids FILE    prompt as whitespace-separated token ids\n"
+          "  --prompt-tokens N    synthetic prompt of N ids when no text nor ids (32)\n"
+          "  --reference K        reference attention (built-in): a kernel file (.so, or\n"
+          "                       .c / .cu compiled here) or a run id (its task's reference)\n"
+          "  --kernel K           candidate attention: a kernel file or a run id (its best\n"
+          "                       iteration)\n"
+          "  --store PATH         run store for run ids (default: the default store)\n"
           "  --max-new N          tokens to generate (64)\n"
           "  --temperature T      0 = greedy (default)\n"
           "  --top-p P            nucleus mass when sampling (1)\n"
           "  --sample-seed N      sampler seed (0)\n"
           "  --stop ID            stop token (default: <|im_end|> with the chat template)\n"
           "  --context N          KV cache positions (prompt + max-new)\n"
+          "  --warmup N           untimed prefills per side before timing (1 on cuda, 0 on cpu)\n"
           "  --quiet              do not print the generated text\n"
           "  --json               one JSON object instead of the table\n", f);
 }
@@ -50,7 +60,8 @@ static int num(const char *opt, const char *s, double lo, double hi, double *out
 
 /* Options that take a value, each followed by a space. */
 static const char VALUE_OPTS[] = " --model --random --tokenizer --prompt --reference --kernel "
-    "--seed --sample-seed --prompt-tokens --max-new --context --temperature --top-p --stop ";
+    "--seed --sample-seed --prompt-tokens --max-new --context --temperature --top-p --stop "
+    "--device --store --prompt-ids --warmup ";
 
 int engine_cli_taste(int argc, char **argv)
 {
@@ -89,6 +100,18 @@ int engine_cli_taste(int argc, char **argv)
             o.reference = v;
         } else if (strcmp(a, "--kernel") == 0) {
             o.kernel = v;
+        } else if (strcmp(a, "--device") == 0) {
+            o.device = v;
+            if (strcmp(v, "cpu") != 0 && strcmp(v, "cuda") != 0) {
+                fprintf(stderr, "emile taste: --device is cpu or cuda, not '%s'\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--store") == 0) {
+            o.store = v;
+        } else if (strcmp(a, "--prompt-ids") == 0) {
+            o.prompt_ids = v;
+        } else if (strcmp(a, "--warmup") == 0) {
+            if ((bad = num(a, v, 0, 100, &x)) == 0) o.warmup = (int)x;
         } else if (strcmp(a, "--seed") == 0) {
             if ((bad = num(a, v, 0, 9.007199254740992e15, &x)) == 0) o.weight_seed = (uint64_t)x;
         } else if (strcmp(a, "--sample-seed") == 0) {
@@ -117,7 +140,11 @@ int engine_cli_taste(int argc, char **argv)
         }
         i += takes;
     }
-    char err[1024] = "";
+    if (o.prompt && o.prompt_ids) {
+        fprintf(stderr, "emile taste: --prompt and --prompt-ids: give one of them\n");
+        return 2;
+    }
+    char err[4096] = "";
     taste_report_t rep;
     if (taste_run(&o, stdout, &rep, err, sizeof err) != 0) {
         fprintf(stderr, "emile taste: %s\n", err);

@@ -1,0 +1,86 @@
+/*
+ * model.h -- a Qwen3 model on a device, as the generation loop and the
+ * Tasting Room see it: run tokens through the model (the prefill's
+ * attention through the slot) and pick the next token.  Two devices:
+ *
+ *   cpu  (model_cpu.c)   the plain C forward in fp32 (qwen3_forward.c); the
+ *                        slot's kernels take f32 host tensors (.c kernels);
+ *   cuda (model_cuda.c)  the GPU engine, build/libemile-engine-cuda.so,
+ *                        loaded with dlopen; bf16 device tensors (.cu
+ *                        kernels), greedy picks on the device, decode by
+ *                        CUDA graph replay.
+ *
+ * Everything above this interface -- the loop and its timing (generate.c),
+ * the side-by-side run and its report (taste.c) -- is shared.
+ */
+#ifndef EMILE_ENGINE_MODEL_H
+#define EMILE_ENGINE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/attn_slot.h"
+#include "engine/qwen3.h"
+#include "engine/sampler.h"
+
+typedef struct engine_model engine_model_t;
+
+struct engine_model {
+    const char *device;        /* "cpu" or "cuda" */
+    const char *kernel_lang;   /* language of the slot's kernels: "c" or "cu" */
+    const char *slot_dtype;    /* what the slot's tensors hold: "f32" or "bf16" */
+    qwen3_config_t c;
+    int max_seq, max_chunk;    /* KV cache positions; tokens per call at most */
+    char device_name[128];     /* "NVIDIA H100 80GB HBM3", or the cpu's "cpu" */
+    char decode_path[192];     /* how decode runs: "cpu", "graph", "stream (why)" */
+    /*
+     * Run n tokens at positions pos..pos+n-1 (1 <= n <= max_chunk; at pos 0
+     * the cache starts afresh and the attention goes through slot), then,
+     * when next is not NULL, pick the token after the last one with smp
+     * (greedy or sampled) into *next.  0, or -1 with err.
+     */
+    int (*run)(engine_model_t *m, attn_slot_t *slot, const int *tokens, int n, int pos,
+               sampler_t *smp, int *next, char *err, size_t errlen);
+    void (*close)(engine_model_t *m);
+    void *impl;
+};
+
+/* Where the weights come from: a checkpoint directory, else random
+ * weights of config c drawn from seed. */
+typedef struct engine_weights_src {
+    const char *model_dir;     /* NULL: random */
+    uint64_t seed;
+} engine_weights_src_t;
+
+/* The plain C model with its own weights and state.  0, or -1 with err. */
+int engine_model_open_cpu(engine_model_t *m, const qwen3_config_t *c,
+                          const engine_weights_src_t *src, int max_seq, int max_chunk,
+                          char *err, size_t errlen);
+
+/* The plain C model over weights and state the caller owns (close frees
+ * nothing of theirs).  0, or -1 (out of memory) with err. */
+int engine_model_wrap_cpu(engine_model_t *m, const qwen3_config_t *c,
+                          const qwen3_weights_t *w, qwen3_state_t *s, char *err, size_t errlen);
+
+/*
+ * The GPU model: finds and loads the engine library (engine_cuda_library),
+ * checks for a driver and a GPU, and creates the model on device 0 (bf16
+ * weights uploaded from the checkpoint, or drawn there).  0, or -1 with
+ * err (library missing, no driver or GPU, out of device memory ...).
+ */
+int engine_model_open_cuda(engine_model_t *m, const qwen3_config_t *c,
+                           const engine_weights_src_t *src, int max_seq, int max_chunk,
+                           char *err, size_t errlen);
+
+/*
+ * The engine library's path: $EMILE_ENGINE_CUDA when set (and then only
+ * it), else libemile-engine-cuda.so beside the running binary, else
+ * build/libemile-engine-cuda.so under the current directory.  0 with the
+ * first that exists in buf, or -1 with the places looked at in err.
+ */
+int engine_cuda_library(char *buf, size_t n, char *err, size_t errlen);
+
+/* m->close(m) when open; leaves m zeroed. */
+void engine_model_close(engine_model_t *m);
+
+#endif /* EMILE_ENGINE_MODEL_H */

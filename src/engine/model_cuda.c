@@ -1,0 +1,215 @@
+/*
+ * model_cuda.c -- the cuda engine_model_t (model.h): the GPU engine
+ * (src/engine/cuda/qwen3_cuda.cu, built into libemile-engine-cuda.so) found
+ * and loaded with dlopen at run time, so this file, and emile, build and
+ * run without CUDA; --device cuda then fails with a message that says what
+ * is missing (the library, the driver, a GPU).
+ *
+ * Greedy picks run on the device (qwen3_cuda_argmax, or inside the decode
+ * graph), so decode moves one int per token to the host; sampling copies
+ * the last row of logits and uses the host sampler.  The slot's built-in
+ * kernel means the engine's own GPU attention (NULL to qwen3_cuda_forward);
+ * a loaded kernel is called as it is, with bf16 device tensors.
+ */
+#include <dlfcn.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "engine/model.h"
+#include "engine/qwen3_cuda.h"
+#include "util/paths.h"
+
+#define ENGINE_CUDA_SO "libemile-engine-cuda.so"
+
+typedef struct cuda_impl {
+    qwen3_cuda_t *m;
+    float *logits;            /* [vocab] host row for the sampler */
+} cuda_impl_t;
+
+/* Loaded once per process and kept until exit: unloading the CUDA runtime
+ * under a live process buys nothing and has teardown-order hazards. */
+static qwen3_cuda_api_t api;
+static void *api_handle;
+
+int engine_cuda_library(char *buf, size_t n, char *err, size_t errlen)
+{
+    const char *env = getenv("EMILE_ENGINE_CUDA");
+    if (env && *env) {
+        if (access(env, R_OK) != 0) {
+            snprintf(err, errlen, "EMILE_ENGINE_CUDA=%s: no such file", env);
+            return -1;
+        }
+        snprintf(buf, n, "%s", env);
+        return 0;
+    }
+    char self[PATH_MAX], beside[PATH_MAX + 64];
+    snprintf(self, sizeof self, "%s", emile_self_path());
+    snprintf(beside, sizeof beside, "%s/" ENGINE_CUDA_SO, dirname(self));
+    const char *places[] = { beside, "build/" ENGINE_CUDA_SO };
+    for (size_t i = 0; i < sizeof places / sizeof places[0]; i++)
+        if (access(places[i], R_OK) == 0) {
+            snprintf(buf, n, "%s", places[i]);
+            return 0;
+        }
+    snprintf(err, errlen, "the GPU engine is not built: no %s beside %s nor in build/ (build "
+             "it with `make build/" ENGINE_CUDA_SO "`, which needs nvcc, or set "
+             "EMILE_ENGINE_CUDA to its path)", ENGINE_CUDA_SO, emile_self_path());
+    return -1;
+}
+
+/* dlsym into a function pointer (POSIX allows the conversion; the memcpy
+ * keeps -Wpedantic quiet). */
+static int sym(void *h, const char *name, void *fn, size_t fn_size, const char *path, char *err,
+               size_t errlen)
+{
+    void *p = dlsym(h, name);
+    if (!p) {
+        snprintf(err, errlen, "%s: no entry point %s (an engine library of another version?)",
+                 path, name);
+        return -1;
+    }
+    memcpy(fn, &p, fn_size);
+    return 0;
+}
+
+static int load_api(char *err, size_t errlen)
+{
+    if (api_handle)
+        return 0;
+    char path[PATH_MAX];
+    if (engine_cuda_library(path, sizeof path, err, errlen) != 0)
+        return -1;
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(err, errlen, "dlopen %s: %s", path, dlerror());
+        return -1;
+    }
+    qwen3_cuda_api_t a;
+    if (sym(h, "qwen3_cuda_create", &a.create, sizeof a.create, path, err, errlen) ||
+        sym(h, "qwen3_cuda_destroy", &a.destroy, sizeof a.destroy, path, err, errlen) ||
+        sym(h, "qwen3_cuda_forward", &a.forward, sizeof a.forward, path, err, errlen) ||
+        sym(h, "qwen3_cuda_argmax", &a.argmax, sizeof a.argmax, path, err, errlen) ||
+        sym(h, "qwen3_cuda_device_name", &a.device_name, sizeof a.device_name, path, err,
+            errlen) ||
+        sym(h, "qwen3_cuda_decode_step", &a.decode_step, sizeof a.decode_step, path, err,
+            errlen) ||
+        sym(h, "qwen3_cuda_decode_path", &a.decode_path, sizeof a.decode_path, path, err,
+            errlen)) {
+        dlclose(h);
+        return -1;
+    }
+    api = a;
+    api_handle = h;
+    return 0;
+}
+
+static int get_tensor(void *user, const char *name, const void **data, int *dtype,
+                      int64_t *numel)
+{
+    const st_tensor_t *t = st_checkpoint_find(user, name);
+    if (!t)
+        return -1;
+    *data = t->data;
+    *dtype = t->dtype;
+    *numel = t->numel;
+    return 0;
+}
+
+static int cuda_run(engine_model_t *m, attn_slot_t *slot, const int *tokens, int n, int pos,
+                    sampler_t *smp, int *next, char *err, size_t errlen)
+{
+    cuda_impl_t *p = m->impl;
+    int greedy = !next || smp->temperature <= 0.0f;
+    float *logits = greedy ? NULL : p->logits;
+    if (n == 1 && pos > 0) {
+        int tok;
+        if (api.decode_step(p->m, tokens[0], pos, &tok, logits, err, errlen) != 0)
+            return -1;
+        if (next)
+            *next = greedy ? tok : sampler_sample(smp, logits);
+        return 0;
+    }
+    emile_kernel_fn attn = slot && slot->handle ? slot->fn : NULL;
+    if (slot && slot->handle && pos == 0)
+        slot->calls += m->c.n_layers;
+    if (api.forward(p->m, attn, tokens, n, pos, 0, logits, err, errlen) != 0)
+        return -1;
+    if (!next)
+        return 0;
+    if (!greedy) {
+        *next = sampler_sample(smp, logits);
+        return 0;
+    }
+    *next = api.argmax(p->m);
+    if (*next < 0) {
+        snprintf(err, errlen, "the GPU failed during the forward pass (argmax could not be read"
+                 " back: a kernel in the slot that faulted?)");
+        return -1;
+    }
+    return 0;
+}
+
+static void cuda_close(engine_model_t *m)
+{
+    cuda_impl_t *p = m->impl;
+    if (!p)
+        return;
+    if (p->m)
+        api.destroy(p->m);
+    free(p->logits);
+    free(p);
+}
+
+int engine_model_open_cuda(engine_model_t *m, const qwen3_config_t *c,
+                           const engine_weights_src_t *src, int max_seq, int max_chunk,
+                           char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    if (load_api(err, errlen) != 0)
+        return -1;
+    const backend_t *b = backend_find("cuda");
+    char why[512];
+    if (!b || b->available(why, sizeof why) != 0) {
+        snprintf(err, errlen, "--device cuda: %s", b ? why : "no cuda backend in this build");
+        return -1;
+    }
+    cuda_impl_t *p = calloc(1, sizeof *p);
+    if (!p || !(p->logits = malloc((size_t)c->vocab * sizeof *p->logits))) {
+        free(p);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    m->impl = p;
+    m->close = cuda_close;
+    int rc;
+    if (src->model_dir) {
+        st_checkpoint_t ck;
+        rc = st_checkpoint_open(&ck, src->model_dir, err, errlen);
+        if (rc == 0) {
+            rc = api.create(c, max_seq, max_chunk, get_tensor, &ck, 0, &p->m, err, errlen);
+            st_checkpoint_close(&ck);       /* the weights are on the device now */
+        }
+    } else {
+        rc = api.create(c, max_seq, max_chunk, NULL, NULL, src->seed, &p->m, err, errlen);
+    }
+    if (rc != 0) {
+        engine_model_close(m);
+        return -1;
+    }
+    m->device = "cuda";
+    m->kernel_lang = "cu";
+    m->slot_dtype = "bf16";
+    m->c = *c;
+    m->max_seq = max_seq;
+    m->max_chunk = max_chunk;
+    if (api.device_name(p->m, m->device_name, sizeof m->device_name) != 0)
+        snprintf(m->device_name, sizeof m->device_name, "cuda");
+    snprintf(m->decode_path, sizeof m->decode_path, "%s", api.decode_path(p->m));
+    m->run = cuda_run;
+    return 0;
+}

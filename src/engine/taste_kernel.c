@@ -1,0 +1,237 @@
+/*
+ * taste_kernel.c -- kernels for the Tasting Room's slot, from files or from
+ * runs of the store (see taste_kernel.h).
+ */
+#include "engine/taste_kernel.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "store/store.h"
+#include "util/fs.h"
+#include "util/paths.h"
+#include "worker/sandbox.h"
+
+int taste_kernel_is_run(const char *spec)
+{
+    if (!spec || !*spec)
+        return 0;
+    for (const char *p = spec; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return 0;
+    return 1;
+}
+
+static const char *ext_of(const char *path)
+{
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    return dot && (!slash || dot > slash) ? dot : "";
+}
+
+/* "c" and "cu" by device; what each device's slot hands a kernel. */
+static const char *device_lang(const char *device)
+{
+    return strcmp(device, "cuda") == 0 ? "cu" : "c";
+}
+
+static const char *lang_words(const char *lang)
+{
+    return strcmp(lang, "cu") == 0 ? "CUDA" : "C";
+}
+
+/* Compile src (absolute path) with the backend of its language in dir into
+ * dir/kernel.so, then load it into slot. */
+static int compile_and_load(attn_slot_t *slot, const char *src, const char *lang,
+                            const char *dir, char *err, size_t errlen)
+{
+    const backend_t *b = backend_find(strcmp(lang, "cu") == 0 ? "cuda" : "cpu");
+    char so[PATH_MAX + 16], inc[PATH_MAX], *argv[64], buf[8192];
+    snprintf(so, sizeof so, "%s/kernel.so", dir);
+    emile_root_file("include", inc, sizeof inc);
+    if (!b || b->compile_argv(src, so, inc, argv, 64, buf, sizeof buf) != 0) {
+        snprintf(err, errlen, "cannot build the compile command for %s", src);
+        return -1;
+    }
+    sandbox_limits_t l;
+    sandbox_limits_default(&l);
+    l.drop_uid = -1;                   /* our own build, as `emile export` does */
+    l.wall_s = 300;
+    l.cpu_s = 0;
+    l.mem_bytes = 0;
+    l.nproc = 0;
+    l.fsize_bytes = (size_t)512 << 20;
+    int st = 0, to = 0;
+    char *log = NULL, why[512];
+    if (sandbox_run(dir, argv, &l, &st, &to, &log, NULL, why, sizeof why) != 0) {
+        snprintf(err, errlen, "compiling %s: %s", src, why);
+        return -1;
+    }
+    if (to || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || !fs_exists(so)) {
+        if (!to && WIFEXITED(st))
+            snprintf(why, sizeof why, "exit status %d", WEXITSTATUS(st));
+        else
+            sandbox_describe_status(st, to, l.wall_s, why, sizeof why);
+        size_t n = log ? strlen(log) : 0;
+        const char *tail = log && n > 1500 ? log + n - 1500 : log ? log : "";
+        snprintf(err, errlen, "compiling %s with %s failed (%s):\n%s", src, argv[0], why, tail);
+        free(log);
+        return -1;
+    }
+    free(log);
+    return attn_slot_load(slot, so, err, errlen);
+}
+
+/* The source and language of run id's best iteration (or its reference),
+ * with its label; checks it suits device.  *src is malloc'd. */
+static int run_source(const char *spec, int reference, const char *store_path,
+                      const char *device, char **src, char *lang, size_t langn, char *label,
+                      size_t labeln, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    long long id = strtoll(spec, NULL, 10);
+    if (store_path)
+        snprintf(path, sizeof path, "%s", store_path);
+    else if (store_default_path(path, sizeof path) != 0) {
+        snprintf(err, errlen, "%s", store_last_open_error());
+        return -1;
+    }
+    if (access(path, F_OK) != 0) {
+        snprintf(err, errlen, "run %lld: no run store at %s (--store PATH picks another)", id,
+                 path);
+        return -1;
+    }
+    store_t *s;
+    if (store_open(path, 0, &s) != 0) {
+        snprintf(err, errlen, "%s", store_last_open_error());
+        return -1;
+    }
+    json_t *rj = NULL, *it = NULL;
+    int rc = -1;
+    if (id <= 0 || store_run_get(s, id, &rj) != 0) {
+        snprintf(err, errlen, "%s", id <= 0 ? "run ids start at 1" : store_errmsg(s));
+        goto out;
+    }
+    json_t *task = json_object_get(rj, "task");
+    const char *op = json_string_value(json_object_get(task, "op"));
+    const char *dtype = json_string_value(json_object_get(task, "dtype"));
+    const char *want = strcmp(device, "cuda") == 0 ? "bf16" : "f32";
+    const char *text, *l;
+    if (!op || strcmp(op, "attention") != 0) {
+        snprintf(err, errlen, "run %lld is not an attention run: its kernels cannot go into "
+                 "the engine's attention slot", id);
+        goto out;
+    }
+    if (reference) {
+        text = json_string_value(json_object_get(task, "reference_source"));
+        l = json_string_value(json_object_get(task, "reference_lang"));
+        snprintf(label, labeln, "run %lld's reference", id);
+        if (!text) {
+            snprintf(err, errlen, "run %lld has no reference source stored", id);
+            goto out;
+        }
+    } else {
+        json_t *best = json_object_get(rj, "best_iter");
+        if (!json_is_integer(best)) {
+            snprintf(err, errlen, "run %lld has no valid kernel (no iteration passed "
+                     "validation) to taste", id);
+            goto out;
+        }
+        int bi = (int)json_integer_value(best);
+        if (store_iteration_get(s, id, bi, &it) != 0) {
+            snprintf(err, errlen, "%s", store_errmsg(s));
+            goto out;
+        }
+        text = json_string_value(json_object_get(it, "source"));
+        l = json_string_value(json_object_get(it, "lang"));
+        snprintf(label, labeln, "run %lld's best (iteration %d)", id, bi);
+        if (!text) {
+            snprintf(err, errlen, "run %lld's iteration %d has no source stored", id, bi);
+            goto out;
+        }
+    }
+    l = l && strcmp(l, "cu") == 0 ? "cu" : "c";
+    if (strcmp(l, device_lang(device)) != 0) {
+        snprintf(err, errlen, "run %lld's kernels are %s; --device %s takes %s kernels%s", id,
+                 lang_words(l), device, lang_words(device_lang(device)),
+                 strcmp(l, "cu") == 0 ? " (try --device cuda)" : "");
+        goto out;
+    }
+    if (dtype && strcmp(dtype, want) != 0) {
+        snprintf(err, errlen, "run %lld's kernels take %s tensors; the %s engine's attention "
+                 "slot passes %s", id, dtype, device, want);
+        goto out;
+    }
+    if (!(*src = strdup(text))) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    snprintf(lang, langn, "%s", l);
+    rc = 0;
+out:
+    json_decref(it);
+    json_decref(rj);
+    store_close(s);
+    return rc;
+}
+
+int taste_kernel_load(attn_slot_t *slot, const char *spec, int reference,
+                      const char *store_path, const char *device, char *err, size_t errlen)
+{
+    attn_slot_init_builtin(slot);
+    if (!spec)
+        return 0;
+    const char *want = device_lang(device);
+    if (!taste_kernel_is_run(spec)) {
+        const char *ext = ext_of(spec);
+        if (strcmp(ext, ".so") == 0)
+            return attn_slot_load(slot, spec, err, errlen);
+        const char *lang = strcmp(ext, ".c") == 0 ? "c" : strcmp(ext, ".cu") == 0 ? "cu" : NULL;
+        if (!lang) {
+            snprintf(err, errlen, "%s: a kernel is a .c, .cu or .so file, or a run id", spec);
+            return -1;
+        }
+        if (strcmp(lang, want) != 0) {
+            snprintf(err, errlen, "%s is a %s kernel; --device %s takes %s kernels%s", spec,
+                     lang_words(lang), device, lang_words(want),
+                     strcmp(lang, "cu") == 0 ? " (try --device cuda)" : "");
+            return -1;
+        }
+    }
+    char dir[PATH_MAX];
+    if (fs_mkdtemp("emile-taste-", dir, sizeof dir) != 0) {
+        snprintf(err, errlen, "cannot create a temporary directory");
+        return -1;
+    }
+    char label[256], lang[8], src_path[PATH_MAX + 16];
+    int rc;
+    if (taste_kernel_is_run(spec)) {
+        char *src = NULL;
+        rc = run_source(spec, reference, store_path, device, &src, lang, sizeof lang, label,
+                        sizeof label, err, errlen);
+        snprintf(src_path, sizeof src_path, "%s/kernel.%s", dir, lang);
+        if (rc == 0 && fs_write_file(src_path, src, strlen(src)) != 0) {
+            snprintf(err, errlen, "cannot write %s", src_path);
+            rc = -1;
+        }
+        free(src);
+    } else {
+        snprintf(label, sizeof label, "%s", spec);
+        snprintf(lang, sizeof lang, "%s", want);
+        rc = realpath(spec, src_path) ? 0 : -1;   /* the compiler runs in dir */
+        if (rc != 0)
+            snprintf(err, errlen, "%s: no such kernel file", spec);
+    }
+    if (rc == 0)
+        rc = compile_and_load(slot, src_path, lang, dir, err, errlen);
+    if (rc == 0)
+        snprintf(slot->label, sizeof slot->label, "%s", label);
+    fs_rm_rf(dir);                     /* a loaded .so stays mapped */
+    return rc;
+}
