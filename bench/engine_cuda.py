@@ -419,7 +419,8 @@ def format_table(res):
     lines = [f"Qwen3-4B shape, random bf16 weights (seed {res.get('seed')}), greedy, "
              f"{res['max_new']} new tokens. **Device:** {res.get('device', '?')}. "
              f"**Date:** {res.get('date', '?')}.", ""]
-    head = ["", *[f"TTFT {S} (ms)" for S in prompts], *[f"decode tok/s {S}" for S in prompts]]
+    head = ["run", *[f"TTFT {S} (ms)" for S in prompts],
+            *[f"decode tok/s {S}" for S in prompts]]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|---|" + "---:|" * (len(head) - 1))
     for key, label in ROWS:
