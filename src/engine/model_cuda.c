@@ -3,7 +3,8 @@
  * (src/engine/cuda/qwen3_cuda.cu, built into libemile-engine-cuda.so) found
  * and loaded with dlopen at run time, so this file, and emile, build and
  * run without CUDA; --device cuda then fails with a message that says what
- * is missing (the library, the driver, a GPU).
+ * is missing (the library, the driver, a GPU: when creating the model
+ * fails, the cuda backend's driver probe names the cause).
  *
  * Greedy picks run on the device (qwen3_cuda_argmax, or inside the decode
  * graph), so decode moves one int per token to the host; sampling copies
@@ -31,10 +32,10 @@ typedef struct cuda_impl {
     float *logits;            /* [vocab] host row for the sampler */
 } cuda_impl_t;
 
-/* Loaded once per process and kept until exit: unloading the CUDA runtime
- * under a live process buys nothing and has teardown-order hazards. */
+/* Loaded once per library path and kept until exit: unloading the CUDA
+ * runtime under a live process buys nothing and has teardown-order hazards. */
 static qwen3_cuda_api_t api;
-static void *api_handle;
+static char api_path[PATH_MAX];
 
 int engine_cuda_library(char *buf, size_t n, char *err, size_t errlen)
 {
@@ -79,11 +80,11 @@ static int sym(void *h, const char *name, void *fn, size_t fn_size, const char *
 
 static int load_api(char *err, size_t errlen)
 {
-    if (api_handle)
-        return 0;
     char path[PATH_MAX];
     if (engine_cuda_library(path, sizeof path, err, errlen) != 0)
         return -1;
+    if (strcmp(path, api_path) == 0)
+        return 0;
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         snprintf(err, errlen, "dlopen %s: %s", path, dlerror());
@@ -104,7 +105,7 @@ static int load_api(char *err, size_t errlen)
         return -1;
     }
     api = a;
-    api_handle = h;
+    snprintf(api_path, sizeof api_path, "%s", path);
     return 0;
 }
 
@@ -172,12 +173,6 @@ int engine_model_open_cuda(engine_model_t *m, const qwen3_config_t *c,
     memset(m, 0, sizeof *m);
     if (load_api(err, errlen) != 0)
         return -1;
-    const backend_t *b = backend_find("cuda");
-    char why[512];
-    if (!b || b->available(why, sizeof why) != 0) {
-        snprintf(err, errlen, "--device cuda: %s", b ? why : "no cuda backend in this build");
-        return -1;
-    }
     cuda_impl_t *p = calloc(1, sizeof *p);
     if (!p || !(p->logits = malloc((size_t)c->vocab * sizeof *p->logits))) {
         free(p);
@@ -198,6 +193,12 @@ int engine_model_open_cuda(engine_model_t *m, const qwen3_config_t *c,
         rc = api.create(c, max_seq, max_chunk, NULL, NULL, src->seed, &p->m, err, errlen);
     }
     if (rc != 0) {
+        /* the runtime's words for a missing driver are obscure; the
+         * backend's probe says what is missing */
+        const backend_t *b = backend_find("cuda");
+        char why[512];
+        if (b && b->available(why, sizeof why) != 0)
+            snprintf(err, errlen, "--device cuda: %s", why);
         engine_model_close(m);
         return -1;
     }

@@ -1,7 +1,9 @@
 /*
  * test_engine_taste.c -- the Tasting Room on the tiny shape: the same
  * model with the built-in attention and with a kernel compiled from
- * tests/data/engine, side by side; agreement and divergence reported.
+ * tests/data/engine, side by side; agreement and divergence reported; the
+ * prompt given as a file of ids.  (The cuda device: test_taste_cuda.c;
+ * kernels from runs of a store: tests/integration/taste_runs.sh.)
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/qwen3.h"
 #include "engine/taste.h"
+#include "engine/taste_prompt.h"
+#include "util/fs.h"
 
 /* Run o, returning what it printed (caller frees). */
 static char *run(const taste_opts_t *o, taste_report_t *rep, int expect_rc, char *err,
@@ -134,9 +139,109 @@ static void test_errors(void **st)
     assert_int_equal(engine_cli_taste(4, shape), 1);
 }
 
+static void test_parse_ids(void **st)
+{
+    (void)st;
+    char err[512] = "";
+    int *ids = NULL;
+    assert_int_equal(taste_parse_ids(" 7 0\n511\t\r\n42 ", "f", 512, &ids, err, sizeof err), 4);
+    int want[4] = { 7, 0, 511, 42 };
+    assert_memory_equal(ids, want, sizeof want);
+    free(ids);
+    assert_int_equal(taste_parse_ids("1 512", "f", 512, &ids, err, sizeof err), -1);
+    assert_string_equal(err, "f: id 2, 512, is outside the model's vocabulary (0..511)");
+    const char *bad[] = { "1 x", "1 -3", "+4", "12abc", "3.5", "99999999999999999999" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        assert_int_equal(taste_parse_ids(bad[i], "f", 512, &ids, err, sizeof err), -1);
+        if (!strstr(err, "is not a token id") && !strstr(err, "outside"))
+            fail_msg("'%s': %s", bad[i], err);
+    }
+    assert_int_equal(taste_parse_ids(" \n\t", "f", 512, &ids, err, sizeof err), -1);
+    assert_string_equal(err, "f holds no token ids");
+}
+
+/* A file holding the synthetic prompt's ids gives the synthetic prompt's
+ * generation; ids outside the vocabulary or no file are errors. */
+static void test_prompt_ids_file(void **st)
+{
+    (void)st;
+    char dir[4096], path[4200], err[512] = "";
+    assert_int_equal(fs_mkdtemp("emile-test-ids-", dir, sizeof dir), 0);
+    snprintf(path, sizeof path, "%s/ids.txt", dir);
+    taste_opts_t o = taste_defaults();
+    o.gen.max_new = 6;
+    o.prompt_tokens = 10;
+    o.quiet = 1;
+    taste_report_t syn, fromfile;
+    free(run(&o, &syn, 0, err, sizeof err));
+    char text[512] = "";
+    uint64_t key = qwen3_random_key(o.weight_seed, "prompt");
+    for (int i = 0; i < 10; i++) {          /* the draw of taste_prompt_ids */
+        float u = qwen3_random_uniform(key, (uint64_t)i);
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%d%s",
+                 (int)((u + 1.0f) * 0.5f * 511.0f), i % 3 == 2 ? "\n" : " ");
+    }
+    assert_int_equal(fs_write_file(path, text, strlen(text)), 0);
+    o.prompt_ids = path;
+    o.prompt_tokens = 3;                    /* ignored: the file wins */
+    free(run(&o, &fromfile, 0, err, sizeof err));
+    assert_int_equal(fromfile.n_prompt, 10);
+    assert_int_equal(fromfile.side[0].n, 6);
+    assert_memory_equal(fromfile.side[0].tokens, syn.side[0].tokens, 6 * sizeof(int));
+    taste_report_free(&syn);
+    taste_report_free(&fromfile);
+
+    assert_int_equal(fs_write_file(path, "5 9 512", 7), 0);
+    free(run(&o, &fromfile, -1, err, sizeof err));
+    assert_non_null(strstr(err, "id 3, 512, is outside the model's vocabulary"));
+    o.prompt = "hi";
+    free(run(&o, &fromfile, -1, err, sizeof err));
+    assert_non_null(strstr(err, "not both"));
+    o.prompt = NULL;
+    o.prompt_ids = "/nonexistent/ids.txt";
+    free(run(&o, &fromfile, -1, err, sizeof err));
+    assert_non_null(strstr(err, "cannot read /nonexistent/ids.txt"));
+    char *both[] = { "taste", "--prompt", "x", "--prompt-ids", path };
+    char *dev[] = { "taste", "--device", "gpu" };
+    assert_int_equal(engine_cli_taste(5, both), 2);
+    assert_int_equal(engine_cli_taste(3, dev), 2);
+    fs_rm_rf(dir);
+}
+
+/* A CUDA kernel on the cpu device, and files that are no kernels. */
+static void test_kernel_kinds(void **st)
+{
+    (void)st;
+    char err[512] = "";
+    taste_report_t rep;
+    taste_opts_t o = taste_defaults();
+    o.kernel = "kernels/attention/cuda/reference.cu";
+    free(run(&o, &rep, -1, err, sizeof err));
+    assert_non_null(strstr(err, "is a CUDA kernel; --device cpu takes C kernels (try --device cuda)"));
+    o.kernel = "README.md";
+    free(run(&o, &rep, -1, err, sizeof err));
+    assert_non_null(strstr(err, "a kernel is a .c, .cu or .so file, or a run id"));
+    o.kernel = "tests/data/engine/no_such_kernel.c";
+    free(run(&o, &rep, -1, err, sizeof err));
+    assert_non_null(strstr(err, "no such kernel file"));
+    o.kernel = NULL;
+    o.reference = "kernels/attention/cpu/reference.c";   /* compiled, as the reference */
+    o.gen.max_new = 3;
+    o.quiet = 1;
+    char *out = run(&o, &rep, 0, err, sizeof err);
+    assert_string_equal(rep.side[0].label, "kernels/attention/cpu/reference.c");
+    assert_non_null(strstr(out, "device                 cpu"));
+    free(out);
+    taste_report_free(&rep);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_ids),
+        cmocka_unit_test(test_prompt_ids_file),
+        cmocka_unit_test(test_kernel_kinds),
         cmocka_unit_test(test_same_tokens),
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_text_prompt),

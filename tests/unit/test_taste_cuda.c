@@ -1,0 +1,320 @@
+/*
+ * test_taste_cuda.c -- `emile taste --device cuda` without a GPU: the
+ * engine library is replaced (through $EMILE_ENGINE_CUDA) by a fake one
+ * built here from C, which implements the qwen3_cuda_* entry points with
+ * a known next-token rule, calls the slot's kernel as the real engine does
+ * (once per layer at position 0) and counts what it is asked to do.  So
+ * the cuda model's dispatch (prefill through forward + device argmax,
+ * decode through decode_step, sampling through the logits, the slot's
+ * kernel or NULL for the built-in), the warm-up, the report's device keys
+ * and the library's lookup are checked for real; only the GPU maths is
+ * not (tests/gpu/run_gpu_suite.sh does that on a GPU host).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dlfcn.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/model.h"
+#include "engine/taste.h"
+#include "util/fs.h"
+
+/* The fake engine.  next(token, pos) is the rule the test predicts. */
+static const char FAKE_SRC[] =
+    "#include <stdlib.h>\n"
+    "#include <string.h>\n"
+    "#include <stdio.h>\n"
+    "#include \"engine/qwen3_cuda.h\"\n"
+    "struct qwen3_cuda { qwen3_config_t c; int next; };\n"
+    "int fake_forwards, fake_slot_calls, fake_builtin_prefills, fake_decodes,\n"
+    "    fake_logit_copies, fake_creates, fake_random, fake_max_seq, fake_max_chunk;\n"
+    "static int rule(int tok, int pos, int V) { return (tok * 31 + pos * 7 + 3) % V; }\n"
+    "int qwen3_cuda_create(const qwen3_config_t *c, int max_seq, int max_chunk,\n"
+    "    qwen3_cuda_get_fn get, void *user, uint64_t seed, qwen3_cuda_t **out,\n"
+    "    char *err, size_t errlen) {\n"
+    "  (void)user; (void)seed;\n"
+    "  if (getenv(\"FAKE_CREATE_FAILS\")) { snprintf(err, errlen, \"fake: no device\"); return -1; }\n"
+    "  *out = calloc(1, sizeof **out); (*out)->c = *c; fake_creates++;\n"
+    "  fake_random += get == NULL; fake_max_seq = max_seq; fake_max_chunk = max_chunk;\n"
+    "  return 0; }\n"
+    "void qwen3_cuda_destroy(qwen3_cuda_t *m) { free(m); }\n"
+    "static void fill(qwen3_cuda_t *m, float *logits) {\n"
+    "  if (!logits) return; fake_logit_copies++;\n"
+    "  for (int i = 0; i < m->c.vocab; i++) logits[i] = i == m->next ? 50.0f : 0.0f; }\n"
+    "int qwen3_cuda_forward(qwen3_cuda_t *m, emile_kernel_fn attn, const int *tokens, int n,\n"
+    "    int pos, int all_logits, float *logits, char *err, size_t errlen) {\n"
+    "  (void)all_logits; fake_forwards++;\n"
+    "  if (pos == 0 && !attn) fake_builtin_prefills++;\n"
+    "  if (pos == 0 && attn) {\n"
+    "    /* the slot's kernel on a tiny f32 problem, as the engine calls it per layer */\n"
+    "    float q[4] = {1, 2, 3, 4}, k[4] = {1, 0, 1, 0}, v[4] = {5, 6, 7, 8}, o[4];\n"
+    "    emile_tensor_t t[4]; const char *nm[4] = {\"q\", \"k\", \"v\", \"o\"};\n"
+    "    float *d[4] = {q, k, v, o};\n"
+    "    for (int i = 0; i < 4; i++) { memset(&t[i], 0, sizeof t[i]); t[i].data = d[i];\n"
+    "      t[i].name = nm[i]; t[i].dtype = EMILE_DTYPE_F32; t[i].ndim = 4;\n"
+    "      t[i].shape[0] = 1; t[i].shape[1] = 2; t[i].shape[2] = 1; t[i].shape[3] = 2;\n"
+    "      t[i].strides[3] = 1; t[i].strides[2] = 2; t[i].strides[1] = 2; t[i].strides[0] = 4; }\n"
+    "    emile_param_t p[] = {{\"batch\", 1}, {\"seq\", 2}, {\"q_heads\", 1}, {\"kv_heads\", 1},\n"
+    "      {\"head_dim\", 2}, {\"causal\", 1}, {\"scale\", 0.7071}};\n"
+    "    emile_args_t a = {EMILE_ABI_VERSION, 4, t, 7, p, NULL};\n"
+    "    for (int l = 0; l < m->c.n_layers; l++) {\n"
+    "      int rc = attn(&a); fake_slot_calls++;\n"
+    "      if (rc) { snprintf(err, errlen, \"attention kernel returned %d in layer %d\", rc, l);\n"
+    "        return -1; } } }\n"
+    "  m->next = rule(tokens[n - 1], pos + n - 1, m->c.vocab); fill(m, logits); return 0; }\n"
+    "int qwen3_cuda_argmax(qwen3_cuda_t *m) { return m->next; }\n"
+    "int qwen3_cuda_device_name(qwen3_cuda_t *m, char *buf, size_t len) {\n"
+    "  (void)m; snprintf(buf, len, \"Fake GPU\"); return 0; }\n"
+    "int qwen3_cuda_decode_step(qwen3_cuda_t *m, int token, int pos, int *next, float *logits,\n"
+    "    char *err, size_t errlen) {\n"
+    "  (void)err; (void)errlen; fake_decodes++;\n"
+    "  m->next = rule(token, pos, m->c.vocab); if (next) *next = m->next; fill(m, logits);\n"
+    "  return 0; }\n"
+    "const char *qwen3_cuda_decode_path(qwen3_cuda_t *m) { (void)m; return \"graph\"; }\n";
+
+static char dir[PATH_MAX], fake_so[PATH_MAX + 32], ok_so[PATH_MAX + 32], fail_so[PATH_MAX + 32];
+static void *fake;
+
+static int counter(const char *name)
+{
+    int *p = dlsym(fake, name);
+    assert_non_null(p);
+    return *p;
+}
+
+static void reset_counters(void)
+{
+    const char *names[] = { "fake_forwards", "fake_slot_calls", "fake_builtin_prefills",
+                            "fake_decodes", "fake_logit_copies", "fake_creates", "fake_random" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        *(int *)dlsym(fake, names[i]) = 0;
+}
+
+static int build(const char *src, const char *out, const char *extra)
+{
+    char cmd[4 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cc -std=c11 -shared -fPIC -Iinclude -Isrc %s '%s' -o '%s'",
+             extra, src, out);
+    return system(cmd);
+}
+
+static int setup(void **st)
+{
+    (void)st;
+    if (fs_mkdtemp("emile-test-taste-cuda-", dir, sizeof dir) != 0)
+        return -1;
+    char src[PATH_MAX + 32];
+    snprintf(src, sizeof src, "%s/fake.c", dir);
+    snprintf(fake_so, sizeof fake_so, "%s/libfake-engine.so", dir);
+    snprintf(ok_so, sizeof ok_so, "%s/online.so", dir);
+    snprintf(fail_so, sizeof fail_so, "%s/fail.so", dir);
+    if (fs_write_file(src, FAKE_SRC, strlen(FAKE_SRC)) != 0 || build(src, fake_so, "") != 0 ||
+        build("tests/data/engine/attn_online.c", ok_so, "-lm") != 0 ||
+        build("tests/data/engine/attn_fail.c", fail_so, "") != 0)
+        return -1;
+    setenv("EMILE_ENGINE_CUDA", fake_so, 1);
+    /* the same handle taste's loader gets: its counters are these */
+    fake = dlopen(fake_so, RTLD_NOW | RTLD_LOCAL);
+    return fake ? 0 : -1;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    unsetenv("EMILE_ENGINE_CUDA");
+    fs_rm_rf(dir);
+    return 0;
+}
+
+static char *run(const taste_opts_t *o, taste_report_t *rep, int expect_rc, char *err,
+                 size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    assert_non_null(out);
+    int rc = taste_run(o, out, rep, err, errlen);
+    fclose(out);
+    if (rc != expect_rc)
+        fail_msg("taste_run returned %d (%s)\n%s", rc, err, buf);
+    return buf;
+}
+
+/* The tokens the fake engine's rule gives after prompt. */
+static void expected(const int *prompt, int np, int vocab, int n, int *out)
+{
+    int tok = (prompt[np - 1] * 31 + (np - 1) * 7 + 3) % vocab;
+    for (int i = 0; i < n; i++) {
+        out[i] = tok;
+        tok = (tok * 31 + (np + i) * 7 + 3) % vocab;
+    }
+}
+
+static void test_greedy_two_sides(void **st)
+{
+    (void)st;
+    reset_counters();
+    char ids[PATH_MAX + 32];
+    snprintf(ids, sizeof ids, "%s/ids.txt", dir);
+    const int prompt[5] = { 17, 4, 300, 99, 1 };
+    const char *text = "17 4\n300\t99 1\n";
+    assert_int_equal(fs_write_file(ids, text, strlen(text)), 0);
+    taste_opts_t o = taste_defaults();
+    o.device = "cuda";
+    o.prompt_ids = ids;
+    o.kernel = ok_so;
+    o.gen.max_new = 9;
+    o.json = 1;
+    taste_report_t rep;
+    char err[1024] = "";
+    char *out = run(&o, &rep, 0, err, sizeof err);
+    int want[9];
+    expected(prompt, 5, 512, 9, want);          /* tiny: vocab 512 */
+    assert_int_equal(rep.n_sides, 2);
+    for (int s = 0; s < 2; s++) {
+        assert_int_equal(rep.side[s].n, 9);
+        assert_memory_equal(rep.side[s].tokens, want, sizeof want);
+    }
+    assert_true(rep.agree);
+    /* one model for both sides, random weights, one prefill chunk */
+    assert_int_equal(counter("fake_creates"), 1);
+    assert_int_equal(counter("fake_random"), 1);
+    assert_int_equal(*(int *)dlsym(fake, "fake_max_chunk"), 5);
+    assert_int_equal(*(int *)dlsym(fake, "fake_max_seq"), 5 + 9 + 1);
+    /* per side: one warm-up prefill and the timed one; 8 decode steps;
+     * the built-in side passes no kernel, the other one per layer (2) */
+    assert_int_equal(counter("fake_forwards"), 4);
+    assert_int_equal(counter("fake_builtin_prefills"), 2);
+    assert_int_equal(counter("fake_slot_calls"), 2 * 2);
+    assert_int_equal(counter("fake_decodes"), 2 * 8);
+    assert_int_equal(counter("fake_logit_copies"), 0);   /* greedy: argmax on the device */
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "device")), "cuda");
+    assert_string_equal(json_string_value(json_object_get(j, "device_name")), "Fake GPU");
+    assert_string_equal(json_string_value(json_object_get(j, "decode_path")), "graph");
+    assert_int_equal(json_integer_value(json_object_get(j, "prompt_tokens")), 5);
+    assert_true(json_is_true(json_object_get(j, "agree")));
+    assert_int_equal(json_integer_value(json_object_get(j, "first_divergence")), -1);
+    json_t *r1 = json_array_get(json_object_get(j, "runs"), 1);
+    assert_string_equal(json_string_value(json_object_get(r1, "role")), "kernel");
+    assert_string_equal(json_string_value(json_object_get(r1, "attention")), ok_so);
+    assert_int_equal(json_integer_value(json_object_get(r1, "tokens")), 9);
+    assert_true(json_real_value(json_object_get(r1, "ttft_ms")) > 0);
+    json_decref(j);
+    free(out);
+    taste_report_free(&rep);
+}
+
+static void test_sampling_and_table(void **st)
+{
+    (void)st;
+    reset_counters();
+    taste_opts_t o = taste_defaults();
+    o.device = "cuda";
+    o.prompt_tokens = 6;
+    o.gen.max_new = 4;
+    o.gen.temperature = 0.7f;          /* the logits go to the host sampler */
+    o.warmup = 0;
+    taste_report_t rep;
+    char err[1024] = "";
+    char *out = run(&o, &rep, 0, err, sizeof err);
+    assert_int_equal(rep.n_sides, 1);
+    assert_int_equal(rep.side[0].n, 4);
+    assert_int_equal(counter("fake_forwards"), 1);
+    assert_int_equal(counter("fake_decodes"), 3);
+    assert_int_equal(counter("fake_logit_copies"), 4);
+    /* the peak of 50 in the logits is all the sampler can pick */
+    for (int i = 1; i < 4; i++)
+        assert_int_equal(rep.side[0].tokens[i],
+                         (rep.side[0].tokens[i - 1] * 31 + (6 + i - 1) * 7 + 3) % 512);
+    assert_non_null(strstr(out, "device                 cuda, Fake GPU; decode: graph"));
+    free(out);
+    taste_report_free(&rep);
+}
+
+static void test_errors(void **st)
+{
+    (void)st;
+    taste_report_t rep;
+    char err[2048] = "";
+    taste_opts_t o = taste_defaults();
+    o.device = "cuda";
+    o.kernel = fail_so;                 /* returns 7: the error says so */
+    free(run(&o, &rep, -1, err, sizeof err));
+    assert_non_null(strstr(err, "returned 7 in layer 0"));
+
+    o = taste_defaults();
+    o.device = "cuda";
+    o.kernel = "tests/data/engine/attn_online.c";
+    free(run(&o, &rep, -1, err, sizeof err));
+    assert_non_null(strstr(err, "is a C kernel; --device cuda takes CUDA kernels"));
+
+    setenv("FAKE_CREATE_FAILS", "1", 1);
+    o = taste_defaults();
+    o.device = "cuda";
+    free(run(&o, &rep, -1, err, sizeof err));
+    unsetenv("FAKE_CREATE_FAILS");
+    /* here there is no driver: the backend's probe names it; on a GPU host
+     * the engine's own words stand */
+    if (access("/dev/nvidiactl", F_OK) != 0)
+        assert_non_null(strstr(err, "--device cuda: no NVIDIA driver"));
+    else
+        assert_non_null(strstr(err, "fake: no device"));
+
+    o = taste_defaults();
+    o.device = "tpu";
+    free(run(&o, &rep, -1, err, sizeof err));
+    assert_non_null(strstr(err, "unknown device 'tpu'"));
+}
+
+static void test_library_lookup(void **st)
+{
+    (void)st;
+    char path[PATH_MAX], err[1024] = "", cwd[PATH_MAX];
+    assert_int_equal(engine_cuda_library(path, sizeof path, err, sizeof err), 0);
+    assert_string_equal(path, fake_so);                     /* $EMILE_ENGINE_CUDA */
+    setenv("EMILE_ENGINE_CUDA", "/nonexistent/libx.so", 1);
+    assert_int_equal(engine_cuda_library(path, sizeof path, err, sizeof err), -1);
+    assert_non_null(strstr(err, "EMILE_ENGINE_CUDA=/nonexistent/libx.so: no such file"));
+    taste_opts_t o = taste_defaults();
+    o.device = "cuda";
+    taste_report_t rep;
+    free(run(&o, &rep, -1, err, sizeof err));
+    assert_non_null(strstr(err, "EMILE_ENGINE_CUDA=/nonexistent/libx.so"));
+    /* unset, from a directory without build/: not found (this binary's
+     * directory, build/test, has none either), and the message says how */
+    unsetenv("EMILE_ENGINE_CUDA");
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0);
+    int rc = engine_cuda_library(path, sizeof path, err, sizeof err);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "make build/libemile-engine-cuda.so"));
+    /* from the repository, build/ is looked at */
+    if (access("build/libemile-engine-cuda.so", R_OK) == 0) {
+        assert_int_equal(engine_cuda_library(path, sizeof path, err, sizeof err), 0);
+        assert_string_equal(path, "build/libemile-engine-cuda.so");
+    }
+    setenv("EMILE_ENGINE_CUDA", fake_so, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_greedy_two_sides),
+        cmocka_unit_test(test_sampling_and_table),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_library_lookup),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
