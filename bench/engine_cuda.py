@@ -27,8 +27,9 @@ One process, one device, the same weights and prompts for everyone:
              the host as generate() does, median of --decode-repeats;
      the same definitions as the engine's (src/engine/generate.h);
   4. the engine: `emile taste --device cuda --model WORKDIR --reference REF
-     --kernel BEST --prompt-ids F --max-new 128 --json`, --engine-repeats
-     processes per prompt (median of each figure); REF defaults to
+     --kernel BEST --prompt-ids F --max-new 128 --json --warmup W`,
+     --engine-repeats processes per prompt (median of each figure; taste
+     times one generation per side after W untimed prefills); REF defaults to
      kernels/attention/cuda/reference.cu and BEST to the top rung of
      kernels/attention/cuda/ladder.json (rung7_wgmma.cu with its defaults:
      examples/best_kernels/README.md, the agent's best for B=1); a .cu is
@@ -195,10 +196,13 @@ def build_so(src, outdir, flags="", rebuild=False):
 
 
 # ---- emile taste ----------------------------------------------------------------
-def taste_cmd(emile, workdir, ref, kernel, ids_path, max_new, extra=""):
+def taste_cmd(emile, workdir, ref, kernel, ids_path, max_new, extra="", warmup=None):
+    """No stop token (-1): 128 tokens whatever the random model picks; taste
+    warms each side up with `warmup` untimed prefills (its default: 1)."""
     return [emile, "taste", "--device", "cuda", "--model", workdir, "--reference", ref,
             "--kernel", kernel, "--prompt-ids", ids_path, "--max-new", str(max_new),
-            "--json", "--quiet", "--stop", "-1"] + shlex.split(extra)
+            "--json", "--quiet", "--stop", "-1"] + \
+        (["--warmup", str(warmup)] if warmup is not None else []) + shlex.split(extra)
 
 
 def parse_taste(text):
@@ -276,7 +280,9 @@ def engine_rows(tastes, max_new):
                 toks = tl if toks is None else toks
         if counts and any(c != max_new for c in counts):
             problems.append(f"engine {role}: generated {counts} tokens, not {max_new}")
-        paths = sorted({str(j["decode_path"]) for j in tastes if j.get("decode_path")})
+        paths = sorted({str(j["decode_path"]) + (f" ({j['decode_path_note']})"
+                                                 if j.get("decode_path_note") else "")
+                        for j in tastes if j.get("decode_path")})
         rows[key] = {"ttft_ms": ttft, "decode_tok_s": dec, "tokens": toks, "attention": att,
                      "n_tokens": counts, "decode_path": ", ".join(paths) or None}
     agree = [j.get("agree") for j in tastes if "agree" in j]
@@ -297,7 +303,8 @@ def run_engine(a, workdir, ref_so, kern_so, prompts):
     for S, path in prompts.items():
         tastes = []
         for rep in range(a.engine_repeats):
-            cmd = taste_cmd(a.emile, workdir, ref_so, kern_so, path, a.max_new, a.taste_args)
+            cmd = taste_cmd(a.emile, workdir, ref_so, kern_so, path, a.max_new, a.taste_args,
+                            a.warmup)
             print(("$ " if rep == 0 else "  again: ") + " ".join(shlex.quote(c) for c in cmd),
                   flush=True)
             t0 = time.time()
@@ -307,7 +314,12 @@ def run_engine(a, workdir, ref_so, kern_so, prompts):
                 problems.append(f"emile taste (S={S}) exited {p.returncode}: "
                                 f"{p.stderr.strip()[-300:]}")
                 break
-            j = parse_taste(p.stdout)
+            try:
+                j = parse_taste(p.stdout)
+            except ValueError as e:
+                sys.stderr.write(p.stdout[-4000:])
+                problems.append(f"emile taste (S={S}): {e}")
+                break
             j["wall_s"] = round(time.time() - t0, 2)
             tastes.append(j)
             print("  " + json.dumps({k: v for k, v in j.items() if k != "runs"}) + " " +
@@ -467,6 +479,8 @@ def format_table(res):
     if v:
         lines.append("")
         lines += [f"- {x}" for x in v]
+    for n in res.get("notes", []):
+        lines.append(f"- note: {n}")
     paths = sorted({r.get("decode_path") for k, _ in ROWS if k.startswith("engine")
                     for r in rows.get(k, {}).values() if r.get("decode_path")})
     if paths:
@@ -534,7 +548,8 @@ def main():
     ap.add_argument("--seed", type=int, default=4242, help="seed of the random weights")
     ap.add_argument("--prompt-seed", type=int, default=7)
     ap.add_argument("--repeats", type=int, default=5, help="timed transformers prefills")
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=2,
+                    help="untimed prefills first, for transformers and for each taste side")
     ap.add_argument("--decode-repeats", type=int, default=2)
     ap.add_argument("--engine-repeats", type=int, default=3, help="taste processes per prompt")
     ap.add_argument("--no-generate-check", dest="generate_check", action="store_false")
@@ -568,7 +583,8 @@ def main():
            "transformers_cache": "DynamicCache (the default dynamic KV cache), eager PyTorch, "
                                  "no torch.compile, logits of the last position only",
            "repeats_note": f"{a.repeats} transformers prefills after {a.warmup} warm-ups; "
-                           f"{a.engine_repeats} taste processes for the engine",
+                           f"{a.engine_repeats} taste processes for the engine, each after "
+                           f"{a.warmup} warm-up prefills",
            "rows": {k: {} for k, _ in ROWS}, "agreement": {}, "floors": []}
     try:
         res["commit"] = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
@@ -583,7 +599,6 @@ def main():
         ids[S] = prompt_ids(S, a.prompt_seed)
         prompts[S] = os.path.join(workdir, f"prompt_{S}.txt")
         write_ids(prompts[S], ids[S])
-        write_ids(os.path.join(a.out, f"prompt_{S}.txt"), ids[S])
 
     if not a.skip_transformers:
         for impl in ("sdpa", "eager"):
@@ -634,8 +649,6 @@ def main():
     res["validation"] = {"ok": not problems, "problems": problems, "warnings": warnings}
     table = format_table(res)
     sys.stdout.write("\n" + table)
-    for n in res.get("notes", []):
-        print("note:", n)
     json.dump(res, open(os.path.join(a.out, "engine_cuda.json"), "w"), indent=1)
     open(os.path.join(a.out, "engine_cuda.md"), "w").write(table)
     print(f"wrote {a.out}/engine_cuda.json and engine_cuda.md")

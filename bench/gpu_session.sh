@@ -14,27 +14,38 @@
 # what is missing (nvcc is there; jansson's static library may not be, so
 # carry build/engine-gpu).  The 4B checkpoint (~8 GB) goes to
 # $ENGINE_WORK (default build/engine-4b, kept between calls while the
-# machine stays warm; never under $OUT):
+# machine stays warm; never under $OUT, which brings back 8 files at most):
 #   engine-golden  scripts/golden_qwen3.py --shape qwen3-4b (random Qwen3-4B
 #                  drawn on the GPU, saved, float32 golden logits), then
 #                  engine_cuda_check: tests/data/qwen3-tiny with the reference
 #                  kernel hot-swapped, the 4B checkpoint with the best kernel
+#                  -> $OUT/engine_golden.txt, $OUT/golden_summary.json
 #   engine-bench   bench/engine_cuda.py: engine (reference attention, best
 #                  kernel) vs transformers (sdpa, eager), TTFT and decode
 #                  tok/s at 512 and 2048 tokens -> $OUT/engine_cuda.{md,json}
-#   engine         both (about 6-8 minutes; split it in two calls if the
-#                  per-call limit is 10 minutes and the first draw is slow)
-# The device call (after `bash bench/gpu_session.sh engine-build` here):
-#   run(command="bash bench/gpu_session.sh engine",
+#   engine         both (estimated 7-9 minutes, near a 10-minute call limit:
+#                  prefer two calls, engine-golden then engine-bench, on the
+#                  same warm machine, which keeps build/engine-4b)
+# The device calls (after `bash bench/gpu_session.sh engine-build` here):
+#   run(command="bash bench/gpu_session.sh engine-golden",
 #       carry=["build/emile", "build/emile-runner", "build/libemile-engine-cuda.so",
 #              "build/engine-gpu", ".devlib"], timeout_s=600)
+#   run(command="bash bench/gpu_session.sh engine-bench", carry=[same], timeout_s=600)
+# (engine-bench alone also works on a fresh machine: it draws the checkpoint
+# itself, about a minute more.)
 set -u
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH=$PWD/.devlib:${LD_LIBRARY_PATH:-}
 export PATH=/usr/local/cuda/bin:$PATH
 OUT=${OUT:-/tmp/emile-out}; mkdir -p "$OUT"
-export XDG_CACHE_HOME=$OUT/cache
 what=${1:-all}; shift || true
+ENGINE_WORK=${ENGINE_WORK:-build/engine-4b}
+# $OUT brings back at most 8 files: the engine modes keep the cache out of it
+case $what in
+  engine*) export XDG_CACHE_HOME=$PWD/$ENGINE_WORK/cache PYTHONUNBUFFERED=1
+           export EMILE_ENGINE_CUDA=${EMILE_ENGINE_CUDA:-$PWD/build/libemile-engine-cuda.so} ;;
+  *) export XDG_CACHE_HOME=$OUT/cache ;;
+esac
 
 # --- the engine's binaries (issue 7) ----------------------------------------
 EG=build/engine-gpu
@@ -93,23 +104,30 @@ if [ "$what" = cook ] || [ "$what" = all ]; then
   ./build/emile runs --store "$OUT/runs.db" | tee "$OUT/runs.txt"
 fi
 case $what in engine|engine-golden|engine-bench)
+  # $OUT gets 7 files: gpu.txt, devices.json, engine_golden.txt,
+  # golden_summary.json, engine_cuda.txt, engine_cuda.json, engine_cuda.md
   engine_build missing || { echo "engine: build failed (carry build/engine-gpu, see the header)"; exit 1; }
-  W=${ENGINE_WORK:-build/engine-4b}; mkdir -p "$W"
+  W=$ENGINE_WORK; mkdir -p "$W"
   rc=0
   if [ "$what" != engine-bench ]; then
-    python3 scripts/golden_qwen3.py --shape qwen3-4b --out "$W" 2>&1 | tee "$OUT/golden_4b.txt"
+    (
+      r=0
+      python3 scripts/golden_qwen3.py --shape qwen3-4b --out "$W" || r=1
+      echo "=== engine_cuda_check: tests/data/qwen3-tiny, reference kernel hot-swapped"
+      $EG/engine_cuda_check $ENGINE_SO $EG/attn_reference.so || r=1
+      echo "=== engine_cuda_check: the Qwen3-4B shape, $BEST_SO hot-swapped"
+      $EG/engine_cuda_check $ENGINE_SO "$BEST_SO" --golden "$W/qwen3-4b" || r=1
+      exit $r
+    ) 2>&1 | tee "$OUT/engine_golden.txt"
     [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
-    cp "$W/qwen3-4b/golden_summary.json" "$W/qwen3-4b/emile_random.json" "$OUT/" 2>/dev/null
-    $EG/engine_cuda_check $ENGINE_SO $EG/attn_reference.so 2>&1 | tee "$OUT/engine_cuda_check_tiny.txt"
-    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
-    $EG/engine_cuda_check $ENGINE_SO "$BEST_SO" --golden "$W/qwen3-4b" 2>&1 | tee "$OUT/engine_cuda_check_4b.txt"
-    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+    cp "$W/qwen3-4b/golden_summary.json" "$OUT/" 2>/dev/null
   fi
   if [ "$what" != engine-golden ]; then
     python3 bench/engine_cuda.py --workdir "$W/qwen3-4b" --out "$OUT" --devices-json "$OUT/devices.json" \
         --kernel "$BEST_SRC" ${BEST_FLAGS:+--kernel-flags "$BEST_FLAGS"} --kernel-dir $EG 2>&1 | tee "$OUT/engine_cuda.txt"
     [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
   fi
+  ls -la "$OUT"
   exit $rc
   ;;
 esac

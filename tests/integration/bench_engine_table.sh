@@ -62,7 +62,7 @@ for S, tastes in res["taste_raw"].items():
     assert bool(warnings) == (not agreement["agree"]), warnings
 # ids exposed by taste are kept; a count is not mistaken for ids
 r = e.engine_rows(res["taste_raw"]["2048"], 4)[0]
-assert r["engine_kernel"]["tokens"] == [5, 6, 7, 8] and r["engine_kernel"]["decode_path"] == "cuda graph"
+assert r["engine_kernel"]["tokens"] == [5, 6, 7, 8] and r["engine_kernel"]["decode_path"] == "graph"
 assert e.engine_rows(res["taste_raw"]["512"], 4)[0]["engine_kernel"]["tokens"] is None
 # too few tokens, a run missing: problems
 bad = json.loads(json.dumps(res["taste_raw"]["512"][:1]))
@@ -100,10 +100,48 @@ assert os.path.isfile(e.best_kernel()) and e.best_kernel().endswith(".cu")
 assert e.so_name("k/rung7_wgmma.cu", "b", "-DEMILE_QBUF=1") == "b/attn_rung7_wgmma__DEMILE_QBUF_1.so"
 cmd = e.taste_cmd("emile", "W", "r.so", "k.so", "p.txt", 128)
 assert cmd[:4] == ["emile", "taste", "--device", "cuda"] and "--prompt-ids" in cmd and "--json" in cmd
+assert e.taste_cmd("emile", "W", "r", "k", "p", 8, "", 2)[-2:] == ["--warmup", "2"]
+t = dict(res["taste_raw"]["2048"][0], decode_path_note="no graphs: CUDA 11")
+assert e.engine_rows([t], 4)[0]["engine_kernel"]["decode_path"] == "graph (no graphs: CUDA 11)"
 print("python checks passed")
 PY
 then ok "engine rows, taste parsing, floors, prompts (python, no torch)"
 else not_ok "python checks" "$(cat "$tmp/py.txt")"; fi
+
+# main() end to end without a GPU: stub torch/transformers modules, a
+# checkpoint marker, prebuilt kernel names and a stand-in `emile` that
+# prints taste's JSON (--skip-transformers)
+st=$tmp/stub
+mkdir -p "$st/mods/torch" "$st/mods/transformers" "$st/work/qwen3-4b" "$st/kern" "$st/out"
+cat > "$st/mods/torch/__init__.py" <<'PY'
+__version__ = "stub"
+class cuda:
+    is_available = staticmethod(lambda: True)
+    get_device_name = staticmethod(lambda: "STUB GPU")
+PY
+printf '__version__ = "stub"\nclass Qwen3Config: pass\nclass Qwen3ForCausalLM: pass\n' > "$st/mods/transformers/__init__.py"
+python3 -c "import json, sys; sys.path.insert(0, 'scripts'); sys.path.insert(0, sys.argv[2])
+import golden_qwen3 as g; json.dump(g._marker(4242), open(sys.argv[1], 'w'))" "$st/work/qwen3-4b/emile_random.json" "$st/mods"
+echo '{}' > "$st/work/qwen3-4b/config.json"
+touch "$st/work/qwen3-4b/model.safetensors" "$st/kern/attn_reference.so" "$st/kern/attn_rung7_wgmma.so"
+cat > "$st/emile" <<'SH'
+#!/usr/bin/env bash
+echo "$*" >> "$(dirname "$0")/args.txt"
+args="$*"; ids=${args##*--prompt-ids }; ids=${ids%% *}
+S=$(wc -w < "$ids")
+echo "loading..."
+echo "{\"device\":\"cuda\",\"decode_path\":\"graph\",\"prompt_tokens\":$S,\"runs\":[{\"role\":\"reference\",\"attention\":\"r\",\"ttft_ms\":$((S / 8)),\"decode_tok_s\":160,\"tokens\":128},{\"role\":\"kernel\",\"attention\":\"k\",\"ttft_ms\":$((S / 64)),\"decode_tok_s\":170,\"tokens\":128}],\"agree\":true,\"first_divergence\":-1}"
+SH
+chmod +x "$st/emile"
+if PYTHONPATH=$st/mods python3 bench/engine_cuda.py --skip-transformers --workdir "$st/work/qwen3-4b" \
+     --out "$st/out" --emile "$st/emile" --kernel-dir "$st/kern" --engine-repeats 2 > "$st/log.txt" 2>&1 \
+   && grep -qF "| engine (best kernel) (\`rung7_wgmma.cu\`) | 8.00 | 32.00 | 170.0 | 170.0 |" "$st/out/engine_cuda.md" \
+   && [ "$(grep -c -- '--prompt-ids' "$st/args.txt")" = 4 ] \
+   && grep -q -- "--prompt-ids $st/work/qwen3-4b/prompt_2048.txt --max-new 128 --json" "$st/args.txt" \
+   && [ "$(wc -w < "$st/work/qwen3-4b/prompt_2048.txt")" = 2048 ] \
+   && python3 -c "import json, sys; r = json.load(open(sys.argv[1])); assert r['validation']['ok'] and r['device'] == 'STUB GPU'" "$st/out/engine_cuda.json"; then
+  ok "engine_cuda.py main: taste runs, prompt files, table and JSON (stubbed torch, stand-in emile)"
+else not_ok "engine_cuda.py main with stubs" "$(tail -40 "$st/log.txt")" "$(cat "$st/out/engine_cuda.md" 2>/dev/null)"; fi
 
 # 2. compile / parse
 pyc=$tmp/pyc
