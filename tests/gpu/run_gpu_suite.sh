@@ -6,7 +6,10 @@
 #     it must get (cheats rejected, faults contained), and after each fault
 #     a well-behaved kernel still validates on a healthy device;
 #  4. the best ladder kernel is profiled on the Qwen3-4B prefill task with
-#     hardware counters, and the full report is printed.
+#     hardware counters, and the full report is printed;
+#  5. `emile taste --device cuda` on the tiny shape with the reference
+#     kernel hot-swapped into the engine's prefill slot: the generations
+#     agree, and decode ran as a CUDA graph.
 # Prints one "ok"/"not ok" line per check and "N passed, N failed" last.
 set -u
 cd "$(dirname "$0")/../.."
@@ -85,6 +88,24 @@ grep -q 'diagnosis' "$work/best.txt" && ok "profile --counters on the Qwen3-4B t
 $E profile examples/qwen3_4b_prefill_cuda.json kernels/attention/cuda/reference.cu --counters > "$work/ref_full.txt" 2>&1
 cat "$work/ref_full.txt"; cp "$work/ref_full.txt" "$OUT/profile_reference_counters.txt" 2>/dev/null
 grep -q 'diagnosis' "$work/ref_full.txt" && ok "profile --counters of the reference" || bad "profile --counters of the reference"
+
+# 5. the engine's GPU path through the CLI (build/libemile-engine-cuda.so,
+#    carried with the binaries, or built by `make all` where nvcc is)
+if [ -f build/libemile-engine-cuda.so ]; then
+  timeout 600 $E taste --device cuda --random tiny --kernel kernels/attention/cuda/reference.cu \
+    --max-new 8 --json > "$work/taste.json" 2>"$work/taste.err"
+  cat "$work/taste.json"
+  if python3 -c "
+import json,sys; r=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+assert r['device']=='cuda' and r['agree'] is True and [x['tokens'] for x in r['runs']]==[8,8], r" "$work/taste.json"; then
+    ok "taste --device cuda: reference.cu in the slot agrees with the built-in attention"
+  else bad "taste --device cuda: $(head -c 400 "$work/taste.json") $(head -c 600 "$work/taste.err")"; fi
+  if python3 -c "
+import json,sys; r=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+assert r['decode_path']=='graph', r.get('decode_path_note')" "$work/taste.json" 2>/dev/null; then
+    ok "taste --device cuda: decode ran as a CUDA graph"
+  else bad "taste --device cuda: decode did not run as a CUDA graph ($(head -c 300 "$work/taste.json"))"; fi
+else bad "taste --device cuda: build/libemile-engine-cuda.so is not built (make all where nvcc is)"; fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
