@@ -12,12 +12,14 @@
 #include "cook_child.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TASTE_MAX_TOKENS 1024
@@ -131,6 +133,74 @@ static json_t *side_json(const json_t *report, const char *role)
     return json_null();
 }
 
+/* Kills a tasting's process group once it outlives the server's limit, so
+ * a hung engine answers the page with an error instead of holding the
+ * request (and the one tasting slot) forever. */
+typedef struct watchdog {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;         /* on CLOCK_MONOTONIC: a clock change moves nothing */
+    int done, fired;
+    pid_t pid;
+    double secs;
+} watchdog_t;
+
+static void *watchdog_main(void *arg)
+{
+    watchdog_t *w = arg;
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += (time_t)w->secs;
+    dl.tv_nsec += (long)((w->secs - (double)(time_t)w->secs) * 1e9);
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) == ETIMEDOUT) {
+            if (!w->done) {
+                kill(-w->pid, SIGKILL);     /* the child leads its own group */
+                w->fired = 1;
+            }
+            break;
+        }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* 0 and a running watchdog for pid, or -1 (then there is none). */
+static int watchdog_start(watchdog_t *w, pthread_t *th, pid_t pid, double secs)
+{
+    memset(w, 0, sizeof *w);
+    w->pid = pid;
+    w->secs = secs;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(th, NULL, watchdog_main, w) == 0)
+        return 0;
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    return -1;
+}
+
+/* Stop the watchdog; 1 when it had fired. */
+static int watchdog_finish(watchdog_t *w, pthread_t th)
+{
+    pthread_mutex_lock(&w->mu);
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(th, NULL);
+    int fired = w->fired;
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    return fired;
+}
+
 /* Run the child; *report is its last JSON line.  0, or -1 with err. */
 static int run_taste(serve_t *s, char **argv, json_t **report, char *err, size_t errlen)
 {
@@ -141,6 +211,9 @@ static int run_taste(serve_t *s, char **argv, json_t **report, char *err, size_t
     pthread_mutex_lock(&s->taste_mu);
     s->taste_pid = c.pid;
     pthread_mutex_unlock(&s->taste_mu);
+    watchdog_t wd;
+    pthread_t wd_th;
+    int watched = watchdog_start(&wd, &wd_th, c.pid, s->taste_timeout_s) == 0;
     char *line;
     while (cook_child_next_line(&c, &line) == 1) {
         json_t *j = json_loads(line, 0, NULL);
@@ -154,6 +227,10 @@ static int run_taste(serve_t *s, char **argv, json_t **report, char *err, size_t
     }
     int ws;
     cook_child_wait(&c, &ws);
+    /* The child is reaped inside cook_child_wait; a deadline falling in the
+     * few instructions between that and here is the one (harmless in
+     * practice) window where the group id could already be reused. */
+    int timed_out = watched && watchdog_finish(&wd, wd_th);
     pthread_mutex_lock(&s->taste_mu);
     s->taste_pid = 0;
     pthread_mutex_unlock(&s->taste_mu);
@@ -161,8 +238,13 @@ static int run_taste(serve_t *s, char **argv, json_t **report, char *err, size_t
         return 0;
     char last[512];
     cook_child_last_error(&c, last, sizeof last);
-    snprintf(err, errlen, "the engine %s: %s",
-             WIFSIGNALED(ws) ? "was killed" : "failed", last[0] ? last : "no report");
+    if (timed_out)
+        snprintf(err, errlen, "the engine was still running after %g s (the server's "
+                 "--taste-timeout) and was stopped%s%s", s->taste_timeout_s,
+                 last[0] ? "; its last words: " : "", last);
+    else
+        snprintf(err, errlen, "the engine %s: %s",
+                 WIFSIGNALED(ws) ? "was killed" : "failed", last[0] ? last : "no report");
     json_decref(*report);
     *report = NULL;
     return -1;
@@ -298,6 +380,8 @@ enum MHD_Result api_taste_run(request_t *r, int64_t id)
     s->tasting = 0;
     pthread_mutex_unlock(&s->taste_mu);
     if (rc != 0) {
+        if (!s->quiet)       /* the page shows it too; the log keeps it */
+            fprintf(stderr, "serve: tasting run %lld failed: %s\n", (long long)run, err);
         json_decref(j);
         return respond_error(r, 502, "%s", err);
     }

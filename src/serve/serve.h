@@ -30,11 +30,13 @@ typedef struct serve_config {
     size_t max_body;           /* request body limit; 0: SERVE_MAX_BODY */
     int max_queue;             /* queued cooks per device; 0: SERVE_MAX_QUEUE */
     double stop_grace_s;       /* at shutdown: SIGTERM, then SIGKILL after this */
+    double taste_timeout_s;    /* a tasting killed after this long; 0: SERVE_TASTE_TIMEOUT_S */
     int quiet;                 /* 1: log nothing to stderr (tests) */
 } serve_config_t;
 
 #define SERVE_MAX_BODY (1u << 20)   /* 1 MiB: a kernel source and its task */
 #define SERVE_MAX_QUEUE 16
+#define SERVE_TASTE_TIMEOUT_S 1800.0  /* 30 min: qwen3-0.6b on a slow CPU */
 
 typedef struct serve serve_t;
 

@@ -15,7 +15,7 @@
 
 static const char usage[] =
     "usage: emile serve [--host HOST] [--port PORT] [--token TOKEN] [--store PATH]\n"
-    "                   [--emile PATH] [--examples DIR] [--model DIR]\n"
+    "                   [--emile PATH] [--examples DIR] [--model DIR] [--taste-timeout S]\n"
     "\n"
     "Serves the web UI (the Kitchen and the Tasting Room) and its API.\n"
     "  --host HOST      address to bind (default 127.0.0.1); any other than loopback\n"
@@ -29,6 +29,8 @@ static const char usage[] =
     "                   beside the binary's build folder, else ./examples)\n"
     "  --model DIR      a Qwen3 checkpoint (Hugging Face layout) for the Tasting\n"
     "                   Room; without it, random weights of a named shape\n"
+    "  --taste-timeout S  a tasting still running after S seconds is killed and\n"
+    "                   reported as such (default 1800)\n"
     "LLM agents read their API keys from this server's environment.\n";
 
 static int is_dir(const char *p)
@@ -104,6 +106,15 @@ int serve_main(int argc, char **argv)
             examples = v;
         } else if ((v = opt(argc, argv, &i, "--model", &missing))) {
             cfg.model_dir = v;
+        } else if ((v = opt(argc, argv, &i, "--taste-timeout", &missing))) {
+            char *end;
+            double t = strtod(v, &end);
+            if (*v == 0 || *end || !(t >= 1 && t <= 86400)) {
+                fprintf(stderr, "emile serve: --taste-timeout needs seconds in 1..86400 (got '%s')\n",
+                        v);
+                return 2;
+            }
+            cfg.taste_timeout_s = t;
         } else {
             fprintf(stderr, missing ? "emile serve: %s needs a value\n%s"
                                     : "emile serve: unknown option '%s'\n%s",

@@ -24,6 +24,7 @@ struct serve {
     int quiet;
     size_t max_body;
     double stop_grace_s;
+    double taste_timeout_s;
     struct MHD_Daemon *daemon;
     store_t *store;              /* shared by request threads, under store_mu */
     pthread_mutex_t store_mu;

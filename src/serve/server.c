@@ -20,6 +20,7 @@ void serve_config_init(serve_config_t *cfg)
     cfg->max_body = SERVE_MAX_BODY;
     cfg->max_queue = SERVE_MAX_QUEUE;
     cfg->stop_grace_s = 30.0;
+    cfg->taste_timeout_s = SERVE_TASTE_TIMEOUT_S;
 }
 
 int serve_port(const serve_t *s) { return s->port; }
@@ -237,6 +238,7 @@ int serve_start(const serve_config_t *cfg, serve_t **out, char *err, size_t errl
     s->quiet = cfg->quiet;
     s->max_body = cfg->max_body ? cfg->max_body : SERVE_MAX_BODY;
     s->stop_grace_s = cfg->stop_grace_s;
+    s->taste_timeout_s = cfg->taste_timeout_s > 0 ? cfg->taste_timeout_s : SERVE_TASTE_TIMEOUT_S;
     const char *host = cfg->host && *cfg->host ? cfg->host : "127.0.0.1";
     char store_path[4096];
     int default_store = !cfg->store_path || !*cfg->store_path;

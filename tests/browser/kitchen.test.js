@@ -198,8 +198,14 @@ test('the Kitchen cooks the bundled CPU task end to end', { timeout: COOK_TIMEOU
     await page.selectOption('#t-model', 'random:tiny');
     await page.fill('#t-tokens', '8');
     await page.click('#t-start');
-    await page.waitForFunction(() => /agree|differ/.test(document.querySelector('#t-agree').textContent),
-                               null, { timeout: 300000 });
+    // Ends in agreement, a divergence, or an error the page shows: an error
+    // fails here at once, with the engine's own words.
+    await page.waitForFunction(() => {
+      const a = document.querySelector('#t-agree');
+      return /agree|differ/.test(a.textContent) || a.classList.contains('error');
+    }, null, { timeout: 300000, polling: 250 });
+    const verdict = await page.textContent('#t-agree');
+    assert.equal(await page.locator('#t-agree.error').count(), 0, 'the tasting failed: ' + verdict);
     assert.match(await page.textContent('#t-ref-out'), /\d+ tokens generated/);
     assert.match(await page.textContent('#t-best-out'), /\d+ tokens generated/);
     assert.notEqual((await page.textContent('#t-best-ttft')).trim(), '\u2013');

@@ -39,8 +39,9 @@ cleanup() {
 trap cleanup EXIT
 
 # Port 0: the server picks a free port and prints its address.
+# A tasting that hangs is stopped by the server well inside the test's wait.
 build/emile serve --host 127.0.0.1 --port 0 --store "$tmp/runs.db" --examples "$root/examples" \
-  >"$tmp/serve.out" 2>"$tmp/serve.err" &
+  --taste-timeout 200 >"$tmp/serve.out" 2>"$tmp/serve.err" &
 server=$!
 url=""
 for _ in $(seq 1 100); do
@@ -73,11 +74,18 @@ mkdir -p build/screenshots
 status=0
 EMILE_URL="$url" EMILE_TOKEN_URL="$url2" EMILE_TOKEN="$token" \
   SCREENSHOT_DIR="$root/build/screenshots" CHROMIUM="$chromium_bin" \
-  node --test --test-reporter=spec --test-concurrency=1 "$here/token.test.js" "$here/kitchen.test.js" \
+  node --test --test-concurrency=1 \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$tmp/tap.txt" \
+    "$here/token.test.js" "$here/kitchen.test.js" \
   || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- server log (last 60 lines)" >&2
   tail -60 "$tmp/serve.err" >&2
+  # Last, so that a log cut to its tail still shows why each test failed.
+  echo "--- failed tests and their messages" >&2
+  grep -A14 '^ *not ok' "$tmp/tap.txt" | grep -v '^ *\(duration_ms\|location\|---\|\.\.\.\)' \
+    | head -60 >&2 || true
 fi
 echo "browser tests: screenshots in build/screenshots/"
 exit "$status"
