@@ -22,14 +22,18 @@
  *    built-in attention and with KERNEL_SO.
  * Prints "N passed, N failed"; exits non-zero when a check fails.
  *
- * Build (on a machine with nvcc; the .so files can be carried to the GPU):
- *   nvcc -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -Iinclude -Isrc \
- *        src/engine/cuda/qwen3_cuda.cu -o build/engine-gpu/libemile-engine-cuda.so -lcublas
- *   nvcc -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -Iinclude \
+ * Build (on a machine with nvcc; the .so files can be carried to the GPU;
+ * `bash bench/gpu_session.sh engine-build` runs these, as the Makefile
+ * builds the engine, with the shared CUDA runtime for engine and kernels):
+ *   nvcc -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -cudart shared -Iinclude -Isrc \
+ *        src/engine/cuda/qwen3_cuda.cu -o build/libemile-engine-cuda.so -lcublas
+ *   nvcc -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -cudart shared -Iinclude \
  *        kernels/attention/cuda/reference.cu -o build/engine-gpu/attn_reference.so
  *   cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Isrc tests/gpu/engine_cuda_check.c \
  *        src/engine/safetensors.c src/engine/qwen3_config.c -o build/engine-gpu/engine_cuda_check \
  *        -Wl,-Bstatic -ljansson -Wl,-Bdynamic -ldl -lm
+ * The 4B golden directory: python3 scripts/golden_qwen3.py --shape qwen3-4b
+ * --out build/engine-4b (on the GPU host), then --golden build/engine-4b/qwen3-4b.
  * Measured on an H200 (2026-11-26): tiny golden max error 2.9e-3 of max |logit|,
  * every argmax equal (prefill and decode); 4B shape, built-in attention:
  * TTFT 48.9 ms (512) / 631 ms (2048), decode 169 / 163 tok/s; with
