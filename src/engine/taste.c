@@ -121,7 +121,9 @@ static void print_json(FILE *out, const taste_report_t *r)
     snprintf(path, sizeof path, "%.*s", k, r->decode_path);
     if (paren) {
         snprintf(note, sizeof note, "%s", paren + 2);
-        note[strcspn(note, ")")] = 0;
+        size_t n = strlen(note);
+        if (n && note[n - 1] == ')')
+            note[n - 1] = 0;
     }
     json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:o}", "device", r->device, "device_name",
                           r->device_name, "decode_path", path, "prompt_tokens", r->n_prompt,

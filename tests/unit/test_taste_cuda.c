@@ -78,7 +78,8 @@ static const char FAKE_SRC[] =
     "  (void)err; (void)errlen; fake_decodes++;\n"
     "  m->next = rule(token, pos, m->c.vocab); if (next) *next = m->next; fill(m, logits);\n"
     "  return 0; }\n"
-    "const char *qwen3_cuda_decode_path(qwen3_cuda_t *m) { (void)m; return \"graph\"; }\n";
+    "const char *qwen3_cuda_decode_path(qwen3_cuda_t *m) {\n"
+    "  (void)m; const char *e = getenv(\"FAKE_DECODE_PATH\"); return e ? e : \"graph\"; }\n";
 
 static char dir[PATH_MAX], fake_so[PATH_MAX + 32], ok_so[PATH_MAX + 32], fail_so[PATH_MAX + 32];
 static void *fake;
@@ -242,6 +243,30 @@ static void test_sampling_and_table(void **st)
     taste_report_free(&rep);
 }
 
+/* Decode without the graph: the JSON says "stream" and why apart. */
+static void test_stream_path(void **st)
+{
+    (void)st;
+    setenv("FAKE_DECODE_PATH", "stream (no graph: capture: operation not permitted (x))", 1);
+    taste_opts_t o = taste_defaults();
+    o.device = "cuda";
+    o.gen.max_new = 2;
+    o.json = 1;
+    taste_report_t rep;
+    char err[1024] = "";
+    char *out = run(&o, &rep, 0, err, sizeof err);
+    unsetenv("FAKE_DECODE_PATH");
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "decode_path")), "stream");
+    assert_string_equal(json_string_value(json_object_get(j, "decode_path_note")),
+                        "no graph: capture: operation not permitted (x)");
+    json_decref(j);
+    free(out);
+    taste_report_free(&rep);
+}
+
 static void test_errors(void **st)
 {
     (void)st;
@@ -313,6 +338,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_two_sides),
         cmocka_unit_test(test_sampling_and_table),
+        cmocka_unit_test(test_stream_path),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_library_lookup),
     };
