@@ -26,7 +26,8 @@ One process, one device, the same weights and prompts for everyone:
              cache (DynamicCache), no torch.compile, each token copied to
              the host as generate() does, median of --decode-repeats;
      the same definitions as the engine's (src/engine/generate.h);
-  4. the engine: `emile taste --device cuda --model WORKDIR --reference REF
+  4. the engine (run first; each stage's failure is named and the others
+     still run; the JSON and table are rewritten after every stage): `emile taste --device cuda --model WORKDIR --reference REF
      --kernel BEST --prompt-ids F --max-new 128 --json --warmup W`,
      --engine-repeats processes per prompt (median of each figure; taste
      times one generation per side after W untimed prefills); REF defaults to
@@ -592,48 +593,6 @@ def main():
     except OSError:
         pass
     problems, warnings = [], []
-
-    golden_qwen3.make_checkpoint_4b(workdir, a.seed)
-    prompts, ids = {}, {}
-    for S in Ss:
-        ids[S] = prompt_ids(S, a.prompt_seed)
-        prompts[S] = os.path.join(workdir, f"prompt_{S}.txt")
-        write_ids(prompts[S], ids[S])
-
-    if not a.skip_transformers:
-        for impl in ("sdpa", "eager"):
-            r, p, w = bench_transformers(workdir, impl, ids, a)
-            problems += p
-            warnings += w
-            res["rows"][f"transformers_{impl}"] = {str(S): v for S, v in r.items()}
-
-    if not a.skip_engine:
-        kernel = os.path.abspath(a.kernel or best_kernel())
-        ref_so = build_so(os.path.abspath(a.reference), a.kernel_dir, "", a.rebuild_kernels)
-        kern_so = build_so(kernel, a.kernel_dir, a.kernel_flags, a.rebuild_kernels)
-        res["reference"] = {"source": os.path.relpath(a.reference, REPO), "built": ref_so}
-        res["kernel"] = {"source": os.path.relpath(kernel, REPO), "flags": a.kernel_flags,
-                         "built": kern_so}
-        eng, p, w = run_engine(a, workdir, ref_so, kern_so, prompts)
-        problems += p
-        warnings += w
-        res["taste_raw"] = {str(S): e["raw"] for S, e in eng.items()}
-        for S, e in eng.items():
-            for key, row in e["rows"].items():
-                res["rows"][key][str(S)] = row
-            ag = res["agreement"].setdefault(str(S), {})
-            ag["engine_reference_vs_kernel"] = e["agreement"]
-            for key in ("engine_reference", "engine_kernel"):
-                et = e["rows"].get(key, {}).get("tokens")
-                for impl in ("sdpa", "eager"):
-                    tt = res["rows"][f"transformers_{impl}"].get(str(S), {}).get("tokens")
-                    if et is not None and tt is not None:
-                        ag[f"{key}_vs_transformers_{impl}"] = first_divergence(et, tt)
-            if not any(e["rows"].get(k, {}).get("tokens") for k in e["rows"]):
-                res.setdefault("notes", []).append(
-                    f"S={S}: taste's JSON carries no generated ids: engine vs transformers "
-                    f"tokens not compared")
-
     ttft, dec = floors(Ss)
     res["floors"].append({"label": "physical floor (issue 7: H100 measured ceilings)",
                           "ttft_ms": {str(S): v for S, v in ttft.items()},
@@ -646,11 +605,78 @@ def main():
                                            f"{c[2] / 1e3:.2f} TB/s measured)",
                                   "ttft_ms": {str(S): v for S, v in ttft.items()},
                                   "decode_tok_s": dec})
-    res["validation"] = {"ok": not problems, "problems": problems, "warnings": warnings}
-    table = format_table(res)
+
+    def save(final):
+        """engine_cuda.json and .md, after every stage (a run cut short by
+        the call's time limit still leaves what it measured)."""
+        res["validation"] = {"ok": not problems, "problems": problems, "warnings": warnings,
+                             "complete": final}
+        table = format_table(res)
+        json.dump(res, open(os.path.join(a.out, "engine_cuda.json"), "w"), indent=1)
+        open(os.path.join(a.out, "engine_cuda.md"), "w").write(table)
+        return table
+
+    def stage(name, fn):
+        """Run one stage; an exception is a named problem, not the end."""
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 -- reported, and the other stages still run
+            import traceback
+            traceback.print_exc()
+            problems.append(f"{name} failed: {type(e).__name__}: {e}")
+        save(False)
+
+    golden_qwen3.make_checkpoint_4b(workdir, a.seed)
+    prompts, ids = {}, {}
+    for S in Ss:
+        ids[S] = prompt_ids(S, a.prompt_seed)
+        prompts[S] = os.path.join(workdir, f"prompt_{S}.txt")
+        write_ids(prompts[S], ids[S])
+
+    def engine():
+        kernel = os.path.abspath(a.kernel or best_kernel())
+        ref_so = build_so(os.path.abspath(a.reference), a.kernel_dir, "", a.rebuild_kernels)
+        kern_so = build_so(kernel, a.kernel_dir, a.kernel_flags, a.rebuild_kernels)
+        res["reference"] = {"source": os.path.relpath(a.reference, REPO), "built": ref_so}
+        res["kernel"] = {"source": os.path.relpath(kernel, REPO), "flags": a.kernel_flags,
+                         "built": kern_so}
+        eng, p, w = run_engine(a, workdir, ref_so, kern_so, prompts)
+        problems.extend(p)
+        warnings.extend(w)
+        res["taste_raw"] = {str(S): e["raw"] for S, e in eng.items()}
+        for S, e in eng.items():
+            for key, row in e["rows"].items():
+                res["rows"][key][str(S)] = row
+            res["agreement"].setdefault(str(S), {})["engine_reference_vs_kernel"] = \
+                e["agreement"]
+            if e["raw"] and not any(e["rows"].get(k, {}).get("tokens") for k in e["rows"]):
+                res.setdefault("notes", []).append(
+                    f"S={S}: taste's JSON carries no generated ids: engine vs transformers "
+                    f"tokens not compared")
+
+    def transformers_impl(impl):
+        r, p, w = bench_transformers(workdir, impl, ids, a)
+        problems.extend(p)
+        warnings.extend(w)
+        res["rows"][f"transformers_{impl}"] = {str(S): v for S, v in r.items()}
+
+    if not a.skip_engine:
+        stage("engine", engine)
+    if not a.skip_transformers:
+        for impl in ("sdpa", "eager"):
+            stage(f"transformers {impl}", lambda impl=impl: transformers_impl(impl))
+
+    # engine vs transformers greedy tokens, where taste gives the ids
+    for S in Ss:
+        for key in ("engine_reference", "engine_kernel"):
+            et = res["rows"][key].get(str(S), {}).get("tokens")
+            for impl in ("sdpa", "eager"):
+                tt = res["rows"][f"transformers_{impl}"].get(str(S), {}).get("tokens")
+                if et is not None and tt is not None:
+                    res["agreement"].setdefault(str(S), {})[
+                        f"{key}_vs_transformers_{impl}"] = first_divergence(et, tt)
+    table = save(True)
     sys.stdout.write("\n" + table)
-    json.dump(res, open(os.path.join(a.out, "engine_cuda.json"), "w"), indent=1)
-    open(os.path.join(a.out, "engine_cuda.md"), "w").write(table)
     print(f"wrote {a.out}/engine_cuda.json and engine_cuda.md")
     return 0 if not problems else 3
 

@@ -40,9 +40,10 @@ export PATH=/usr/local/cuda/bin:$PATH
 OUT=${OUT:-/tmp/emile-out}; mkdir -p "$OUT"
 what=${1:-all}; shift || true
 ENGINE_WORK=${ENGINE_WORK:-build/engine-4b}
+case $ENGINE_WORK in /*) ;; *) ENGINE_WORK=$PWD/$ENGINE_WORK ;; esac
 # $OUT brings back at most 8 files: the engine modes keep the cache out of it
 case $what in
-  engine*) export XDG_CACHE_HOME=$PWD/$ENGINE_WORK/cache PYTHONUNBUFFERED=1
+  engine*) export XDG_CACHE_HOME=$ENGINE_WORK/cache PYTHONUNBUFFERED=1
            export EMILE_ENGINE_CUDA=${EMILE_ENGINE_CUDA:-$PWD/build/libemile-engine-cuda.so} ;;
   *) export XDG_CACHE_HOME=$OUT/cache ;;
 esac
@@ -85,9 +86,11 @@ engine_build() {
   fi
   ls -la build/emile $ENGINE_SO $EG
 }
-if [ "$what" = engine-build ]; then
-  engine_build all; exit $?
-fi
+case $what in
+  engine-build) engine_build all; exit $? ;;
+  engine|engine-golden|engine-bench)
+    engine_build missing || { echo "engine: build failed (carry build/engine-gpu, see the header)"; exit 1; } ;;
+esac
 
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu --format=csv,noheader | tee "$OUT/gpu.txt"
 ./build/emile devices --json > "$OUT/devices.json" 2>&1; cat "$OUT/devices.json" | head -40
@@ -106,7 +109,6 @@ fi
 case $what in engine|engine-golden|engine-bench)
   # $OUT gets 7 files: gpu.txt, devices.json, engine_golden.txt,
   # golden_summary.json, engine_cuda.txt, engine_cuda.json, engine_cuda.md
-  engine_build missing || { echo "engine: build failed (carry build/engine-gpu, see the header)"; exit 1; }
   W=$ENGINE_WORK; mkdir -p "$W"
   rc=0
   if [ "$what" != engine-bench ]; then
