@@ -223,8 +223,12 @@ def make_checkpoint_4b(d, seed=SEED_4B, force=False):
             os.remove(os.path.join(d, f))
     torch.manual_seed(seed)
     cfg = make_config(1e6, True, SHAPE_4B)
-    with torch.device("cuda"):
-        model = Qwen3ForCausalLM(cfg).eval()
+    try:
+        with torch.device("cuda"):
+            model = Qwen3ForCausalLM(cfg).eval()
+    except Exception as e:         # built on the CPU instead (slower), then moved
+        print(f"  (building under torch.device('cuda'): {type(e).__name__}: {e})")
+        model = Qwen3ForCausalLM(cfg).eval().to("cuda")
     randomize(model, seed, device="cuda")
     check_rope(model, 1e6, cfg.head_dim)
     model = model.to(torch.bfloat16)
