@@ -197,7 +197,17 @@ test('the Kitchen cooks the bundled CPU task end to end', { timeout: COOK_TIMEOU
     await page.selectOption('#t-run', String(runId));
     await page.selectOption('#t-model', 'random:tiny');
     await page.fill('#t-tokens', '8');
-    await page.click('#t-start');
+    assert.equal(await page.inputValue('#t-run'), String(runId));
+    assert.equal(await page.inputValue('#t-model'), 'random:tiny');
+    // The answer to the page's POST, kept so a failure names its status,
+    // the request and the server's words.
+    const [resp] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).pathname === '/api/taste' &&
+                                  r.request().method() === 'POST', { timeout: 300000 }),
+      page.click('#t-start'),
+    ]);
+    assert.equal(resp.status(), 200, 'POST /api/taste ' + resp.request().postData() + ' answered ' +
+                 resp.status() + ': ' + (await resp.text()));
     // Ends in agreement, a divergence, or an error the page shows: an error
     // fails here at once, with the engine's own words.
     await page.waitForFunction(() => {
