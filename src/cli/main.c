@@ -26,6 +26,7 @@ static void usage(FILE *f)
             "  serve [--host H --port P]  the web UI (Kitchen and Tasting Room)\n"
             "  taste --random qwen3-4b --kernel RUN|FILE   the Qwen3 engine: reference attention vs a kernel,\n"
             "                             same prompt and weights: TTFT, decode tok/s, agreement\n"
+            "                             [--device cpu|cuda] [--reference RUN|FILE] (taste --help)\n"
             "  worker                     the sandboxed evaluation worker (JSON lines on stdin/stdout)\n\n"
             "common: --store PATH (run store; default ~/.local/share/emile/runs.db)\n"
             "        --worker CMD (e.g. 'ssh gpu1 emile worker')\n");

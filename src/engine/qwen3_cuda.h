@@ -59,7 +59,8 @@ void qwen3_cuda_destroy(qwen3_cuda_t *m);
  * to logits (host) when not NULL, and the call waits for them; with logits
  * NULL it returns once the work is enqueued (qwen3_cuda_argmax waits), so
  * an error of an asynchronous kernel may surface there.  A slot kernel's
- * non-zero return fails the call with its code in err.
+ * non-zero return fails the call with its code in err.  all_logits is for
+ * chunks of at most 256 tokens (the engine keeps that many rows).
  */
 int qwen3_cuda_forward(qwen3_cuda_t *m, emile_kernel_fn attn, const int *tokens, int n,
                        int pos, int all_logits, float *logits, char *err, size_t errlen);

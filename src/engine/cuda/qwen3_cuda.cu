@@ -91,6 +91,10 @@ struct qwen3_cuda {
 #define ATT_SPLIT_KEYS 128
 #define ATT_MAX_SPLITS 64
 #define BLAS_WORKSPACE ((size_t)32 << 20)   /* what cuBLAS asks for on Hopper */
+/* Rows of logits kept: a prefill needs only its last row, and a whole
+ * chunk's logits at a 151936-token vocabulary is 1.2 GB per 2048 tokens;
+ * all_logits (golden checks) works for chunks up to this many tokens. */
+#define LOGITS_MAX_ROWS 256
 
 // ----------------------------------------------------------------------------
 // kernels
@@ -517,7 +521,8 @@ static int create(qwen3_cuda_t *m, qwen3_cuda_get_fn get, void *user, uint64_t s
     size_t cache = (size_t)c->n_layers * m->max_seq * kvd;
     CK(cudaMalloc((void **)&m->x, T * H * 4));
     CK(cudaMalloc((void **)&m->tmp, T * H * 4));
-    CK(cudaMalloc((void **)&m->logits, T * c->vocab * 4));
+    CK(cudaMalloc((void **)&m->logits, (T < LOGITS_MAX_ROWS ? T : LOGITS_MAX_ROWS) *
+                                       (size_t)c->vocab * 4));
     CK(cudaMalloc((void **)&m->xb, T * H * 2));
     CK(cudaMalloc((void **)&m->qkv, T * (qd + 2 * kvd) * 2));
     CK(cudaMalloc((void **)&m->q, T * qd * 2));
@@ -759,6 +764,11 @@ extern "C" int qwen3_cuda_forward(qwen3_cuda_t *m, emile_kernel_fn attn, const i
     if (n < 1 || n > m->max_chunk || pos < 0 || pos + n > m->max_seq) {
         snprintf(err, errlen, "forward: %d tokens at position %d do not fit (chunk %d, "
                  "context %d)", n, pos, m->max_chunk, m->max_seq);
+        return -1;
+    }
+    if (all_logits && n > LOGITS_MAX_ROWS) {
+        snprintf(err, errlen, "forward: all the logits of %d tokens (%d at most)", n,
+                 LOGITS_MAX_ROWS);
         return -1;
     }
     for (int t = 0; t < n; t++)
