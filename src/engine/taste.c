@@ -109,10 +109,13 @@ static void print_json(FILE *out, const taste_report_t *r)
     json_t *sides = json_array();
     for (int i = 0; i < r->n_sides; i++) {
         const taste_side_t *s = &r->side[i];
-        json_array_append_new(sides, json_pack("{s:s, s:s, s:f, s:f, s:i}", "role",
+        json_t *ids = json_array();        /* the generated ids, to compare with a peer */
+        for (int k = 0; k < s->n; k++)
+            json_array_append_new(ids, json_integer(s->tokens[k]));
+        json_array_append_new(sides, json_pack("{s:s, s:s, s:f, s:f, s:i, s:o}", "role",
                               i == 0 ? "reference" : "kernel", "attention", s->label,
                               "ttft_ms", s->stats.ttft_s * 1e3, "decode_tok_s",
-                              s->stats.decode_tok_s, "tokens", s->n));
+                              s->stats.decode_tok_s, "tokens", s->n, "ids", ids));
     }
     /* decode_path: "cpu", "graph" or "stream"; the reason, if any, apart */
     char path[192], note[192] = "";

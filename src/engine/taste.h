@@ -37,7 +37,11 @@ typedef struct taste_opts {
     engine_gen_opts_t gen;     /* gen.stop_id -2: <|im_end|> when the prompt went
                                   through the chat template, else none */
     int quiet;                 /* no generated text on out */
-    int json;                  /* one JSON object on out instead of the table */
+    int json;                  /* one JSON object on out instead of the table:
+                                  {device, device_name, decode_path ("cpu", "graph",
+                                  "stream"), [decode_path_note], prompt_tokens,
+                                  runs: [{role, attention, ttft_ms, decode_tok_s,
+                                  tokens, ids}], agree, first_divergence} */
 } taste_opts_t;
 
 typedef struct taste_side {

@@ -210,6 +210,10 @@ static void test_greedy_two_sides(void **st)
     assert_string_equal(json_string_value(json_object_get(r1, "role")), "kernel");
     assert_string_equal(json_string_value(json_object_get(r1, "attention")), ok_so);
     assert_int_equal(json_integer_value(json_object_get(r1, "tokens")), 9);
+    json_t *jids = json_object_get(r1, "ids");
+    assert_int_equal(json_array_size(jids), 9);
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(json_integer_value(json_array_get(jids, (size_t)i)), want[i]);
     assert_true(json_real_value(json_object_get(r1, "ttft_ms")) > 0);
     json_decref(j);
     free(out);
