@@ -22,6 +22,7 @@ int cmd_devices(int argc, char **argv)
         fprintf(stderr, "emile: %s\n", err);
         return 1;
     }
+    w.timeout_s = WORKER_CLIENT_DEVICES_TIMEOUT_S;
     json_t *req = json_pack("{sssb}", "cmd", "devices", "remeasure", c.remeasure);
     if (c.n_positional == 1)
         json_object_set_new(req, "backend", json_string(c.positional[0]));

@@ -51,6 +51,7 @@ int cmd_profile(int argc, char **argv)
         task_free(&t);
         return 1;
     }
+    w.timeout_s = worker_client_evaluate_timeout(t.compile_limit_s, t.time_limit_s);
     json_t *req = json_object();
     json_object_set_new(req, "cmd", json_string("evaluate"));
     json_object_set_new(req, "task", task_to_json(&t));

@@ -227,6 +227,8 @@ static int loop(cook_t *c)
         store_run_set_status(c->store, c->run, "failed", err);
         return 1;
     }
+    c->worker.timeout_s = worker_client_evaluate_timeout(c->task->compile_limit_s,
+                                                         c->task->time_limit_s);
     event(c, "run", NULL);
     char hdr[512];
     iteration_line_header(hdr, sizeof hdr);
@@ -367,6 +369,7 @@ json_t *cook_fetch_device(const cook_options_t *o, const char *backend, char *er
     worker_client_t w;
     if (worker_client_open(&w, o->worker_cmd, err, n) != 0)
         return NULL;
+    w.timeout_s = WORKER_CLIENT_DEVICES_TIMEOUT_S;
     json_t *req = json_pack("{ssss}", "cmd", "devices", "backend", backend);
     json_t *reply = worker_client_call(&w, req, err, n);
     json_decref(req);
@@ -374,9 +377,14 @@ json_t *cook_fetch_device(const cook_options_t *o, const char *backend, char *er
     json_t *dev = json_incref(json_array_get(json_object_get(reply, "devices"), 0));
     if (!dev) {
         const char *why = json_string_value(json_object_get(json_array_get(json_object_get(reply, "unavailable"), 0), "why"));
+        /* No reply is the worker's failure, not the backend's. */
         char prev[1024];
-        snprintf(prev, sizeof prev, "%.1000s", reply ? "unknown reason" : err);
-        snprintf(err, n, "backend %s is not available: %.1000s", backend, why ? why : prev);
+        snprintf(prev, sizeof prev, "%.1000s", err);
+        if (!reply)
+            snprintf(err, n, "cannot ask the worker about backend %s: %.1000s", backend, prev);
+        else
+            snprintf(err, n, "backend %s is not available: %.1000s", backend,
+                     why ? why : "the worker named no reason");
     }
     json_decref(reply);
     return dev;

@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/paths.h"
@@ -15,14 +17,23 @@
 int worker_client_open(worker_client_t *c, const char *cmd, char *err, size_t n)
 {
     memset(c, 0, sizeof *c);
+    c->to_fd = c->from_fd = -1;
+    snprintf(c->cmd, sizeof c->cmd, "%s", cmd && *cmd ? cmd : "emile worker");
     int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
+    if (pipe2(in, O_CLOEXEC) != 0) {
         snprintf(err, n, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        snprintf(err, n, "pipe: %s", strerror(errno));
+        close(in[0]);
+        close(in[1]);
         return -1;
     }
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(err, n, "fork: %s", strerror(errno));
+        close(in[0]); close(in[1]); close(out[0]); close(out[1]);
         return -1;
     }
     if (pid == 0) {
@@ -38,10 +49,117 @@ int worker_client_open(worker_client_t *c, const char *cmd, char *err, size_t n)
     close(in[0]);
     close(out[1]);
     c->pid = pid;
-    c->to = fdopen(in[1], "w");
-    c->from = fdopen(out[0], "r");
+    c->to_fd = in[1];
+    c->from_fd = out[0];
     c->next_id = 1;
     return 0;
+}
+
+double worker_client_evaluate_timeout(double compile_limit_s, double time_limit_s)
+{
+    double one = 2 * compile_limit_s + 3 * time_limit_s + (10 * time_limit_s + 60) + 120;
+    return 2 * one + 60;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Write all of s; 0 or -1 (the worker is gone: EPIPE, SIGPIPE ignored). */
+static int write_all(int fd, const char *s, size_t len)
+{
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+    int rc = 0;
+    while (len > 0) {
+        ssize_t k = write(fd, s, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            rc = -1;
+            break;
+        }
+        s += k;
+        len -= (size_t)k;
+    }
+    signal(SIGPIPE, old);
+    return rc;
+}
+
+/* Why the worker is gone: its exit status once reaped (waiting up to a
+ * second: its stdout closes just before it exits). */
+static void describe_exit(worker_client_t *c, char *buf, size_t n)
+{
+    int st;
+    for (int i = 0; i < 100 && c->pid > 0; i++) {
+        pid_t r = waitpid(c->pid, &st, WNOHANG);
+        if (r == c->pid) {
+            c->pid = 0;
+            if (WIFEXITED(st))
+                snprintf(buf, n, "exited with status %d", WEXITSTATUS(st));
+            else if (WIFSIGNALED(st))
+                snprintf(buf, n, "was killed by signal %d (%s)", WTERMSIG(st),
+                         strsignal(WTERMSIG(st)));
+            else
+                snprintf(buf, n, "ended");
+            return;
+        }
+        if (r < 0)
+            break;
+        usleep(10000);
+    }
+    snprintf(buf, n, "closed its output");
+}
+
+/* The next whole line (malloc'd, without the newline) by the deadline
+ * (0: none): 1, 0 at the end of the stream, -1 on timeout or error. */
+static int read_line(worker_client_t *c, double deadline, char **line)
+{
+    for (;;) {
+        char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
+        if (nl) {
+            size_t k = (size_t)(nl - c->buf);
+            *line = malloc(k + 1);
+            if (!*line)
+                return -1;
+            memcpy(*line, c->buf, k);
+            (*line)[k] = 0;
+            memmove(c->buf, nl + 1, c->len - k - 1);
+            c->len -= k + 1;
+            return 1;
+        }
+        int wait_ms = -1;
+        if (deadline > 0) {
+            double left = deadline - now_s();
+            if (left <= 0)
+                return -1;
+            wait_ms = left > 3600 ? 3600000 : (int)(left * 1000) + 1;
+        }
+        struct pollfd pf = {c->from_fd, POLLIN, 0};
+        int p = poll(&pf, 1, wait_ms);
+        if (p < 0 && errno == EINTR)
+            continue;
+        if (p < 0)
+            return -1;
+        if (p == 0)
+            continue;                 /* the deadline is checked above */
+        if (c->cap - c->len < 65536) {
+            size_t cap = c->cap ? c->cap * 2 : 131072;
+            char *nb = realloc(c->buf, cap);
+            if (!nb)
+                return -1;
+            c->buf = nb;
+            c->cap = cap;
+        }
+        ssize_t k = read(c->from_fd, c->buf + c->len, c->cap - c->len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return 0;
+        c->len += (size_t)k;
+    }
 }
 
 json_t *worker_client_call(worker_client_t *c, json_t *req, char *err, size_t n)
@@ -49,26 +167,40 @@ json_t *worker_client_call(worker_client_t *c, json_t *req, char *err, size_t n)
     int id = c->next_id++;
     json_object_set_new(req, "id", json_integer(id));
     char *text = json_dumps(req, JSON_COMPACT);
-    if (!text || fprintf(c->to, "%s\n", text) < 0 || fflush(c->to) != 0) {
+    char why[160];
+    if (!text || c->to_fd < 0 || write_all(c->to_fd, text, strlen(text)) != 0 ||
+        write_all(c->to_fd, "\n", 1) != 0) {
         free(text);
-        snprintf(err, n, "the worker is not listening (it died?)");
+        describe_exit(c, why, sizeof why);
+        snprintf(err, n, "the worker (%s) %s before it could be asked", c->cmd, why);
         return NULL;
     }
     free(text);
-    char *line = NULL;
-    size_t cap = 0;
+    double deadline = c->timeout_s > 0 ? now_s() + c->timeout_s : 0;
     for (;;) {
-        ssize_t len = getline(&line, &cap, c->from);
-        if (len < 0) {
-            free(line);
-            snprintf(err, n, "the worker exited without answering");
+        char *line = NULL;
+        int rc = read_line(c, deadline, &line);
+        if (rc == 0) {
+            describe_exit(c, why, sizeof why);
+            snprintf(err, n, "the worker (%s) %s without answering", c->cmd, why);
+            return NULL;
+        }
+        if (rc < 0) {
+            if (deadline > 0 && now_s() >= deadline) {
+                if (c->pid > 0)
+                    kill(c->pid, SIGKILL);
+                snprintf(err, n, "the worker (%s) gave no answer within %.0f s and was stopped "
+                         "(a hung compiler, driver or remote link?)", c->cmd, c->timeout_s);
+            } else {
+                snprintf(err, n, "reading from the worker (%s): %s", c->cmd,
+                         errno ? strerror(errno) : "out of memory");
+            }
             return NULL;
         }
         json_t *reply = json_loads(line, 0, NULL);
-        if (reply && json_integer_value(json_object_get(reply, "id")) == id) {
-            free(line);
+        free(line);
+        if (reply && json_integer_value(json_object_get(reply, "id")) == id)
             return reply;
-        }
         /* Anything else on the worker's stdout (a remote shell's banner):
          * skip it. */
         json_decref(reply);
@@ -77,11 +209,14 @@ json_t *worker_client_call(worker_client_t *c, json_t *req, char *err, size_t n)
 
 void worker_client_close(worker_client_t *c)
 {
-    if (c->to)
-        fclose(c->to);
-    if (c->from)
-        fclose(c->from);
-    c->to = c->from = NULL;
+    if (c->to_fd >= 0)
+        close(c->to_fd);       /* end of input: the worker's loop ends */
+    if (c->from_fd >= 0)
+        close(c->from_fd);
+    c->to_fd = c->from_fd = -1;
+    free(c->buf);
+    c->buf = NULL;
+    c->len = c->cap = 0;
     if (c->pid > 0) {
         int st;
         for (int i = 0; i < 200; i++) {

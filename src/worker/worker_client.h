@@ -11,15 +11,31 @@
 
 typedef struct worker_client {
     pid_t pid;
-    FILE *to, *from;
+    int to_fd, from_fd;        /* the worker's stdin and stdout */
+    char *buf;                 /* bytes read from the worker, not yet a line */
+    size_t len, cap;
     int next_id;
+    double timeout_s;          /* per call; 0: wait as long as it takes */
+    char cmd[160];             /* for messages: the template, or "emile worker" */
 } worker_client_t;
 
 /* cmd NULL or "": this binary's worker.  0, or -1 with err. */
 int worker_client_open(worker_client_t *c, const char *cmd, char *err, size_t n);
-/* Send req (an "id" is added), wait for its reply.  NULL with err when
- * the worker died or answered garbage. */
+/* Send req (an "id" is added), wait for its reply: lines that are not the
+ * reply (a remote shell's banner) are skipped.  NULL with err when the
+ * worker died (its exit status said), or gave no reply within timeout_s
+ * (then it is killed: a worker that hangs must not hang the cook). */
 json_t *worker_client_call(worker_client_t *c, json_t *req, char *err, size_t n);
 void worker_client_close(worker_client_t *c);
+
+/* A bound on one evaluate call of a task with these limits: compiles of
+ * the candidate and the reference, the runs, a profile under ncu (ten
+ * replays) and a first ceilings measurement, twice over.  A safety net
+ * for a hung worker, not a performance limit. */
+double worker_client_evaluate_timeout(double compile_limit_s, double time_limit_s);
+
+/* The same for a devices call (a first or forced ceilings measurement
+ * builds and runs the ceilings program). */
+#define WORKER_CLIENT_DEVICES_TIMEOUT_S 900.0
 
 #endif

@@ -162,6 +162,14 @@ reject "export RUN with no DIR" 2 "usage: emile export RUN DIR" "$EMILE" export 
 reject "export 999 DIR" 1 "no run 999" "$EMILE" export 999 "$IT_TMP/exp999" --store "$CS"
 check "export 999 DIR: no directory is created" test ! -e "$IT_TMP/exp999"
 
+# A worker command that dies is named as the worker's failure, with its
+# status, not as the backend's.
+next_store
+reject "a worker command that exits at once" 1 "the worker (exit 4) exited with status 4" \
+  "$EMILE" cook "${SMALL[@]}" --reference "$REF" --worker "exit 4" --store "$CS"
+check "a worker command that exits at once: the backend is not blamed" \
+  bash -c "! grep -q 'is not available' '$ERR_F'"
+
 next_store
 reject "profile with a kernel file that does not exist" 2 "cannot read kernel $IT_TMP/nokernel.c" \
   "$EMILE" profile examples/cpu_attention.json "$IT_TMP/nokernel.c" --store "$CS"

@@ -1,0 +1,159 @@
+/*
+ * test_worker_client.c -- the orchestrator's side of the worker protocol
+ * (src/worker/worker_client.c) against small shell workers: replies are
+ * matched by id past banner lines, a dead worker is named with its exit
+ * status, and a worker that never answers is stopped at the timeout
+ * instead of hanging the cook.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "worker/worker_client.h"
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* A worker that prints a banner and a reply for another id before the
+ * real one: only the reply with the request's id comes back. */
+static void test_reply_matched_past_banner(void **state)
+{
+    (void)state;
+    worker_client_t w;
+    char err[512] = "";
+    const char *cmd = "read req; echo 'Welcome to gpu1'; echo '{\"id\":7,\"ok\":false}'; "
+                      "echo '{\"id\":1,\"ok\":true,\"answer\":42}'; read more";
+    assert_int_equal(worker_client_open(&w, cmd, err, sizeof err), 0);
+    w.timeout_s = 20;
+    json_t *req = json_pack("{ss}", "cmd", "devices");
+    json_t *reply = worker_client_call(&w, req, err, sizeof err);
+    assert_non_null(reply);
+    assert_int_equal(json_integer_value(json_object_get(req, "id")), 1);
+    assert_int_equal(json_integer_value(json_object_get(reply, "answer")), 42);
+    json_decref(reply);
+    json_decref(req);
+    worker_client_close(&w);
+    assert_int_equal(w.pid, 0);
+}
+
+/* A long reply line arriving in many pieces is put back together. */
+static void test_long_reply_in_pieces(void **state)
+{
+    (void)state;
+    worker_client_t w;
+    char err[512] = "";
+    const char *cmd = "read req; printf '{\"id\":1,\"pad\":\"'; "
+                      "i=0; while [ $i -lt 300 ]; do printf '%0500d' 0; i=$((i+1)); done; "
+                      "printf '\"}\\n'";
+    assert_int_equal(worker_client_open(&w, cmd, err, sizeof err), 0);
+    json_t *req = json_object();
+    json_t *reply = worker_client_call(&w, req, err, sizeof err);
+    assert_non_null(reply);
+    assert_int_equal(strlen(json_string_value(json_object_get(reply, "pad"))), 300 * 500);
+    json_decref(reply);
+    json_decref(req);
+    worker_client_close(&w);
+}
+
+/* A worker that exits without answering is named with its status. */
+static void test_dead_worker_named(void **state)
+{
+    (void)state;
+    worker_client_t w;
+    char err[512] = "";
+    assert_int_equal(worker_client_open(&w, "read req; echo not json; exit 3", err, sizeof err), 0);
+    json_t *req = json_object();
+    assert_null(worker_client_call(&w, req, err, sizeof err));
+    assert_non_null(strstr(err, "exited with status 3"));
+    assert_non_null(strstr(err, "without answering"));
+    json_decref(req);
+    worker_client_close(&w);
+}
+
+/* A worker killed by a signal says which. */
+static void test_killed_worker_named(void **state)
+{
+    (void)state;
+    worker_client_t w;
+    char err[512] = "";
+    assert_int_equal(worker_client_open(&w, "read req; kill -9 $$", err, sizeof err), 0);
+    json_t *req = json_object();
+    assert_null(worker_client_call(&w, req, err, sizeof err));
+    assert_non_null(strstr(err, "killed by signal 9"));
+    json_decref(req);
+    worker_client_close(&w);
+}
+
+/* A worker that reads the request and never answers is stopped at the
+ * timeout, and the call returns (well before the worker's own 60 s). */
+static void test_hung_worker_times_out(void **state)
+{
+    (void)state;
+    worker_client_t w;
+    char err[512] = "";
+    assert_int_equal(worker_client_open(&w, "read req; exec sleep 60", err, sizeof err), 0);
+    w.timeout_s = 0.5;
+    pid_t pid = w.pid;
+    json_t *req = json_object();
+    double t0 = now_s();
+    assert_null(worker_client_call(&w, req, err, sizeof err));
+    double took = now_s() - t0;
+    assert_true(took >= 0.45 && took < 10);
+    assert_non_null(strstr(err, "gave no answer within"));
+    assert_non_null(strstr(err, "was stopped"));
+    json_decref(req);
+    worker_client_close(&w);
+    /* reaped, not left behind */
+    assert_int_equal(kill(pid, 0), -1);
+}
+
+/* Writing to a worker that is already gone is an error, not SIGPIPE. */
+static void test_write_to_gone_worker(void **state)
+{
+    (void)state;
+    worker_client_t w;
+    char err[512] = "";
+    assert_int_equal(worker_client_open(&w, "exec 0<&-; exit 5", err, sizeof err), 0);
+    usleep(200000);
+    json_t *req = json_pack("{ss}", "pad", "x");
+    assert_null(worker_client_call(&w, req, err, sizeof err));
+    assert_non_null(strstr(err, "status 5"));
+    json_decref(req);
+    worker_client_close(&w);
+}
+
+static void test_evaluate_timeout_bound(void **state)
+{
+    (void)state;
+    /* the task defaults (compile 120 s, run 60 s): 2 x (240 + 180 + 660 + 120) + 60 */
+    assert_true(worker_client_evaluate_timeout(120, 60) == 2460.0);
+    assert_true(worker_client_evaluate_timeout(1, 1) > 2 * 70.0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reply_matched_past_banner),
+        cmocka_unit_test(test_long_reply_in_pieces),
+        cmocka_unit_test(test_dead_worker_named),
+        cmocka_unit_test(test_killed_worker_named),
+        cmocka_unit_test(test_hung_worker_times_out),
+        cmocka_unit_test(test_write_to_gone_worker),
+        cmocka_unit_test(test_evaluate_timeout_bound),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
