@@ -563,7 +563,7 @@ static void test_shutdown_stops_cooks(void **state)
     f->srv = NULL;
     gettimeofday(&t1, NULL);
     double dt = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_usec - t0.tv_usec) / 1e6;
-    assert_true(dt < 4.0);                           /* not the fake's 20 s wait */
+    assert_true(dt < 4.9);   /* below the 5 s stop_grace_s: TERM ended it, not the grace (slack for slow CI) */
     assert_true(exists(f, "terminated-9"));
     /* the event stream ended with the server */
     char type[64], *data;
