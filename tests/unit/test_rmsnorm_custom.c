@@ -33,6 +33,7 @@
 #include "emile_test.h"
 #include "task/task.h"
 #include "util/fs.h"
+#include "util/paths.h"
 #include "worker/evaluate.h"
 
 #define EXAMPLE "examples/rmsnorm_cpu.json"
@@ -317,6 +318,18 @@ static int group_setup(void **state)
     if (!mkdtemp(G.tmp) || chmod(G.tmp, 0711) != 0)
         return -1;
     setenv("TMPDIR", G.tmp, 1);
+    /* A private ceilings cache too: worker_evaluate measures the device
+     * (backend_device) and reads/writes $XDG_CACHE_HOME/emile, which must
+     * not be the user's ~/.cache/emile (a stale or foreign cache there would
+     * change what we test, and we must not write to it).  emile_cache_dir()
+     * remembers the first answer, so check it is ours before any call. */
+    char cache[sizeof G.tmp + 16];
+    snprintf(cache, sizeof cache, "%s/cache", G.tmp);
+    setenv("XDG_CACHE_HOME", cache, 1);
+    if (strncmp(emile_cache_dir(), cache, strlen(cache)) != 0) {
+        fprintf(stderr, "the ceilings cache is %s, not under %s\n", emile_cache_dir(), cache);
+        return -1;
+    }
     if (test_private_runner(G.tmp) != 0)      /* immune to a rebuild of build/ */
         return -1;
     G.options = json_pack("{s:i}", "reps", 5);

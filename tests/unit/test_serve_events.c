@@ -113,7 +113,10 @@ static void test_keepalive(void **state)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     assert_string_equal(buf, ": keepalive\n\n");
     double dt = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-    assert_true(dt >= 0.15 && dt < 2.0);
+    /* The configured 0.2 s interval is honoured: not early, and far below
+     * the 15 s default (a keepalive_s ignored).  5 s leaves room for a slow
+     * ASan CI machine on 2 cores. */
+    assert_true(dt >= 0.15 && dt < 5.0);
     events_reader_close(r);
     events_destroy(h);
 }
