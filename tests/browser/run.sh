@@ -38,6 +38,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The servers, the cooks and tastings they spawn, and the browser get a
+# private HOME and XDG dirs: nothing is read from or written to the user's
+# (the ceilings cache, a default store, a browser profile).
+export HOME="$tmp/home" XDG_CACHE_HOME="$tmp/cache" XDG_DATA_HOME="$tmp/data" XDG_CONFIG_HOME="$tmp/config"
+mkdir -p "$HOME" "$XDG_CACHE_HOME" "$XDG_DATA_HOME" "$XDG_CONFIG_HOME"
+unset EMILE_STORE
+
 # Port 0: the server picks a free port and prints its address.
 # A tasting that hangs is stopped by the server well inside the test's wait.
 build/emile serve --host 127.0.0.1 --port 0 --store "$tmp/runs.db" --examples "$root/examples" \
@@ -69,6 +76,12 @@ for _ in $(seq 1 100); do
   kill -0 "$server2" 2>/dev/null || break
   sleep 0.1
 done
+if [ -z "$url2" ]; then
+  echo "browser tests: the second (token) server did not start" >&2
+  cat "$tmp/serve2.out" "$tmp/serve2.err" >&2
+  exit 1
+fi
+echo "browser tests: token server at $url2 (store $tmp/runs2.db)"
 
 mkdir -p build/screenshots
 status=0
