@@ -18,7 +18,9 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lsql
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC    := $(sort $(filter-out src/cli/main.c src/runner/%,$(shell find src -name '*.c')))
-RUNNER_SRC := $(sort $(wildcard src/runner/*.c))
+# The seccomp filter lives with the worker's sandbox: the runner installs
+# it, and so does the Tasting Room's engine child (src/engine/taste_confine.c).
+RUNNER_SRC := $(sort $(wildcard src/runner/*.c) src/worker/seccomp_filter.c)
 TEST_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
 
@@ -26,7 +28,7 @@ OBJ      := $(LIB_SRC:%.c=build/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=build/san/%.o) $(TEST_SUPPORT:%.c=build/san/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=build/test/%)
 
-.PHONY: all test clean cuda-check test-gpu run
+.PHONY: all test unit-tests clean cuda-check test-gpu run
 HAVE_NVCC := $(shell test -x "$(NVCC)" && echo 1)
 ENGINE_CUDA := build/libemile-engine-cuda.so
 all: build/emile build/emile-runner build/emile-san $(if $(HAVE_NVCC),$(ENGINE_CUDA))
@@ -73,6 +75,8 @@ build/test/%: tests/unit/%.c build/libemile-san.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -O1 $(SAN) -Itests/support $< build/libemile-san.a -o $@ $(LDLIBS) -lcmocka
 
 INTEGRATION := $(sort $(wildcard tests/integration/*.sh)) tests/browser/run.sh
+unit-tests: $(TEST_BIN)
+
 test: all $(TEST_BIN)
 	@bash tests/run_all.sh $(TEST_BIN) $(INTEGRATION)
 

@@ -6,6 +6,12 @@
 set -u
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 if [ ! -x "$NVCC" ] && ! command -v "$NVCC" >/dev/null; then
+  # CI's machine has the CUDA toolkit: there a missing nvcc is a failure,
+  # not a skip (EMILE_REQUIRE_NVCC=1 in .ci/run).
+  if [ "${EMILE_REQUIRE_NVCC:-0}" = 1 ]; then
+    echo "cuda-check: nvcc not found (EMILE_REQUIRE_NVCC=1: the CUDA sources must compile here)"
+    exit 1
+  fi
   echo "cuda-check: nvcc not found; skipping CUDA compilation"
   exit 0
 fi

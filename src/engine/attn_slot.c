@@ -20,7 +20,9 @@ void attn_slot_init_builtin(attn_slot_t *s)
 int attn_slot_load(attn_slot_t *s, const char *so_path, char *err, size_t errlen)
 {
     attn_slot_close(s);
-    void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
+    /* NODELETE: a kernel that started OpenMP threads stays mapped after
+     * dlclose (its threads spin in libgomp code it brought in). */
+    void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!h) {
         snprintf(err, errlen, "dlopen %s: %s", so_path, dlerror());
         return -1;

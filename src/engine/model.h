@@ -50,6 +50,13 @@ struct engine_model {
 typedef struct engine_weights_src {
     const char *model_dir;     /* NULL: random */
     uint64_t seed;
+    /* Called once the weights are read (cpu) or the checkpoint is mapped
+     * (cuda), before the device is touched; NULL: nothing.  The Tasting
+     * Room's sandbox goes on here (taste_confine_identity): the runner's
+     * order, the uid before the driver.  0, or -1 with err (then the open
+     * fails with it). */
+    int (*before_device)(void *user, char *err, size_t errlen);
+    void *user;
 } engine_weights_src_t;
 
 /* The plain C model with its own weights and state.  0, or -1 with err. */

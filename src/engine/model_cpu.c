@@ -92,6 +92,8 @@ int engine_model_open_cpu(engine_model_t *m, const qwen3_config_t *c,
     }
     if (rc == 0)
         rc = qwen3_state_init(&p->s, c, max_seq, max_chunk, err, errlen);
+    if (rc == 0 && src->before_device)
+        rc = src->before_device(src->user, err, errlen);
     if (rc != 0) {
         engine_model_close(m);
         return -1;

@@ -182,15 +182,28 @@ int engine_model_open_cuda(engine_model_t *m, const qwen3_config_t *c,
     m->impl = p;
     m->close = cuda_close;
     int rc;
+    int confined = 0;              /* a failed confinement is not the driver's fault */
     if (src->model_dir) {
         st_checkpoint_t ck;
         rc = st_checkpoint_open(&ck, src->model_dir, err, errlen);
         if (rc == 0) {
-            rc = api.create(c, max_seq, max_chunk, get_tensor, &ck, 0, &p->m, err, errlen);
+            /* the checkpoint is mapped: readable after a uid change */
+            if (src->before_device && src->before_device(src->user, err, errlen) != 0)
+                rc = -1, confined = 1;
+            if (rc == 0)
+                rc = api.create(c, max_seq, max_chunk, get_tensor, &ck, 0, &p->m, err, errlen);
             st_checkpoint_close(&ck);       /* the weights are on the device now */
         }
     } else {
-        rc = api.create(c, max_seq, max_chunk, NULL, NULL, src->seed, &p->m, err, errlen);
+        rc = 0;
+        if (src->before_device && src->before_device(src->user, err, errlen) != 0)
+            rc = -1, confined = 1;
+        if (rc == 0)
+            rc = api.create(c, max_seq, max_chunk, NULL, NULL, src->seed, &p->m, err, errlen);
+    }
+    if (rc != 0 && confined) {
+        engine_model_close(m);
+        return -1;
     }
     if (rc != 0) {
         /* the runtime's words for a missing driver are obscure; the

@@ -9,14 +9,15 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/attn_slot.h"
-#include "engine/model.h"
 #include "engine/qwen3.h"
+#include "engine/taste_engine.h"
 #include "engine/taste_kernel.h"
 #include "engine/taste_prompt.h"
 #include "engine/tokenizer.h"
+#include "util/fs.h"
 
 taste_opts_t taste_defaults(void)
 {
@@ -52,23 +53,6 @@ static int load_config(const taste_opts_t *o, qwen3_config_t *c, char *err, size
         snprintf(err, errlen, "unknown shape '%s' (qwen3-4b, qwen3-0.6b, tiny)",
                  o->random_shape ? o->random_shape : "");
         return -1;
-    }
-    return 0;
-}
-
-struct stream {
-    tokenizer_t *tok;
-    FILE *out;
-};
-
-static int stream_token(void *user, int token)
-{
-    struct stream *s = user;
-    size_t n;
-    const char *b = tokenizer_token_bytes(s->tok, token, &n);
-    if (b) {
-        fwrite(b, 1, n, s->out);
-        fflush(s->out);
     }
     return 0;
 }
@@ -143,48 +127,6 @@ static void print_json(FILE *out, const taste_report_t *r)
     json_decref(j);
 }
 
-/* One generation on m with slot (after the warm-up prefills); fills side. */
-static int run_side(const taste_opts_t *o, engine_model_t *m, attn_slot_t *slot,
-                    const int *prompt, int n_prompt, tokenizer_t *tok, FILE *out,
-                    taste_side_t *side, char *err, size_t errlen)
-{
-    int warm = o->warmup >= 0 ? o->warmup : strcmp(m->device, "cuda") == 0;
-    engine_gen_opts_t wg = o->gen;
-    wg.max_new = 1;                    /* prefill and the first pick: what TTFT times */
-    for (int i = 0; i < warm; i++)
-        if (engine_generate_model(m, slot, prompt, n_prompt, &wg, NULL, NULL, NULL, NULL, err,
-                                  errlen) < 0)
-            return -1;
-    side->tokens = malloc(((size_t)o->gen.max_new + 1) * sizeof *side->tokens);
-    if (!side->tokens) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    snprintf(side->label, sizeof side->label, "%s", slot->label);
-    struct stream st = { tok, out };
-    int show = tok && !o->quiet && !o->json;
-    if (show)
-        fprintf(out, "--- %s\n", slot->label);
-    int n = engine_generate_model(m, slot, prompt, n_prompt, &o->gen, side->tokens,
-                                  show ? stream_token : NULL, &st, &side->stats, err, errlen);
-    if (show)
-        fprintf(out, "\n");
-    if (n < 0)
-        return -1;
-    side->n = n;
-    return 0;
-}
-
-/* The model on o->device, for a context of ctx and chunks of chunk. */
-static int open_model(const taste_opts_t *o, const qwen3_config_t *c, int ctx, int chunk,
-                      engine_model_t *m, char *err, size_t errlen)
-{
-    engine_weights_src_t src = { o->model_dir, o->weight_seed };
-    if (strcmp(o->device, "cuda") == 0)
-        return engine_model_open_cuda(m, c, &src, ctx, chunk, err, errlen);
-    return engine_model_open_cpu(m, c, &src, ctx, chunk, err, errlen);
-}
-
 int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
               size_t errlen)
 {
@@ -226,31 +168,39 @@ int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
                  n_prompt, ctx);
         rc = -1;
     }
-    /* the kernels first: a compile error costs no model load */
-    attn_slot_t slots[2];
-    attn_slot_init_builtin(&slots[0]);
-    attn_slot_init_builtin(&slots[1]);
-    int sides = o->kernel ? 2 : 1;
-    if (rc == 0)
-        rc = taste_kernel_load(&slots[0], o->reference, 1, o->store, device, err, errlen);
-    if (rc == 0 && o->kernel)
-        rc = taste_kernel_load(&slots[1], o->kernel, 0, o->store, device, err, errlen);
-    engine_model_t m;
-    memset(&m, 0, sizeof m);
-    if (rc == 0)
-        rc = open_model(o, &c, ctx, n_prompt, &m, err, errlen);   /* one prefill chunk */
-    if (rc == 0) {
-        snprintf(rep->device_name, sizeof rep->device_name, "%s", m.device_name);
-        snprintf(rep->decode_path, sizeof rep->decode_path, "%s", m.decode_path);
+    /* The kernels first (a compile error costs no model load), built in a
+     * private directory; only the engine child loads them, in the sandbox. */
+    taste_engine_job_t job;
+    memset(&job, 0, sizeof job);
+    job.o = o;
+    job.c = c;
+    job.prompt = prompt;
+    job.n_prompt = n_prompt;
+    job.tok = tok;
+    job.ctx = ctx;
+    job.sides = o->kernel ? 2 : 1;
+    job.sandbox = !o->no_sandbox;
+    char dir[4096] = "";
+    if (rc == 0 && fs_mkdtemp("emile-taste-", dir, sizeof dir) != 0) {
+        snprintf(err, errlen, "cannot create a temporary directory");
+        dir[0] = 0;
+        rc = -1;
     }
-    for (int i = 0; i < sides && rc == 0; i++) {
-        rc = run_side(o, &m, &slots[i], prompt, n_prompt, tok, out, &rep->side[i], err, errlen);
-        if (rc == 0)
-            rep->n_sides = i + 1;
+    for (int i = 0; i < job.sides && rc == 0; i++) {
+        char sub[4200];
+        snprintf(sub, sizeof sub, "%s/%s", dir, i == 0 ? "reference" : "kernel");
+        rc = taste_kernel_prepare(i == 0 ? o->reference : o->kernel, i == 0, o->store, device,
+                                  sub, job.so[i], sizeof job.so[i], job.label[i],
+                                  sizeof job.label[i], err, errlen);
     }
-    engine_model_close(&m);
-    attn_slot_close(&slots[0]);
-    attn_slot_close(&slots[1]);
+    if (rc == 0 && chmod(dir, 0711) != 0) {
+        snprintf(err, errlen, "cannot open %s to the sandbox", dir);
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = taste_engine_run(&job, out, rep, err, errlen);
+    if (dir[0])
+        fs_rm_rf(dir);
     if (rc == 0 && rep->n_sides == 2) {
         const taste_side_t *a = &rep->side[0], *b = &rep->side[1];
         int k = 0;

@@ -34,6 +34,10 @@ typedef struct taste_opts {
     const char *store;         /* run store for run ids; NULL: the default store */
     int context;               /* KV cache positions (0: prompt + max_new) */
     int warmup;                /* untimed prefills per side first; -1: 1 on cuda, 0 on cpu */
+    int no_sandbox;            /* 1: load and run the kernels in this process, without
+                                  the worker's sandbox (taste_engine.h): debuggers,
+                                  profilers, tests that count a fake library's calls;
+                                  only for kernels you trust */
     engine_gen_opts_t gen;     /* gen.stop_id -2: <|im_end|> when the prompt went
                                   through the chat template, else none */
     int quiet;                 /* no generated text on out */

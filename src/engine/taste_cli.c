@@ -40,7 +40,9 @@ static void usage(FILE *f)
           "  --context N          KV cache positions (prompt + max-new)\n"
           "  --warmup N           untimed prefills per side before timing (1 on cuda, 0 on cpu)\n"
           "  --quiet              do not print the generated text\n"
-          "  --json               one JSON object instead of the table\n", f);
+          "  --json               one JSON object instead of the table\n"
+          "  --no-sandbox         run the kernels in this process instead of the sandboxed\n"
+          "                       engine child (debuggers, profilers; trusted kernels only)\n", f);
 }
 
 /* Parse a number with its bounds; 0 or -1 with a message on stderr. */
@@ -81,6 +83,8 @@ int engine_cli_taste(int argc, char **argv)
             o.quiet = 1; takes = 0;
         } else if (strcmp(a, "--json") == 0) {
             o.json = 1; takes = 0;
+        } else if (strcmp(a, "--no-sandbox") == 0) {
+            o.no_sandbox = 1; takes = 0;
         } else if (strncmp(a, "--", 2) != 0 || !strstr(VALUE_OPTS, a) ||
                    strstr(VALUE_OPTS, a)[strlen(a)] != ' ') {
             fprintf(stderr, "emile taste: unknown option %s\n", a);

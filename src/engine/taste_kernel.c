@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,9 +48,9 @@ static const char *lang_words(const char *lang)
 }
 
 /* Compile src (absolute path) with the backend of its language in dir into
- * dir/kernel.so, then load it into slot. */
-static int compile_and_load(attn_slot_t *slot, const char *src, const char *lang,
-                            const char *dir, char *err, size_t errlen)
+ * dir/kernel.so (its path in so); nothing is loaded here. */
+static int compile_in(const char *src, const char *lang, const char *dir, char *so_out,
+                      size_t so_n, char *err, size_t errlen)
 {
     const backend_t *b = backend_find(strcmp(lang, "cu") == 0 ? "cuda" : "cpu");
     char so[PATH_MAX + 16], inc[PATH_MAX], *argv[64], buf[8192];
@@ -85,7 +86,8 @@ static int compile_and_load(attn_slot_t *slot, const char *src, const char *lang
         return -1;
     }
     free(log);
-    return attn_slot_load(slot, so, err, errlen);
+    snprintf(so_out, so_n, "%s", so);
+    return 0;
 }
 
 /* The source and language of run id's best iteration (or its reference),
@@ -181,40 +183,51 @@ out:
     return rc;
 }
 
-int taste_kernel_load(attn_slot_t *slot, const char *spec, int reference,
-                      const char *store_path, const char *device, char *err, size_t errlen)
+int taste_kernel_prepare(const char *spec, int reference, const char *store_path,
+                         const char *device, const char *dir, char *so, size_t so_n,
+                         char *label, size_t labeln, char *err, size_t errlen)
 {
-    attn_slot_init_builtin(slot);
+    so[0] = 0;
+    snprintf(label, labeln, "builtin");
     if (!spec)
         return 0;
     const char *want = device_lang(device);
+    int is_so = 0;
     if (!taste_kernel_is_run(spec)) {
         const char *ext = ext_of(spec);
-        if (strcmp(ext, ".so") == 0)
-            return attn_slot_load(slot, spec, err, errlen);
+        is_so = strcmp(ext, ".so") == 0;
         const char *lang = strcmp(ext, ".c") == 0 ? "c" : strcmp(ext, ".cu") == 0 ? "cu" : NULL;
-        if (!lang) {
+        if (!is_so && !lang) {
             snprintf(err, errlen, "%s: a kernel is a .c, .cu or .so file, or a run id", spec);
             return -1;
         }
-        if (strcmp(lang, want) != 0) {
+        if (lang && strcmp(lang, want) != 0) {
             snprintf(err, errlen, "%s is a %s kernel; --device %s takes %s kernels%s", spec,
                      lang_words(lang), device, lang_words(want),
                      strcmp(lang, "cu") == 0 ? " (try --device cuda)" : "");
             return -1;
         }
     }
-    char dir[PATH_MAX];
-    if (fs_mkdtemp("emile-taste-", dir, sizeof dir) != 0) {
-        snprintf(err, errlen, "cannot create a temporary directory");
+    /* dir and what is built in it stay readable (not writable) by the
+     * sandbox's user, who loads the result. */
+    if (fs_mkdir_p(dir, 0711) != 0 || chmod(dir, 0711) != 0) {
+        snprintf(err, errlen, "cannot create %s", dir);
         return -1;
     }
-    char label[256], lang[8], src_path[PATH_MAX + 16];
+    char lang[8], src_path[PATH_MAX + 16];
     int rc;
+    if (is_so) {
+        snprintf(label, labeln, "%s", spec);
+        snprintf(so, so_n, "%s/kernel.so", dir);
+        rc = fs_copy_file(spec, so) == 0 && chmod(so, 0755) == 0 ? 0 : -1;
+        if (rc != 0)
+            snprintf(err, errlen, "%s: cannot read the kernel library", spec);
+        return rc;
+    }
     if (taste_kernel_is_run(spec)) {
         char *src = NULL;
         rc = run_source(spec, reference, store_path, device, &src, lang, sizeof lang, label,
-                        sizeof label, err, errlen);
+                        labeln, err, errlen);
         snprintf(src_path, sizeof src_path, "%s/kernel.%s", dir, lang);
         if (rc == 0 && fs_write_file(src_path, src, strlen(src)) != 0) {
             snprintf(err, errlen, "cannot write %s", src_path);
@@ -222,16 +235,17 @@ int taste_kernel_load(attn_slot_t *slot, const char *spec, int reference,
         }
         free(src);
     } else {
-        snprintf(label, sizeof label, "%s", spec);
+        snprintf(label, labeln, "%s", spec);
         snprintf(lang, sizeof lang, "%s", want);
         rc = realpath(spec, src_path) ? 0 : -1;   /* the compiler runs in dir */
         if (rc != 0)
             snprintf(err, errlen, "%s: no such kernel file", spec);
     }
     if (rc == 0)
-        rc = compile_and_load(slot, src_path, lang, dir, err, errlen);
-    if (rc == 0)
-        snprintf(slot->label, sizeof slot->label, "%s", label);
-    fs_rm_rf(dir);                     /* a loaded .so stays mapped */
+        rc = compile_in(src_path, lang, dir, so, so_n, err, errlen);
+    if (rc == 0 && chmod(so, 0755) != 0) {
+        snprintf(err, errlen, "cannot make %s readable", so);
+        rc = -1;
+    }
     return rc;
 }

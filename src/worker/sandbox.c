@@ -48,6 +48,28 @@ static void set_limit(int res, rlim_t v)
     setrlimit(res, &r);
 }
 
+/* Untrusted code sees an allow-listed environment only: no API keys,
+ * tokens or the user's other secrets.  setenv may allocate: callers run
+ * this before the memory limit, which a sanitized parent would exceed. */
+void sandbox_scrub_env(void)
+{
+    static const char *const keep[] = {"PATH=", "LD_LIBRARY_PATH=", "LANG=", "LC_ALL=", "CUDA_", "NVIDIA_",
+                                       "NV_", "OMP_", "GOMP_", "EMILE_NO_SECCOMP=", "EMILE_RUNNER_DUMPABLE=",
+                                       "EMILE_CC=", "EMILE_NVCC=", "EMILE_CUDA_ARCH=", "EMILE_ENGINE_"};
+    extern char **environ;
+    char **kept = calloc(64, sizeof *kept);
+    int nk = 0;
+    for (char **e = environ; kept && e && *e && nk < 60; e++)
+        for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+            if (strncmp(*e, keep[i], strlen(keep[i])) == 0) {
+                kept[nk++] = *e;
+                break;
+            }
+    clearenv();
+    for (int i = 0; i < nk; i++)
+        putenv(kept[i]);
+}
+
 /* In the child, between fork and exec (single-threaded parent: plain
  * libc calls are safe here). */
 static void child_setup(const char *dir, const sandbox_limits_t *l, int log_fd, int keep1, int keep2,
@@ -77,24 +99,7 @@ static void child_setup(const char *dir, const sandbox_limits_t *l, int log_fd, 
     for (int fd = 3; fd < 1024; fd++)
         if (fd != keep1 && fd != keep2)
             close(fd);
-    /* Untrusted code sees an allow-listed environment only: no API keys,
-     * tokens or the user's other secrets.  setenv may allocate: this runs
-     * before the memory limit, which a sanitized parent would exceed. */
-    static const char *const keep[] = {"PATH=", "LD_LIBRARY_PATH=", "LANG=", "LC_ALL=", "CUDA_", "NVIDIA_",
-                                       "NV_", "OMP_", "GOMP_", "EMILE_NO_SECCOMP=", "EMILE_RUNNER_DUMPABLE=",
-                                       "EMILE_CC=", "EMILE_NVCC=", "EMILE_CUDA_ARCH="};
-    extern char **environ;
-    char **kept = calloc(64, sizeof *kept);
-    int nk = 0;
-    for (char **e = environ; e && *e && nk < 60; e++)
-        for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
-            if (strncmp(*e, keep[i], strlen(keep[i])) == 0) {
-                kept[nk++] = *e;
-                break;
-            }
-    clearenv();
-    for (int i = 0; i < nk; i++)
-        putenv(kept[i]);
+    sandbox_scrub_env();
     setenv("HOME", dir, 1);
     setenv("TMPDIR", dir, 1);
 }
@@ -106,7 +111,11 @@ static void child_limits(const sandbox_limits_t *l)
         set_limit(RLIMIT_CPU, (rlim_t)l->cpu_s);
     if (l->fsize_bytes > 0)
         set_limit(RLIMIT_FSIZE, (rlim_t)l->fsize_bytes);
-    if (l->nproc > 0)
+    /* RLIMIT_NPROC counts every process and thread of the uid: only a
+     * dedicated uid (nobody, when we dropped to it) makes it a bound on
+     * the kernel's own; as an ordinary user it would count the user's
+     * browser and desktop and fail the compiler's forks at random. */
+    if (l->nproc > 0 && l->drop_uid >= 0)
         set_limit(RLIMIT_NPROC, (rlim_t)l->nproc);
     set_limit(RLIMIT_CORE, 0);
     if (l->mem_bytes > 0)

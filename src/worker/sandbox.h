@@ -15,7 +15,8 @@ typedef struct sandbox_limits {
     double cpu_s;          /* RLIMIT_CPU (all threads together) */
     size_t mem_bytes;      /* RLIMIT_AS; 0 = none (CUDA reserves huge VA) */
     size_t fsize_bytes;    /* RLIMIT_FSIZE: largest file (and log) written */
-    long nproc;            /* RLIMIT_NPROC; enforced for non-root users only */
+    long nproc;            /* RLIMIT_NPROC; set only with drop_uid >= 0 (it counts the uid's
+                              every process and thread) */
     int isolate_net;       /* try unshare(CLONE_NEWNET) */
     long drop_uid;         /* >= 0 and running as root: become this uid */
 } sandbox_limits_t;
@@ -24,6 +25,11 @@ typedef struct sandbox_limits {
 void sandbox_limits_default(sandbox_limits_t *l);
 /* The uid untrusted code runs as when we are root (nobody), or -1. */
 long sandbox_untrusted_uid(void);
+
+/* Keep only the allow-listed environment (PATH, LD_LIBRARY_PATH, locale,
+ * CUDA_/NVIDIA_/NV_, OMP_/GOMP_ and Emile's own compiler settings): what
+ * untrusted code may see.  No API keys or tokens pass. */
+void sandbox_scrub_env(void);
 
 /* Run argv in dir, wait at most wall_s.  Output (stdout+stderr) is captured
  * into *log (malloc'd, at most fsize_bytes kept).  *status receives a

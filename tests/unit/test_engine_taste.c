@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/qwen3.h"
 #include "engine/taste.h"
@@ -139,6 +140,48 @@ static void test_errors(void **st)
     assert_int_equal(engine_cli_taste(4, shape), 1);
 }
 
+/* The kernels run in the worker's sandbox (taste_engine.h): a kernel that
+ * writes a file or starts a process is stopped with the call named, and
+ * nothing of what it tried happens; a kernel sees no secret from our
+ * environment and, when we are root, is not root. */
+static void test_sandbox(void **st)
+{
+    (void)st;
+    char err[1024] = "";
+    taste_report_t rep;
+    const char *escaped = "/tmp/emile-taste-sandbox-escape";
+    const char *spawned = "/tmp/emile-taste-sandbox-spawned";
+    unlink(escaped);
+    unlink(spawned);
+
+    taste_opts_t o = taste_defaults();
+    o.kernel = "tests/data/engine/attn_writes_file.c";
+    o.gen.max_new = 3;
+    free(run(&o, &rep, -1, err, sizeof err));
+    assert_non_null(strstr(err, "forbidden system call: openat (for writing)"));
+    assert_int_equal(access(escaped, F_OK), -1);
+
+    o.kernel = "tests/data/engine/attn_spawns.c";
+    free(run(&o, &rep, -1, err, sizeof err));
+    assert_non_null(strstr(err, "forbidden system call"));
+    assert_int_equal(access(spawned, F_OK), -1);
+
+    setenv("EMILE_TEST_SECRET", "sk-do-not-leak", 1);
+    o.kernel = "tests/data/engine/attn_snoops.c";
+    char *out = run(&o, &rep, 0, err, sizeof err);
+    assert_true(rep.agree);
+    assert_int_equal(rep.side[1].n, 3);
+    free(out);
+    taste_report_free(&rep);
+
+    /* --no-sandbox: the same kernel in this process sees the secret (and
+     * says so with its return code), as the option's help warns */
+    o.no_sandbox = 1;
+    free(run(&o, &rep, -1, err, sizeof err));
+    unsetenv("EMILE_TEST_SECRET");
+    assert_non_null(strstr(err, "returned 11"));
+}
+
 static void test_parse_ids(void **st)
 {
     (void)st;
@@ -246,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_text_prompt),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_sandbox),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

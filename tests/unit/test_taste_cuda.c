@@ -174,6 +174,7 @@ static void test_greedy_two_sides(void **st)
     o.kernel = ok_so;
     o.gen.max_new = 9;
     o.json = 1;
+    o.no_sandbox = 1;          /* the counters are read from this process */
     taste_report_t rep;
     char err[1024] = "";
     char *out = run(&o, &rep, 0, err, sizeof err);
@@ -230,6 +231,7 @@ static void test_sampling_and_table(void **st)
     o.gen.max_new = 4;
     o.gen.temperature = 0.7f;          /* the logits go to the host sampler */
     o.warmup = 0;
+    o.no_sandbox = 1;                  /* counters, as above */
     taste_report_t rep;
     char err[1024] = "";
     char *out = run(&o, &rep, 0, err, sizeof err);
@@ -254,6 +256,7 @@ static void test_stream_path(void **st)
     setenv("FAKE_DECODE_PATH", "stream (no graph: capture: operation not permitted (x))", 1);
     taste_opts_t o = taste_defaults();
     o.device = "cuda";
+    o.no_sandbox = 1;          /* the sandbox would scrub FAKE_DECODE_PATH */
     o.gen.max_new = 2;
     o.json = 1;
     taste_report_t rep;
@@ -291,6 +294,7 @@ static void test_errors(void **st)
     setenv("FAKE_CREATE_FAILS", "1", 1);
     o = taste_defaults();
     o.device = "cuda";
+    o.no_sandbox = 1;          /* the sandbox would scrub FAKE_CREATE_FAILS */
     free(run(&o, &rep, -1, err, sizeof err));
     unsetenv("FAKE_CREATE_FAILS");
     /* here there is no driver: the backend's probe names it; on a GPU host
@@ -304,6 +308,47 @@ static void test_errors(void **st)
     o.device = "tpu";
     free(run(&o, &rep, -1, err, sizeof err));
     assert_non_null(strstr(err, "unknown device 'tpu'"));
+}
+
+/* The default: the engine runs in the sandboxed child.  The tokens, the
+ * labels and a kernel's error come back through the report pipe; the
+ * child sees only the allow-listed environment (FAKE_CREATE_FAILS does not
+ * reach the fake library, which would otherwise refuse to create); and it
+ * runs as nobody when we are root. */
+static void test_sandboxed_child(void **st)
+{
+    (void)st;
+    reset_counters();
+    setenv("FAKE_CREATE_FAILS", "1", 1);
+    taste_opts_t o = taste_defaults();
+    o.device = "cuda";
+    o.prompt_tokens = 7;
+    o.kernel = ok_so;
+    o.gen.max_new = 5;
+    o.json = 1;
+    taste_report_t rep;
+    char err[1024] = "";
+    char *out = run(&o, &rep, 0, err, sizeof err);
+    unsetenv("FAKE_CREATE_FAILS");
+    assert_int_equal(rep.n_sides, 2);
+    assert_true(rep.agree);
+    for (int s = 0; s < 2; s++)
+        assert_int_equal(rep.side[s].n, 5);
+    for (int i = 1; i < 5; i++)
+        assert_int_equal(rep.side[1].tokens[i],
+                         (rep.side[1].tokens[i - 1] * 31 + (7 + i - 1) * 7 + 3) % 512);
+    assert_string_equal(rep.side[1].label, ok_so);
+    assert_string_equal(rep.device_name, "Fake GPU");
+    assert_true(rep.side[1].stats.ttft_s > 0);
+    /* the work happened in the child, not here */
+    assert_int_equal(counter("fake_creates"), 0);
+    assert_int_equal(counter("fake_forwards"), 0);
+    free(out);
+    taste_report_free(&rep);
+
+    o.kernel = fail_so;                /* a kernel's error, through the report */
+    free(run(&o, &rep, -1, err, sizeof err));
+    assert_non_null(strstr(err, "returned 7 in layer 0"));
 }
 
 static void test_library_lookup(void **st)
@@ -344,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_sampling_and_table),
         cmocka_unit_test(test_stream_path),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_sandboxed_child),
         cmocka_unit_test(test_library_lookup),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,118 @@
+/*
+ * taste_confine.c -- the sandbox of the Tasting Room's engine child (see
+ * taste_confine.h); the same pieces as the runner's (src/runner/
+ * runner_main.c), in the same order.
+ */
+#include "engine/taste_confine.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "worker/sandbox.h"
+#include "worker/seccomp_filter.h"
+
+static int g_report_fd = -1;
+
+/* Async-signal-safe: only write(2) and _exit. */
+static void put(const char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t k = write(g_report_fd, s, n);
+        if (k <= 0)
+            return;
+        s += k;
+        n -= (size_t)k;
+    }
+}
+
+static void on_sigsys(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig; (void)uc;
+    long nr = si->si_syscall;
+    char num[24];
+    int k = (int)sizeof num - 1;
+    num[k] = 0;
+    unsigned long v = nr < 0 ? 0 : (unsigned long)nr;
+    do {
+        num[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && k > 0);
+    /* The names are plain words with spaces and parentheses: no JSON
+     * escaping needed. */
+    put("{\"forbidden\":\"");
+    put(seccomp_syscall_name(nr));
+    put("\",\"nr\":");
+    put(num + k);
+    put("}\n");
+    _exit(3);
+}
+
+int taste_confine_identity(char *err, size_t errlen)
+{
+    long uid = sandbox_untrusted_uid();
+    if (uid >= 0) {
+        /* Root: no network (the runner's namespace; best effort, as there:
+         * a container may refuse it, and the filter allows no network
+         * socket anyway), then nobody. */
+        if (unshare(CLONE_NEWNET) != 0 && errno != EPERM && errno != EINVAL) {
+            snprintf(err, errlen, "cannot leave the network (unshare): %s", strerror(errno));
+            return -1;
+        }
+        if (setgroups(0, NULL) != 0 || setgid((gid_t)uid) != 0 || setuid((uid_t)uid) != 0) {
+            snprintf(err, errlen, "cannot drop privileges to uid %ld: %s", uid, strerror(errno));
+            return -1;
+        }
+    }
+    /* Die with the parent (set after the uid change, which clears it). */
+    pid_t parent = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent) {
+        snprintf(err, errlen, "the tasting was abandoned");
+        return -1;
+    }
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    sandbox_scrub_env();
+    return 0;
+}
+
+int taste_confine_filter(const char *device, int report_fd, char *err, size_t errlen)
+{
+    g_report_fd = report_fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigsys;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSYS, &sa, NULL);
+    char why[256];
+    if (seccomp_install(strcmp(device, "cuda") == 0, -1, why, sizeof why) != 0) {
+        snprintf(err, errlen, "cannot install the sandbox's system-call filter (%s); the "
+                 "Tasting Room does not run kernels without it (--no-sandbox runs trusted "
+                 "kernels in-process)", why);
+        return -1;
+    }
+    return 0;
+}
+
+int taste_confine_loaded(const char *device, char *err, size_t errlen)
+{
+    /* The CUDA driver maps code as it pleases (the runner scans instead). */
+    if (strcmp(device, "cuda") == 0)
+        return 0;
+    char why[256];
+    if (seccomp_forbid_exec_mappings(0, why, sizeof why) != 0) {
+        snprintf(err, errlen, "cannot forbid new executable memory: %s", why);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,41 @@
+/*
+ * taste_confine.h -- the Tasting Room's engine child gets the worker's
+ * sandbox before it loads the kernels it tastes.  A run's best kernel may
+ * have been written by a language model; "untrusted kernel code runs only
+ * in the sandbox" holds here as in the runner:
+ *
+ *   - when root: a new network namespace, then the uid of nobody (as the
+ *     runner); the model's files were read (or mapped) before the drop;
+ *   - the allow-listed environment only (no API keys: sandbox_scrub_env);
+ *   - not dumpable, no core files, killed with its parent;
+ *   - the runner's seccomp filter: no processes, no exec, no network
+ *     sockets (AF_UNIX on cuda, for the driver), no opens for writing on
+ *     cpu, nothing that changes the file system or signals others; and on
+ *     cpu, once the kernels are loaded, no new executable memory.
+ *
+ * A forbidden call raises SIGSYS; the handler writes one JSON line naming
+ * the call to report_fd ({"forbidden": NAME, "nr": N}) and exits 3, so the
+ * parent can say which call it was.
+ */
+#ifndef EMILE_ENGINE_TASTE_CONFINE_H
+#define EMILE_ENGINE_TASTE_CONFINE_H
+
+#include <stddef.h>
+
+/* Step 1, once the model's files are read and before the device is
+ * touched (the runner's order: the uid first, then the driver): network
+ * namespace and nobody's uid when root, the scrubbed environment, not
+ * dumpable, no core files, killed with the parent.  0, or -1 with err. */
+int taste_confine_identity(char *err, size_t errlen);
+
+/* Step 2, after the device is set up and before the kernels are loaded:
+ * the SIGSYS handler (reporting to report_fd) and the seccomp filter.
+ * 0, or -1 with err (the kernel refuses the filter: the tasting does not
+ * run unfiltered). */
+int taste_confine_filter(const char *device, int report_fd, char *err, size_t errlen);
+
+/* Once the kernels are loaded: on cpu, no new executable memory from here
+ * on.  0, or -1 with err. */
+int taste_confine_loaded(const char *device, char *err, size_t errlen);
+
+#endif /* EMILE_ENGINE_TASTE_CONFINE_H */
