@@ -5,34 +5,98 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* 1 when a config field name looks like a credential.  Keys live in the
- * server's environment; a page must never send one (it would be stored
- * with the run and shown back).  Names ending in "_env" name a variable of
- * that environment and are fine; "max_tokens" is a count, not a token. */
 static int ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* name in lower case, malloc'd (NULL when out of memory). */
+static char *lower_dup(const char *name)
+{
+    char *low = strdup(name);
+    for (char *p = low; p && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return low;
+}
+
+/* 1 when a config field name looks like a credential (or out of memory:
+ * refusing is the safe answer).  Keys live in the server's environment; a
+ * page must never send one (it would be stored with the run and shown
+ * back).  "max_tokens" is a count, not a token. */
 int serve_looks_secret(const char *name)
 {
-    char low[64];
-    size_t i;
-    for (i = 0; name[i] && i + 1 < sizeof low; i++)
-        low[i] = (char)tolower((unsigned char)name[i]);
-    low[i] = 0;
-    if (ends_with(low, "_env"))
-        return 0;
-    static const char *const anywhere[] = {"secret", "password", "authorization", "api_key",
-                                           "apikey", "credential"};
+    char *low = lower_dup(name);
+    if (!low)
+        return 1;
+    static const char *const anywhere[] = {"secret", "password", "passwd", "authorization",
+                                           "api_key", "apikey", "credential", "private"};
+    int hit = 0;
     for (size_t w = 0; w < sizeof anywhere / sizeof anywhere[0]; w++)
-        if (strstr(low, anywhere[w]))
-            return 1;
-    return strcmp(low, "key") == 0 || ends_with(low, "_key") || strcmp(low, "token") == 0 ||
+        hit |= strstr(low, anywhere[w]) != NULL;
+    hit |= strcmp(low, "key") == 0 || ends_with(low, "_key") || strcmp(low, "token") == 0 ||
            ends_with(low, "_token") || strcmp(low, "bearer") == 0;
+    free(low);
+    return hit;
+}
+
+/* The page's agent_config, checked before anything of it reaches the CLI
+ * (which honours every key of a task file: the user's own machine).  The
+ * server's environment holds its API keys, so a page may not pick
+ *   - a variable to read the key from ("api_key_env", any "*_env"): any
+ *     of the server's variables would be sent as the key;
+ *   - where the key is sent ("base_url"), unless the server was started
+ *     with --llm-base-url and the page sends exactly such a URL;
+ *   - anything named like a credential.
+ * 0 when the config may go on; otherwise -1 with the 400's words in msg. */
+static int check_agent_config(const serve_t *s, json_t *cfg, char *msg, size_t n)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(cfg, k, v) {
+        char *low = lower_dup(k);
+        int env = !low || ends_with(low, "_env") || strcmp(low, "env") == 0;
+        int url = low && strcmp(low, "base_url") == 0;
+        free(low);
+        if (env) {
+            snprintf(msg, n, "\"agent_config\" may not hold \"%.100s\": it names a variable of "
+                             "the server's environment, whose value would be sent as the API "
+                             "key; the server reads each agent's own (ANTHROPIC_API_KEY, "
+                             "OPENAI_API_KEY)", k);
+            return -1;
+        }
+        if (serve_looks_secret(k)) {
+            snprintf(msg, n, "\"agent_config\" may not hold \"%.100s\": API keys are read "
+                             "from the server's environment", k);
+            return -1;
+        }
+        if (!url || json_is_null(v))
+            continue;
+        if (s->n_llm_base_urls == 0) {
+            snprintf(msg, n, "\"agent_config\" may not hold \"%.100s\": this server sends its "
+                             "API keys only to the agents' own endpoints (start it with "
+                             "--llm-base-url URL to let the page use URL)", k);
+            return -1;
+        }
+        const char *val = json_string_value(v);
+        int allowed = 0;
+        for (size_t i = 0; val && i < s->n_llm_base_urls; i++)
+            allowed |= strcmp(val, s->llm_base_urls[i]) == 0;
+        if (allowed)
+            continue;
+        size_t off = (size_t)snprintf(msg, n, "\"agent_config.%.100s\" must be left out or be "
+                                              "exactly %s this server was started with "
+                                              "(--llm-base-url):", k,
+                                      s->n_llm_base_urls > 1 ? "one of the URLs" : "the URL");
+        for (size_t i = 0; i < s->n_llm_base_urls && off < n; i++)
+            off += (size_t)snprintf(msg + off, n - off, "%s %s", i ? "," : "",
+                                    s->llm_base_urls[i]);
+        return -1;
+    }
+    return 0;
 }
 
 static enum MHD_Result queue_refusal(request_t *r, int rc, const char *err)
@@ -60,15 +124,10 @@ enum MHD_Result api_cook(request_t *r, int64_t id)
         return respond_error(r, 400, "the task needs \"reference_source\", the reference "
                                      "kernel's text");
     }
-    const char *k;
-    json_t *v;
-    json_object_foreach(json_object_get(j, "agent_config"), k, v) {
-        if (serve_looks_secret(k)) {
-            ret = respond_error(r, 400, "\"agent_config\" may not hold \"%s\": API keys are "
-                                        "read from the server's environment", k);
-            json_decref(j);
-            return ret;
-        }
+    char msg[1024];
+    if (check_agent_config(r->s, json_object_get(j, "agent_config"), msg, sizeof msg) != 0) {
+        json_decref(j);
+        return respond_error(r, 400, "%s", msg);
     }
     task_t t;
     task_init(&t);

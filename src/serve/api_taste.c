@@ -225,15 +225,16 @@ static int run_taste(serve_t *s, char **argv, json_t **report, char *err, size_t
             json_decref(j);
         }
     }
+    /* The child has exited but is not reaped: its pid, and so its group
+     * id, still name nothing else.  Stop everything that may signal it
+     * (the watchdog, serve_taste_stop) first, then reap it. */
     int ws;
-    cook_child_wait(&c, &ws);
-    /* The child is reaped inside cook_child_wait; a deadline falling in the
-     * few instructions between that and here is the one (harmless in
-     * practice) window where the group id could already be reused. */
+    cook_child_wait_exit(&c, &ws);
     int timed_out = watched && watchdog_finish(&wd, wd_th);
     pthread_mutex_lock(&s->taste_mu);
     s->taste_pid = 0;
     pthread_mutex_unlock(&s->taste_mu);
+    cook_child_reap(&c);
     if (*report && WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
         return 0;
     char last[512];

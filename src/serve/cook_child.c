@@ -172,7 +172,7 @@ int cook_child_next_line(cook_child_t *c, char **line)
     }
 }
 
-int cook_child_wait(cook_child_t *c, int *wstatus)
+int cook_child_wait_exit(cook_child_t *c, int *wstatus)
 {
     /* Drain stderr to its end so the tail holds the child's last words. */
     char tmp[4096];
@@ -193,19 +193,52 @@ int cook_child_wait(cook_child_t *c, int *wstatus)
     }
     if (c->echo_prefix && c->echo_len)
         fprintf(stderr, "%s%.*s\n", c->echo_prefix, (int)c->echo_len, c->echo_line);
+    c->echo_len = 0;
     free(c->buf);
     c->buf = NULL;
     c->len = c->cap = 0;
-    int rc = 0;
     *wstatus = 0;
-    if (c->pid > 0) {
-        while (waitpid(c->pid, wstatus, 0) < 0) {
-            if (errno != EINTR) {
-                rc = -1;
-                break;
-            }
+    if (c->pid <= 0)
+        return 0;
+    /* WNOWAIT: learn that it exited and how, but leave it a zombie. */
+    siginfo_t info;
+    for (;;) {
+        memset(&info, 0, sizeof info);
+        if (waitid(P_PID, (id_t)c->pid, &info, WEXITED | WNOWAIT) == 0)
+            break;
+        if (errno != EINTR) {
+            c->pid = -1;         /* not ours to wait for (or already gone) */
+            return -1;
         }
     }
+    /* The status as waitpid would give it. */
+    if (info.si_code == CLD_EXITED)
+        *wstatus = (info.si_status & 0xff) << 8;
+    else
+        *wstatus = (info.si_status & 0x7f) | (info.si_code == CLD_DUMPED ? 0x80 : 0);
+    return 0;
+}
+
+int cook_child_reap(cook_child_t *c)
+{
+    if (c->pid <= 0)
+        return 0;
+    int st, rc = 0;
+    while (waitpid(c->pid, &st, 0) < 0) {
+        if (errno != EINTR) {
+            rc = -1;
+            break;
+        }
+    }
+    c->pid = -1;
+    return rc;
+}
+
+int cook_child_wait(cook_child_t *c, int *wstatus)
+{
+    int rc = cook_child_wait_exit(c, wstatus);
+    if (cook_child_reap(c) != 0)
+        rc = -1;
     return rc;
 }
 

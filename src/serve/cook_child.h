@@ -37,7 +37,19 @@ int cook_child_spawn(cook_child_t *c, char *const argv[], const char *echo_prefi
  * Lines over COOK_CHILD_MAX_LINE are skipped. */
 int cook_child_next_line(cook_child_t *c, char **line);
 
-/* Close the pipes, wait for the child; *wstatus as waitpid's.  0 or -1. */
+/* Drain stderr to its end, close the pipes and wait until the child has
+ * exited, without reaping it: until cook_child_reap its pid (and process
+ * group id) stays reserved for this zombie, so whoever may still signal it
+ * can be told to stop first.  *wstatus as waitpid's.  0 or -1 (then there
+ * is nothing to reap). */
+int cook_child_wait_exit(cook_child_t *c, int *wstatus);
+
+/* Reap the child cook_child_wait_exit saw exit; from then on its pid may
+ * belong to another process, so nothing may signal it any more.  0 or -1. */
+int cook_child_reap(cook_child_t *c);
+
+/* Both of the above: close the pipes, wait for the child and reap it;
+ * *wstatus as waitpid's.  0 or -1.  For a child nobody else signals. */
 int cook_child_wait(cook_child_t *c, int *wstatus);
 
 /* The last line of stderr (for "cook exited with status 1: <line>"). */

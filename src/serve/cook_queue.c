@@ -381,8 +381,16 @@ static int write_task_file(const char *json, char *buf, size_t n, char *err, siz
     return 0;
 }
 
-/* One line of the child's stdout. */
-static void handle_event(cook_queue_t *q, job_t *j, const char *line)
+/* How a job ended, gathered by its lane while it runs and published
+ * (copied into the job, under the lock) only as the job is marked done. */
+typedef struct outcome {
+    char status[16];             /* "" until the child says "done" */
+    int best_iter;               /* -1: none */
+    char error[512];
+} outcome_t;
+
+/* One line of the child's stdout.  Its "done" goes into *out_done. */
+static void handle_event(cook_queue_t *q, job_t *j, outcome_t *out_done, const char *line)
 {
     json_t *ev = json_loads(line, 0, NULL);
     const char *name = json_string_value(json_object_get(ev, "event"));
@@ -407,12 +415,12 @@ static void handle_event(cook_queue_t *q, job_t *j, const char *line)
         events_publish(q->hub, "iteration", out);
     } else if (strcmp(name, "done") == 0) {
         const char *st = json_string_value(json_object_get(ev, "status"));
-        snprintf(j->status, sizeof j->status, "%s", st ? st : "done");
+        snprintf(out_done->status, sizeof out_done->status, "%s", st ? st : "done");
         json_t *b = json_object_get(ev, "best_iter");
-        j->best_iter = json_is_integer(b) ? (int)json_integer_value(b) : -1;
+        out_done->best_iter = json_is_integer(b) ? (int)json_integer_value(b) : -1;
         const char *e = json_string_value(json_object_get(ev, "error"));
         if (e)
-            snprintf(j->error, sizeof j->error, "%s", e);
+            snprintf(out_done->error, sizeof out_done->error, "%s", e);
     } else {
         json_object_update_missing(out, ev);
         events_publish(q->hub, "progress", out);
@@ -458,11 +466,21 @@ static void mark_run_failed(cook_queue_t *q, int64_t run, const char *status, co
     store_close(s);
 }
 
-static void run_job(cook_queue_t *q, job_t *j)
+/* Run job j to its end and say how it ended in *o.  The fields of j that
+ * HTTP threads read (pid, run, stop_requested, status, error) are touched
+ * only under q->mu; the caller publishes *o into j, under the lock, as it
+ * marks the job done. */
+static void run_job(cook_queue_t *q, job_t *j, outcome_t *o)
 {
     char err[512] = "", taskfile[512] = "", idbuf[32];
     char *argv[8];
     int n = 0;
+    memset(o, 0, sizeof *o);
+    o->best_iter = -1;
+    /* The lane owns a running job: its id, kind and task do not change. */
+    pthread_mutex_lock(&q->mu);
+    int64_t run = j->run;
+    pthread_mutex_unlock(&q->mu);
     /* emile's commands take their options after the command name. */
     argv[n++] = q->emile;
     if (strcmp(j->kind, "cook") == 0) {
@@ -471,7 +489,7 @@ static void run_job(cook_queue_t *q, job_t *j)
         argv[n++] = "cook";
         argv[n++] = taskfile;
     } else {
-        snprintf(idbuf, sizeof idbuf, "%" PRId64, j->run);
+        snprintf(idbuf, sizeof idbuf, "%" PRId64, run);
         argv[n++] = "resume";
         argv[n++] = idbuf;
     }
@@ -493,15 +511,21 @@ static void run_job(cook_queue_t *q, job_t *j)
 
     char *line;
     while (cook_child_next_line(&c, &line) == 1) {
-        handle_event(q, j, line);
+        handle_event(q, j, o, line);
         free(line);
     }
+    /* Once the child has exited, and while it is not reaped (so its pid
+     * cannot name another process yet), forget its pid under the lock --
+     * a stop and the shutdown signal j->pid under it -- and only then
+     * reap it. */
     int ws = 0;
-    cook_child_wait(&c, &ws);
+    cook_child_wait_exit(&c, &ws);
     pthread_mutex_lock(&q->mu);
     j->pid = 0;
+    run = j->run;
     pthread_mutex_unlock(&q->mu);
-    if (!j->status[0]) {
+    cook_child_reap(&c);
+    if (!o->status[0]) {
         char last[256];
         cook_child_last_error(&c, last, sizeof last);
         if (WIFSIGNALED(ws))
@@ -510,21 +534,24 @@ static void run_job(cook_queue_t *q, job_t *j)
         else
             snprintf(err, sizeof err, "the cook exited with status %d without finishing%s%s",
                      WEXITSTATUS(ws), last[0] ? ": " : "", last);
-    } else if (strcmp(j->status, "failed") == 0 && !j->error[0]) {
+    } else if (strcmp(o->status, "failed") == 0 && !o->error[0]) {
         /* "done" without words: the reason is the run's note, else the
          * child's last line on stderr. */
-        if (!j->run || stored_note(q, j->run, j->error, sizeof j->error) != 0)
-            cook_child_last_error(&c, j->error, sizeof j->error);
+        if (!run || stored_note(q, run, o->error, sizeof o->error) != 0)
+            cook_child_last_error(&c, o->error, sizeof o->error);
     }
 finish:
     if (taskfile[0])
         unlink(taskfile);
-    if (!j->status[0]) {
-        const char *st = j->stop_requested ? "stopped" : "failed";
-        snprintf(j->status, sizeof j->status, "%s", st);
-        snprintf(j->error, sizeof j->error, "%s", err);
-        if (j->run)
-            mark_run_failed(q, j->run, st, err);
+    if (!o->status[0]) {
+        pthread_mutex_lock(&q->mu);
+        int stopped = j->stop_requested;
+        pthread_mutex_unlock(&q->mu);
+        const char *st = stopped ? "stopped" : "failed";
+        snprintf(o->status, sizeof o->status, "%s", st);
+        snprintf(o->error, sizeof o->error, "%s", err);
+        if (run)
+            mark_run_failed(q, run, st, err);
     }
 }
 
@@ -543,10 +570,14 @@ static void *lane_main(void *arg)
         publish_jobs(q);
         pthread_mutex_unlock(&q->mu);
 
-        run_job(q, j);
+        outcome_t o;
+        run_job(q, j, &o);
 
         pthread_mutex_lock(&q->mu);
         j->state = JOB_DONE;
+        snprintf(j->status, sizeof j->status, "%s", o.status);
+        snprintf(j->error, sizeof j->error, "%s", o.error);
+        j->best_iter = o.best_iter;
         free(j->task_json);
         j->task_json = NULL;
         json_t *d = json_object();

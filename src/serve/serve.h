@@ -12,6 +12,11 @@
  * a token is set every API call must carry it (Authorization: Bearer TOKEN
  * or ?token=TOKEN).  The static pages themselves carry no data and are
  * served without it; the page takes the token from its own URL.
+ *
+ * A cook's agent_config from the page never chooses where the server's
+ * API keys go or which of its variables is sent as one: "api_key_env"
+ * (any "*_env") and credential-like keys are refused, and "base_url" too
+ * unless it is one the server was started with (--llm-base-url).
  */
 #ifndef EMILE_SERVE_H
 #define EMILE_SERVE_H
@@ -32,6 +37,12 @@ typedef struct serve_config {
     double stop_grace_s;       /* at shutdown: SIGTERM, then SIGKILL after this */
     double taste_timeout_s;    /* a tasting killed after this long; 0: SERVE_TASTE_TIMEOUT_S */
     int quiet;                 /* 1: log nothing to stderr (tests) */
+    /* The base_url values a page may put in a cook's agent_config (each
+     * copied; http:// or https://).  None: a page may not set base_url,
+     * and the LLM agents send the server's keys to their own endpoints
+     * only.  A page may never name the variable a key is read from. */
+    const char *const *llm_base_urls;
+    size_t n_llm_base_urls;
 } serve_config_t;
 
 #define SERVE_MAX_BODY (1u << 20)   /* 1 MiB: a kernel source and its task */
@@ -62,7 +73,8 @@ const char *serve_token(const serve_t *s);
 void serve_stop(serve_t *s);
 
 /* `emile serve [--host H] [--port P] [--token T] [--store PATH]
- * [--emile PATH] [--examples DIR] [--model DIR]`: runs until SIGINT/SIGTERM.  Returns the
+ * [--emile PATH] [--examples DIR] [--model DIR] [--taste-timeout S]
+ * [--llm-base-url URL]...`: runs until SIGINT/SIGTERM.  Returns the
  * process exit status (0 after a clean stop, 2 on a usage error, 1 when the
  * server could not start). */
 int serve_main(int argc, char **argv);

@@ -11,11 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <strings.h>
 #include <unistd.h>
+
+#define MAX_LLM_BASE_URLS 16
 
 static const char usage[] =
     "usage: emile serve [--host HOST] [--port PORT] [--token TOKEN] [--store PATH]\n"
     "                   [--emile PATH] [--examples DIR] [--model DIR] [--taste-timeout S]\n"
+    "                   [--llm-base-url URL]...\n"
     "\n"
     "Serves the web UI (the Kitchen and the Tasting Room) and its API.\n"
     "  --host HOST      address to bind (default 127.0.0.1); any other than loopback\n"
@@ -31,7 +35,12 @@ static const char usage[] =
     "                   Room; without it, random weights of a named shape\n"
     "  --taste-timeout S  a tasting still running after S seconds is killed and\n"
     "                   reported as such (default 1800)\n"
-    "LLM agents read their API keys from this server's environment.\n";
+    "  --llm-base-url URL  a base_url the page may give an LLM agent, exactly URL\n"
+    "                   (repeatable); without it a cook from the page may not set\n"
+    "                   base_url, and the agents use their providers' endpoints\n"
+    "LLM agents read their API keys from this server's environment (ANTHROPIC_API_KEY,\n"
+    "OPENAI_API_KEY); a cook from the page may neither name another variable\n"
+    "(api_key_env) nor hold a key.\n";
 
 static int is_dir(const char *p)
 {
@@ -80,6 +89,8 @@ int serve_main(int argc, char **argv)
     serve_config_init(&cfg);
     char exbuf[PATH_MAX];
     const char *examples = NULL;
+    const char *llm_urls[MAX_LLM_BASE_URLS];
+    size_t n_llm_urls = 0;
     for (int i = 1; i < argc; i++) {
         int missing = 0;
         const char *v;
@@ -115,6 +126,17 @@ int serve_main(int argc, char **argv)
                 return 2;
             }
             cfg.taste_timeout_s = t;
+        } else if ((v = opt(argc, argv, &i, "--llm-base-url", &missing))) {
+            if (strncasecmp(v, "http://", 7) != 0 && strncasecmp(v, "https://", 8) != 0) {
+                fprintf(stderr, "emile serve: --llm-base-url needs an http:// or https:// URL "
+                                "(got '%s')\n", v);
+                return 2;
+            }
+            if (n_llm_urls == MAX_LLM_BASE_URLS) {
+                fprintf(stderr, "emile serve: at most %d --llm-base-url\n", MAX_LLM_BASE_URLS);
+                return 2;
+            }
+            llm_urls[n_llm_urls++] = v;
         } else {
             fprintf(stderr, missing ? "emile serve: %s needs a value\n%s"
                                     : "emile serve: unknown option '%s'\n%s",
@@ -127,6 +149,8 @@ int serve_main(int argc, char **argv)
         }
     }
     cfg.examples_dir = examples ? examples : default_examples(exbuf, sizeof exbuf);
+    cfg.llm_base_urls = llm_urls;
+    cfg.n_llm_base_urls = n_llm_urls;
 
     /* Block the stop signals in every thread (the server's threads inherit
      * this mask) and wait for them here; children start with a clean mask. */

@@ -31,6 +31,8 @@ struct serve {
     event_hub_t *hub;
     cook_queue_t *queue;
     char *model_dir;             /* the Tasting Room's checkpoint, or NULL */
+    char **llm_base_urls;        /* base_url values a page may send (--llm-base-url) */
+    size_t n_llm_base_urls;
     pthread_mutex_t taste_mu;    /* guards the four below */
     int engine_state;            /* 0 unknown, 1 `emile taste` answers, -1 not */
     int tasting;                 /* a tasting is running (one at a time) */

@@ -217,6 +217,9 @@ static void free_server(serve_t *s)
     store_close(s->store);
     pthread_mutex_destroy(&s->store_mu);
     pthread_mutex_destroy(&s->taste_mu);
+    for (size_t i = 0; i < s->n_llm_base_urls; i++)
+        free(s->llm_base_urls[i]);
+    free(s->llm_base_urls);
     free(s->model_dir);
     free(s->host);
     free(s->store_path);
@@ -255,6 +258,26 @@ int serve_start(const serve_config_t *cfg, serve_t **out, char *err, size_t errl
     if (!s->host || !s->store_path || !s->emile_path) {
         snprintf(err, errlen, "out of memory");
         goto fail;
+    }
+    if (cfg->n_llm_base_urls) {
+        s->llm_base_urls = calloc(cfg->n_llm_base_urls, sizeof *s->llm_base_urls);
+        if (!s->llm_base_urls) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < cfg->n_llm_base_urls; i++) {
+            const char *u = cfg->llm_base_urls[i];
+            if (!u || (strncasecmp(u, "http://", 7) != 0 && strncasecmp(u, "https://", 8) != 0) ||
+                strlen(u) >= 512 || strpbrk(u, " \t\r\n")) {
+                snprintf(err, errlen, "--llm-base-url \"%.300s\" must be an http:// or https:// "
+                                      "URL, without spaces, shorter than 512 bytes", u ? u : "");
+                goto fail;
+            }
+            if (!(s->llm_base_urls[s->n_llm_base_urls++] = strdup(u))) {
+                snprintf(err, errlen, "out of memory");
+                goto fail;
+            }
+        }
     }
     if (cfg->port < 0 || cfg->port > 65535) {
         snprintf(err, errlen, "port %d is not in 0..65535", cfg->port);

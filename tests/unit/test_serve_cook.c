@@ -17,21 +17,32 @@
  * Checked: the events relayed over SSE and their order, the task file the
  * child gets (canonical, then deleted), one cook per device with queue
  * positions, another device in parallel, the queue limit, stop and cancel,
- * resume, failures reported (and written to the store), shutdown.
+ * resume, failures reported (and written to the store), shutdown; the
+ * agent_config a page may not send (a variable to read the key from, a
+ * credential, a base_url the server was not started with); a job's outcome
+ * published only with its end; and no signal aimed at a child's pid once
+ * that child is reaped (the pid may be another process's by then).
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http_test_client.h"
@@ -70,6 +81,101 @@ static const char fake_cli[] =
     "[ \"$mode\" = noisy ] && echo '{\"event\":\"candidate\",\"run\":'$run',\"iter\":2}'\n"
     "echo \"{\\\"event\\\":\\\"done\\\",\\\"run\\\":$run,\\\"status\\\":\\\"done\\\",\\\"best_iter\\\":1}\"\n";
 
+/* ---- the server's waits and signals, watched ----
+ *
+ * The server is linked into this binary, so these definitions stand in for
+ * libc's waitpid, waitid and kill in its code.  They do what libc does,
+ * and while a test tracks: every kill aimed at a pid (or process group)
+ * already reaped is counted as stray -- by then the pid may belong to
+ * another process -- and, armed, the first reap holds its thread right
+ * after the child is gone until the test has looked at that moment. */
+static struct {
+    pthread_mutex_t mu;
+    int tracking, armed;
+    pid_t reaped[64];
+    int n_reaped;
+    int stray_kills;
+    sem_t in_window, leave_window;
+} watch = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int sem_wait_s(sem_t *sem, int secs)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += secs;
+    while (sem_timedwait(sem, &dl) != 0)
+        if (errno != EINTR)
+            return -1;
+    return 0;
+}
+
+static void after_reap(pid_t pid)
+{
+    pthread_mutex_lock(&watch.mu);
+    int armed = watch.armed;
+    watch.armed = 0;
+    if (watch.tracking && watch.n_reaped < 64)
+        watch.reaped[watch.n_reaped++] = pid;
+    pthread_mutex_unlock(&watch.mu);
+    if (armed) {
+        sem_post(&watch.in_window);
+        sem_wait_s(&watch.leave_window, 20);
+    }
+}
+
+pid_t waitpid(pid_t pid, int *wstatus, int options)
+{
+    pid_t r = (pid_t)syscall(SYS_wait4, pid, wstatus, options, NULL);
+    if (r > 0)
+        after_reap(r);
+    return r;
+}
+
+int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
+{
+    int r = (int)syscall(SYS_waitid, idtype, id, info, options, NULL);
+    if (r == 0 && !(options & WNOWAIT) && info->si_pid > 0)
+        after_reap(info->si_pid);
+    return r;
+}
+
+int kill(pid_t pid, int sig)
+{
+    pid_t p = pid < 0 ? -pid : pid;
+    pthread_mutex_lock(&watch.mu);
+    for (int i = 0; sig != 0 && p > 0 && i < watch.n_reaped; i++)
+        if (watch.reaped[i] == p) {
+            watch.stray_kills++;
+            fprintf(stderr, "stray kill(%d, %d): %d was reaped already\n", (int)pid, sig, (int)p);
+        }
+    pthread_mutex_unlock(&watch.mu);
+    return (int)syscall(SYS_kill, pid, sig);
+}
+
+/* Start tracking; arm: hold the next reap (see above). */
+static void watch_start(int arm)
+{
+    sem_init(&watch.in_window, 0, 0);
+    sem_init(&watch.leave_window, 0, 0);
+    pthread_mutex_lock(&watch.mu);
+    watch.tracking = 1;
+    watch.armed = arm;
+    watch.n_reaped = watch.stray_kills = 0;
+    pthread_mutex_unlock(&watch.mu);
+}
+
+/* Stop tracking; the stray kills seen. */
+static int watch_end(void)
+{
+    pthread_mutex_lock(&watch.mu);
+    int n = watch.stray_kills;
+    watch.tracking = watch.armed = 0;
+    watch.n_reaped = watch.stray_kills = 0;
+    pthread_mutex_unlock(&watch.mu);
+    sem_post(&watch.leave_window);       /* never leave a lane held */
+    return n;
+}
+
 typedef struct {
     char dir[256];
     char db[320];
@@ -85,10 +191,13 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
     return remove(p);
 }
 
-static int start(fx_t *f, const char *emile, int max_queue)
+static int start_with(fx_t *f, const char *emile, int max_queue, const char *const *llm_urls,
+                      size_t n_llm_urls)
 {
     serve_config_t cfg;
     serve_config_init(&cfg);
+    cfg.llm_base_urls = llm_urls;
+    cfg.n_llm_base_urls = n_llm_urls;
     cfg.port = 0;
     cfg.store_path = f->db;
     cfg.emile_path = emile;
@@ -102,6 +211,11 @@ static int start(fx_t *f, const char *emile, int max_queue)
     }
     f->port = serve_port(f->srv);
     return 0;
+}
+
+static int start(fx_t *f, const char *emile, int max_queue)
+{
+    return start_with(f, emile, max_queue, NULL, 0);
 }
 
 static int setup(void **state)
@@ -573,6 +687,194 @@ static void test_shutdown_stops_cooks(void **state)
     assert_int_equal(rc, -1);
 }
 
+/* POST a quick fake cook with agent "openai" and this agent_config (JSON
+ * text); the status, and the error's text in err when it is not 202. */
+static int cook_with_config(fx_t *f, int run, const char *agent_config, char *err, size_t n)
+{
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"name\":\"fake:quick:%d\",\"op\":\"attention\",\"params\":{\"batch\":1,"
+             "\"seq\":16,\"q_heads\":2,\"kv_heads\":1,\"head_dim\":8,\"causal\":1},"
+             "\"dtype\":\"f32\",\"backend\":\"cpu\",\"reference_source\":\"int ref;\","
+             "\"target\":50,\"max_iters\":2,\"agent\":\"openai\",\"agent_config\":%s}",
+             run, agent_config);
+    http_resp_t r;
+    assert_int_equal(http_post_json(f->port, "/api/cook", body, &r), 0);
+    int st = r.status;
+    err[0] = 0;
+    if (st != 202) {
+        json_t *j = json_loads(r.body, 0, NULL);
+        snprintf(err, n, "%s", json_string_value(json_object_get(j, "error")) ?
+                 json_string_value(json_object_get(j, "error")) : "");
+        json_decref(j);
+    }
+    http_resp_free(&r);
+    return st;
+}
+
+/* The finding: with no token on loopback, any page could make the server
+ * send any of its environment variables, as the API key, to any host. */
+static void test_agent_config_cannot_redirect_keys(void **state)
+{
+    fx_t *f = *state;
+    char err[1024];
+    assert_int_equal(cook_with_config(f, 30, "{\"base_url\":\"http://evil\","
+                                      "\"api_key_env\":\"AWS_SECRET_ACCESS_KEY\"}",
+                                      err, sizeof err), 400);
+    assert_int_equal(cook_with_config(f, 30, "{\"api_key_env\":\"AWS_SECRET_ACCESS_KEY\"}",
+                                      err, sizeof err), 400);
+    assert_non_null(strstr(err, "\"api_key_env\""));
+    assert_int_equal(cook_with_config(f, 30, "{\"API_KEY_ENV\":\"HOME\"}", err, sizeof err), 400);
+    assert_non_null(strstr(err, "\"API_KEY_ENV\""));
+    assert_int_equal(cook_with_config(f, 30, "{\"base_url\":\"http://evil\"}", err, sizeof err),
+                     400);
+    assert_non_null(strstr(err, "\"base_url\""));
+    assert_non_null(strstr(err, "--llm-base-url"));
+    assert_int_equal(cook_with_config(f, 30, "{\"model\":\"m\",\"client_secret\":\"s\"}", err,
+                                      sizeof err), 400);
+    assert_non_null(strstr(err, "\"client_secret\""));
+    assert_int_equal(cook_with_config(f, 30, "{\"Authorization\":\"Bearer x\"}", err,
+                                      sizeof err), 400);
+    assert_non_null(strstr(err, "\"Authorization\""));
+    json_t *jobs = get_json(f, "/api/jobs", 200);        /* nothing was queued */
+    assert_int_equal(json_array_size(json_object_get(jobs, "jobs")), 0);
+    json_decref(jobs);
+    /* What a page may set still goes through. */
+    subscribe(f);
+    assert_int_equal(cook_with_config(f, 31, "{\"model\":\"m\",\"max_tokens\":100,"
+                                      "\"token_budget\":1000,\"base_url\":null}",
+                                      err, sizeof err), 202);
+    json_t *e = wait_event(f, "done");
+    assert_string_equal(jstr(e, "status"), "done");
+    json_decref(e);
+}
+
+/* Started with --llm-base-url, the page may use exactly those URLs. */
+static void test_llm_base_url_allow_list(void **state)
+{
+    fx_t *f = *state;
+    serve_stop(f->srv);
+    static const char *const urls[] = {"http://127.0.0.1:8000/v1", "https://llm.example/v1"};
+    assert_int_equal(start_with(f, f->fake, 0, urls, 2), 0);
+    char err[1024];
+    subscribe(f);
+    assert_int_equal(cook_with_config(f, 32, "{\"base_url\":\"https://llm.example/v1\"}", err,
+                                      sizeof err), 202);
+    json_t *e = wait_event(f, "done");
+    assert_string_equal(jstr(e, "status"), "done");
+    json_decref(e);
+    char p[512];
+    snprintf(p, sizeof p, "%s/seen-task.json", f->dir);
+    json_t *task = json_load_file(p, 0, NULL);
+    assert_non_null(task);
+    assert_string_equal(jstr(json_object_get(task, "agent_config"), "base_url"),
+                        "https://llm.example/v1");
+    json_decref(task);
+    assert_int_equal(cook_with_config(f, 33, "{\"base_url\":\"https://llm.example/v1/\"}", err,
+                                      sizeof err), 400);
+    assert_non_null(strstr(err, "\"agent_config.base_url\""));
+    assert_non_null(strstr(err, "http://127.0.0.1:8000/v1"));
+    assert_int_equal(cook_with_config(f, 33, "{\"base_url\":\"http://evil\"}", err, sizeof err),
+                     400);
+    assert_int_equal(cook_with_config(f, 33, "{\"base_url\":7}", err, sizeof err), 400);
+    /* The allow-list says where keys may go, never which variable. */
+    assert_int_equal(cook_with_config(f, 33, "{\"base_url\":\"http://127.0.0.1:8000/v1\","
+                                      "\"api_key_env\":\"HOME\"}", err, sizeof err), 400);
+    assert_non_null(strstr(err, "\"api_key_env\""));
+
+    /* A URL that is not http(s) is refused at start. */
+    serve_stop(f->srv);
+    f->srv = NULL;
+    static const char *const bad[] = {"file:///etc/passwd"};
+    serve_config_t cfg;
+    serve_config_init(&cfg);
+    cfg.port = 0;
+    cfg.store_path = f->db;
+    cfg.emile_path = f->fake;
+    cfg.quiet = 1;
+    cfg.llm_base_urls = bad;
+    cfg.n_llm_base_urls = 1;
+    serve_t *srv = NULL;
+    assert_int_not_equal(serve_start(&cfg, &srv, err, sizeof err), 0);
+    assert_null(srv);
+    assert_non_null(strstr(err, "--llm-base-url"));
+}
+
+/* A job's status and error are published with its end (state "done"),
+ * never while the lane is still finishing it.  The window is held open:
+ * the store is write-locked here, so the lane, marking the crashed cook's
+ * run failed, waits on it (up to its 5 s busy timeout). */
+static void test_outcome_published_with_the_end(void **state)
+{
+    fx_t *f = *state;
+    store_t *s;
+    int64_t run;
+    assert_int_equal(store_open(f->db, 0, &s), 0);
+    json_t *task = json_pack("{s:s}", "op", "attention");
+    assert_int_equal(store_run_create(s, task, "cpu", "builtin", NULL, &run), 0);
+    json_decref(task);
+    store_close(s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+
+    subscribe(f);
+    json_decref(cook(f, "crash", (int)run, "cpu", 202));
+    json_decref(wait_event(f, "iteration"));
+    int early = 0, polls = 0;
+    for (; polls < 60; polls++) {                 /* ~1.5 s */
+        json_t *jobs = get_json(f, "/api/jobs", 200);
+        size_t i;
+        json_t *j;
+        json_array_foreach(json_object_get(jobs, "jobs"), i, j) {
+            const char *st = json_string_value(json_object_get(j, "state"));
+            if (jint(j, "run") == run && st && strcmp(st, "done") != 0 &&
+                (!json_is_null(json_object_get(j, "status")) ||
+                 !json_is_null(json_object_get(j, "error"))))
+                early++;
+        }
+        json_decref(jobs);
+        struct timespec ts = {0, 25 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+    if (early)
+        fprintf(stderr, "%d of %d polls saw a running job with its outcome\n", early, polls);
+    assert_int_equal(early, 0);
+    json_t *e = wait_event(f, "done");
+    assert_int_equal(jint(e, "run"), run);
+    assert_string_equal(jstr(e, "status"), "failed");
+    assert_non_null(strstr(jstr(e, "error"), "exited with status 3"));
+    json_decref(e);
+    char path[64];
+    snprintf(path, sizeof path, "/api/runs/%lld", (long long)run);
+    json_t *got = get_json(f, path, 200);
+    assert_string_equal(jstr(json_object_get(got, "run"), "status"), "failed");
+    json_decref(got);
+}
+
+/* A stop that arrives once the child is reaped must not signal its pid:
+ * the kernel may have given it to another process.  The first reap is
+ * held (see waitpid above) while the page asks to stop the run. */
+static void test_no_signal_after_reap(void **state)
+{
+    fx_t *f = *state;
+    subscribe(f);
+    watch_start(1);
+    json_decref(cook(f, "quick", 21, "cpu", 202));
+    assert_int_equal(sem_wait_s(&watch.in_window, 15), 0);
+    json_t *reply;
+    assert_int_equal(post_status(f, "/api/runs/21/stop", &reply), 202);   /* not done yet */
+    json_decref(reply);
+    sem_post(&watch.leave_window);
+    json_t *e = wait_event(f, "done");
+    assert_int_equal(jint(e, "run"), 21);
+    assert_string_equal(jstr(e, "status"), "done");      /* it had finished */
+    json_decref(e);
+    assert_int_equal(watch_end(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +890,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_stops_cooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_config_cannot_redirect_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_llm_base_url_allow_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outcome_published_with_the_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_signal_after_reap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

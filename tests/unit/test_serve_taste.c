@@ -3,7 +3,8 @@
  * `emile taste`: engine detection (`taste --help`), the arguments and
  * kernel files the child gets, the report as the page sees it, refusals
  * (unknown model, token count, no such run, no valid kernel, CUDA kernels)
- * and an engine failure reported as 502.
+ * and an engine failure reported as 502; and that neither the watchdog nor
+ * the shutdown signals a tasting's pid once that child is reaped.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,11 +13,15 @@
 
 #include <ftw.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http_test_client.h"
@@ -41,6 +46,75 @@ static const char fake_cli[] =
     "\"ttft_ms\":12.5,\"decode_tok_s\":40.0,\"tokens\":'$n'},{\"role\":\"kernel\","
     "\"attention\":\"best.c\",\"ttft_ms\":8.0,\"decode_tok_s\":41.5,\"tokens\":'$n'}],"
     "\"agree\":true,\"first_divergence\":-1}'\n";
+
+/* From src/serve/serve_internal.h: end a running tasting's child (what
+ * serve_stop does first). */
+void serve_taste_stop(serve_t *s);
+
+/* ---- the server's waits and signals, watched ----
+ *
+ * The server is linked into this binary, so these definitions stand in for
+ * libc's waitpid, waitid and kill in its code.  They do what libc does,
+ * and while a test tracks: every kill aimed at a pid (or process group)
+ * already reaped is counted as stray -- by then the pid may belong to
+ * another process.  Armed, the first reap then waits hold_s (past the
+ * tasting watchdog's deadline) and asks serve_taste_stop to end the
+ * tasting, as a shutdown arriving at that moment would. */
+static struct {
+    pthread_mutex_t mu;
+    int tracking, armed;
+    double hold_s;
+    serve_t *srv;
+    pid_t reaped[64];
+    int n_reaped;
+    int stray_kills;
+} watch = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void after_reap(pid_t pid)
+{
+    pthread_mutex_lock(&watch.mu);
+    int armed = watch.armed;
+    watch.armed = 0;
+    if (watch.tracking && watch.n_reaped < 64)
+        watch.reaped[watch.n_reaped++] = pid;
+    pthread_mutex_unlock(&watch.mu);
+    if (armed) {
+        struct timespec ts = {(time_t)watch.hold_s,
+                              (long)((watch.hold_s - (double)(time_t)watch.hold_s) * 1e9)};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+        serve_taste_stop(watch.srv);
+    }
+}
+
+pid_t waitpid(pid_t pid, int *wstatus, int options)
+{
+    pid_t r = (pid_t)syscall(SYS_wait4, pid, wstatus, options, NULL);
+    if (r > 0)
+        after_reap(r);
+    return r;
+}
+
+int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
+{
+    int r = (int)syscall(SYS_waitid, idtype, id, info, options, NULL);
+    if (r == 0 && !(options & WNOWAIT) && info->si_pid > 0)
+        after_reap(info->si_pid);
+    return r;
+}
+
+int kill(pid_t pid, int sig)
+{
+    pid_t p = pid < 0 ? -pid : pid;
+    pthread_mutex_lock(&watch.mu);
+    for (int i = 0; sig != 0 && p > 0 && i < watch.n_reaped; i++)
+        if (watch.reaped[i] == p) {
+            watch.stray_kills++;
+            fprintf(stderr, "stray kill(%d, %d): %d was reaped already\n", (int)pid, sig, (int)p);
+        }
+    pthread_mutex_unlock(&watch.mu);
+    return (int)syscall(SYS_kill, pid, sig);
+}
 
 static const char ref_src[] = "int reference_kernel; /* <script> */\n";
 static const char best_src[] = "int best_kernel; /* v2 */\n";
@@ -225,6 +299,45 @@ static void test_engine_failure(void **state)
     json_decref(taste(f, f->run_ok, "random:tiny", 8, 200));    /* and it recovers */
 }
 
+/* Once the tasting's child is reaped its pid is free for the kernel to
+ * reuse: a watchdog deadline or a shutdown falling then must signal
+ * nothing.  The reap is held past the deadline (see waitpid above). */
+static void test_no_signal_after_reap(void **state)
+{
+    fx_t *f = *state;
+    serve_stop(f->srv);
+    serve_config_t cfg;
+    serve_config_init(&cfg);
+    cfg.port = 0;
+    cfg.store_path = f->db;
+    cfg.emile_path = f->fake;
+    cfg.quiet = 1;
+    cfg.taste_timeout_s = 2.0;
+    char err[512];
+    assert_int_equal(serve_start(&cfg, &f->srv, err, sizeof err), 0);
+    f->port = serve_port(f->srv);
+    http_resp_t r;
+    assert_int_equal(http_get(f->port, "/api/taste", &r), 0);   /* the engine probe's child */
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+
+    pthread_mutex_lock(&watch.mu);
+    watch.tracking = watch.armed = 1;
+    watch.hold_s = 2.5;
+    watch.srv = f->srv;
+    watch.n_reaped = watch.stray_kills = 0;
+    pthread_mutex_unlock(&watch.mu);
+    json_t *j = taste(f, f->run_ok, "random:tiny", 8, 200);    /* it had finished well */
+    assert_true(json_is_true(json_object_get(j, "agree")));
+    json_decref(j);
+    pthread_mutex_lock(&watch.mu);
+    int stray = watch.stray_kills;
+    watch.tracking = watch.armed = 0;
+    watch.n_reaped = 0;
+    pthread_mutex_unlock(&watch.mu);
+    assert_int_equal(stray, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +345,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_taste_runs_the_engine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_signal_after_reap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
