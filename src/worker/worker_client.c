@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@ int worker_client_open(worker_client_t *c, const char *cmd, char *err, size_t n)
         close(in[1]);
         return -1;
     }
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(err, n, "fork: %s", strerror(errno));
@@ -37,6 +39,13 @@ int worker_client_open(worker_client_t *c, const char *cmd, char *err, size_t n)
         return -1;
     }
     if (pid == 0) {
+        /* Its own process group, so a timeout can end all of it (a
+         * template's shell and what it started, the worker's compiles);
+         * and it dies with us, as it would in our group. */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != parent)
+            _exit(1);
         dup2(in[0], 0);
         dup2(out[1], 1);
         if (cmd && *cmd)
@@ -48,6 +57,7 @@ int worker_client_open(worker_client_t *c, const char *cmd, char *err, size_t n)
     }
     close(in[0]);
     close(out[1]);
+    setpgid(pid, pid);         /* also here: no window before the child's own call */
     c->pid = pid;
     c->to_fd = in[1];
     c->from_fd = out[0];
@@ -188,7 +198,7 @@ json_t *worker_client_call(worker_client_t *c, json_t *req, char *err, size_t n)
         if (rc < 0) {
             if (deadline > 0 && now_s() >= deadline) {
                 if (c->pid > 0)
-                    kill(c->pid, SIGKILL);
+                    kill(-c->pid, SIGKILL);     /* the worker's whole group */
                 snprintf(err, n, "the worker (%s) gave no answer within %.0f s and was stopped "
                          "(a hung compiler, driver or remote link?)", c->cmd, c->timeout_s);
             } else {
@@ -226,7 +236,7 @@ void worker_client_close(worker_client_t *c)
             }
             usleep(10000);
         }
-        kill(c->pid, SIGKILL);
+        kill(-c->pid, SIGKILL);
         waitpid(c->pid, &st, 0);
         c->pid = 0;
     }

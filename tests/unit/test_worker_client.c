@@ -121,6 +121,47 @@ static void test_hung_worker_times_out(void **state)
     assert_int_equal(kill(pid, 0), -1);
 }
 
+/* A timeout ends the worker's whole group: what a template's shell
+ * started (here a background sleep) is gone too, not orphaned. */
+static void test_timeout_ends_the_group(void **state)
+{
+    (void)state;
+    char pidfile[] = "/tmp/emile-test-wc-XXXXXX";
+    int fd = mkstemp(pidfile);
+    assert_true(fd >= 0);
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "read req; sleep 60 & echo $! > %s; wait", pidfile);
+    worker_client_t w;
+    char err[512] = "";
+    assert_int_equal(worker_client_open(&w, cmd, err, sizeof err), 0);
+    w.timeout_s = 0.5;
+    json_t *req = json_object();
+    assert_null(worker_client_call(&w, req, err, sizeof err));
+    json_decref(req);
+    worker_client_close(&w);
+    FILE *f = fopen(pidfile, "r");
+    assert_non_null(f);
+    int bg = 0;
+    assert_int_equal(fscanf(f, "%d", &bg), 1);
+    fclose(f);
+    unlink(pidfile);
+    assert_true(bg > 0);
+    /* killed (a zombie until its reaper, init, collects it: give it time) */
+    int gone = 0;
+    for (int i = 0; i < 100 && !gone; i++) {
+        char stat[64], buf[512] = "";
+        snprintf(stat, sizeof stat, "/proc/%d/stat", bg);
+        FILE *s = fopen(stat, "r");
+        gone = !s || (fgets(buf, sizeof buf, s) && strstr(buf, ") Z "));
+        if (s)
+            fclose(s);
+        if (!gone)
+            usleep(20000);
+    }
+    assert_true(gone);
+}
+
 /* Writing to a worker that is already gone is an error, not SIGPIPE. */
 static void test_write_to_gone_worker(void **state)
 {
@@ -152,6 +193,7 @@ int main(void)
         cmocka_unit_test(test_dead_worker_named),
         cmocka_unit_test(test_killed_worker_named),
         cmocka_unit_test(test_hung_worker_times_out),
+        cmocka_unit_test(test_timeout_ends_the_group),
         cmocka_unit_test(test_write_to_gone_worker),
         cmocka_unit_test(test_evaluate_timeout_bound),
     };
