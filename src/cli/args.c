@@ -90,23 +90,51 @@ bad:
     return 2;
 }
 
-int cli_open_store(const cli_common_t *c, int create_default, store_t **s)
+int cli_store_open(const char *store_arg, cli_store_use_t use, store_t **s)
 {
     char path[4096];
-    if (c->store) {
-        if (!create_default && access(c->store, F_OK) != 0) {
-            fprintf(stderr, "emile: no run store at %s\n", c->store);
-            return 1;
-        }
-        if (store_open(c->store, 0, s) != 0) {
-            fprintf(stderr, "emile: %s\n", store_last_open_error());
-            return 1;
-        }
-        return 0;
-    }
-    if (store_default_path(path, sizeof path) != 0 || store_open(path, create_default, s) != 0) {
+    store_origin_t origin = STORE_FROM_ENV;
+    *s = NULL;
+    if (store_arg) {
+        snprintf(path, sizeof path, "%s", store_arg);
+    } else if (store_default_location(path, sizeof path, &origin) != 0) {
         fprintf(stderr, "emile: %s\n", store_last_open_error());
         return 1;
     }
-    return 0;
+    int from_env = !store_arg && origin == STORE_FROM_ENV;
+    int flags = use == CLI_STORE_WRITE ? 0 : STORE_OPEN_EXISTING;
+    if (use == CLI_STORE_WRITE && !store_arg && !from_env)
+        flags |= STORE_OPEN_CREATE_DIRS;
+    if (store_open(path, flags, s) == 0)
+        return 0;
+    store_missing_t missing = store_last_open_missing();
+    /* The default's directory is only made by the first cook: before that,
+     * a reader finds no store, as when the file is missing. */
+    if (missing == STORE_MISSING_DIR && !store_arg && !from_env)
+        missing = STORE_MISSING_FILE;
+    if (missing == STORE_MISSING_FILE && use == CLI_STORE_LIST)
+        return 0;
+    if (missing == STORE_MISSING_FILE) {
+        if (store_arg)
+            fprintf(stderr, "emile: no run store at %s yet (cook something first, or check --store)\n", path);
+        else if (from_env)
+            fprintf(stderr, "emile: no run store at %s yet (EMILE_STORE names it; cook something first, "
+                            "or fix EMILE_STORE)\n", path);
+        else
+            fprintf(stderr, "emile: no run store at %s yet (cook something first, or --store PATH)\n", path);
+    } else if (from_env && missing == STORE_MISSING_DIR) {
+        /* A typo in the variable is the likely cause: name it. */
+        fprintf(stderr, "emile: EMILE_STORE=%s: %s (a typo? emile does not create the folder EMILE_STORE "
+                        "names)\n", path, store_last_open_error());
+    } else if (from_env) {
+        fprintf(stderr, "emile: EMILE_STORE=%s: %s\n", path, store_last_open_error());
+    } else {
+        fprintf(stderr, "emile: %s\n", store_last_open_error());
+    }
+    return 1;
+}
+
+int cli_open_store(const cli_common_t *c, cli_store_use_t use, store_t **s)
+{
+    return cli_store_open(c->store, use, s);
 }

@@ -27,6 +27,23 @@ typedef struct cli_common {
  * c; the first positional argument ending in .json is the task file.
  * Returns 0, or 2 after printing a message. */
 int cli_parse(int argc, char **argv, task_t *t, cli_common_t *c, int need_task);
-int cli_open_store(const cli_common_t *c, int create_default, store_t **s);
+
+/* What a command does with the run store, which decides what it may create
+ * and what a missing store means. */
+typedef enum cli_store_use {
+    CLI_STORE_READ,  /* show, export, resume: a missing store is an error
+                      * ("no run store at PATH yet"); nothing is created */
+    CLI_STORE_LIST,  /* runs: a missing store is an empty list (0 with *s
+                      * NULL); nothing is created */
+    CLI_STORE_WRITE, /* cook: the file is created; so is the default's
+                      * directory, but never one named by --store or
+                      * $EMILE_STORE */
+} cli_store_use_t;
+/* Opens the store named by store_arg (--store), else the default
+ * (store_default_location).  A directory named by --store or $EMILE_STORE
+ * that does not exist is an error naming it, for every use.  Returns 0, or
+ * 1 after printing "emile: ..." on stderr. */
+int cli_store_open(const char *store_arg, cli_store_use_t use, store_t **s);
+int cli_open_store(const cli_common_t *c, cli_store_use_t use, store_t **s);
 
 #endif

@@ -35,10 +35,13 @@ int cmd_runs(int argc, char **argv)
     store_t *s;
     if (cli_parse(argc, argv, NULL, &c, 0) != 0)
         return 2;
-    if (cli_open_store(&c, 1, &s) != 0)
+    if (cli_open_store(&c, CLI_STORE_LIST, &s) != 0)
         return 1;
     json_t *runs = NULL;
-    if (store_runs_list(s, 0, &runs) != 0) {
+    if (!s) {
+        /* No store yet: nothing cooked, and listing creates nothing. */
+        runs = json_array();
+    } else if (store_runs_list(s, 0, &runs) != 0) {
         fprintf(stderr, "emile: %s\n", store_errmsg(s));
         store_close(s);
         return 1;
@@ -82,7 +85,7 @@ static int load_run(const cli_common_t *c, store_t **s, long long *run, json_t *
         fprintf(stderr, "emile: give a run number (emile runs lists them)\n");
         return 2;
     }
-    if (cli_open_store(c, 0, s) != 0)
+    if (cli_open_store(c, CLI_STORE_READ, s) != 0)
         return 1;
     if (store_run_get(*s, *run, rj) != 0 || store_iterations(*s, *run, its) != 0) {
         fprintf(stderr, "emile: %s\n", store_errmsg(*s));
@@ -136,6 +139,17 @@ static int write_text(const char *dir, const char *name, const char *text)
     }
     printf("  %s\n", path);
     return 0;
+}
+
+/* write_text for a document made here: NULL is its maker's failure, said
+ * in why (not the file's: errno means nothing then). */
+static int write_made(const char *dir, const char *name, const char *text, const char *why)
+{
+    if (!text) {
+        fprintf(stderr, "emile: cannot make %s/%s: %s\n", dir, name, why);
+        return -1;
+    }
+    return write_text(dir, name, text);
 }
 
 /* Build the best kernel's shared object here, in the sandbox. */
@@ -208,8 +222,8 @@ int cmd_export(int argc, char **argv)
         const char *lang = json_string_value(json_object_get(best, "lang"));
         const char *backend = json_string_value(json_object_get(rj, "backend"));
         const char *src_name = lang && strcmp(lang, "cu") == 0 ? "best.cu" : "best.c";
-        char *md = report_markdown(rj, its, NULL, 0);
-        char err[512];
+        char md_err[512] = "out of memory", err[512] = "out of memory";
+        char *md = report_markdown(rj, its, md_err, sizeof md_err);
         char *svg = roofline_svg(json_object_get(rj, "device"), its, (int)json_integer_value(best_j),
                                  json_string_value(json_object_get(json_object_get(rj, "task"), "dtype")), err, sizeof err);
         json_t *all = json_deep_copy(rj);
@@ -219,14 +233,28 @@ int cmd_export(int argc, char **argv)
         char hdr[4096], hdst[4096];
         emile_root_file("include/emile.h", hdr, sizeof hdr);
         snprintf(hdst, sizeof hdst, "%.3900s/emile.h", dir);
+        static const char svg_link[] = "\n![roofline](roofline.svg)\n";
         if (md) {
             size_t len = strlen(md);
-            md = realloc(md, len + 64);
-            strcat(md, "\n![roofline](roofline.svg)\n");
+            char *grown = realloc(md, len + sizeof svg_link);
+            if (grown) {
+                memcpy(grown + len, svg_link, sizeof svg_link);
+                md = grown;
+            } else {
+                free(md);
+                md = NULL;
+                snprintf(md_err, sizeof md_err, "out of memory");
+            }
         }
         rc = write_text(dir, src_name, json_string_value(json_object_get(best, "source"))) ||
-             write_text(dir, "report.md", md) || write_text(dir, "report.json", js) ||
-             write_text(dir, "roofline.svg", svg) || fs_copy_file(hdr, hdst);
+             write_made(dir, "report.md", md, md_err) || write_made(dir, "report.json", js, "out of memory") ||
+             write_made(dir, "roofline.svg", svg, err);
+        if (rc == 0 && fs_copy_file(hdr, hdst) != 0) {
+            fprintf(stderr, "emile: cannot copy %s to %s: %s\n", hdr, hdst, strerror(errno));
+            rc = 1;
+        }
+        if (rc == 0)
+            printf("  %s\n", hdst);
         if (rc == 0 && build_so(dir, backend ? backend : "cpu", src_name) != 0)
             fprintf(stderr, "emile: the source and reports are exported; build best.so on a %s machine\n", backend);
         free(md);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "agent/agent.h"
+#include "cli.h"
 #include "report/iteration_line.h"
 #include "store/store.h"
 #include "worker/evaluate.h"
@@ -152,10 +153,13 @@ static const json_t *iteration_at(const cook_t *c, int iter)
     return NULL;
 }
 
-static int record(cook_t *c, json_t *it)
+/* Stores an iteration and shows it; -1 with err set (the store's words)
+ * when it cannot be stored. */
+static int record(cook_t *c, json_t *it, char *err, size_t n)
 {
     if (store_iteration_add(c->store, c->run, it) != 0) {
-        fprintf(stderr, "emile: cannot record iteration: %s\n", store_errmsg(c->store));
+        snprintf(err, n, "cannot record iteration %lld: %s", (long long)json_integer_value(json_object_get(it, "iter")),
+                 store_errmsg(c->store));
         return -1;
     }
     json_array_append(c->history, it);
@@ -247,12 +251,15 @@ static int loop(cook_t *c)
                                           c->task->reference_source, c->task->reference_lang, NULL, reply,
                                           clock_mono_s() - t0, 0);
         json_decref(reply);
-        rc = record(c, it);
+        rc = record(c, it, err, sizeof err);
         int valid = is_valid(it);
-        char msg[1800];
-        snprintf(msg, sizeof msg, "the reference is not usable (%s): %s",
-                 json_string_value(json_object_get(it, "status")),
-                 json_string_value(json_object_get(it, "error")) ? json_string_value(json_object_get(it, "error")) : "");
+        char msg[2048];
+        if (rc != 0)
+            snprintf(msg, sizeof msg, "%s", err);
+        else
+            snprintf(msg, sizeof msg, "the reference is not usable (%s): %.1800s",
+                     json_string_value(json_object_get(it, "status")),
+                     json_string_value(json_object_get(it, "error")) ? json_string_value(json_object_get(it, "error")) : "");
         json_decref(it);
         if (rc != 0 || !valid) {
             fprintf(stderr, "emile: %s\n", msg);
@@ -322,7 +329,7 @@ static int loop(cook_t *c)
                                           clock_mono_s() - t0, c->ref_ms);
         json_decref(reply);
         agent_proposal_free(&p);
-        rc = record(c, it);
+        rc = record(c, it, err, sizeof err);
         json_decref(it);
         next++;
         json_decref(messages);
@@ -343,25 +350,6 @@ static int loop(cook_t *c)
     summary(c, status, note);
     event(c, "done", json_pack("{sssi}", "status", status, "best_iter", c->best_iter));
     return rc == 0 ? 0 : 1;
-}
-
-static int open_store(const cook_options_t *o, store_t **s)
-{
-    char path[4096];
-    int create = 0;
-    if (o->store_path)
-        snprintf(path, sizeof path, "%s", o->store_path);
-    else if (store_default_path(path, sizeof path) == 0)
-        create = 1;
-    else {
-        fprintf(stderr, "emile: %s\n", store_last_open_error());
-        return -1;
-    }
-    if (store_open(path, create, s) != 0) {
-        fprintf(stderr, "emile: %s\n", store_last_open_error());
-        return -1;
-    }
-    return 0;
 }
 
 json_t *cook_fetch_device(const cook_options_t *o, const char *backend, char *err, size_t n)
@@ -390,6 +378,16 @@ json_t *cook_fetch_device(const cook_options_t *o, const char *backend, char *er
     return dev;
 }
 
+/* Frees what cook_start and cook_resume gathered in c (NULL members are
+ * fine). */
+static void cook_free(cook_t *c)
+{
+    json_decref(c->task_json);
+    json_decref(c->device);
+    json_decref(c->history);
+    store_close(c->store);
+}
+
 int cook_start(task_t *task, const cook_options_t *o)
 {
     cook_t c;
@@ -397,40 +395,40 @@ int cook_start(task_t *task, const cook_options_t *o)
     c.o = o;
     c.task = task;
     char err[2048];
+    int rc = 1;
     if (!agent_find(task->agent)) {
         fprintf(stderr, "emile: unknown agent '%s' (builtin, anthropic, openai)\n", task->agent);
         return 2;
     }
-    json_t *device = cook_fetch_device(o, task->backend, err, sizeof err);
-    if (!device) {
+    c.device = cook_fetch_device(o, task->backend, err, sizeof err);
+    if (!c.device) {
         fprintf(stderr, "emile: %s\n", err);
-        return 1;
+        goto out;
     }
-    if (worker_task_fits(task, device, err, sizeof err) != 0) {
+    if (worker_task_fits(task, c.device, err, sizeof err) != 0) {
         fprintf(stderr, "emile: %s\n", err);
-        json_decref(device);
-        return 2;
+        rc = 2;
+        goto out;
     }
-    if (open_store(o, &c.store) != 0) {
-        json_decref(device);
-        return 1;
-    }
+    if (cli_store_open(o->store_path, CLI_STORE_WRITE, &c.store) != 0)
+        goto out;
     c.task_json = task_to_json(task);
-    c.device = device;
     c.history = json_array();
-    if (store_run_create(c.store, c.task_json, task->backend, task->agent, device, &c.run) != 0) {
+    if (!c.task_json || !c.history) {
+        fprintf(stderr, "emile: out of memory\n");
+        goto out;
+    }
+    if (store_run_create(c.store, c.task_json, task->backend, task->agent, c.device, &c.run) != 0) {
         fprintf(stderr, "emile: %s\n", store_errmsg(c.store));
-        store_close(c.store);
-        return 1;
+        goto out;
     }
     say(&c, "run %lld: %s %s on %s (%s), target %.0f%% of roofline, up to %d iterations, agent %s\n",
-        (long long)c.run, task->op.name, task->name[0] ? task->name : "", json_string_value(json_object_get(device, "name")),
-        task->backend, task->target_pct, task->max_iters, task->agent);
-    int rc = loop(&c);
-    json_decref(c.task_json);
-    json_decref(c.device);
-    json_decref(c.history);
-    store_close(c.store);
+        (long long)c.run, task->op.name, task->name[0] ? task->name : "",
+        json_string_value(json_object_get(c.device, "name")), task->backend, task->target_pct, task->max_iters,
+        task->agent);
+    rc = loop(&c);
+out:
+    cook_free(&c);
     return rc;
 }
 
@@ -440,23 +438,22 @@ int cook_resume(int64_t run, int max_iters, const cook_options_t *o)
     memset(&c, 0, sizeof c);
     c.o = o;
     c.run = run;
-    if (open_store(o, &c.store) != 0)
-        return 1;
     json_t *rj = NULL;
-    if (store_run_get(c.store, run, &rj) != 0) {
-        fprintf(stderr, "emile: %s\n", store_errmsg(c.store));
-        store_close(c.store);
-        return 1;
-    }
     task_t task;
     task_init(&task);
     char err[1024];
+    int rc = 1;
+    /* A run to resume lives in a store that exists: none is created. */
+    if (cli_store_open(o->store_path, CLI_STORE_READ, &c.store) != 0)
+        goto out;
+    if (store_run_get(c.store, run, &rj) != 0) {
+        fprintf(stderr, "emile: %s\n", store_errmsg(c.store));
+        goto out;
+    }
     if (task_from_json(&task, json_object_get(rj, "task"), NULL, err, sizeof err) != 0 ||
         task_finalize(&task, err, sizeof err) != 0) {
         fprintf(stderr, "emile: run %lld has an unusable task: %s\n", (long long)run, err);
-        json_decref(rj);
-        store_close(c.store);
-        return 1;
+        goto out;
     }
     if (max_iters >= 0)
         task.max_iters = max_iters;
@@ -465,16 +462,14 @@ int cook_resume(int64_t run, int max_iters, const cook_options_t *o)
     c.device = json_incref(json_object_get(rj, "device"));
     if (store_iterations(c.store, run, &c.history) != 0) {
         fprintf(stderr, "emile: %s\n", store_errmsg(c.store));
-        return 1;
+        goto out;
     }
     store_run_set_status(c.store, run, "running", NULL);
     say(&c, "resuming run %lld at iteration %zu of %d\n", (long long)run, json_array_size(c.history), task.max_iters);
-    int rc = loop(&c);
+    rc = loop(&c);
+out:
     json_decref(rj);
-    json_decref(c.task_json);
-    json_decref(c.device);
-    json_decref(c.history);
     task_free(&task);
-    store_close(c.store);
+    cook_free(&c);
     return rc;
 }

@@ -10,7 +10,7 @@
 #include "task/task.h"
 
 typedef struct cook_options {
-    const char *store_path;    /* NULL: store_default_path */
+    const char *store_path;    /* NULL: the default (store_default_location) */
     const char *worker_cmd;    /* NULL: this binary's worker */
     int events;                /* NDJSON events on stdout instead of lines */
     int quiet;

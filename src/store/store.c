@@ -2,9 +2,10 @@
  * store.c -- opening and closing the run store, and where it lives.
  *
  * The directory rules are here so that every front end (CLI, web server)
- * gives the same answer: a path the user names must be in an existing
- * directory unless the caller asks for it to be created; the default path's
- * directory is always created.
+ * gives the same answer: a path the user names (--store, $EMILE_STORE) must
+ * be in an existing directory; only the XDG/HOME default's directory may be
+ * created, and only when the caller asks (STORE_OPEN_CREATE_DIRS).  Readers
+ * pass STORE_OPEN_EXISTING so that looking never creates a store.
  */
 #include <errno.h>
 #include <limits.h>
@@ -20,6 +21,7 @@
 /* store_open has no handle to carry a message when it fails, so the message
  * lives here, one per thread (a web server may open stores from several). */
 static _Thread_local char open_err[2048];
+static _Thread_local store_missing_t open_missing;
 
 static int open_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int open_fail(const char *fmt, ...)
@@ -34,6 +36,11 @@ static int open_fail(const char *fmt, ...)
 const char *store_last_open_error(void)
 {
     return open_err;
+}
+
+store_missing_t store_last_open_missing(void)
+{
+    return open_missing;
 }
 
 const char *store_errmsg(const store_t *s)
@@ -78,9 +85,11 @@ static void dir_of(const char *path, char *dir, size_t n)
 }
 
 /* Checks (or creates) the directory that will hold the store file, and that
- * the path itself, when it exists, is a regular file. */
-static int check_location(const char *path, int create_dirs)
+ * the path itself, when it exists, is a regular file (with
+ * STORE_OPEN_EXISTING: that it exists). */
+static int check_location(const char *path, int flags)
 {
+    int create_dirs = (flags & STORE_OPEN_CREATE_DIRS) && !(flags & STORE_OPEN_EXISTING);
     char dir[PATH_MAX];
     struct stat st;
     if (strlen(path) >= sizeof dir)
@@ -89,34 +98,47 @@ static int check_location(const char *path, int create_dirs)
     if (stat(dir, &st) != 0) {
         if (errno != ENOENT)
             return open_fail("store directory %s: %s", dir, strerror(errno));
-        if (!create_dirs)
+        if (!create_dirs) {
+            open_missing = STORE_MISSING_DIR;
             return open_fail("store directory %s does not exist", dir);
+        }
         if (make_dirs(dir) != 0)
             return -1;
     } else if (!S_ISDIR(st.st_mode)) {
         return open_fail("store directory %s is not a directory", dir);
     }
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT && (flags & STORE_OPEN_EXISTING)) {
+            open_missing = STORE_MISSING_FILE;
+            return open_fail("no run store at %s", path);
+        }
+        if (errno != ENOENT)
+            return open_fail("store %s: %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
         return open_fail("store %s is not a regular file", path);
+    }
     return 0;
 }
 
 /*
- * Opens (creating when absent) the store at path.  ":memory:" opens a
- * private in-memory store (no WAL; for tests and dry runs).  On failure
- * *out is NULL and store_last_open_error() says why: the directory is
- * missing (and create_dirs is 0), the file is not a SQLite database or not
- * an emile store (the file is then left untouched), or its schema is newer
- * than this build.
+ * Opens the store at path, creating the file when absent unless flags has
+ * STORE_OPEN_EXISTING.  ":memory:" opens a private in-memory store (no WAL;
+ * for tests and dry runs).  On failure *out is NULL and
+ * store_last_open_error() says why: the directory is missing (and
+ * STORE_OPEN_CREATE_DIRS was not given), the file is missing (with
+ * STORE_OPEN_EXISTING; store_last_open_missing() tells these two apart),
+ * the file is not a SQLite database or not an emile store (the file is then
+ * left untouched), or its schema is newer than this build.
  */
-int store_open(const char *path, int create_dirs, store_t **out)
+int store_open(const char *path, int flags, store_t **out)
 {
     *out = NULL;
     open_err[0] = '\0';
+    open_missing = STORE_MISSING_NONE;
     if (!path || !*path)
         return open_fail("store path is empty");
     int in_memory = strcmp(path, ":memory:") == 0;
-    if (!in_memory && check_location(path, create_dirs) != 0)
+    if (!in_memory && check_location(path, flags) != 0)
         return -1;
 
     store_t *s = calloc(1, sizeof *s);
@@ -125,7 +147,12 @@ int store_open(const char *path, int create_dirs, store_t **out)
         return open_fail("%s: out of memory", path);
     }
     s->in_memory = in_memory;
-    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    /* Without SQLITE_OPEN_CREATE a file removed since the check above is an
+     * error, not a new empty store. */
+    int oflags = SQLITE_OPEN_READWRITE;
+    if (in_memory || !(flags & STORE_OPEN_EXISTING))
+        oflags |= SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
     if (rc != SQLITE_OK) {
         open_fail("%s: cannot open: %s", path,
                   s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -167,20 +194,35 @@ static const char *home_dir(void)
     return pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : NULL;
 }
 
+const char *store_origin_name(store_origin_t origin)
+{
+    switch (origin) {
+    case STORE_FROM_ENV: return "EMILE_STORE";
+    case STORE_FROM_XDG: return "XDG_DATA_HOME";
+    case STORE_FROM_HOME: return "HOME";
+    }
+    return "?";
+}
+
 /*
- * Writes the default store path into buf: $EMILE_STORE as given (the user
- * named it, so its directory is not created), else
- * $XDG_DATA_HOME/emile/runs.db (XDG_DATA_HOME only when absolute, as the XDG
- * spec requires), else ~/.local/share/emile/runs.db; for the last two the
- * directory is created.  -1 with store_last_open_error() set when buf is too
- * small, no home directory is known, or the directory cannot be created.
+ * Writes the default store path into buf and where it came from into
+ * *origin: $EMILE_STORE as given, else $XDG_DATA_HOME/emile/runs.db
+ * (XDG_DATA_HOME only when absolute, as the XDG spec requires), else
+ * ~/.local/share/emile/runs.db.  Creates nothing.  -1 with
+ * store_last_open_error() set when buf is too small or no home directory is
+ * known.
  */
-int store_default_path(char *buf, size_t n)
+int store_default_location(char *buf, size_t n, store_origin_t *origin)
 {
     open_err[0] = '\0';
+    open_missing = STORE_MISSING_NONE;
+    store_origin_t from;
+    if (!origin)
+        origin = &from;
     const char *env = getenv("EMILE_STORE");
     int len;
     if (env && *env) {
+        *origin = STORE_FROM_ENV;
         len = snprintf(buf, n, "%s", env);
         if (len < 0 || (size_t)len >= n)
             return open_fail("EMILE_STORE is too long (%zu bytes max)", n - 1);
@@ -189,8 +231,10 @@ int store_default_path(char *buf, size_t n)
     char dir[PATH_MAX];
     const char *xdg = getenv("XDG_DATA_HOME");
     if (xdg && xdg[0] == '/') {
+        *origin = STORE_FROM_XDG;
         len = snprintf(dir, sizeof dir, "%s/emile", xdg);
     } else {
+        *origin = STORE_FROM_HOME;
         const char *home = home_dir();
         if (!home)
             return open_fail("no home directory: set EMILE_STORE or HOME");
@@ -201,5 +245,24 @@ int store_default_path(char *buf, size_t n)
     len = snprintf(buf, n, "%s/runs.db", dir);
     if (len < 0 || (size_t)len >= n)
         return open_fail("store path %s/runs.db does not fit in %zu bytes", dir, n);
+    return 0;
+}
+
+/*
+ * store_default_location, then, for the XDG and HOME defaults, creates
+ * their directory (0700).  $EMILE_STORE is returned as given: the user named
+ * it, so its directory is not created here; open it without
+ * STORE_OPEN_CREATE_DIRS (store_default_location says which it was) so that
+ * a typo in it is an error instead of a new, empty store.
+ */
+int store_default_path(char *buf, size_t n)
+{
+    store_origin_t origin;
+    if (store_default_location(buf, n, &origin) != 0)
+        return -1;
+    if (origin == STORE_FROM_ENV)
+        return 0;
+    char dir[PATH_MAX];
+    dir_of(buf, dir, sizeof dir);
     return make_dirs(dir);
 }

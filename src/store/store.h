@@ -27,15 +27,44 @@
 
 typedef struct store store_t;
 
-/* Default path: $EMILE_STORE, else $XDG_DATA_HOME/emile/runs.db, else
- * ~/.local/share/emile/runs.db.  The default's directory is created; a path
- * given by the user must be in an existing directory (clear error if not). */
+/* Where the default store path came from. */
+typedef enum store_origin {
+    STORE_FROM_ENV,  /* $EMILE_STORE: the user named it, so its directory is
+                      * never created (a missing one is most likely a typo) */
+    STORE_FROM_XDG,  /* $XDG_DATA_HOME/emile/runs.db */
+    STORE_FROM_HOME, /* ~/.local/share/emile/runs.db */
+} store_origin_t;
+
+/* The default path: $EMILE_STORE, else $XDG_DATA_HOME/emile/runs.db, else
+ * ~/.local/share/emile/runs.db, and where it came from (origin may be
+ * NULL).  Creates nothing: a front end opens it with STORE_OPEN_CREATE_DIRS
+ * only when the origin is not STORE_FROM_ENV and it means to write. */
+int store_default_location(char *buf, size_t n, store_origin_t *origin);
+/* The name of an origin for messages: "EMILE_STORE", "XDG_DATA_HOME", "HOME". */
+const char *store_origin_name(store_origin_t origin);
+/* store_default_location, then creates the directory of an XDG or HOME
+ * default (never $EMILE_STORE's). */
 int store_default_path(char *buf, size_t n);
-int store_open(const char *path, int create_dirs, store_t **out);
+
+/* store_open's flags (0: the directory must exist; the file is created). */
+#define STORE_OPEN_CREATE_DIRS 1 /* create the file's directory (0700) when missing */
+#define STORE_OPEN_EXISTING 2    /* the file must exist already: nothing is created
+                                  * (overrides STORE_OPEN_CREATE_DIRS) */
+int store_open(const char *path, int flags, store_t **out);
 void store_close(store_t *s);
 const char *store_errmsg(const store_t *s);
 /* For store_open failures (no handle yet). */
 const char *store_last_open_error(void);
+/* Why the last store_open on this thread failed, when it was for something
+ * missing: STORE_MISSING_DIR (the file's directory does not exist),
+ * STORE_MISSING_FILE (the directory exists, the file does not, and
+ * STORE_OPEN_EXISTING was given), else STORE_MISSING_NONE. */
+typedef enum store_missing {
+    STORE_MISSING_NONE,
+    STORE_MISSING_DIR,
+    STORE_MISSING_FILE,
+} store_missing_t;
+store_missing_t store_last_open_missing(void);
 
 /* Runs. */
 int store_run_create(store_t *s, const json_t *task, const char *backend,

@@ -147,11 +147,14 @@ reject "unknown option" 2 "unknown option '--frob'" "$EMILE" cook "${SMALL[@]}" 
 next_store
 reject "option without its value" 2 "--store needs a value" "$EMILE" runs --store
 
-# show / resume / export on an empty store (made by `emile runs`)
+# show / resume / export on an empty store (`runs` does not make one; an
+# empty file is an empty store)
 next_store
 run "$EMILE" runs --store "$CS"
 check_rc "runs on a new store: exit 0" 0
 check_contains "runs on a new store: says there are none" "$OUT_F" "no runs yet"
+check "runs on a new store: no store file is created" test ! -e "$CS"
+: >"$CS"
 reject "show 999 on an empty store" 1 "no run 999" "$EMILE" show 999 --store "$CS"
 reject "show 999 --json on an empty store" 1 "no run 999" "$EMILE" show 999 --json --store "$CS"
 reject "show without a run number" 2 "give a run number" "$EMILE" show --store "$CS"
@@ -230,5 +233,68 @@ run "$EMILE" export 1 "$IT_TMP/exp_wrong" --store "$CS"
 check_rc "export of a run without a valid kernel: exit 1" 1
 check_contains "export of a run without a valid kernel: says so" "$ERR_F" "run 1 has no valid kernel to export"
 check "export of a run without a valid kernel: no directory is created" test ! -e "$IT_TMP/exp_wrong"
+
+# ---- a store that refuses writes: the run says why, nothing leaks ----------------
+# SQLite triggers stand in for a full disk or a broken file: the store opens,
+# and the one write they guard fails with their words.
+store_with() { : >"$CS"; run "$EMILE" runs --store "$CS"; sqlite3 "$CS" "$1"; }
+# one_emile_line NAME: stderr is exactly one "emile: ..." line (a leak report
+# from the sanitizer, or a blank "emile: ", would break it).
+one_emile_line() {
+  check_eq "$1: one line on stderr" "1" "$(wc -l <"$ERR_F" | tr -d ' ')"
+  check "$1: no blank 'emile: ' line" bash -c "! grep -qx 'emile: *' '$ERR_F'"
+}
+
+next_store
+store_with "CREATE TRIGGER t BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'no room for runs'); END;"
+run "$EMILE" cook "${SMALL[@]}" --reference "$REF" --store "$CS"
+check_rc "store refuses the new run: exit 1" 1
+check_contains "store refuses the new run: the store's words" "$ERR_F" "no room for runs"
+one_emile_line "store refuses the new run"
+check_eq "store refuses the new run: no run" "0" "$(store_runs "$CS")"
+
+next_store
+store_with "CREATE TRIGGER t BEFORE INSERT ON iterations BEGIN SELECT RAISE(ABORT, 'no room for iterations'); END;"
+run "$EMILE" cook "${SMALL[@]}" --reference "$REF" --store "$CS"
+check_rc "store refuses iteration 0: exit 1" 1
+check_contains "store refuses iteration 0: says it cannot record iteration 0" "$ERR_F" "cannot record iteration 0"
+check_contains "store refuses iteration 0: the store's words" "$ERR_F" "no room for iterations"
+check_not_contains "store refuses iteration 0: not blamed on the reference" "$ERR_F" "reference is not usable"
+one_emile_line "store refuses iteration 0"
+check_eq "store refuses iteration 0: the run is failed, the note says why" "failed 1" \
+  "$(sqlite3 "$CS" "SELECT status || ' ' || (note LIKE '%cannot record iteration 0%no room for iterations%') FROM runs WHERE id = 1")"
+
+next_store
+REFUSED=$CS
+store_with "CREATE TRIGGER t BEFORE INSERT ON iterations WHEN NEW.iter >= 1 BEGIN SELECT RAISE(ABORT, 'no room for iterations'); END;"
+run "$EMILE" cook "${SMALL[@]}" --reference "$REF" --store "$CS"
+check_rc "store refuses iteration 1: exit 1" 1
+check_contains "store refuses iteration 1: says it cannot record iteration 1" "$ERR_F" "emile: cannot record iteration 1"
+check_contains "store refuses iteration 1: the store's words" "$ERR_F" "no room for iterations"
+one_emile_line "store refuses iteration 1"
+run "$EMILE" show 1 --json --store "$CS"
+check_jq "store refuses iteration 1: the run is failed, the note says why, iteration 0 is kept" "$OUT_F" \
+  '.status == "failed" and (.note | contains("cannot record iteration 1") and contains("no room for iterations"))
+   and [.iterations[].iter] == [0] and .best_iter == 0'
+run "$EMILE" show 1 --store "$CS"
+check_contains "store refuses iteration 1: show prints the note" "$OUT_F" "cannot record iteration 1"
+
+# export: a file it cannot write is named (here emile.h, where a folder is).
+mkdir -p "$IT_TMP/exp_blocked/emile.h"
+run "$EMILE" export 1 "$IT_TMP/exp_blocked" --store "$REFUSED"
+check_rc "export that cannot copy emile.h: exit 1" 1
+check_contains "export that cannot copy emile.h: names the file" "$ERR_F" "$IT_TMP/exp_blocked/emile.h"
+case $(head -n 1 "$ERR_F") in
+  "emile: cannot copy "*) ok "export that cannot copy emile.h: says it cannot copy it" ;;
+  *) not_ok "export that cannot copy emile.h: says it cannot copy it" "stderr: $(head -c 400 "$ERR_F" | tr '\n' '|')" ;;
+esac
+check "export that cannot copy emile.h: the source is exported" test -s "$IT_TMP/exp_blocked/best.c"
+
+# resume of a run whose iterations cannot be read: said, nothing leaks.
+sqlite3 "$REFUSED" "UPDATE iterations SET params = '{broken' WHERE run_id = 1 AND iter = 0"
+run "$EMILE" resume 1 --store "$REFUSED"
+check_rc "resume with a corrupt iteration: exit 1" 1
+check_contains "resume with a corrupt iteration: says the stored JSON is corrupt" "$ERR_F" "corrupt"
+one_emile_line "resume with a corrupt iteration"
 
 it_finish

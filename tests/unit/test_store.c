@@ -367,6 +367,88 @@ static void test_missing_directory(void **state)
     assert_non_null(strstr(store_last_open_error(), "not a regular file"));
 }
 
+/* STORE_OPEN_EXISTING: a reader never creates a store (nor its folder), and
+ * says which of the two is missing. */
+static void test_open_existing_creates_nothing(void **state)
+{
+    fixture_t *f = *state;
+    char path[512], dir[400], want[600];
+    struct stat st;
+    store_t *s = (store_t *)&s;
+    assert_int_equal(store_open(f->db, STORE_OPEN_EXISTING, &s), -1);
+    assert_null(s);
+    snprintf(want, sizeof want, "no run store at %s", f->db);
+    assert_string_equal(store_last_open_error(), want);
+    assert_int_equal(store_last_open_missing(), STORE_MISSING_FILE);
+    assert_int_equal(stat(f->db, &st), -1);
+
+    /* Creating the folder is not asked for when the file must exist. */
+    snprintf(dir, sizeof dir, "%s/x/y", f->dir);
+    snprintf(path, sizeof path, "%s/runs.db", dir);
+    assert_int_equal(store_open(path, STORE_OPEN_EXISTING | STORE_OPEN_CREATE_DIRS, &s), -1);
+    assert_int_equal(store_last_open_missing(), STORE_MISSING_DIR);
+    assert_int_equal(stat(dir, &st), -1);
+    assert_int_equal(store_open(path, 0, &s), -1);
+    assert_int_equal(store_last_open_missing(), STORE_MISSING_DIR);
+
+    /* Other failures are not "missing"; a success resets it. */
+    assert_int_equal(store_open(f->dir, STORE_OPEN_EXISTING, &s), -1);
+    assert_int_equal(store_last_open_missing(), STORE_MISSING_NONE);
+    store_close(open_ok(f->db));
+    assert_int_equal(store_open(f->db, STORE_OPEN_EXISTING, &s), 0);
+    assert_int_equal(store_last_open_missing(), STORE_MISSING_NONE);
+    assert_int_equal(make_run(s, "cpu"), 1);
+    store_close(s);
+}
+
+/* store_default_location creates nothing and says where the path came
+ * from; store_default_path never creates the folder $EMILE_STORE names. */
+static void test_default_location(void **state)
+{
+    fixture_t *f = *state;
+    char buf[512], want[512], env[512];
+    struct stat st;
+    store_origin_t origin = STORE_FROM_HOME;
+    char *old_home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+
+    snprintf(env, sizeof env, "%s/typo/sub/x.db", f->dir);
+    setenv("EMILE_STORE", env, 1);
+    assert_int_equal(store_default_location(buf, sizeof buf, &origin), 0);
+    assert_string_equal(buf, env);
+    assert_int_equal(origin, STORE_FROM_ENV);
+    assert_string_equal(store_origin_name(origin), "EMILE_STORE");
+    assert_int_equal(store_default_path(buf, sizeof buf), 0);
+    snprintf(want, sizeof want, "%s/typo", f->dir);
+    assert_int_equal(stat(want, &st), -1);
+    unsetenv("EMILE_STORE");
+
+    char xdg[400];
+    snprintf(xdg, sizeof xdg, "%s/xdg", f->dir);
+    setenv("XDG_DATA_HOME", xdg, 1);
+    assert_int_equal(store_default_location(buf, sizeof buf, &origin), 0);
+    snprintf(want, sizeof want, "%s/emile/runs.db", xdg);
+    assert_string_equal(buf, want);
+    assert_int_equal(origin, STORE_FROM_XDG);
+    assert_int_equal(stat(xdg, &st), -1);
+
+    setenv("XDG_DATA_HOME", "relative/ignored", 1);
+    setenv("HOME", f->dir, 1);
+    assert_int_equal(store_default_location(buf, sizeof buf, NULL), 0);
+    assert_int_equal(store_default_location(buf, sizeof buf, &origin), 0);
+    snprintf(want, sizeof want, "%s/.local/share/emile/runs.db", f->dir);
+    assert_string_equal(buf, want);
+    assert_int_equal(origin, STORE_FROM_HOME);
+    snprintf(want, sizeof want, "%s/.local", f->dir);
+    assert_int_equal(stat(want, &st), -1);
+    assert_int_equal(store_default_location(buf, 10, &origin), -1);
+    assert_non_null(strstr(store_last_open_error(), "does not fit"));
+
+    unsetenv("XDG_DATA_HOME");
+    if (old_home)
+        setenv("HOME", old_home, 1);
+    free(old_home);
+}
+
 static void write_file(const char *path, const char *bytes, size_t n)
 {
     FILE *fp = fopen(path, "wb");
@@ -777,6 +859,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_iter_keeps_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_order_and_latest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_existing_creates_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_location, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database_left_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_sqlite_database_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_and_schema_pragmas, setup, teardown),
