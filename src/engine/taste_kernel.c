@@ -100,8 +100,8 @@ static int run_source(const char *spec, int reference, const char *store_path,
     long long id = strtoll(spec, NULL, 10);
     if (store_path)
         snprintf(path, sizeof path, "%s", store_path);
-    else if (store_default_path(path, sizeof path) != 0) {
-        snprintf(err, errlen, "%s", store_last_open_error());
+    else if (store_default_location(path, sizeof path, NULL) != 0) {   /* creates nothing */
+        snprintf(err, errlen, "cannot find the default run store (--store PATH names one)");
         return -1;
     }
     if (access(path, F_OK) != 0) {
@@ -110,7 +110,7 @@ static int run_source(const char *spec, int reference, const char *store_path,
         return -1;
     }
     store_t *s;
-    if (store_open(path, 0, &s) != 0) {
+    if (store_open(path, STORE_OPEN_EXISTING, &s) != 0) {
         snprintf(err, errlen, "%s", store_last_open_error());
         return -1;
     }

@@ -245,10 +245,14 @@ int serve_start(const serve_config_t *cfg, serve_t **out, char *err, size_t errl
     const char *host = cfg->host && *cfg->host ? cfg->host : "127.0.0.1";
     char store_path[4096];
     int default_store = !cfg->store_path || !*cfg->store_path;
-    if (default_store && store_default_path(store_path, sizeof store_path) != 0) {
+    store_origin_t origin = STORE_FROM_HOME;
+    if (default_store && store_default_location(store_path, sizeof store_path, &origin) != 0) {
         snprintf(err, errlen, "cannot find a place for the run store (set --store)");
         goto fail;
     }
+    /* The XDG/HOME default's folder is made; one named by EMILE_STORE or
+     * --store must exist (a missing one is most likely a typo). */
+    int store_flags = default_store && origin != STORE_FROM_ENV ? STORE_OPEN_CREATE_DIRS : 0;
     s->host = strdup(host);
     s->store_path = strdup(default_store ? store_path : cfg->store_path);
     s->emile_path = strdup(cfg->emile_path && *cfg->emile_path ? cfg->emile_path
@@ -299,8 +303,13 @@ int serve_start(const serve_config_t *cfg, serve_t **out, char *err, size_t errl
             goto fail;
         }
     }
-    if (store_open(s->store_path, default_store, &s->store) != 0) {
-        snprintf(err, errlen, "%s", store_last_open_error());
+    if (store_open(s->store_path, store_flags, &s->store) != 0) {
+        if (default_store && origin == STORE_FROM_ENV &&
+            store_last_open_missing() == STORE_MISSING_DIR)
+            snprintf(err, errlen, "EMILE_STORE=%s: its directory does not exist (a typo? emile "
+                     "does not create the folder EMILE_STORE names)", s->store_path);
+        else
+            snprintf(err, errlen, "%s", store_last_open_error());
         goto fail;
     }
     s->hub = events_create(15.0);

@@ -106,4 +106,12 @@ fails "--store in a missing folder, show 1" 1 "store directory $IT_TMP/nodir doe
   "$EMILE" show 1 --store "$IT_TMP/nodir/x.db"
 absent "--store in a missing folder, show 1: the folder is not created" "$IT_TMP/nodir"
 
+# serve opens the store at start: a mistyped EMILE_STORE stops it with the
+# variable and path named, and no folder appears.
+run env EMILE_STORE="$TYPO" "$EMILE" serve --host 127.0.0.1 --port 0
+check_rc "EMILE_STORE in a missing folder, serve: exit 1" 1
+check_contains "EMILE_STORE in a missing folder, serve: names the variable and path" "$ERR_F" \
+  "emile serve: EMILE_STORE=$TYPO: its directory does not exist"
+absent "EMILE_STORE in a missing folder, serve: the folder is not created" "$(dirname "$TYPO")"
+
 it_finish
