@@ -186,16 +186,18 @@ int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
         dir[0] = 0;
         rc = -1;
     }
+    /* traversable (not listable) by the sandbox's user, who compiles a
+     * run's source in it and loads what was built */
+    if (rc == 0 && chmod(dir, 0711) != 0) {
+        snprintf(err, errlen, "cannot open %s to the sandbox", dir);
+        rc = -1;
+    }
     for (int i = 0; i < job.sides && rc == 0; i++) {
         char sub[4200];
         snprintf(sub, sizeof sub, "%s/%s", dir, i == 0 ? "reference" : "kernel");
         rc = taste_kernel_prepare(i == 0 ? o->reference : o->kernel, i == 0, o->store, device,
                                   sub, job.so[i], sizeof job.so[i], job.label[i],
                                   sizeof job.label[i], err, errlen);
-    }
-    if (rc == 0 && chmod(dir, 0711) != 0) {
-        snprintf(err, errlen, "cannot open %s to the sandbox", dir);
-        rc = -1;
     }
     if (rc == 0)
         rc = taste_engine_run(&job, out, rep, err, errlen);

@@ -71,10 +71,13 @@ typedef struct taste_report {
 taste_opts_t taste_defaults(void);
 
 /*
- * Build the kernels (taste_kernel.h: files, or runs of the store), load the
- * model on the device once, run the reference, then the kernel when given,
- * and print the side-by-side table (or JSON) on out.  The whole prompt is
- * prefilled in one chunk (one slot call per layer).  Returns 0 and fills
+ * Build the kernels (taste_kernel.h: files, or runs of the store), then
+ * run the reference, then the kernel when given, each in its own
+ * sandboxed child with the model loaded there (taste_engine.h; with
+ * no_sandbox, both in this process on one model), and print the
+ * side-by-side table (or JSON) on out.  The whole prompt is prefilled in
+ * one chunk (one slot call per layer).  The sandbox forks: call this from
+ * a single-threaded process (it refuses otherwise).  Returns 0 and fills
  * *rep (free with taste_report_free), or -1 with err.
  */
 int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,

@@ -80,8 +80,19 @@ int taste_confine_identity(char *err, size_t errlen)
         return -1;
     }
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    struct rlimit no_core = {0, 0};
+    /* The runner's limits that fit a whole model: no core files, files of
+     * at most 64 MiB (cuda allows opens for writing), and -- only for the
+     * dedicated uid, where it counts nobody's processes, not the user's --
+     * at most 512 threads.  No address-space limit (the model and the CUDA
+     * driver's reservations), no CPU limit (the server's --taste-timeout
+     * bounds a tasting). */
+    struct rlimit no_core = {0, 0}, fsize = {(rlim_t)64 << 20, (rlim_t)64 << 20};
     setrlimit(RLIMIT_CORE, &no_core);
+    setrlimit(RLIMIT_FSIZE, &fsize);
+    if (uid >= 0) {
+        struct rlimit nproc = {512, 512};
+        setrlimit(RLIMIT_NPROC, &nproc);
+    }
     sandbox_scrub_env();
     return 0;
 }
@@ -95,7 +106,9 @@ int taste_confine_filter(const char *device, int report_fd, char *err, size_t er
     sa.sa_flags = SA_SIGINFO;
     sigaction(SIGSYS, &sa, NULL);
     char why[256];
-    if (seccomp_install(strcmp(device, "cuda") == 0, -1, why, sizeof why) != 0) {
+    /* report_fd takes the runner's control socket's place: a kernel can
+     * neither close it nor dup2 another file onto it. */
+    if (seccomp_install(strcmp(device, "cuda") == 0, report_fd, why, sizeof why) != 0) {
         snprintf(err, errlen, "cannot install the sandbox's system-call filter (%s); the "
                  "Tasting Room does not run kernels without it (--no-sandbox runs trusted "
                  "kernels in-process)", why);

@@ -11,7 +11,13 @@
  *   - the runner's seccomp filter: no processes, no exec, no network
  *     sockets (AF_UNIX on cuda, for the driver), no opens for writing on
  *     cpu, nothing that changes the file system or signals others; and on
- *     cpu, once the kernels are loaded, no new executable memory.
+ *     cpu, once the kernels are loaded, no new executable memory;
+ *   - rlimits: no core files, 64 MiB files, 512 threads for nobody.
+ *
+ * On cuda the filter allows opens for writing and AF_UNIX sockets (the
+ * driver needs them), as in the runner: there the uid drop (root only)
+ * is what keeps a kernel out of the user's files.  An ordinary user's
+ * cuda tasting is as confined as the user's cuda cook, no more.
  *
  * A forbidden call raises SIGSYS; the handler writes one JSON line naming
  * the call to report_fd ({"forbidden": NAME, "nr": N}) and exits 3, so the

@@ -1,14 +1,16 @@
 /*
- * taste_engine.c -- the generations of a tasting, in the sandboxed child or
+ * taste_engine.c -- the generations of a tasting, in sandboxed children or
  * in this process (see taste_engine.h).
  *
- * Child protocol: two pipes.  The stream pipe carries what the run prints
- * while it generates (the side headers and the streamed text), copied to
- * out as it comes.  The report pipe carries one JSON line at the end:
- *   {"device_name", "decode_path", "sides": [{"label", "ttft_s", "decode_s",
- *    "decode_tok_s", "n_new", "n_prompt", "tokens": [ids]}]}
+ * One child per side, each with only its own kernel loaded.  Each child
+ * has /dev/null as stdin, the stream pipe as stdout and stderr (the side
+ * header and the streamed text, copied to out as they come, at most
+ * CHILD_STREAM_MAX), and the report pipe as fd 3, nothing else.  The report
+ * is one JSON line at the end:
+ *   {"device_name", "decode_path", "ttft_s", "decode_s", "decode_tok_s",
+ *    "n_new", "n_prompt", "tokens": [ids]}
  * or {"error": TEXT}, or -- from the SIGSYS handler -- {"forbidden": NAME,
- * "nr": N}.
+ * "nr": N}.  The parent checks it against the job before believing it.
  */
 #include "engine/taste_engine.h"
 
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/attn_slot.h"
@@ -83,11 +86,12 @@ static int identity_hook(void *user, char *err, size_t errlen)
     return taste_confine_identity(err, errlen);
 }
 
-/* Open the model, load the kernels, generate each side: the same steps
- * in the child (sandbox: confined between the model and the kernels,
- * forbidden calls reported to report_fd) and in this process. */
-static int engine_steps(const taste_engine_job_t *job, FILE *out, int report_fd,
-                        taste_report_t *rep, char *err, size_t errlen)
+/* Open the model, load the kernels of sides lo..hi-1, generate each: in a
+ * child (sandbox: confined between the model and the kernels, forbidden
+ * calls reported to report_fd) one side at a time, or all in this
+ * process. */
+static int engine_steps(const taste_engine_job_t *job, int lo, int hi, FILE *out,
+                        int report_fd, taste_report_t *rep, char *err, size_t errlen)
 {
     const taste_opts_t *o = job->o;
     const char *device = o->device;
@@ -107,7 +111,7 @@ static int engine_steps(const taste_engine_job_t *job, FILE *out, int report_fd,
     attn_slot_init_builtin(&slots[1]);
     if (job->sandbox)
         rc = taste_confine_filter(device, report_fd, err, errlen);
-    for (int i = 0; i < job->sides && rc == 0; i++)
+    for (int i = lo; i < hi && rc == 0; i++)
         if (job->so[i][0]) {
             rc = attn_slot_load(&slots[i], job->so[i], err, errlen);
             if (rc == 0)
@@ -115,14 +119,13 @@ static int engine_steps(const taste_engine_job_t *job, FILE *out, int report_fd,
         }
     if (rc == 0 && job->sandbox)
         rc = taste_confine_loaded(device, err, errlen);
-    for (int i = 0; i < job->sides && rc == 0; i++) {
+    for (int i = lo; i < hi && rc == 0; i++) {
         rc = run_side(job, &m, &slots[i], out, &rep->side[i], err, errlen);
         if (rc == 0)
             rep->n_sides = i + 1;
     }
-    /* The child leaves everything as it is for _exit: unloading a kernel
-     * that started OpenMP threads unmaps the code those threads spin in
-     * (a SIGSEGV seen here), and the sandbox forbids nothing at exit. */
+    /* The child leaves everything as it is for _exit (the sandbox forbids
+     * nothing there, and nothing is gained by tearing down). */
     if (!job->sandbox) {
         engine_model_close(&m);
         attn_slot_close(&slots[0]);
@@ -131,58 +134,64 @@ static int engine_steps(const taste_engine_job_t *job, FILE *out, int report_fd,
     return rc;
 }
 
-static json_t *report_json(const taste_report_t *rep)
+/* The report of one side. */
+static json_t *report_json(const taste_report_t *rep, int side)
 {
-    json_t *sides = json_array();
-    for (int i = 0; i < rep->n_sides; i++) {
-        const taste_side_t *s = &rep->side[i];
-        json_t *ids = json_array();
-        for (int k = 0; k < s->n; k++)
-            json_array_append_new(ids, json_integer(s->tokens[k]));
-        json_array_append_new(sides, json_pack("{s:s, s:f, s:f, s:f, s:i, s:i, s:o}", "label",
-                                               s->label, "ttft_s", s->stats.ttft_s, "decode_s",
-                                               s->stats.decode_s, "decode_tok_s",
-                                               s->stats.decode_tok_s, "n_new", s->stats.n_new,
-                                               "n_prompt", s->stats.n_prompt, "tokens", ids));
-    }
-    return json_pack("{s:s, s:s, s:o}", "device_name", rep->device_name, "decode_path",
-                     rep->decode_path, "sides", sides);
+    const taste_side_t *s = &rep->side[side];
+    json_t *ids = json_array();
+    for (int k = 0; k < s->n; k++)
+        json_array_append_new(ids, json_integer(s->tokens[k]));
+    return json_pack("{s:s, s:s, s:f, s:f, s:f, s:i, s:i, s:o}", "device_name",
+                     rep->device_name, "decode_path", rep->decode_path, "ttft_s",
+                     s->stats.ttft_s, "decode_s", s->stats.decode_s, "decode_tok_s",
+                     s->stats.decode_tok_s, "n_new", s->stats.n_new, "n_prompt",
+                     s->stats.n_prompt, "tokens", ids);
 }
 
-/* rep from the child's report line; 0, or -1 with err. */
-static int report_from_json(const json_t *j, taste_report_t *rep, char *err, size_t errlen)
+/* Side `side` of rep from a child's report line, checked against what the
+ * parent knows (the label is the parent's; the counts and ids must fit
+ * the job; the times must fit in the child's life as the parent saw it).
+ * A kernel shares the child's process, so it could still forge numbers
+ * that fit: these checks stop a careless forgery, not a careful one.
+ * 0, or -1 with err. */
+static int report_from_json(const taste_engine_job_t *job, int side, const json_t *j,
+                            double wall_s, taste_report_t *rep, char *err, size_t errlen)
 {
-    snprintf(rep->device_name, sizeof rep->device_name, "%s",
-             json_string_value(json_object_get(j, "device_name")) ?
-             json_string_value(json_object_get(j, "device_name")) : "");
-    snprintf(rep->decode_path, sizeof rep->decode_path, "%s",
-             json_string_value(json_object_get(j, "decode_path")) ?
-             json_string_value(json_object_get(j, "decode_path")) : "");
-    json_t *sides = json_object_get(j, "sides");
-    if (!json_is_array(sides) || json_array_size(sides) > 2) {
-        snprintf(err, errlen, "the engine child's report has no sides");
+    const char *dn = json_string_value(json_object_get(j, "device_name"));
+    const char *dp = json_string_value(json_object_get(j, "decode_path"));
+    json_t *ids = json_object_get(j, "tokens");
+    taste_side_t *d = &rep->side[side];
+    d->stats.ttft_s = json_number_value(json_object_get(j, "ttft_s"));
+    d->stats.decode_s = json_number_value(json_object_get(j, "decode_s"));
+    d->stats.decode_tok_s = json_number_value(json_object_get(j, "decode_tok_s"));
+    d->stats.n_new = (int)json_integer_value(json_object_get(j, "n_new"));
+    d->stats.n_prompt = (int)json_integer_value(json_object_get(j, "n_prompt"));
+    size_t n = json_array_size(ids);
+    int bad = !dn || !dp || !json_is_array(ids) || n > (size_t)job->o->gen.max_new ||
+              (int)n != d->stats.n_new || d->stats.n_prompt != job->n_prompt ||
+              !(d->stats.ttft_s > 0) || d->stats.decode_s < 0 ||
+              d->stats.ttft_s + d->stats.decode_s > wall_s;
+    for (size_t k = 0; k < n && !bad; k++) {
+        json_int_t t = json_integer_value(json_array_get(ids, k));
+        bad = !json_is_integer(json_array_get(ids, k)) || t < 0 || t >= job->c.vocab;
+    }
+    if (bad) {
+        snprintf(err, errlen, "the engine child's report for %s does not fit the tasting "
+                 "(counts, token ids or times out of bounds): a kernel in its slot wrote it?",
+                 job->label[side]);
         return -1;
     }
-    for (size_t i = 0; i < json_array_size(sides); i++) {
-        json_t *s = json_array_get(sides, i), *ids = json_object_get(s, "tokens");
-        taste_side_t *d = &rep->side[i];
-        const char *label = json_string_value(json_object_get(s, "label"));
-        snprintf(d->label, sizeof d->label, "%s", label ? label : "");
-        d->stats.ttft_s = json_number_value(json_object_get(s, "ttft_s"));
-        d->stats.decode_s = json_number_value(json_object_get(s, "decode_s"));
-        d->stats.decode_tok_s = json_number_value(json_object_get(s, "decode_tok_s"));
-        d->stats.n_new = (int)json_integer_value(json_object_get(s, "n_new"));
-        d->stats.n_prompt = (int)json_integer_value(json_object_get(s, "n_prompt"));
-        d->n = (int)json_array_size(ids);
-        d->tokens = malloc(((size_t)d->n + 1) * sizeof *d->tokens);
-        if (!d->tokens) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        for (int k = 0; k < d->n; k++)
-            d->tokens[k] = (int)json_integer_value(json_array_get(ids, (size_t)k));
-        rep->n_sides = (int)i + 1;
+    snprintf(rep->device_name, sizeof rep->device_name, "%s", dn);
+    snprintf(rep->decode_path, sizeof rep->decode_path, "%s", dp);
+    snprintf(d->label, sizeof d->label, "%s", job->label[side]);
+    d->n = (int)n;
+    d->tokens = malloc((n + 1) * sizeof *d->tokens);
+    if (!d->tokens) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
+    for (size_t k = 0; k < n; k++)
+        d->tokens[k] = (int)json_integer_value(json_array_get(ids, k));
     return 0;
 }
 
@@ -200,30 +209,49 @@ static void write_line(int fd, const char *s)
     }
 }
 
-/* In the child: the steps, then the report line; never returns. */
-static void child_main(const taste_engine_job_t *job, int stream_fd, int report_fd)
+#define CHILD_REPORT_FD 3
+
+/* In the child: only what it needs open -- /dev/null as stdin (no
+ * terminal to read or type into), the stream pipe as stdout and stderr,
+ * the report pipe as fd 3, nothing else of the parent's (the store, a
+ * server's sockets) -- then the steps of one side and its report line;
+ * never returns. */
+static void child_main(const taste_engine_job_t *job, int side, int stream_fd, int report_fd)
 {
-    FILE *out = fdopen(stream_fd, "w");
+    int null = open("/dev/null", O_RDONLY);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(stream_fd, 1) < 0 || dup2(stream_fd, 2) < 0 ||
+        dup2(report_fd, CHILD_REPORT_FD) < 0)
+        _exit(1);
+    close_range(CHILD_REPORT_FD + 1, ~0U, 0);
+    FILE *out = fdopen(1, "w");
     taste_report_t rep;
     memset(&rep, 0, sizeof rep);
     char err[2048] = "";
-    int rc = out ? engine_steps(job, out, report_fd, &rep, err, sizeof err) : -1;
+    int rc = out ? engine_steps(job, side, side + 1, out, CHILD_REPORT_FD, &rep, err,
+                                sizeof err) : -1;
     if (out)
         fflush(out);
-    json_t *j = rc == 0 ? report_json(&rep) : json_pack("{s:s}", "error", out ? err :
-                                                        "cannot open the stream pipe");
+    json_t *j = rc == 0 ? report_json(&rep, side)
+                        : json_pack("{s:s}", "error", out ? err : "cannot open the stream");
     char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
     if (line) {
-        write_line(report_fd, line);
-        write_line(report_fd, "\n");
+        write_line(CHILD_REPORT_FD, line);
+        write_line(CHILD_REPORT_FD, "\n");
     }
     /* _exit: no atexit work (a sanitizer's leak check would need calls the
      * filter forbids), and the parent's stdio buffers are not ours. */
     _exit(rc == 0 && line ? 0 : 1);
 }
 
-/* Append what fd has to *buf; 0 at its end, 1 when more may come, -1. */
-static int drain(int fd, char **buf, size_t *len, FILE *copy)
+/* What a child may send before it is stopped: the streamed text of a long
+ * generation is far below the first, a report (ids included) below the
+ * second. */
+#define CHILD_STREAM_MAX ((size_t)64 << 20)
+#define CHILD_REPORT_MAX ((size_t)4 << 20)
+
+/* Move what fd has to copy (the stream) or *buf (the report), counting in
+ * *total; 0 at its end, 1 when more may come, -1 on error, -2 past max. */
+static int drain(int fd, char **buf, size_t *len, FILE *copy, size_t *total, size_t max)
 {
     char tmp[65536];
     ssize_t k = read(fd, tmp, sizeof tmp);
@@ -231,6 +259,9 @@ static int drain(int fd, char **buf, size_t *len, FILE *copy)
         return errno == EINTR || errno == EAGAIN ? 1 : -1;
     if (k == 0)
         return 0;
+    *total += (size_t)k;
+    if (*total > max)
+        return -2;
     if (copy) {
         fwrite(tmp, 1, (size_t)k, copy);
         fflush(copy);
@@ -246,8 +277,32 @@ static int drain(int fd, char **buf, size_t *len, FILE *copy)
     return 1;
 }
 
-static int run_in_child(const taste_engine_job_t *job, FILE *out, taste_report_t *rep,
-                        char *err, size_t errlen)
+/* Threads of this process (fork copies only the calling one). */
+static int thread_count(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int n = 1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static double mono_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* One side in its own confined child: each kernel alone with the model
+ * (the runner's rule: a candidate's threads or constructors cannot slow
+ * the reference's measurement). */
+static int run_in_child(const taste_engine_job_t *job, int side, FILE *out,
+                        taste_report_t *rep, char *err, size_t errlen)
 {
     int sp[2], rp[2];
     if (pipe2(sp, O_CLOEXEC) != 0) {
@@ -261,38 +316,37 @@ static int run_in_child(const taste_engine_job_t *job, FILE *out, taste_report_t
         return -1;
     }
     fflush(out);
+    fflush(stdout);
     fflush(stderr);
+    double t0 = mono_s();
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(err, errlen, "fork: %s", strerror(errno));
         close(sp[0]); close(sp[1]); close(rp[0]); close(rp[1]);
         return -1;
     }
-    if (pid == 0) {
-        close(sp[0]);
-        close(rp[0]);
-        child_main(job, sp[1], rp[1]);
-    }
+    if (pid == 0)
+        child_main(job, side, sp[1], rp[1]);
     close(sp[1]);
     close(rp[1]);
     char *report = NULL;
-    size_t len = 0;
+    size_t len = 0, streamed = 0, reported = 0;
     int open_s = 1, open_r = 1, bad = 0;
     while ((open_s || open_r) && !bad) {
         struct pollfd pf[2] = {{open_s ? sp[0] : -1, POLLIN, 0}, {open_r ? rp[0] : -1, POLLIN, 0}};
         if (poll(pf, 2, -1) < 0) {
-            bad = errno != EINTR;
+            bad = errno != EINTR ? -1 : 0;
             continue;
         }
         if (open_s && (pf[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-            int d = drain(sp[0], NULL, NULL, out);
+            int d = drain(sp[0], NULL, NULL, out, &streamed, CHILD_STREAM_MAX);
             open_s = d > 0;
-            bad = d < 0;
+            bad = d < 0 ? d : 0;
         }
-        if (open_r && (pf[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-            int d = drain(rp[0], &report, &len, NULL);
+        if (open_r && !bad && (pf[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+            int d = drain(rp[0], &report, &len, NULL, &reported, CHILD_REPORT_MAX);
             open_r = d > 0;
-            bad |= d < 0;
+            bad = d < 0 ? d : 0;
         }
     }
     close(sp[0]);
@@ -302,6 +356,7 @@ static int run_in_child(const taste_engine_job_t *job, FILE *out, taste_report_t
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
+    double wall_s = mono_s() - t0;
     /* The last line the child wrote is its report. */
     json_t *j = NULL;
     if (report) {
@@ -314,26 +369,31 @@ static int run_in_child(const taste_engine_job_t *job, FILE *out, taste_report_t
     int rc = -1;
     const char *forbidden = json_string_value(json_object_get(j, "forbidden"));
     const char *child_err = json_string_value(json_object_get(j, "error"));
-    if (forbidden)
-        snprintf(err, errlen, "a kernel in the attention slot made a forbidden system call: "
-                 "%s (nr %lld); the Tasting Room runs kernels in the worker's sandbox",
-                 forbidden, (long long)json_integer_value(json_object_get(j, "nr")));
+    if (bad == -2)
+        snprintf(err, errlen, "the engine child with %s sent more than %zu MiB and was "
+                 "stopped", job->label[side],
+                 (streamed > CHILD_STREAM_MAX ? CHILD_STREAM_MAX : CHILD_REPORT_MAX) >> 20);
+    else if (forbidden || (WIFEXITED(st) && WEXITSTATUS(st) == 3))
+        snprintf(err, errlen, "a kernel in the attention slot (%s) made a forbidden system "
+                 "call: %s (nr %lld); the Tasting Room runs kernels in the worker's sandbox",
+                 job->label[side], forbidden ? forbidden : "unnamed",
+                 (long long)json_integer_value(json_object_get(j, "nr")));
     else if (child_err)
         snprintf(err, errlen, "%s", child_err);
     else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
         /* the filter's signal arrived while signals were blocked (as they
          * are around the clone of system() or posix_spawn): no name */
-        snprintf(err, errlen, "a kernel in the attention slot made a forbidden system call "
-                 "with its signals blocked (starting a process?); the Tasting Room runs "
-                 "kernels in the worker's sandbox");
+        snprintf(err, errlen, "a kernel in the attention slot (%s) made a forbidden system "
+                 "call with its signals blocked (starting a process?); the Tasting Room runs "
+                 "kernels in the worker's sandbox", job->label[side]);
     else if (WIFSIGNALED(st))
-        snprintf(err, errlen, "the engine (with the kernels in its slot) was killed by signal "
-                 "%d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+        snprintf(err, errlen, "the engine with %s in its slot was killed by signal %d (%s)",
+                 job->label[side], WTERMSIG(st), strsignal(WTERMSIG(st)));
     else if (!j || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        snprintf(err, errlen, "the engine ended without a report (exit status %d)",
-                 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        snprintf(err, errlen, "the engine with %s in its slot ended without a report (exit "
+                 "status %d)", job->label[side], WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     else
-        rc = report_from_json(j, rep, err, errlen);
+        rc = report_from_json(job, side, j, wall_s, rep, err, errlen);
     json_decref(j);
     free(report);
     return rc;
@@ -343,6 +403,19 @@ int taste_engine_run(const taste_engine_job_t *job, FILE *out, taste_report_t *r
                      char *err, size_t errlen)
 {
     if (!job->sandbox)
-        return engine_steps(job, out, -1, rep, err, errlen);
-    return run_in_child(job, out, rep, err, errlen);
+        return engine_steps(job, 0, job->sides, out, -1, rep, err, errlen);
+    int threads = thread_count();
+    if (threads > 1) {
+        /* fork copies only this thread: a lock another one held stays held
+         * in the child (libgomp's, the allocator's) */
+        snprintf(err, errlen, "the tasting's sandbox forks, and this process runs %d threads "
+                 "(call taste_run from a single-threaded process, or --no-sandbox)", threads);
+        return -1;
+    }
+    for (int i = 0; i < job->sides; i++) {
+        if (run_in_child(job, i, out, rep, err, errlen) != 0)
+            return -1;
+        rep->n_sides = i + 1;
+    }
+    return 0;
 }

@@ -1,12 +1,12 @@
 /*
- * taste_engine.h -- the Tasting Room's two generations on one model: the
- * part of `emile taste` that runs kernels.  By default it runs in a child
- * process under the worker's sandbox (taste_confine.h): the child opens
- * the model, confines itself, loads the prepared kernels, generates, and
- * sends back a report; the streamed text passes through a pipe to out.
- * With sandbox off (`--no-sandbox`, for debuggers and for tests that count
- * what a fake engine library was asked to do) the same steps run in this
- * process.
+ * taste_engine.h -- the Tasting Room's two generations: the part of
+ * `emile taste` that runs kernels.  By default each side runs in its own
+ * child process under the worker's sandbox (taste_confine.h): the child
+ * opens the model, confines itself, loads that side's kernel only,
+ * generates, and sends back a report the parent checks; the streamed text
+ * passes through a pipe to out.  With sandbox off (`--no-sandbox`, for
+ * debuggers and for tests that count what a fake engine library was asked
+ * to do) both sides run in this process on one model.
  */
 #ifndef EMILE_ENGINE_TASTE_ENGINE_H
 #define EMILE_ENGINE_TASTE_ENGINE_H

@@ -48,9 +48,13 @@ static const char *lang_words(const char *lang)
 }
 
 /* Compile src (absolute path) with the backend of its language in dir into
- * dir/kernel.so (its path in so); nothing is loaded here. */
-static int compile_in(const char *src, const char *lang, const char *dir, char *so_out,
-                      size_t so_n, char *err, size_t errlen)
+ * dir/kernel.so (its path in so); nothing is loaded here.  untrusted: a
+ * run's source (an LLM may have written it), compiled as the sandbox's
+ * user when we are root, as the worker compiles candidates -- so an
+ * #include of a file only we can read (/etc/shadow) fails instead of
+ * printing it in the compiler's error. */
+static int compile_in(const char *src, const char *lang, const char *dir, int untrusted,
+                      char *so_out, size_t so_n, char *err, size_t errlen)
 {
     const backend_t *b = backend_find(strcmp(lang, "cu") == 0 ? "cuda" : "cpu");
     char so[PATH_MAX + 16], inc[PATH_MAX], *argv[64], buf[8192];
@@ -62,7 +66,13 @@ static int compile_in(const char *src, const char *lang, const char *dir, char *
     }
     sandbox_limits_t l;
     sandbox_limits_default(&l);
-    l.drop_uid = -1;                   /* our own build, as `emile export` does */
+    long uid = untrusted ? sandbox_untrusted_uid() : -1;
+    l.drop_uid = uid;              /* a file the user named: their own build */
+    if (uid >= 0 && (chown(dir, (uid_t)uid, (gid_t)uid) != 0 ||
+                     chown(src, (uid_t)uid, (gid_t)uid) != 0)) {
+        snprintf(err, errlen, "cannot hand %s to the compile sandbox's user", dir);
+        return -1;
+    }
     l.wall_s = 300;
     l.cpu_s = 0;
     l.mem_bytes = 0;
@@ -86,6 +96,12 @@ static int compile_in(const char *src, const char *lang, const char *dir, char *
         return -1;
     }
     free(log);
+    /* Back to us, read-only for the sandbox: another process of its user
+     * must not swap the library before the engine child loads it. */
+    if (uid >= 0 && (chown(so, 0, 0) != 0 || chown(dir, 0, 0) != 0)) {
+        snprintf(err, errlen, "cannot take %s back from the compile sandbox's user", so);
+        return -1;
+    }
     snprintf(so_out, so_n, "%s", so);
     return 0;
 }
@@ -242,7 +258,7 @@ int taste_kernel_prepare(const char *spec, int reference, const char *store_path
             snprintf(err, errlen, "%s: no such kernel file", spec);
     }
     if (rc == 0)
-        rc = compile_in(src_path, lang, dir, so, so_n, err, errlen);
+        rc = compile_in(src_path, lang, dir, taste_kernel_is_run(spec), so, so_n, err, errlen);
     if (rc == 0 && chmod(so, 0755) != 0) {
         snprintf(err, errlen, "cannot make %s readable", so);
         rc = -1;

@@ -23,7 +23,9 @@ int taste_kernel_is_run(const char *spec);
  * copied there; a .c or .cu file, or a run's source, is compiled there
  * with the backend's own command in the compile sandbox
  * (src/backend/cpu.c: $EMILE_CC or cc; cuda.c: $EMILE_NVCC or nvcc, the
- * detected architecture).  A run is read from the store at store_path
+ * detected architecture); a run's source as the sandbox's user when we
+ * are root (as the worker compiles candidates), a file the user named as
+ * the user (its #includes may reach the user's own folders).  A run is read from the store at store_path
  * (NULL: the default store, see store.h); reference picks the run's task
  * reference instead of its best iteration.  spec NULL: so = "" (the
  * built-in attention).  Labels: "builtin", the path as given, "run N's

@@ -174,8 +174,42 @@ static void test_sandbox(void **st)
     free(out);
     taste_report_free(&rep);
 
+    /* a report forged by the kernel is not believed */
+    o.kernel = "tests/data/engine/attn_forges.c";
+    free(run(&o, &rep, -1, err, sizeof err));
+    assert_non_null(strstr(err, "does not fit the tasting"));
+
+    /* the child holds nothing of ours: open a file here first */
+    FILE *mine = fopen("tests/data/engine/attn_online.c", "r");
+    assert_non_null(mine);
+    o.kernel = "tests/data/engine/attn_fds.c";
+    out = run(&o, &rep, 0, err, sizeof err);
+    fclose(mine);
+    assert_true(rep.agree);
+    free(out);
+    taste_report_free(&rep);
+
+    /* each side in its own child: the candidate is loaded after the
+     * reference's side has run (with the tokenizer, sides print headers) */
+    taste_opts_t p = taste_defaults();
+    p.model_dir = "tests/data/qwen3-tiny";
+    p.tokenizer = "tests/data/tokenizer/mini.json";
+    p.prompt = "hello world";
+    p.chat = 0;
+    p.kernel = "tests/data/engine/attn_ctor_says.c";
+    p.gen.max_new = 3;
+    out = run(&p, &rep, 0, err, sizeof err);
+    const char *ref = strstr(out, "--- builtin"), *loaded = strstr(out, "CANDIDATE-LOADED");
+    assert_non_null(ref);
+    assert_non_null(loaded);
+    assert_true(loaded > ref);
+    assert_true(rep.agree);
+    free(out);
+    taste_report_free(&rep);
+
     /* --no-sandbox: the same kernel in this process sees the secret (and
      * says so with its return code), as the option's help warns */
+    o.kernel = "tests/data/engine/attn_snoops.c";
     o.no_sandbox = 1;
     free(run(&o, &rep, -1, err, sizeof err));
     unsetenv("EMILE_TEST_SECRET");
