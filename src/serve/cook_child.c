@@ -197,9 +197,13 @@ int cook_child_wait_exit(cook_child_t *c, int *wstatus)
     free(c->buf);
     c->buf = NULL;
     c->len = c->cap = 0;
-    *wstatus = 0;
-    if (c->pid <= 0)
-        return 0;
+    /* Until the child's exit is known, not a clean exit: a caller that
+     * looks at *wstatus after a failure must not see success. */
+    *wstatus = COOK_CHILD_UNKNOWN_STATUS;
+    if (c->pid <= 0) {
+        errno = ECHILD;
+        return -1;
+    }
     /* WNOWAIT: learn that it exited and how, but leave it a zombie. */
     siginfo_t info;
     for (;;) {

@@ -11,6 +11,7 @@
 
 #define COOK_CHILD_MAX_LINE (64u << 20)   /* an iteration with its logs */
 #define COOK_CHILD_TAIL 2048
+#define COOK_CHILD_UNKNOWN_STATUS (255 << 8)   /* waitpid's form of exit(255) */
 
 typedef struct cook_child {
     pid_t pid;
@@ -40,8 +41,10 @@ int cook_child_next_line(cook_child_t *c, char **line);
 /* Drain stderr to its end, close the pipes and wait until the child has
  * exited, without reaping it: until cook_child_reap its pid (and process
  * group id) stays reserved for this zombie, so whoever may still signal it
- * can be told to stop first.  *wstatus as waitpid's.  0 or -1 (then there
- * is nothing to reap). */
+ * can be told to stop first.  *wstatus as waitpid's.  0, or -1 with errno
+ * when its exit could not be learned (waitid failed, or no child): then
+ * there is nothing to reap and *wstatus is COOK_CHILD_UNKNOWN_STATUS,
+ * which reads as an exit with status 255, never as a clean exit. */
 int cook_child_wait_exit(cook_child_t *c, int *wstatus);
 
 /* Reap the child cook_child_wait_exit saw exit; from then on its pid may

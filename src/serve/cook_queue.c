@@ -519,7 +519,8 @@ static void run_job(cook_queue_t *q, job_t *j, outcome_t *o)
      * a stop and the shutdown signal j->pid under it -- and only then
      * reap it. */
     int ws = 0;
-    cook_child_wait_exit(&c, &ws);
+    int waited = cook_child_wait_exit(&c, &ws);
+    int wait_errno = errno;
     pthread_mutex_lock(&q->mu);
     j->pid = 0;
     run = j->run;
@@ -528,7 +529,11 @@ static void run_job(cook_queue_t *q, job_t *j, outcome_t *o)
     if (!o->status[0]) {
         char last[256];
         cook_child_last_error(&c, last, sizeof last);
-        if (WIFSIGNALED(ws))
+        if (waited != 0)
+            snprintf(err, sizeof err, "the cook ended without finishing, and how it ended is "
+                     "unknown (waiting for it: %s)%s%s", strerror(wait_errno),
+                     last[0] ? ": " : "", last);
+        else if (WIFSIGNALED(ws))
             snprintf(err, sizeof err, "the cook was killed by signal %d%s%s", WTERMSIG(ws),
                      last[0] ? ": " : "", last);
         else
@@ -615,7 +620,11 @@ void cookq_destroy(cook_queue_t *q, double grace_s)
     pthread_mutex_unlock(&q->mu);
 
     /* Give the cooks grace_s to finish their candidate, then end their
-     * whole process groups (the CLI's workers and candidates too). */
+     * whole process groups.  The CLI's worker leads a group of its own
+     * (worker_client_open) and the worker's compiles and runners sessions
+     * of their own (sandbox.c): they are not in the cook's group, and die
+     * instead with the process that started them (PDEATHSIG), the worker
+     * with the cook. */
     double deadline = now_s() + (grace_s > 0 ? grace_s : 0);
     for (;;) {
         int active = 0;

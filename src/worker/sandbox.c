@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -50,7 +51,17 @@ static void set_limit(int res, rlim_t v)
 
 /* Untrusted code sees an allow-listed environment only: no API keys,
  * tokens or the user's other secrets.  setenv may allocate: callers run
- * this before the memory limit, which a sanitized parent would exceed. */
+ * this before the memory limit, which a sanitized parent would exceed.
+ *
+ * Emptying environ is not enough where no exec follows (the Tasting
+ * Room's engine child loads kernels into the process that called this):
+ * the "NAME=value" strings themselves stay in memory (the initial
+ * environment on the stack, where /proc/self/environ also reads it), for
+ * a kernel scanning memory to find.  So every string not kept is
+ * overwritten in place first.  Callers are forked children only: the
+ * pages are copy-on-write, the parent's copy is untouched.  (Every
+ * environment string is writable: the stack's, or setenv's heap copies;
+ * nothing here putenv()s a literal.) */
 void sandbox_scrub_env(void)
 {
     static const char *const keep[] = {"PATH=", "LD_LIBRARY_PATH=", "LANG=", "LC_ALL=", "CUDA_", "NVIDIA_",
@@ -59,33 +70,52 @@ void sandbox_scrub_env(void)
     extern char **environ;
     char **kept = calloc(64, sizeof *kept);
     int nk = 0;
-    for (char **e = environ; kept && e && *e && nk < 60; e++)
-        for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
-            if (strncmp(*e, keep[i], strlen(keep[i])) == 0) {
-                kept[nk++] = *e;
-                break;
-            }
+    for (char **e = environ; e && *e; e++) {
+        int keep_it = 0;
+        for (size_t i = 0; i < sizeof keep / sizeof keep[0] && !keep_it; i++)
+            keep_it = strncmp(*e, keep[i], strlen(keep[i])) == 0;
+        if (keep_it && kept && nk < 60)
+            kept[nk++] = *e;
+        else
+            explicit_bzero(*e, strlen(*e));
+    }
     clearenv();
     for (int i = 0; i < nk; i++)
         putenv(kept[i]);
+    free(kept);
+}
+
+/* Die with the process that started us (SIGKILL when it ends, even by
+ * SIGKILL itself): a compiler or runner in its own session is not ended
+ * with its parent's process group otherwise.  The setting is cleared by a
+ * uid change: call again after one.  parent: getpid() before the fork. */
+static void die_with_parent(pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent)
+        _exit(126);                    /* it is already gone */
 }
 
 /* In the child, between fork and exec (single-threaded parent: plain
- * libc calls are safe here). */
+ * libc calls are safe here).  sync_fd: one byte is written there once the
+ * child leads its own session and process group ('1' when the network
+ * namespace was left), so the parent may signal the group from then on. */
 static void child_setup(const char *dir, const sandbox_limits_t *l, int log_fd, int keep1, int keep2,
-                        int *net_ok_fd)
+                        int sync_fd, pid_t parent)
 {
-    setpgid(0, 0);
-    if (l->isolate_net) {
-        int ok = unshare(CLONE_NEWNET) == 0;
-        if (net_ok_fd && *net_ok_fd >= 0) {
-            char c = ok ? '1' : '0';
-            ssize_t w = write(*net_ok_fd, &c, 1);
-            (void)w;
-        }
+    /* A session of its own, not just a process group: no controlling
+     * terminal, so nothing in it can open /dev/tty (to push keystrokes
+     * into the user's shell with TIOCSTI, or read from it) or be stopped
+     * by terminal signals.  pgid == pid still: kill(-pid) ends it all. */
+    setsid();
+    die_with_parent(parent);
+    int net_ok = l->isolate_net && unshare(CLONE_NEWNET) == 0;
+    if (sync_fd >= 0) {
+        char c = net_ok ? '1' : '0';
+        ssize_t w = write(sync_fd, &c, 1);
+        (void)w;
+        close(sync_fd);
     }
-    if (net_ok_fd && *net_ok_fd >= 0)
-        close(*net_ok_fd);
     if (chdir(dir) != 0)
         _exit(126);
     dup2(log_fd, 1);
@@ -102,6 +132,24 @@ static void child_setup(const char *dir, const sandbox_limits_t *l, int log_fd, 
     sandbox_scrub_env();
     setenv("HOME", dir, 1);
     setenv("TMPDIR", dir, 1);
+}
+
+/* The parent's side of child_setup's sync byte: wait until the child has
+ * its own process group (or died trying).  The byte, or '0'. */
+static char await_child_setup(int sync_rd)
+{
+    char c = '0';
+    for (;;) {
+        ssize_t r = read(sync_rd, &c, 1);
+        if (r == 1)
+            break;
+        if (r < 0 && errno == EINTR)
+            continue;
+        c = '0';
+        break;
+    }
+    close(sync_rd);
+    return c;
 }
 
 /* The limits, applied last, right before exec. */
@@ -153,26 +201,40 @@ int sandbox_run(const char *dir, char *const argv[], const sandbox_limits_t *l, 
     if (l->drop_uid >= 0 && fchown(log_fd, (uid_t)l->drop_uid, (gid_t)l->drop_uid) != 0) {
         /* Not fatal: the child writes through the inherited descriptor. */
     }
+    int syncp[2];
+    if (pipe2(syncp, O_CLOEXEC) != 0) {
+        close(log_fd);
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
     double t0 = clock_mono_s();
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         close(log_fd);
+        close(syncp[0]);
+        close(syncp[1]);
         snprintf(err, errlen, "fork: %s", strerror(errno));
         return -1;
     }
     if (pid == 0) {
-        child_setup(dir, l, log_fd, -1, -1, NULL);
+        close(syncp[0]);
+        child_setup(dir, l, log_fd, -1, -1, syncp[1], parent);
         if (l->drop_uid >= 0 && geteuid() == 0) {
             if (setgroups(0, NULL) != 0 || setgid((gid_t)l->drop_uid) != 0 || setuid((uid_t)l->drop_uid) != 0)
                 _exit(125);
+            die_with_parent(parent);   /* the uid change cleared it */
         }
         child_limits(l);
         execvp(argv[0], argv);
         dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
-    setpgid(pid, pid);
+    /* Not setpgid(pid, pid) here: the child's setsid() fails once it
+     * leads a group.  Its sync byte says it has its session instead. */
+    close(syncp[1]);
     close(log_fd);
+    await_child_setup(syncp[0]);
     *timed_out = 0;
     int st = 0;
     for (;;) {
@@ -232,6 +294,7 @@ int sandbox_spawn(const char *dir, char *const argv[], int arena_fd, const sandb
     for (; argv[na] && na < 63; na++)
         args[na] = strcmp(argv[na], "{CTL}") == 0 ? ctl_s : strcmp(argv[na], "{ARENA}") == 0 ? arena_s : argv[na];
     args[na] = NULL;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         close(log_fd);
@@ -244,21 +307,17 @@ int sandbox_spawn(const char *dir, char *const argv[], int arena_fd, const sandb
         /* The two descriptors the runner needs survive exec. */
         fcntl(sv[1], F_SETFD, 0);
         fcntl(arena_fd, F_SETFD, 0);
-        child_setup(dir, l, log_fd, sv[1], arena_fd, &netp[1]);
+        child_setup(dir, l, log_fd, sv[1], arena_fd, netp[1], parent);
         child_limits(l);
         execvp(args[0], args);
         dprintf(2, "cannot run %s: %s\n", args[0], strerror(errno));
         _exit(127);
     }
-    setpgid(pid, pid);
+    /* No setpgid(pid, pid) here (see sandbox_run): the sync byte. */
     close(log_fd);
     close(sv[1]);
     close(netp[1]);
-    char c = '0';
-    if (read(netp[0], &c, 1) != 1)
-        c = '0';
-    close(netp[0]);
-    p->net_isolated = c == '1';
+    p->net_isolated = await_child_setup(netp[0]) == '1';
     p->pid = pid;
     p->ctl = sv[0];
     return 0;

@@ -1,8 +1,10 @@
 /*
  * sandbox.h -- child processes for untrusted code (compilers on candidate
- * source, runners hosting candidate kernels), each in its own process group
- * with resource limits, its own directory, no network where the kernel
- * allows it, and a wall-clock limit after which the whole group is killed.
+ * source, runners hosting candidate kernels), each in a session and process
+ * group of its own (no controlling terminal: nothing in it can open
+ * /dev/tty), killed with the process that started it (PDEATHSIG), with
+ * resource limits, its own directory, no network where the kernel allows
+ * it, and a wall-clock limit after which the whole group is killed.
  */
 #ifndef EMILE_SANDBOX_H
 #define EMILE_SANDBOX_H
@@ -28,7 +30,9 @@ long sandbox_untrusted_uid(void);
 
 /* Keep only the allow-listed environment (PATH, LD_LIBRARY_PATH, locale,
  * CUDA_/NVIDIA_/NV_, OMP_/GOMP_ and Emile's own compiler settings): what
- * untrusted code may see.  No API keys or tokens pass. */
+ * untrusted code may see.  No API keys or tokens pass: the strings dropped
+ * are overwritten in place, not just unlinked from environ.  For forked
+ * children only (a value the caller still holds from getenv is wiped). */
 void sandbox_scrub_env(void);
 
 /* Run argv in dir, wait at most wall_s.  Output (stdout+stderr) is captured

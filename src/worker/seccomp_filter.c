@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -67,6 +68,8 @@ const char *seccomp_syscall_name(long nr)
     case SYS_mprotect: return "mprotect (executable memory: the kernel loaded code at run time)";
     case SYS_rt_sigqueueinfo: return "rt_sigqueueinfo (another process)";
     case SYS_rt_tgsigqueueinfo: return "rt_tgsigqueueinfo (another process)";
+    case SYS_ioctl: return "ioctl (TIOCSTI or TIOCLINUX: typing into a terminal)";
+    case SYS_prctl: return "prctl (PR_SET_PDEATHSIG: outliving the process that started it)";
     default: return "unknown";
     }
 }
@@ -107,6 +110,25 @@ int seccomp_install(int write_errno, int ctl_fd, char *err, size_t n)
     prog[k++] = (struct sock_filter)LD_NR;
     prog[k++] = (struct sock_filter)JEQ(SYS_clone3, 0, 1);
     prog[k++] = (struct sock_filter)RET(enosys);
+    /* ioctl: no TIOCSTI (push characters into a terminal's input: the
+     * user's shell would run them after we exit) and no TIOCLINUX (its
+     * paste and console subcommands), whatever the descriptor.  The kernel
+     * takes the request as an unsigned int: its low word is all that
+     * counts, and that is what LD_ARG loads. */
+    prog[k++] = (struct sock_filter)JEQ(SYS_ioctl, 0, 5);
+    prog[k++] = (struct sock_filter)LD_ARG(1);
+    prog[k++] = (struct sock_filter)JEQ(TIOCSTI, 2, 0);
+    prog[k++] = (struct sock_filter)JEQ(TIOCLINUX, 1, 0);
+    prog[k++] = (struct sock_filter)RET(allow);
+    prog[k++] = (struct sock_filter)RET(trap);
+    /* prctl: not PR_SET_PDEATHSIG (the runner set SIGKILL so that it dies
+     * with the worker; resetting it would let it outlive the worker).
+     * Other options (PR_SET_NAME: OpenMP's and CUDA's threads) pass. */
+    prog[k++] = (struct sock_filter)JEQ(SYS_prctl, 0, 4);
+    prog[k++] = (struct sock_filter)LD_ARG(0);
+    prog[k++] = (struct sock_filter)JEQ(PR_SET_PDEATHSIG, 0, 1);
+    prog[k++] = (struct sock_filter)RET(trap);
+    prog[k++] = (struct sock_filter)RET(allow);
     /* socket: AF_UNIX only. */
     prog[k++] = (struct sock_filter)JEQ(SYS_socket, 0, 4);
     prog[k++] = (struct sock_filter)LD_ARG(0);

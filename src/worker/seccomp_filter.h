@@ -7,7 +7,9 @@
  * Denied: creating processes (fork, vfork, clone without CLONE_THREAD,
  * exec), network sockets (anything but AF_UNIX), opening files for writing
  * and every call that changes the file system, signalling or tracing other
- * processes, leaving the process group, namespaces, mounts, modules, bpf.
+ * processes, leaving the process group, namespaces, mounts, modules, bpf,
+ * typing into a terminal (ioctl TIOCSTI and TIOCLINUX, on any descriptor)
+ * and resetting the parent-death signal (prctl PR_SET_PDEATHSIG).
  * Threads (clone with CLONE_THREAD) and read-only opens are allowed, so
  * OpenMP and the CUDA driver work.
  *

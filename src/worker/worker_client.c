@@ -9,11 +9,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <termios.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "util/paths.h"
+
+/* Whether we are the foreground process group of a controlling terminal
+ * (a user at it may answer a prompt). */
+static int in_terminal_foreground(void)
+{
+    int fd = open("/dev/tty", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    pid_t fg = tcgetpgrp(fd);
+    close(fd);
+    return fg > 0 && fg == getpgrp();
+}
 
 int worker_client_open(worker_client_t *c, const char *cmd, char *err, size_t n)
 {
@@ -31,6 +44,9 @@ int worker_client_open(worker_client_t *c, const char *cmd, char *err, size_t n)
         close(in[1]);
         return -1;
     }
+    /* See worker_client.h: its own group, unless it may have to prompt a
+     * user at our terminal. */
+    int own_group = !in_terminal_foreground();
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -42,7 +58,8 @@ int worker_client_open(worker_client_t *c, const char *cmd, char *err, size_t n)
         /* Its own process group, so a timeout can end all of it (a
          * template's shell and what it started, the worker's compiles);
          * and it dies with us, as it would in our group. */
-        setpgid(0, 0);
+        if (own_group)
+            setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         if (getppid() != parent)
             _exit(1);
@@ -57,8 +74,14 @@ int worker_client_open(worker_client_t *c, const char *cmd, char *err, size_t n)
     }
     close(in[0]);
     close(out[1]);
-    setpgid(pid, pid);         /* also here: no window before the child's own call */
+    if (own_group)
+        setpgid(pid, pid);     /* also here: no window before the child's own call */
+    /* Our end only (the worker's has its own file description): a write
+     * to a worker that does not read waits in poll, against the call's
+     * deadline, not in write. */
+    fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
     c->pid = pid;
+    c->own_group = own_group;
     c->to_fd = in[1];
     c->from_fd = out[0];
     c->next_id = 1;
@@ -78,8 +101,9 @@ static double now_s(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* Write all of s; 0 or -1 (the worker is gone: EPIPE, SIGPIPE ignored). */
-static int write_all(int fd, const char *s, size_t len)
+/* Write all of s by the deadline (0: none): 0, -1 when the worker is
+ * gone (EPIPE; SIGPIPE ignored meanwhile), -2 at the deadline. */
+static int write_all(int fd, const char *s, size_t len, double deadline)
 {
     void (*old)(int) = signal(SIGPIPE, SIG_IGN);
     int rc = 0;
@@ -87,6 +111,24 @@ static int write_all(int fd, const char *s, size_t len)
         ssize_t k = write(fd, s, len);
         if (k < 0 && errno == EINTR)
             continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* The pipe is full: the worker is not reading (yet). */
+            int wait_ms = -1;
+            if (deadline > 0) {
+                double left = deadline - now_s();
+                if (left <= 0) {
+                    rc = -2;
+                    break;
+                }
+                wait_ms = left > 3600 ? 3600000 : (int)(left * 1000) + 1;
+            }
+            struct pollfd pf = {fd, POLLOUT, 0};
+            if (poll(&pf, 1, wait_ms) < 0 && errno != EINTR) {
+                rc = -1;
+                break;
+            }
+            continue;                 /* POLLERR (no reader) shows in write */
+        }
         if (k <= 0) {
             rc = -1;
             break;
@@ -96,6 +138,20 @@ static int write_all(int fd, const char *s, size_t len)
     }
     signal(SIGPIPE, old);
     return rc;
+}
+
+/* Kill the worker (its whole group when it leads one) and reap it. */
+static void kill_worker(worker_client_t *c)
+{
+    if (c->pid <= 0)
+        return;
+    if (c->own_group)
+        kill(-c->pid, SIGKILL);       /* the worker's whole group */
+    kill(c->pid, SIGKILL);
+    int st;
+    while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    c->pid = 0;
 }
 
 /* Why the worker is gone: its exit status once reaped (waiting up to a
@@ -174,33 +230,55 @@ static int read_line(worker_client_t *c, double deadline, char **line)
 
 json_t *worker_client_call(worker_client_t *c, json_t *req, char *err, size_t n)
 {
+    if (c->dead_reason[0]) {
+        /* Gone already: say why it went, not how it was reaped. */
+        snprintf(err, n, "the worker (%s) %s", c->cmd, c->dead_reason);
+        return NULL;
+    }
     int id = c->next_id++;
     json_object_set_new(req, "id", json_integer(id));
     char *text = json_dumps(req, JSON_COMPACT);
     char why[160];
-    if (!text || c->to_fd < 0 || write_all(c->to_fd, text, strlen(text)) != 0 ||
-        write_all(c->to_fd, "\n", 1) != 0) {
-        free(text);
-        describe_exit(c, why, sizeof why);
-        snprintf(err, n, "the worker (%s) %s before it could be asked", c->cmd, why);
-        return NULL;
+    /* One deadline for the whole call, sending included: a worker that
+     * stopped reading fills the pipe and would block us in write. */
+    double deadline = c->timeout_s > 0 ? now_s() + c->timeout_s : 0;
+    int wrc = -1;
+    if (text && c->to_fd >= 0) {
+        wrc = write_all(c->to_fd, text, strlen(text), deadline);
+        if (wrc == 0)
+            wrc = write_all(c->to_fd, "\n", 1, deadline);
     }
     free(text);
-    double deadline = c->timeout_s > 0 ? now_s() + c->timeout_s : 0;
+    if (wrc == -2) {
+        kill_worker(c);
+        snprintf(c->dead_reason, sizeof c->dead_reason,
+                 "did not read its request within %.0f s and was stopped (a hung compiler, "
+                 "driver or remote link?)", c->timeout_s);
+        snprintf(err, n, "the worker (%s) %s", c->cmd, c->dead_reason);
+        return NULL;
+    }
+    if (wrc != 0) {
+        describe_exit(c, why, sizeof why);
+        snprintf(c->dead_reason, sizeof c->dead_reason, "%s before it could be asked", why);
+        snprintf(err, n, "the worker (%s) %s", c->cmd, c->dead_reason);
+        return NULL;
+    }
     for (;;) {
         char *line = NULL;
         int rc = read_line(c, deadline, &line);
         if (rc == 0) {
             describe_exit(c, why, sizeof why);
-            snprintf(err, n, "the worker (%s) %s without answering", c->cmd, why);
+            snprintf(c->dead_reason, sizeof c->dead_reason, "%s without answering", why);
+            snprintf(err, n, "the worker (%s) %s", c->cmd, c->dead_reason);
             return NULL;
         }
         if (rc < 0) {
             if (deadline > 0 && now_s() >= deadline) {
-                if (c->pid > 0)
-                    kill(-c->pid, SIGKILL);     /* the worker's whole group */
-                snprintf(err, n, "the worker (%s) gave no answer within %.0f s and was stopped "
-                         "(a hung compiler, driver or remote link?)", c->cmd, c->timeout_s);
+                kill_worker(c);
+                snprintf(c->dead_reason, sizeof c->dead_reason,
+                         "gave no answer within %.0f s and was stopped (a hung compiler, driver "
+                         "or remote link?)", c->timeout_s);
+                snprintf(err, n, "the worker (%s) %s", c->cmd, c->dead_reason);
             } else {
                 snprintf(err, n, "reading from the worker (%s): %s", c->cmd,
                          errno ? strerror(errno) : "out of memory");
@@ -236,8 +314,6 @@ void worker_client_close(worker_client_t *c)
             }
             usleep(10000);
         }
-        kill(-c->pid, SIGKILL);
-        waitpid(c->pid, &st, 0);
-        c->pid = 0;
+        kill_worker(c);
     }
 }

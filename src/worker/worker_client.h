@@ -15,11 +15,28 @@ typedef struct worker_client {
     char *buf;                 /* bytes read from the worker, not yet a line */
     size_t len, cap;
     int next_id;
-    double timeout_s;          /* per call; 0: wait as long as it takes */
+    double timeout_s;          /* per call (sending the request included); 0: wait as
+                                  long as it takes */
     char cmd[160];             /* for messages: the template, or "emile worker" */
+    int own_group;             /* the worker leads its own process group (see
+                                  worker_client_open): stops and timeouts end the group */
+    char dead_reason[200];     /* non-empty once the worker is gone (killed at a timeout,
+                                  exited): every later call fails with it */
 } worker_client_t;
 
-/* cmd NULL or "": this binary's worker.  0, or -1 with err. */
+/* cmd NULL or "": this binary's worker.  0, or -1 with err.
+ *
+ * The worker dies with us (PDEATHSIG).  It leads its own process group,
+ * so that a timeout ends all of it (a template's shell and what it
+ * started), unless we are the foreground process group of a controlling
+ * terminal: there it stays in ours, in the foreground too, so that a
+ * template that prompts on the terminal (ssh's password or host key
+ * question) can read the answer -- in a group of its own it would be a
+ * background job, stopped by SIGTTIN for good at its first read.  (Where
+ * we are not in the foreground, or have no terminal, nobody could answer
+ * a prompt anyway; use ssh -o BatchMode=yes.)  Then a timeout kills the
+ * worker's process only; its sandboxed compiles and runners die with it
+ * (PDEATHSIG), a remote link with its closed pipes. */
 int worker_client_open(worker_client_t *c, const char *cmd, char *err, size_t n);
 /* Send req (an "id" is added), wait for its reply: lines that are not the
  * reply (a remote shell's banner) are skipped.  NULL with err when the

@@ -9,7 +9,8 @@
  * kernel, so each case also checks that the previous one left the worker
  * usable; the control (well_behaved.c) is evaluated again at the end.
  *
- * Besides the status: the control is valid with a report (gflops > 0, the
+ * Besides the status (and, where expected.json gives "error_contains",
+ * the words the error must hold): the control is valid with a report (gflops > 0, the
  * FLOP model's count); every rejected kernel gets a non-empty error;
  * writes_outside.c leaves no file behind (../escaped.txt beside its working
  * directory, /tmp/emile_escaped_*); loads_library.c is refused for loading
@@ -260,6 +261,12 @@ static void test_kernel(void **state)
             fail_msg("%s: rejected (%s) without an error message", file, st);
         assert_null(json_object_get(r, "report"));
     }
+
+    /* The defence that caught it, where expected.json names it (e.g. the
+     * forbidden call), not just any crash. */
+    const char *want = json_string_value(json_object_get(exp, "error_contains"));
+    if (want && !strstr(error_of(r), want))
+        fail_msg("%s: the error does not name \"%s\": %s", file, want, error_of(r));
 
     char found[PATH_MAX];
     if (strcmp(file, "well_behaved.c") == 0)

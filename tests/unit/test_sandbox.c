@@ -1,0 +1,318 @@
+/*
+ * test_sandbox.c -- the sandbox's process setup (src/worker/sandbox.c):
+ *
+ *   - sandbox_scrub_env overwrites the environment strings it drops, so a
+ *     secret is not left in memory (the initial environment on the stack,
+ *     /proc/self/environ) for code loaded into the process afterwards;
+ *   - a sandboxed child leads a session of its own (sid == pgid == pid):
+ *     it has no controlling terminal, even when we have one (a pty here);
+ *   - a sandboxed child dies with the process that started it (here a
+ *     sandbox_run killed with SIGKILL), with and without the uid drop.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/fs.h"
+#include "worker/sandbox.h"
+
+#define SECRET "sk-emile-test-7f3a9c1e5b2d8f40"
+
+extern char **environ;
+
+/* ---- the environment ------------------------------------------------------ */
+
+/* Whether needle occurs in the n bytes at p. */
+static int holds(const char *p, size_t n, const char *needle)
+{
+    return memmem(p, n, needle, strlen(needle)) != NULL;
+}
+
+/* Run in a re-executed copy of this binary whose initial environment (on
+ * its stack) holds the secret: scrub, then look for the secret where it
+ * was and in /proc/self/environ (which reads that stack region).  Prints
+ * one word: "clean", or what still holds it. */
+static int scrub_child(void)
+{
+    char *orig = NULL;
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, "EMILE_TEST_API_KEY=", 19) == 0)
+            orig = *e;
+    if (!orig) {
+        printf("no-secret\n");
+        return 0;
+    }
+    size_t len = strlen(orig);
+    sandbox_scrub_env();
+    const char *path = getenv("PATH");
+    char buf[65536];
+    size_t got = 0;
+    int fd = open("/proc/self/environ", O_RDONLY);
+    if (fd >= 0) {
+        ssize_t k;
+        while (got < sizeof buf && (k = read(fd, buf + got, sizeof buf - got)) > 0)
+            got += (size_t)k;
+        close(fd);
+    }
+    if (getenv("EMILE_TEST_API_KEY"))
+        printf("getenv\n");
+    else if (holds(orig, len, SECRET))
+        printf("original-string\n");
+    else if (holds(buf, got, SECRET))
+        printf("proc-environ\n");
+    else if (!path || strcmp(path, "/usr/bin:/bin") != 0)
+        printf("path-lost\n");
+    else
+        printf("clean\n");
+    return 0;
+}
+
+static void test_scrub_env_wipes_dropped_strings(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 1);
+        char *argv[] = {"test_sandbox", "--scrub-child", NULL};
+        char *envp[] = {"PATH=/usr/bin:/bin", "EMILE_TEST_API_KEY=" SECRET, "LANG=C",
+                        "ASAN_OPTIONS=detect_leaks=0", NULL};
+        execve("/proc/self/exe", argv, envp);
+        _exit(127);
+    }
+    close(p[1]);
+    char out[128] = "";
+    ssize_t k = read(p[0], out, sizeof out - 1);
+    close(p[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    out[k > 0 ? k : 0] = 0;
+    if (strcmp(out, "clean\n") != 0)
+        fail_msg("after sandbox_scrub_env the secret is still readable: %s", out);
+}
+
+/* The same for a variable set at run time (setenv's heap copy), in a
+ * forked child as the callers run it; the parent's value is untouched. */
+static void test_scrub_env_wipes_setenv_strings(void **state)
+{
+    (void)state;
+    setenv("EMILE_TEST_TOKEN", SECRET, 1);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *s = getenv("EMILE_TEST_TOKEN") - strlen("EMILE_TEST_TOKEN=");
+        size_t len = strlen(s);
+        sandbox_scrub_env();
+        char c = getenv("EMILE_TEST_TOKEN") ? 'g' : holds(s, len, SECRET) ? 'm' : 'c';
+        ssize_t w = write(p[1], &c, 1);
+        (void)w;
+        _exit(0);
+    }
+    close(p[1]);
+    char c = 0;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    close(p[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_int_equal(c, 'c');
+    assert_string_equal(getenv("EMILE_TEST_TOKEN"), SECRET);    /* copy-on-write */
+    unsetenv("EMILE_TEST_TOKEN");
+}
+
+/* ---- sessions and terminals ----------------------------------------------- */
+
+static void make_dir(char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/emile-test-sandbox-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0777), 0);        /* the sandbox user writes here */
+}
+
+/* With a controlling terminal of our own (a pty), a sandboxed child has
+ * none: /dev/tty does not open, and it leads its own session and group. */
+static void test_child_has_no_terminal(void **state)
+{
+    (void)state;
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0)
+        skip();
+    assert_int_equal(grantpt(master), 0);
+    assert_int_equal(unlockpt(master), 0);
+    char slave_name[128];
+    assert_int_equal(ptsname_r(master, slave_name, sizeof slave_name), 0);
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* A session whose controlling terminal is the pty. */
+        if (setsid() < 0)
+            _exit(20);
+        int slave = open(slave_name, O_RDWR);
+        if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) != 0)
+            _exit(21);
+        int tty = open("/dev/tty", O_RDONLY | O_NOCTTY);
+        if (tty < 0)
+            _exit(22);                            /* the setup itself failed */
+        close(tty);
+        sandbox_limits_t l;
+        sandbox_limits_default(&l);
+        l.wall_s = 20;
+        l.isolate_net = 0;
+        char *argv[] = {"/bin/sh", "-c",
+                        "if ( : < /dev/tty ) 2>/dev/null; then echo HAS_TTY; else echo NO_TTY; fi; "
+                        "read -r s < /proc/$$/stat; echo \"$s\"", NULL};
+        int st = 0, to = 0;
+        char *log = NULL, err[256];
+        if (sandbox_run(dir, argv, &l, &st, &to, &log, NULL, err, sizeof err) != 0 || !log)
+            _exit(23);
+        int rc = 0;
+        int cpid = 0, pgrp = 0, sid = 0;
+        const char *stat = strstr(log, "\n");
+        const char *rp = stat ? strrchr(stat, ')') : NULL;
+        if (strstr(log, "HAS_TTY"))
+            rc = 1;
+        else if (!strstr(log, "NO_TTY"))
+            rc = 24;
+        else if (!rp || sscanf(stat + 1, "%d", &cpid) != 1 || sscanf(rp + 2, "%*c %*d %d %d", &pgrp, &sid) != 2)
+            rc = 25;
+        else if (pgrp != cpid)
+            rc = 2;                               /* not its own group */
+        else if (sid != cpid)
+            rc = 3;                               /* not its own session */
+        free(log);
+        _exit(rc);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    close(master);
+    fs_rm_rf(dir);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 1)
+        fail_msg("a sandboxed child opened /dev/tty: it shares our controlling terminal");
+    if (WEXITSTATUS(st) == 2 || WEXITSTATUS(st) == 3)
+        fail_msg("a sandboxed child does not lead its own %s", WEXITSTATUS(st) == 2 ? "process group" : "session");
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* ---- dying with the parent ------------------------------------------------ */
+
+static int gone_or_zombie(pid_t pid)
+{
+    char path[64], buf[512] = "";
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 1;
+    int z = fgets(buf, sizeof buf, f) && strstr(buf, ") Z ");
+    fclose(f);
+    return z;
+}
+
+/* A process runs a sandboxed `sleep 60` through sandbox_run and is killed
+ * with SIGKILL while it waits: the sleep, in a session of its own, must
+ * not live on. */
+static void check_dies_with_parent(long drop_uid)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    char pidfile[128];
+    snprintf(pidfile, sizeof pidfile, "%s/child.pid", dir);
+    pid_t runner = fork();
+    assert_true(runner >= 0);
+    if (runner == 0) {
+        sandbox_limits_t l;
+        sandbox_limits_default(&l);
+        l.wall_s = 60;
+        l.isolate_net = 0;
+        l.drop_uid = drop_uid;
+        char *argv[] = {"/bin/sh", "-c", "echo $$ > child.pid.tmp && mv child.pid.tmp child.pid && exec sleep 60",
+                        NULL};
+        int st, to;
+        char err[256];
+        sandbox_run(dir, argv, &l, &st, &to, NULL, NULL, err, sizeof err);
+        _exit(0);
+    }
+    pid_t child = 0;
+    for (int i = 0; i < 500 && child <= 0; i++) {
+        FILE *f = fopen(pidfile, "r");
+        if (f) {
+            int v = 0;
+            if (fscanf(f, "%d", &v) == 1)
+                child = v;
+            fclose(f);
+        }
+        if (child <= 0)
+            usleep(10000);
+    }
+    if (child <= 0) {
+        kill(runner, SIGKILL);
+        waitpid(runner, NULL, 0);
+        fs_rm_rf(dir);
+        fail_msg("the sandboxed child did not start (uid %ld)", drop_uid);
+    }
+    usleep(50000);                                /* exec'd into sleep */
+    kill(runner, SIGKILL);
+    waitpid(runner, NULL, 0);
+    int gone = 0;
+    for (int i = 0; i < 300 && !gone; i++) {
+        gone = gone_or_zombie(child);
+        if (!gone)
+            usleep(10000);
+    }
+    if (!gone)
+        kill(child, SIGKILL);                     /* do not leave it behind */
+    fs_rm_rf(dir);
+    if (!gone)
+        fail_msg("a sandboxed child (uid %ld) outlived the process that started it", drop_uid);
+}
+
+static void test_child_dies_with_parent(void **state)
+{
+    (void)state;
+    check_dies_with_parent(-1);
+}
+
+/* As root the child becomes nobody, and a uid change clears the
+ * parent-death signal: it must be set again after the drop. */
+static void test_child_dies_with_parent_after_uid_drop(void **state)
+{
+    (void)state;
+    long uid = sandbox_untrusted_uid();
+    if (uid < 0)
+        skip();                                   /* not root: no uid drop */
+    check_dies_with_parent(uid);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--scrub-child") == 0)
+        return scrub_child();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scrub_env_wipes_dropped_strings),
+        cmocka_unit_test(test_scrub_env_wipes_setenv_strings),
+        cmocka_unit_test(test_child_has_no_terminal),
+        cmocka_unit_test(test_child_dies_with_parent),
+        cmocka_unit_test(test_child_dies_with_parent_after_uid_drop),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
