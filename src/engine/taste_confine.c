@@ -16,22 +16,16 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "util/fs.h"
 #include "worker/sandbox.h"
 #include "worker/seccomp_filter.h"
 
 static int g_report_fd = -1;
 
-/* Async-signal-safe: only write(2) and _exit. */
+/* Async-signal-safe: fs_write_all is write(2) alone. */
 static void put(const char *s)
 {
-    size_t n = strlen(s);
-    while (n > 0) {
-        ssize_t k = write(g_report_fd, s, n);
-        if (k <= 0)
-            return;
-        s += k;
-        n -= (size_t)k;
-    }
+    fs_write_all(g_report_fd, s, strlen(s));
 }
 
 static void on_sigsys(int sig, siginfo_t *si, void *uc)

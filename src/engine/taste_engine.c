@@ -22,13 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "engine/attn_slot.h"
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/taste_confine.h"
+#include "util/clock.h"
+#include "util/fs.h"
 
 struct stream {
     tokenizer_t *tok;
@@ -195,20 +196,6 @@ static int report_from_json(const taste_engine_job_t *job, int side, const json_
     return 0;
 }
 
-static void write_line(int fd, const char *s)
-{
-    size_t n = strlen(s);
-    while (n > 0) {
-        ssize_t k = write(fd, s, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return;
-        s += k;
-        n -= (size_t)k;
-    }
-}
-
 #define CHILD_REPORT_FD 3
 
 /* In the child: only what it needs open -- /dev/null as stdin (no
@@ -235,8 +222,8 @@ static void child_main(const taste_engine_job_t *job, int side, int stream_fd, i
                         : json_pack("{s:s}", "error", out ? err : "cannot open the stream");
     char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
     if (line) {
-        write_line(CHILD_REPORT_FD, line);
-        write_line(CHILD_REPORT_FD, "\n");
+        fs_write_all(CHILD_REPORT_FD, line, strlen(line));
+        fs_write_all(CHILD_REPORT_FD, "\n", 1);
     }
     /* _exit: no atexit work (a sanitizer's leak check would need calls the
      * filter forbids), and the parent's stdio buffers are not ours. */
@@ -291,13 +278,6 @@ static int thread_count(void)
     return n;
 }
 
-static double mono_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 /* One side in its own confined child: each kernel alone with the model
  * (the runner's rule: a candidate's threads or constructors cannot slow
  * the reference's measurement). */
@@ -318,7 +298,7 @@ static int run_in_child(const taste_engine_job_t *job, int side, FILE *out,
     fflush(out);
     fflush(stdout);
     fflush(stderr);
-    double t0 = mono_s();
+    double t0 = clock_mono_s();
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(err, errlen, "fork: %s", strerror(errno));
@@ -356,7 +336,7 @@ static int run_in_child(const taste_engine_job_t *job, int side, FILE *out,
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
-    double wall_s = mono_s() - t0;
+    double wall_s = clock_mono_s() - t0;
     /* The last line the child wrote is its report. */
     json_t *j = NULL;
     if (report) {

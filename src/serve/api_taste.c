@@ -10,6 +10,7 @@
  * JSON report. */
 #include "serve_internal.h"
 #include "cook_child.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -147,14 +148,7 @@ typedef struct watchdog {
 static void *watchdog_main(void *arg)
 {
     watchdog_t *w = arg;
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += (time_t)w->secs;
-    dl.tv_nsec += (long)((w->secs - (double)(time_t)w->secs) * 1e9);
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    struct timespec dl = clock_mono_after(w->secs);
     pthread_mutex_lock(&w->mu);
     while (!w->done)
         if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) == ETIMEDOUT) {

@@ -4,6 +4,8 @@
 #include "cook_queue.h"
 #include "cook_child.h"
 #include "store/store.h"
+#include "util/clock.h"
+#include "util/fs.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -58,7 +60,8 @@ struct cook_queue {
     lane_t *lanes;
 };
 
-static double now_s(void)
+/* Wall-clock time (a job's "created" is shown as a date). */
+static double wall_s(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -193,7 +196,7 @@ static int enqueue(cook_queue_t *q, job_t *j, json_t **reply, char *err, size_t 
         q->lanes = l;
     }
     j->id = q->next_job++;
-    j->created = now_s();
+    j->created = wall_s();
     j->best_iter = -1;
     job_t **pp = &q->jobs;
     while (*pp)
@@ -364,18 +367,11 @@ static int write_task_file(const char *json, char *buf, size_t n, char *err, siz
                  tmp && *tmp ? tmp : "/tmp", strerror(errno));
         return -1;
     }
-    size_t len = strlen(json), off = 0;
-    while (off < len) {
-        ssize_t k = write(fd, json + off, len - off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            snprintf(err, errlen, "cannot write %.300s: %s", buf, strerror(errno));
-            close(fd);
-            unlink(buf);
-            return -1;
-        }
-        off += (size_t)k;
+    if (fs_write_all(fd, json, strlen(json)) != 0) {
+        snprintf(err, errlen, "cannot write %.300s: %s", buf, strerror(errno));
+        close(fd);
+        unlink(buf);
+        return -1;
     }
     close(fd);
     return 0;
@@ -625,13 +621,13 @@ void cookq_destroy(cook_queue_t *q, double grace_s)
      * of their own (sandbox.c): they are not in the cook's group, and die
      * instead with the process that started them (PDEATHSIG), the worker
      * with the cook. */
-    double deadline = now_s() + (grace_s > 0 ? grace_s : 0);
+    double deadline = clock_mono_s() + (grace_s > 0 ? grace_s : 0);
     for (;;) {
         int active = 0;
         pthread_mutex_lock(&q->mu);
         for (lane_t *l = q->lanes; l; l = l->next)
             active += l->active;
-        if (active && now_s() >= deadline)
+        if (active && clock_mono_s() >= deadline)
             for (job_t *j = q->jobs; j; j = j->next)
                 if (j->state == JOB_RUNNING && j->pid > 0)
                     kill(-j->pid, SIGKILL);

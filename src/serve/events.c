@@ -1,6 +1,7 @@
 /* events.c -- the event hub: a ring of formatted server-sent events and
  * blocking readers, one per connected browser. */
 #include "events.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -175,15 +176,7 @@ static int next_text(event_reader_t *r, const struct timespec *deadline)
 ssize_t events_reader_read(event_reader_t *r, char *buf, size_t max)
 {
     if (!r->pending) {
-        struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        double ka = r->hub->keepalive_s;
-        dl.tv_sec += (time_t)ka;
-        dl.tv_nsec += (long)((ka - (double)(time_t)ka) * 1e9);
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
+        struct timespec dl = clock_mono_after(r->hub->keepalive_s);
         pthread_mutex_lock(&r->hub->mu);
         int rc = next_text(r, &dl);
         pthread_mutex_unlock(&r->hub->mu);

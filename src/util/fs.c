@@ -65,6 +65,24 @@ char *fs_read_file(const char *path, size_t max_bytes, size_t *len)
     return buf;
 }
 
+int fs_write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
 int fs_write_file(const char *path, const void *data, size_t len)
 {
     char tmp[4096];
@@ -72,18 +90,10 @@ int fs_write_file(const char *path, const void *data, size_t len)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
-    const char *p = data;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, p + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)w;
+    if (fs_write_all(fd, data, len) != 0) {
+        close(fd);
+        unlink(tmp);
+        return -1;
     }
     if (close(fd) != 0 || rename(tmp, path) != 0) {
         unlink(tmp);
@@ -148,8 +158,9 @@ int fs_copy_file(const char *src, const char *dst)
     int fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int rc = -1;
     if (fd >= 0) {
-        rc = write(fd, data, len) == (ssize_t)len ? 0 : -1;
-        close(fd);
+        rc = fs_write_all(fd, data, len);
+        if (close(fd) != 0)
+            rc = -1;
     }
     free(data);
     return rc;

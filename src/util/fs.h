@@ -7,6 +7,9 @@
 /* Whole file into a NUL-terminated malloc'd buffer; NULL (errno set) on
  * failure or when larger than max_bytes (errno = EFBIG). */
 char *fs_read_file(const char *path, size_t max_bytes, size_t *len);
+/* All len bytes to fd, through short writes and EINTR; 0, or -1 with
+ * errno.  Only write(2): safe in a signal handler and after fork. */
+int fs_write_all(int fd, const void *data, size_t len);
 /* Write atomically (temp file + rename); 0 or -1 with errno. */
 int fs_write_file(const char *path, const void *data, size_t len);
 int fs_mkdir_p(const char *path, int mode);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/paths.h"
 
 /* Whether we are the foreground process group of a controlling terminal
@@ -94,13 +95,6 @@ double worker_client_evaluate_timeout(double compile_limit_s, double time_limit_
     return 2 * one + 60;
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 /* Write all of s by the deadline (0: none): 0, -1 when the worker is
  * gone (EPIPE; SIGPIPE ignored meanwhile), -2 at the deadline. */
 static int write_all(int fd, const char *s, size_t len, double deadline)
@@ -115,7 +109,7 @@ static int write_all(int fd, const char *s, size_t len, double deadline)
             /* The pipe is full: the worker is not reading (yet). */
             int wait_ms = -1;
             if (deadline > 0) {
-                double left = deadline - now_s();
+                double left = deadline - clock_mono_s();
                 if (left <= 0) {
                     rc = -2;
                     break;
@@ -198,7 +192,7 @@ static int read_line(worker_client_t *c, double deadline, char **line)
         }
         int wait_ms = -1;
         if (deadline > 0) {
-            double left = deadline - now_s();
+            double left = deadline - clock_mono_s();
             if (left <= 0)
                 return -1;
             wait_ms = left > 3600 ? 3600000 : (int)(left * 1000) + 1;
@@ -241,7 +235,7 @@ json_t *worker_client_call(worker_client_t *c, json_t *req, char *err, size_t n)
     char why[160];
     /* One deadline for the whole call, sending included: a worker that
      * stopped reading fills the pipe and would block us in write. */
-    double deadline = c->timeout_s > 0 ? now_s() + c->timeout_s : 0;
+    double deadline = c->timeout_s > 0 ? clock_mono_s() + c->timeout_s : 0;
     int wrc = -1;
     if (text && c->to_fd >= 0) {
         wrc = write_all(c->to_fd, text, strlen(text), deadline);
@@ -273,7 +267,7 @@ json_t *worker_client_call(worker_client_t *c, json_t *req, char *err, size_t n)
             return NULL;
         }
         if (rc < 0) {
-            if (deadline > 0 && now_s() >= deadline) {
+            if (deadline > 0 && clock_mono_s() >= deadline) {
                 kill_worker(c);
                 snprintf(c->dead_reason, sizeof c->dead_reason,
                          "gave no answer within %.0f s and was stopped (a hung compiler, driver "

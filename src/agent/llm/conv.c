@@ -20,6 +20,7 @@
  * {"llm_call_id"} (stored with the iteration), else by identical source.
  */
 #include "llm.h"
+#include "util/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,13 +40,6 @@ typedef struct prop {
 } prop_t;
 
 #define MAX_PROPS 32
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* agent_proposal_free's job, kept local so this file needs nothing from
  * agent.c. */
@@ -541,10 +535,10 @@ static int ask(agent_t *a, const agent_context_t *ctx, llm_conv_t *cv,
     p->headers(&a->conf, have_key ? key : NULL, &h);
     llm_http_reply_t hr;
     char herr[512] = "";
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     int rc = llm_http_post_json(a->conf.url, h.ptr, bs, &a->conf.http, &hr, herr,
                                 sizeof herr);
-    double elapsed = now_s() - t0;
+    double elapsed = clock_mono_s() - t0;
     llm_headers_wipe(&h);
     free(bs);
     if (rc != 0) {
