@@ -6,7 +6,6 @@
 #include "engine/taste_confine.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,7 +49,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
     _exit(3);
 }
 
-int taste_confine_identity(char *err, size_t errlen)
+int taste_confine_identity(pid_t parent, char *err, size_t errlen)
 {
     long uid = sandbox_untrusted_uid();
     if (uid >= 0) {
@@ -61,18 +60,13 @@ int taste_confine_identity(char *err, size_t errlen)
             snprintf(err, errlen, "cannot leave the network (unshare): %s", strerror(errno));
             return -1;
         }
-        if (setgroups(0, NULL) != 0 || setgid((gid_t)uid) != 0 || setuid((uid_t)uid) != 0) {
+        if (sandbox_become(uid) != 0) {
             snprintf(err, errlen, "cannot drop privileges to uid %ld: %s", uid, strerror(errno));
             return -1;
         }
     }
-    /* Die with the parent (set after the uid change, which clears it). */
-    pid_t parent = getppid();
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (getppid() != parent) {
-        snprintf(err, errlen, "the tasting was abandoned");
-        return -1;
-    }
+    /* Die with the parent (after the uid change, which clears it). */
+    sandbox_die_with_parent(parent);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     /* The runner's limits that fit a whole model: no core files, files of
      * at most 64 MiB (cuda allows opens for writing), and -- only for the

@@ -27,12 +27,14 @@
 #define EMILE_ENGINE_TASTE_CONFINE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Step 1, once the model's files are read and before the device is
  * touched (the runner's order: the uid first, then the driver): network
  * namespace and nobody's uid when root, the scrubbed environment, not
- * dumpable, no core files, killed with the parent.  0, or -1 with err. */
-int taste_confine_identity(char *err, size_t errlen);
+ * dumpable, no core files, killed with the parent (its pid before the
+ * fork; gone already: _exit).  0, or -1 with err. */
+int taste_confine_identity(pid_t parent, char *err, size_t errlen);
 
 /* Step 2, after the device is set up and before the kernels are loaded:
  * the SIGSYS handler (reporting to report_fd) and the seccomp filter.

@@ -81,10 +81,10 @@ static int run_side(const taste_engine_job_t *job, engine_model_t *m, attn_slot_
     return 0;
 }
 
+/* user: the parent's pid, taken before the fork. */
 static int identity_hook(void *user, char *err, size_t errlen)
 {
-    (void)user;
-    return taste_confine_identity(err, errlen);
+    return taste_confine_identity(*(const pid_t *)user, err, errlen);
 }
 
 /* Open the model, load the kernels of sides lo..hi-1, generate each: in a
@@ -92,12 +92,13 @@ static int identity_hook(void *user, char *err, size_t errlen)
  * calls reported to report_fd) one side at a time, or all in this
  * process. */
 static int engine_steps(const taste_engine_job_t *job, int lo, int hi, FILE *out,
-                        int report_fd, taste_report_t *rep, char *err, size_t errlen)
+                        int report_fd, pid_t parent, taste_report_t *rep, char *err,
+                        size_t errlen)
 {
     const taste_opts_t *o = job->o;
     const char *device = o->device;
     engine_weights_src_t src = { o->model_dir, o->weight_seed,
-                                 job->sandbox ? identity_hook : NULL, NULL };
+                                 job->sandbox ? identity_hook : NULL, &parent };
     engine_model_t m;
     memset(&m, 0, sizeof m);
     int rc = strcmp(device, "cuda") == 0
@@ -203,7 +204,8 @@ static int report_from_json(const taste_engine_job_t *job, int side, const json_
  * the report pipe as fd 3, nothing else of the parent's (the store, a
  * server's sockets) -- then the steps of one side and its report line;
  * never returns. */
-static void child_main(const taste_engine_job_t *job, int side, int stream_fd, int report_fd)
+static void child_main(const taste_engine_job_t *job, int side, int stream_fd, int report_fd,
+                       pid_t parent)
 {
     int null = open("/dev/null", O_RDONLY);
     if (null < 0 || dup2(null, 0) < 0 || dup2(stream_fd, 1) < 0 || dup2(stream_fd, 2) < 0 ||
@@ -214,7 +216,7 @@ static void child_main(const taste_engine_job_t *job, int side, int stream_fd, i
     taste_report_t rep;
     memset(&rep, 0, sizeof rep);
     char err[2048] = "";
-    int rc = out ? engine_steps(job, side, side + 1, out, CHILD_REPORT_FD, &rep, err,
+    int rc = out ? engine_steps(job, side, side + 1, out, CHILD_REPORT_FD, parent, &rep, err,
                                 sizeof err) : -1;
     if (out)
         fflush(out);
@@ -299,6 +301,7 @@ static int run_in_child(const taste_engine_job_t *job, int side, FILE *out,
     fflush(stdout);
     fflush(stderr);
     double t0 = clock_mono_s();
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(err, errlen, "fork: %s", strerror(errno));
@@ -306,7 +309,7 @@ static int run_in_child(const taste_engine_job_t *job, int side, FILE *out,
         return -1;
     }
     if (pid == 0)
-        child_main(job, side, sp[1], rp[1]);
+        child_main(job, side, sp[1], rp[1], parent);
     close(sp[1]);
     close(rp[1]);
     char *report = NULL;
@@ -383,7 +386,7 @@ int taste_engine_run(const taste_engine_job_t *job, FILE *out, taste_report_t *r
                      char *err, size_t errlen)
 {
     if (!job->sandbox)
-        return engine_steps(job, 0, job->sides, out, -1, rep, err, errlen);
+        return engine_steps(job, 0, job->sides, out, -1, getpid(), rep, err, errlen);
     int threads = thread_count();
     if (threads > 1) {
         /* fork copies only this thread: a lock another one held stays held

@@ -85,11 +85,12 @@ void sandbox_scrub_env(void)
     free(kept);
 }
 
-/* Die with the process that started us (SIGKILL when it ends, even by
- * SIGKILL itself): a compiler or runner in its own session is not ended
- * with its parent's process group otherwise.  The setting is cleared by a
- * uid change: call again after one.  parent: getpid() before the fork. */
-static void die_with_parent(pid_t parent)
+int sandbox_become(long uid)
+{
+    return setgroups(0, NULL) != 0 || setgid((gid_t)uid) != 0 || setuid((uid_t)uid) != 0 ? -1 : 0;
+}
+
+void sandbox_die_with_parent(pid_t parent)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (getppid() != parent)
@@ -108,7 +109,7 @@ static void child_setup(const char *dir, const sandbox_limits_t *l, int log_fd, 
      * into the user's shell with TIOCSTI, or read from it) or be stopped
      * by terminal signals.  pgid == pid still: kill(-pid) ends it all. */
     setsid();
-    die_with_parent(parent);
+    sandbox_die_with_parent(parent);
     int net_ok = l->isolate_net && unshare(CLONE_NEWNET) == 0;
     if (sync_fd >= 0) {
         char c = net_ok ? '1' : '0';
@@ -221,9 +222,9 @@ int sandbox_run(const char *dir, char *const argv[], const sandbox_limits_t *l, 
         close(syncp[0]);
         child_setup(dir, l, log_fd, -1, -1, syncp[1], parent);
         if (l->drop_uid >= 0 && geteuid() == 0) {
-            if (setgroups(0, NULL) != 0 || setgid((gid_t)l->drop_uid) != 0 || setuid((uid_t)l->drop_uid) != 0)
+            if (sandbox_become(l->drop_uid) != 0)
                 _exit(125);
-            die_with_parent(parent);   /* the uid change cleared it */
+            sandbox_die_with_parent(parent);   /* the uid change cleared it */
         }
         child_limits(l);
         execvp(argv[0], argv);

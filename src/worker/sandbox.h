@@ -35,6 +35,17 @@ long sandbox_untrusted_uid(void);
  * children only (a value the caller still holds from getenv is wiped). */
 void sandbox_scrub_env(void);
 
+/* Become uid (and its group, no supplementary groups): 0, or -1 with
+ * errno.  Root only; the runner, a separate binary, does the same. */
+int sandbox_become(long uid);
+
+/* Die with the process that started us (SIGKILL when it ends, even by
+ * SIGKILL itself): a compiler, runner or engine child in its own session
+ * is not ended with its parent's process group otherwise.  A uid change
+ * clears the setting: call again after one.  parent: getpid() before the
+ * fork; if it is already gone, _exit(126). */
+void sandbox_die_with_parent(pid_t parent);
+
 /* Run argv in dir, wait at most wall_s.  Output (stdout+stderr) is captured
  * into *log (malloc'd, at most fsize_bytes kept).  *status receives a
  * waitpid status; *timed_out is set when the wall limit struck.
