@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "util/fs.h"
@@ -74,13 +73,12 @@ int taste_confine_identity(pid_t parent, char *err, size_t errlen)
      * at most 512 threads.  No address-space limit (the model and the CUDA
      * driver's reservations), no CPU limit (the server's --taste-timeout
      * bounds a tasting). */
-    struct rlimit no_core = {0, 0}, fsize = {(rlim_t)64 << 20, (rlim_t)64 << 20};
-    setrlimit(RLIMIT_CORE, &no_core);
-    setrlimit(RLIMIT_FSIZE, &fsize);
-    if (uid >= 0) {
-        struct rlimit nproc = {512, 512};
-        setrlimit(RLIMIT_NPROC, &nproc);
-    }
+    sandbox_limits_t l;
+    memset(&l, 0, sizeof l);
+    l.fsize_bytes = (size_t)64 << 20;
+    l.nproc = 512;
+    l.drop_uid = uid;
+    sandbox_apply_limits(&l);
     sandbox_scrub_env();
     return 0;
 }

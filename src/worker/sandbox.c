@@ -153,8 +153,8 @@ static char await_child_setup(int sync_rd)
     return c;
 }
 
-/* The limits, applied last, right before exec. */
-static void child_limits(const sandbox_limits_t *l)
+/* The limits (see sandbox.h); the children take them last, right before exec. */
+void sandbox_apply_limits(const sandbox_limits_t *l)
 {
     if (l->cpu_s > 0)
         set_limit(RLIMIT_CPU, (rlim_t)l->cpu_s);
@@ -226,7 +226,7 @@ int sandbox_run(const char *dir, char *const argv[], const sandbox_limits_t *l, 
                 _exit(125);
             sandbox_die_with_parent(parent);   /* the uid change cleared it */
         }
-        child_limits(l);
+        sandbox_apply_limits(l);
         execvp(argv[0], argv);
         dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -309,7 +309,7 @@ int sandbox_spawn(const char *dir, char *const argv[], int arena_fd, const sandb
         fcntl(sv[1], F_SETFD, 0);
         fcntl(arena_fd, F_SETFD, 0);
         child_setup(dir, l, log_fd, sv[1], arena_fd, netp[1], parent);
-        child_limits(l);
+        sandbox_apply_limits(l);
         execvp(args[0], args);
         dprintf(2, "cannot run %s: %s\n", args[0], strerror(errno));
         _exit(127);

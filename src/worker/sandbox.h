@@ -35,6 +35,12 @@ long sandbox_untrusted_uid(void);
  * children only (a value the caller still holds from getenv is wiped). */
 void sandbox_scrub_env(void);
 
+/* l's rlimits on this process (CPU, file size, NPROC only with drop_uid
+ * >= 0, no core files, address space when mem_bytes > 0): the sandbox's
+ * children take them right before exec, the tasting's engine child after
+ * its model is loaded. */
+void sandbox_apply_limits(const sandbox_limits_t *l);
+
 /* Become uid (and its group, no supplementary groups): 0, or -1 with
  * errno.  Root only; the runner, a separate binary, does the same. */
 int sandbox_become(long uid);
