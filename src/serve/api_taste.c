@@ -2,12 +2,14 @@
  * (`emile taste`); the server asks it once whether it is there (`taste
  * --help`), and runs one tasting at a time as a child:
  *
- *   EMILE taste (--random SHAPE | --model DIR) --reference REF.c
- *               --kernel BEST.c --max-new N [--prompt TEXT] --json --quiet
+ *   EMILE taste (--random SHAPE | --model DIR) --reference RUN --kernel RUN
+ *               --store STORE --max-new N [--prompt TEXT] --json --quiet
  *
- * where REF.c and BEST.c are the run's reference and best kernel, written
- * to a private temporary directory.  The child's last stdout line is its
- * JSON report. */
+ * so the run's reference and best kernel are read, compiled (a run's
+ * source as the sandbox's user) and tasted by the engine's own run loader
+ * (src/engine/taste_kernel.c); the server only checks the run first, to
+ * answer 404/409/400 itself.  The child's last stdout line is its JSON
+ * report. */
 #include "serve_internal.h"
 #include "cook_child.h"
 #include "util/clock.h"
@@ -99,18 +101,6 @@ enum MHD_Result api_taste(request_t *r, int64_t id)
         json_object_set_new(o, "models", models_json(s));
     }
     return respond_json(r, 200, o);
-}
-
-/* Write text to dir/name; 0 or -1. */
-static int write_file(const char *dir, const char *name, const char *text, char *path, size_t n)
-{
-    snprintf(path, n, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    size_t len = strlen(text);
-    int ok = fwrite(text, 1, len, f) == len;
-    return fclose(f) == 0 && ok ? 0 : -1;
 }
 
 /* The report's side with role `role`, in the page's words. */
@@ -245,9 +235,9 @@ static int run_taste(serve_t *s, char **argv, json_t **report, char *err, size_t
     return -1;
 }
 
-/* Read the run's reference and best kernel (C only: the engine builds C). */
-static enum MHD_Result load_kernels(request_t *r, int64_t run, char **ref, char **best,
-                                    int *best_iter, int *ok)
+/* Check that run has a best kernel and a reference to taste (C only: the
+ * engine here builds C), before a child is spent on it. */
+static enum MHD_Result check_run(request_t *r, int64_t run, int *best_iter, int *ok)
 {
     serve_t *s = r->s;
     json_t *rj = NULL, *it = NULL;
@@ -275,8 +265,6 @@ static enum MHD_Result load_kernels(request_t *r, int64_t run, char **ref, char 
         ret = respond_error(r, 400, "the Tasting Room builds C kernels; this run's are %s", lang);
     else if (!rsrc)
         ret = respond_error(r, 409, "run %lld has no reference source stored", (long long)run);
-    else if (!(*ref = strdup(rsrc)) || !(*best = strdup(src)))
-        ret = respond_error(r, 500, "out of memory");
     else
         *ok = 1;
     json_decref(rj);
@@ -312,12 +300,9 @@ enum MHD_Result api_taste_run(request_t *r, int64_t id)
         json_decref(j);
         return respond_error(r, 400, "%s", bad);
     }
-    char *ref = NULL, *best = NULL;
     int best_iter, ok;
-    ret = load_kernels(r, run, &ref, &best, &best_iter, &ok);
+    ret = check_run(r, run, &best_iter, &ok);
     if (!ok) {
-        free(ref);
-        free(best);
         json_decref(j);
         return ret;
     }
@@ -326,51 +311,36 @@ enum MHD_Result api_taste_run(request_t *r, int64_t id)
     s->tasting = 1;
     pthread_mutex_unlock(&s->taste_mu);
     if (busy) {
-        free(ref);
-        free(best);
         json_decref(j);
         return respond_error(r, 409, "a tasting is already running; one at a time");
     }
 
-    char dir[256], refp[320], bestp[320], err[1024] = "";
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/emile-taste-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    char err[1024] = "", run_s[24];
     json_t *report = NULL;
-    int rc = -1;
-    refp[0] = bestp[0] = 0;
-    if (!mkdtemp(dir))
-        snprintf(err, sizeof err, "cannot create a temporary directory: %s", strerror(errno));
-    else if (write_file(dir, "reference.c", ref, refp, sizeof refp) != 0 ||
-             write_file(dir, "best.c", best, bestp, sizeof bestp) != 0)
-        snprintf(err, sizeof err, "cannot write the kernels to %s", dir);
-    else {
-        snprintf(tok, sizeof tok, "%lld", (long long)tokens);
-        char *argv[20];
-        int n = 0;
-        argv[n++] = s->emile_path;
-        argv[n++] = "taste";
-        argv[n++] = checkpoint ? "--model" : "--random";
-        argv[n++] = checkpoint ? s->model_dir : shape;
-        argv[n++] = "--reference";
-        argv[n++] = refp;
-        argv[n++] = "--kernel";
-        argv[n++] = bestp;
-        argv[n++] = "--max-new";
-        argv[n++] = tok;
-        if (checkpoint && prompt && *prompt) {
-            argv[n++] = "--prompt";
-            argv[n++] = (char *)prompt;
-        }
-        argv[n++] = "--json";
-        argv[n++] = "--quiet";
-        argv[n] = NULL;
-        rc = run_taste(s, argv, &report, err, sizeof err);
+    snprintf(tok, sizeof tok, "%lld", (long long)tokens);
+    snprintf(run_s, sizeof run_s, "%lld", (long long)run);
+    char *argv[24];
+    int n = 0;
+    argv[n++] = s->emile_path;
+    argv[n++] = "taste";
+    argv[n++] = checkpoint ? "--model" : "--random";
+    argv[n++] = checkpoint ? s->model_dir : shape;
+    argv[n++] = "--reference";
+    argv[n++] = run_s;
+    argv[n++] = "--kernel";
+    argv[n++] = run_s;
+    argv[n++] = "--store";
+    argv[n++] = s->store_path;
+    argv[n++] = "--max-new";
+    argv[n++] = tok;
+    if (checkpoint && prompt && *prompt) {
+        argv[n++] = "--prompt";
+        argv[n++] = (char *)prompt;
     }
-    if (refp[0]) unlink(refp);
-    if (bestp[0]) unlink(bestp);
-    rmdir(dir);
-    free(ref);
-    free(best);
+    argv[n++] = "--json";
+    argv[n++] = "--quiet";
+    argv[n] = NULL;
+    int rc = run_taste(s, argv, &report, err, sizeof err);
     pthread_mutex_lock(&s->taste_mu);
     s->tasting = 0;
     pthread_mutex_unlock(&s->taste_mu);
