@@ -28,9 +28,16 @@ OBJ      := $(LIB_SRC:%.c=build/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=build/san/%.o) $(TEST_SUPPORT:%.c=build/san/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=build/test/%)
 
-.PHONY: all test unit-tests clean cuda-check test-gpu run
+.PHONY: all test unit-tests clean distclean cuda-check test-gpu run
 HAVE_NVCC := $(shell test -x "$(NVCC)" && echo 1)
 ENGINE_CUDA := build/libemile-engine-cuda.so
+# cuBLAS from NVIDIA's wheel (scripts/setup.sh) where the toolkit has none:
+# built against it here, the engine finds the GPU host's own libcublas.so.13.
+CUBLAS_DIR := build/deps/cublas
+# (Its libcublasLt, 550 MB, is not fetched: executables link with its
+# symbols left to the run-time loader.)
+CUBLAS_FLAGS := $(if $(wildcard $(CUBLAS_DIR)/include/cublas_v2.h),-I$(CUBLAS_DIR)/include -L$(CUBLAS_DIR)/lib \
+	-Xlinker --allow-shlib-undefined)
 all: build/emile build/emile-runner build/emile-san $(if $(HAVE_NVCC),$(ENGINE_CUDA))
 
 # The engine's GPU path, loaded with dlopen by `emile taste --device cuda`
@@ -40,7 +47,7 @@ $(ENGINE_CUDA): src/engine/cuda/qwen3_cuda.cu src/engine/qwen3_cuda.h src/engine
 		src/engine/attn_slot.h src/engine/safetensors.h include/emile.h
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -cudart shared -Iinclude -Isrc \
-		$< -o $@ -lcublas
+		$(CUBLAS_FLAGS) $< -o $@ -lcublas
 
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -85,7 +92,7 @@ run: all
 
 CUDA_SRC := $(shell find kernels tests bench src -name '*.cu' 2>/dev/null)
 cuda-check:
-	@bash tests/cuda_compile_check.sh $(CUDA_SRC)
+	@CUBLAS_FLAGS="$(CUBLAS_FLAGS)" bash tests/cuda_compile_check.sh $(CUDA_SRC)
 
 # On a GPU host; the binaries may be built elsewhere and carried (the GPU
 # host need not have the -dev packages), so this does not rebuild them.
@@ -93,7 +100,13 @@ test-gpu:
 	@test -x build/emile -a -x build/emile-runner || { echo "build first: make all"; exit 2; }
 	@bash tests/gpu/run_gpu_suite.sh
 
+# clean keeps what scripts/setup.sh installed (build/venv, build/deps);
+# distclean removes those too.
 clean:
+	@mkdir -p build
+	find build -mindepth 1 -maxdepth 1 ! -name venv ! -name deps -exec rm -rf {} +
+
+distclean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)

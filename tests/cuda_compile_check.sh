@@ -20,7 +20,8 @@ fail=0; n=0
 check() {
   local f=$1 o=$out/$(echo "$1" | tr '/' '_')
   local libs=""
-  grep -q 'cublas' "$f" && libs="-lcublas"
+  # CUBLAS_FLAGS (from make): cuBLAS's wheel where the toolkit has none
+  grep -q 'cublas' "$f" && libs="${CUBLAS_FLAGS:-} -lcublas"
   if head -5 "$f" | grep -q 'MUST NOT COMPILE'; then
     if "$NVCC" -arch=sm_90a -std=c++17 -Iinclude -c "$f" -o "$o.o" >/dev/null 2>&1; then
       echo "FAIL (compiled but must not): $f"; return 1
@@ -30,7 +31,7 @@ check() {
   if grep -qE '^\s*int\s+main\s*\(' "$f"; then
     cmd=("$NVCC" -arch=sm_90a -std=c++17 -O1 -Iinclude "$f" -o "$o" $libs)
   else
-    cmd=("$NVCC" -arch=sm_90a -std=c++17 -O1 -Iinclude -shared -Xcompiler -fPIC -cudart shared "$f" -o "$o.so")
+    cmd=("$NVCC" -arch=sm_90a -std=c++17 -O1 -Iinclude -shared -Xcompiler -fPIC -cudart shared "$f" -o "$o.so" $libs)
   fi
   if "${cmd[@]}" >"$o.log" 2>&1; then echo "ok: $f"; else echo "FAIL: $f"; sed -n 1,30p "$o.log"; return 1; fi
 }
