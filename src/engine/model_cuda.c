@@ -87,7 +87,14 @@ static int load_api(char *err, size_t errlen)
         return 0;
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
-        snprintf(err, errlen, "dlopen %s: %s", path, dlerror());
+        /* built where nvcc and cuBLAS's headers are, but no GPU stack to
+         * load it with: the backend's probe names what is missing */
+        const backend_t *b = backend_find("cuda");
+        char why[512];
+        if (b && b->available(why, sizeof why) != 0)
+            snprintf(err, errlen, "--device cuda: %s (dlopen %s: %s)", why, path, dlerror());
+        else
+            snprintf(err, errlen, "dlopen %s: %s", path, dlerror());
         return -1;
     }
     qwen3_cuda_api_t a;
