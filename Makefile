@@ -18,9 +18,9 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lsql
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC    := $(sort $(filter-out src/cli/main.c src/runner/%,$(shell find src -name '*.c')))
-# The seccomp filter lives with the worker's sandbox: the runner installs
-# it, and so does the Tasting Room's engine child (src/engine/taste_confine.c).
-RUNNER_SRC := $(sort $(wildcard src/runner/*.c) src/worker/seccomp_filter.c)
+# The seccomp filter lives in src/sandbox: the runner installs
+# it, and so does the Tasting Room's engine child (src/taste/taste_confine.c).
+RUNNER_SRC := $(sort $(wildcard src/runner/*.c) src/sandbox/seccomp_filter.c)
 TEST_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
 

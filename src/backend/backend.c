@@ -11,7 +11,7 @@
 
 #include "util/fs.h"
 #include "util/paths.h"
-#include "worker/sandbox.h"
+#include "sandbox/sandbox.h"
 
 extern const backend_t backend_cpu;
 extern const backend_t backend_cuda;

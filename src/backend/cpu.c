@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "util/paths.h"
-#include "worker/sandbox.h"
+#include "sandbox/sandbox.h"
 
 static const char *cc(void)
 {

@@ -15,7 +15,7 @@
 
 #include "backend/cuda_inspect.h"
 #include "util/paths.h"
-#include "worker/sandbox.h"
+#include "sandbox/sandbox.h"
 
 typedef struct drv {
     int (*Init)(unsigned);

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "worker/sandbox.h"
+#include "sandbox/sandbox.h"
 
 static long field(const char *line, const char *key)
 {

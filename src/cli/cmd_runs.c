@@ -15,7 +15,7 @@
 #include "store/store.h"
 #include "util/fs.h"
 #include "util/paths.h"
-#include "worker/sandbox.h"
+#include "sandbox/sandbox.h"
 
 static double num(const json_t *o, const char *k)
 {

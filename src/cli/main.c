@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "engine/taste.h"
+#include "taste/taste.h"
 #include "serve/serve.h"
 
 static void usage(FILE *f)

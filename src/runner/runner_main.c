@@ -39,7 +39,7 @@
 #include "device.h"
 #include "launches.h"
 #include "emile.h"
-#include "worker/seccomp_filter.h"
+#include "sandbox/seccomp_filter.h"
 
 #define MAX_SLOTS 8
 #define MAX_TENSORS 16

@@ -7,7 +7,7 @@
  *
  * so the run's reference and best kernel are read, compiled (a run's
  * source as the sandbox's user) and tasted by the engine's own run loader
- * (src/engine/taste_kernel.c); the server only checks the run first, to
+ * (src/taste/taste_kernel.c); the server only checks the run first, to
  * answer 404/409/400 itself.  The child's last stdout line is its JSON
  * report. */
 #include "serve_internal.h"

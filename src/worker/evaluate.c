@@ -37,7 +37,7 @@
 #include "numeric.h"
 #include "profile/report.h"
 #include "runner_client.h"
-#include "sandbox.h"
+#include "sandbox/sandbox.h"
 #include "task/task.h"
 #include "util/fs.h"
 #include "util/paths.h"

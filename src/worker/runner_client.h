@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
-#include "sandbox.h"
+#include "sandbox/sandbox.h"
 
 typedef struct runner {
     sandbox_proc_t proc;

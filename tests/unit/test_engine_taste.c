@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "engine/qwen3.h"
-#include "engine/taste.h"
-#include "engine/taste_prompt.h"
+#include "taste/taste.h"
+#include "taste/taste_prompt.h"
 #include "util/fs.h"
 
 /* Run o, returning what it printed (caller frees). */

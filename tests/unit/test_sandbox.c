@@ -1,5 +1,5 @@
 /*
- * test_sandbox.c -- the sandbox's process setup (src/worker/sandbox.c):
+ * test_sandbox.c -- the sandbox's process setup (src/sandbox/sandbox.c):
  *
  *   - sandbox_scrub_env overwrites the environment strings it drops, so a
  *     secret is not left in memory (the initial environment on the stack,
@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "util/fs.h"
-#include "worker/sandbox.h"
+#include "sandbox/sandbox.h"
 
 #define SECRET "sk-emile-test-7f3a9c1e5b2d8f40"
 

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "engine/model.h"
-#include "engine/taste.h"
+#include "taste/taste.h"
 #include "util/fs.h"
 
 /* The fake engine.  next(token, pos) is the rule the test predicts. */

@@ -14,7 +14,7 @@
 #include <stdio.h>
 
 #include "engine/qwen3.h"
-#include "engine/taste.h"
+#include "taste/taste.h"
 #include "engine/tokenizer.h"
 
 typedef struct taste_engine_job {

@@ -3,7 +3,7 @@
  * taste_confine.h); the same pieces as the runner's (src/runner/
  * runner_main.c), in the same order.
  */
-#include "engine/taste_confine.h"
+#include "taste/taste_confine.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "util/fs.h"
-#include "worker/sandbox.h"
-#include "worker/seccomp_filter.h"
+#include "sandbox/sandbox.h"
+#include "sandbox/seccomp_filter.h"
 
 static int g_report_fd = -1;
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/taste.h"
+#include "taste/taste.h"
 
 static void usage(FILE *f)
 {

@@ -12,7 +12,7 @@
  * or {"error": TEXT}, or -- from the SIGSYS handler -- {"forbidden": NAME,
  * "nr": N}.  The parent checks it against the job before believing it.
  */
-#include "engine/taste_engine.h"
+#include "taste/taste_engine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +27,7 @@
 #include "engine/attn_slot.h"
 #include "engine/generate.h"
 #include "engine/model.h"
-#include "engine/taste_confine.h"
+#include "taste/taste_confine.h"
 #include "util/clock.h"
 #include "util/fs.h"
 

@@ -4,7 +4,7 @@
  * differs between cpu and cuda lives behind engine_model_t (model.h); the
  * kernels come from taste_kernel.c, the prompt from taste_prompt.c.
  */
-#include "engine/taste.h"
+#include "taste/taste.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include "engine/qwen3.h"
-#include "engine/taste_engine.h"
-#include "engine/taste_kernel.h"
-#include "engine/taste_prompt.h"
+#include "taste/taste_engine.h"
+#include "taste/taste_kernel.h"
+#include "taste/taste_prompt.h"
 #include "engine/tokenizer.h"
 #include "util/fs.h"
 

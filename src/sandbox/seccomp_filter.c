@@ -1,7 +1,7 @@
 /* seccomp_filter.c -- see seccomp_filter.h.  A classic BPF program, written
  * out by hand to keep the runner free of libraries.  x86-64 only: elsewhere
  * seccomp_install reports that it is unavailable. */
-#include "worker/seccomp_filter.h"
+#include "sandbox/seccomp_filter.h"
 
 #include <errno.h>
 #include <linux/audit.h>

@@ -2,7 +2,7 @@
  * seccomp_filter.h -- the system calls a kernel may not make.  Installed by
  * the runner before it loads the candidate, so constructors are covered too,
  * and by the Tasting Room's engine child before it loads the kernels it
- * tastes (src/engine/taste_confine.c; no control socket there: ctl_fd -1).
+ * tastes (src/taste/taste_confine.c; no control socket there: ctl_fd -1).
  *
  * Denied: creating processes (fork, vfork, clone without CLONE_THREAD,
  * exec), network sockets (anything but AF_UNIX), opening files for writing

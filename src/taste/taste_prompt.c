@@ -1,7 +1,7 @@
 /*
  * taste_prompt.c -- the Tasting Room's prompt ids (see taste_prompt.h).
  */
-#include "engine/taste_prompt.h"
+#include "taste/taste_prompt.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
  * taste_kernel.c -- kernels for the Tasting Room's slot, from files or from
  * runs of the store (see taste_kernel.h).
  */
-#include "engine/taste_kernel.h"
+#include "taste/taste_kernel.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -18,7 +18,7 @@
 #include "store/store.h"
 #include "util/fs.h"
 #include "util/paths.h"
-#include "worker/sandbox.h"
+#include "sandbox/sandbox.h"
 
 int taste_kernel_is_run(const char *spec)
 {

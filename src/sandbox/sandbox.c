@@ -1,5 +1,5 @@
 /* sandbox.c -- see sandbox.h. */
-#include "sandbox.h"
+#include "sandbox/sandbox.h"
 #include "util/clock.h"
 
 #include <errno.h>
