@@ -2,7 +2,8 @@
 # One device session: the GPU suite, then `emile cook` on the Qwen3-4B
 # prefill task with the builtin agent at each bench shape.  Binaries are
 # built on the CI-like machine and carried (build/emile, build/emile-runner,
-# .devlib for the shared libraries Ubuntu lacks).  Results land in $OUT.
+# .devlib for the shared libraries Ubuntu lacks, made by bench/devlib.sh).
+# Results land in $OUT.
 #   usage: bash bench/gpu_session.sh [suite] [cook SHAPES...]
 #          bash bench/gpu_session.sh engine-build        # here, where nvcc is: no GPU needed
 #          bash bench/gpu_session.sh engine|engine-golden|engine-bench   # on the GPU host
@@ -36,6 +37,10 @@
 set -u
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH=$PWD/.devlib:${LD_LIBRARY_PATH:-}
+# .devlib comes from bench/devlib.sh: say at once if the host still lacks one
+if [ -x build/emile ] && ldd build/emile | grep -q 'not found'; then
+  echo "gpu_session: build/emile still lacks (add to bench/devlib.sh):"; ldd build/emile | grep 'not found'
+fi
 export PATH=/usr/local/cuda/bin:$PATH
 OUT=${OUT:-/tmp/emile-out}; mkdir -p "$OUT"
 what=${1:-all}; shift || true
