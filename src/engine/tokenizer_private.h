@@ -41,6 +41,12 @@ struct tokenizer {
 int tok_byte_to_cp(int byte);
 int tok_cp_to_byte(int cp);
 
+/* The pre-tokenizer regex with \p{L}, \p{N} and \s rewritten to the sets
+ * of the tokenizers library (Unicode 16.0 letters and digits, the
+ * White_Space property), whatever Unicode version PCRE2 knows
+ * (tokenizer_regex.c).  Malloc'd; NULL when out of memory. */
+char *tok_regex_adapt(const char *pattern);
+
 /* Id of a token given by its exact text, or -1. */
 int tok_lookup(const tokenizer_t *t, const char *s, size_t len);
 

@@ -12,6 +12,9 @@
 #      tests/data/tokenizer/hf_tokenizers_ids.json (scripts/golden_qwen3.py).
 # On each, the texts of tests/data/tokenizer/texts.json and seeded random
 # texts are encoded and decoded, and random id sequences decoded, by both.
+# Before them, the regex classes \p{L}, \p{N} and \s of the C tokenizer
+# (PCRE2, adapted by src/engine/tokenizer_regex.c) are compared with those of
+# `tokenizers` on every code point.
 # Needs build/venv (scripts/setup.sh) and the test binary
 # (make build/test/test_engine_tokenizer).
 # Environment: TOKENIZER_RANDOM_TEXTS (default 1000), TOKENIZER_SEED
@@ -45,15 +48,14 @@ fi
 # 3: the package's file, found without importing it
 qwen3=$("$py" "$peer" qwen3-path) || die "Qwen3's tokenizer.json not found (see above)"
 
-"$py" "$peer" ids "$out/trained.json" "$texts" --random "$n" --seed "$seed" \
-  > "$out/trained_ids.json"
-"$py" "$peer" ids "$out/trained_im.json" "$texts" --random "$n" --seed "$((seed + 1))" \
-  > "$out/trained_im_ids.json"
-"$py" "$peer" ids "$qwen3" "$texts" --random "$n" --seed "$((seed + 2))" --golden "$golden" \
-  > "$out/qwen3_ids.json"
+"$py" "$peer" classes > "$out/classes.json"
+ids() { "$py" "$peer" ids "$1" "$texts" --random "$n" --classes "$out/classes.json" "${@:2}"; }
+ids "$out/trained.json" --seed "$seed" > "$out/trained_ids.json"
+ids "$out/trained_im.json" --seed "$((seed + 1))" > "$out/trained_im_ids.json"
+ids "$qwen3" --seed "$((seed + 2))" --golden "$golden" > "$out/qwen3_ids.json"
 echo "tokenizer_check: the peer's side took $(( $(date +%s) - start )) s"
 
-EMILE_QWEN3_TOKENIZER=$qwen3 \
+EMILE_TOKENIZER_CLASSES=$out/classes.json EMILE_QWEN3_TOKENIZER=$qwen3 \
 EMILE_TOKENIZER_IDS="$out/trained_ids.json:$out/trained_im_ids.json:$out/qwen3_ids.json" \
   "$bin"
 echo "tokenizer_check: done in $(( $(date +%s) - start )) s"

@@ -5,6 +5,7 @@
     tokenizer_peer.py train OUT.json [--vocab N] [--seed S] [--ignore-merges OUT2.json]
     tokenizer_peer.py ids TOKENIZER.json TEXTS.json [--random N] [--seed S]
                       [--golden IDS.json] > ids.json
+    tokenizer_peer.py classes > classes.json
     tokenizer_peer.py qwen3-path
 
 train: a byte-level BPE with Qwen3's pipeline (NFC, its Split regex + ByteLevel,
@@ -16,8 +17,13 @@ sprinkle of rare code points that stay below min_frequency, so they can only
 be encoded as single bytes.  --ignore-merges also writes the same model with
 BPE's ignore_merges set (the C tokenizer's other path).
 
+classes: the code points that \\p{L}, \\p{N} and \\s match in `tokenizers`'
+regex engine (Oniguruma, with its own Unicode version), as ranges, for
+test_engine_tokenizer's EMILE_TOKENIZER_CLASSES.
+
 ids: encodes every text of TEXTS.json (a JSON array of strings) and N more
-texts drawn from --seed, without adding special tokens, decodes the ids back,
+texts drawn from --seed (with --classes, also letters and digits newer than
+Python's unicodedata), without adding special tokens, decodes the ids back,
 and also decodes random id sequences whose bytes form valid UTF-8.  Prints
 {"peer", "tokenizer", "n_tokens", "added", "texts", "ids", "decoded",
 "decode_ids", "decode_texts"}: the file test_engine_tokenizer reads through
@@ -67,9 +73,8 @@ def fail(msg):
 # ---- characters and words ---------------------------------------------------
 
 def block(lo, hi, cats=("Lo", "Ll", "Lu")):
-    """The code points of [lo, hi] whose category is one of cats (Unicode 14
-    here: recent additions are left out, so that PCRE2 and Oniguruma, which may
-    follow other Unicode versions, agree on every character drawn)."""
+    """The code points of [lo, hi] whose category is one of cats (for Python's
+    unicodedata: 14.0 in Python 3.11)."""
     return [chr(c) for c in range(lo, hi + 1) if unicodedata.category(chr(c)) in cats]
 
 
@@ -121,7 +126,7 @@ class Alphabets:
                                            0x0327, 0x0331)]
         self.controls = [chr(c) for c in list(range(0x00, 0x09)) + list(range(0x0E, 0x20))
                          + [0x7F]]
-        # rare: anything assigned (in Unicode 14) outside the pools above, BMP
+        # rare: anything assigned (for unicodedata) outside the pools above, BMP
         # and beyond, private use and noncharacters
         self.rare = (assigned(0x0100, 0x2FFF) + assigned(0xA000, 0xABFF) +
                      assigned(0x10000, 0x1FAFF) + assigned(0x20000, 0x2000F + 4000) +
@@ -369,17 +374,27 @@ def cmd_train(args):
 
 # ---- ids --------------------------------------------------------------------
 
-def random_texts(n, seed):
+def any_code_point(rng):
+    c = rng.randrange(0x110000 - 0x800)
+    return chr(c + 0x800 if c >= 0xD800 else c)      # no surrogates
+
+
+def random_texts(n, seed, newer=()):
     """n texts of 1 to 24 pieces: words of every script of the corpus, numbers,
     whitespace runs, punctuation, contractions, emoji, added tokens (whole,
-    back to back, and cut in half), decomposed accents, control characters and
-    any assigned code point."""
+    back to back, and cut in half), decomposed accents, control characters,
+    any assigned code point, any code point at all, and letters or digits
+    that `tokenizers` knows and Python's unicodedata does not (newer)."""
     rng = random.Random(seed)
     corpus = Corpus(seed)
     a = corpus.a
     added = QWEN3_SPECIAL + QWEN3_ADDED
     common = corpus.common_words()
+    newer = list(newer) or ["x"]
     pieces = [
+        lambda: "".join(any_code_point(rng) for _ in range(rng.randint(1, 4))),
+        lambda: (rng.choice(("", "x", " ", "'", "\n", "1")) + rng.choice(newer) +
+                 rng.choice(("'s", "\n", "", "1", "a", " ", ".", "\u180e"))),
         lambda: rng.choice(corpus.words(rng.choice(corpus.langs)[1], 1)),
         lambda: rng.choice(("", " ")) + rng.choice(common) + rng.choice((" ", ",", "\n")),
         lambda: corpus.code(),
@@ -434,7 +449,13 @@ def cmd_ids(args):
         check_golden(tok, args.golden, args.tokenizer)
     with open(args.texts, encoding="utf-8") as f:
         texts = json.load(f)
-    texts += random_texts(args.random, args.seed)
+    newer = []
+    if args.classes:
+        with open(args.classes, encoding="utf-8") as f:
+            classes = json.load(f)["classes"]
+        newer = [chr(c) for name in ("\\p{L}", "\\p{N}") for lo, hi in classes[name]
+                 for c in range(lo, hi + 1) if unicodedata.category(chr(c)) == "Cn"]
+    texts += random_texts(args.random, args.seed, newer)
     encs = tok.encode_batch(texts, add_special_tokens=False)
     ids = [e.ids for e in encs]
     decoded = tok.decode_batch(ids, skip_special_tokens=False)
@@ -449,6 +470,41 @@ def cmd_ids(args):
     n_tok = sum(len(i) for i in ids)
     print(f"tokenizer_peer: {args.tokenizer}: {len(texts)} texts, {n_tok} tokens, "
           f"{len(dec_ids)} decode-only sequences", file=sys.stderr)
+
+
+def tokenizers_classes():
+    """The code points of \\p{L}, \\p{N} and \\s for the tokenizers library's
+    regex engine, as sorted [lo, hi] ranges: a Split that removes the matches
+    of one class leaves every other code point."""
+    cps = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    out = {}
+    for name in ("\\p{L}", "\\p{N}", "\\s"):
+        split = pre_tokenizers.Split(Regex(name), behavior="removed")
+        members = []
+        for at in range(0, len(cps), 1 << 16):
+            chunk = cps[at:at + (1 << 16)]
+            left = bytearray(len(chunk))
+            for _, (a, b) in split.pre_tokenize_str("".join(map(chr, chunk))):
+                left[a:b] = b"\x01" * (b - a)
+            members += [c for c, k in zip(chunk, left) if not k]
+        ranges = []
+        for c in members:
+            if ranges and ranges[-1][1] == c - 1:
+                ranges[-1][1] = c
+            else:
+                ranges.append([c, c])
+        out[name] = ranges
+    return out
+
+
+def cmd_classes(_args):
+    t0 = time.monotonic()
+    classes = tokenizers_classes()
+    json.dump({"peer": f"tokenizers {tokenizers.__version__}", "classes": classes},
+              sys.stdout)
+    sizes = ", ".join(f"{k} {sum(b - a + 1 for a, b in v)}" for k, v in classes.items())
+    print(f"tokenizer_peer: classes ({sizes} code points) in {time.monotonic() - t0:.1f} s",
+          file=sys.stderr)
 
 
 def cmd_qwen3_path(_args):
@@ -479,9 +535,13 @@ def main():
     i.add_argument("--decodes", type=int, default=300)
     i.add_argument("--seed", type=int, default=7)
     i.add_argument("--golden")
+    i.add_argument("--classes", help="the output of `classes`: draw letters and digits "
+                   "newer than Python's unicodedata from it")
+    sub.add_parser("classes")
     sub.add_parser("qwen3-path")
     args = p.parse_args()
-    {"train": cmd_train, "ids": cmd_ids, "qwen3-path": cmd_qwen3_path}[args.cmd](args)
+    {"train": cmd_train, "ids": cmd_ids, "classes": cmd_classes,
+     "qwen3-path": cmd_qwen3_path}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@
 #include <utf8proc.h>
 
 #include "engine/tokenizer.h"
+#include "engine/tokenizer_private.h"
 
 #define MINI "tests/data/tokenizer/mini.json"
 
@@ -175,19 +176,142 @@ static void test_refusals(void **st)
     assert_non_null(strstr(err, "/nonexistent/tokenizer.json"));
 }
 
+/* ---- the regex, with the tokenizers library's classes ------------------ */
+
+/* Compile pattern as the loader does (adapted), anchored. */
+static pcre2_code *compile_adapted(const char *pattern)
+{
+    char *a = tok_regex_adapt(pattern);
+    assert_non_null(a);
+    int ec;
+    PCRE2_SIZE eo;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)a, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF |
+                                   PCRE2_ANCHORED, &ec, &eo, NULL);
+    if (!re)
+        fail_msg("'%s' adapted to '%s' does not compile (offset %zu)", pattern, a,
+                 (size_t)eo);
+    free(a);
+    return re;
+}
+
+/* Does re match all of the text, from its start? */
+static int matches_all(const pcre2_code *re, const char *s, size_t n, pcre2_match_data *md)
+{
+    return pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, NULL) >= 0 &&
+           pcre2_get_ovector_pointer(md)[1] == n;
+}
+
+static int matches(const char *pattern, const char *text)
+{
+    pcre2_code *re = compile_adapted(pattern);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    int m = matches_all(re, text, strlen(text), md);
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    return m;
+}
+
+static void test_regex_adapt(void **st)
+{
+    (void)st;
+    const char *ext_h = "\xf0\xb1\x8d\x90";        /* U+31350, CJK Extension H (15.0) */
+    const char *todhri = "\xf0\x90\x97\x8f";       /* U+105CF, Todhri (16.0) */
+    const char *garay9 = "\xf0\x90\xb5\x89";       /* U+10D49, Garay digit nine (16.0) */
+    const char *mvs = "\xe1\xa0\x8e";              /* U+180E, no space since 6.3 */
+    assert_true(matches("\\p{L}+", ext_h));
+    assert_true(matches("\\pL", todhri));
+    assert_true(matches("[a\\p{L}]", todhri));
+    assert_false(matches("[^\\r\\n\\p{L}\\p{N}]", todhri));
+    assert_true(matches("\\p{N}", garay9));
+    assert_true(matches("[\\p{N}]", garay9));
+    assert_false(matches("\\p{N}", todhri));
+    assert_true(matches("\\p{L}", "a"));
+    assert_false(matches("\\s", mvs));
+    assert_true(matches("\\S", mvs));
+    assert_true(matches("[^\\s\\p{L}\\p{N}]+", mvs));
+    assert_true(matches("\\s+", " \t\n\xc2\xa0\xe3\x80\x80"));     /* NBSP, U+3000 */
+    assert_true(matches("\\s+(?!\\S)", "  "));
+    /* what is not a class stays as it is */
+    assert_true(matches("\\\\p{L}", "\\p{L}"));        /* an escaped backslash */
+    assert_true(matches("\\Q\\s\\p{L}\\E", "\\s\\p{L}"));
+    assert_true(matches("[]s]+", "]s"));                 /* ']' first is a member */
+    assert_true(matches("[[:alpha:]\\s]+", "ab "));
+    assert_true(matches("\\p{Lu}", "A"));
+    assert_false(matches("\\p{Lu}", "a"));
+    /* Qwen3's regex, adapted: "x𐗏" is one piece, "'s" the next */
+    const char *qwen3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
+                        " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    pcre2_code *re = compile_adapted(qwen3);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    char text[32];
+    snprintf(text, sizeof text, "x%s's", todhri);
+    assert_true(pcre2_match(re, (PCRE2_SPTR)text, strlen(text), 0, 0, md, NULL) >= 0);
+    assert_int_equal(pcre2_get_ovector_pointer(md)[1], 5);
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+}
+
+/* Every code point against the classes the tokenizers library reports
+ * (tokenizer_peer.py classes): {"\\p{L}": [[lo, hi], ...], ...}. */
+static void test_regex_classes_vs_tokenizers_library(void **st)
+{
+    (void)st;
+    const char *path = getenv("EMILE_TOKENIZER_CLASSES");
+    if (!path || !path[0]) {
+        fprintf(stderr, "skipped: EMILE_TOKENIZER_CLASSES not set "
+                "(tests/integration/tokenizer_check.sh sets it)\n");
+        skip();
+    }
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root)
+        fail_msg("%s: %s", path, je.text);
+    const char *name;
+    json_t *ranges;
+    int bad = 0;
+    json_object_foreach(json_object_get(root, "classes"), name, ranges) {
+        pcre2_code *re = compile_adapted(name);
+        pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+        size_t r = 0, members = 0, differ = 0;
+        for (int32_t cp = 0; cp < 0x110000; cp++) {
+            if (cp >= 0xd800 && cp < 0xe000)
+                continue;
+            while (r < json_array_size(ranges) &&
+                   json_integer_value(json_array_get(json_array_get(ranges, r), 1)) < cp)
+                r++;
+            json_t *rg = json_array_get(ranges, r);
+            int want = rg && json_integer_value(json_array_get(rg, 0)) <= cp;
+            utf8proc_uint8_t u[4];
+            utf8proc_ssize_t k = utf8proc_encode_char(cp, u);
+            int got = matches_all(re, (const char *)u, (size_t)k, md);
+            members += (size_t)want;
+            if (want != got) {
+                bad++;
+                if (differ++ < 8)
+                    fprintf(stderr, "%s: U+%04X is %sin it for %s, %sfor the C tokenizer\n",
+                            name, (unsigned)cp, want ? "" : "not ",
+                            json_string_value(json_object_get(root, "peer")),
+                            got ? "" : "not ");
+            }
+        }
+        fprintf(stderr, "%s: %zu code points for %s, %zu differ\n", name, members,
+                json_string_value(json_object_get(root, "peer")), differ);
+        pcre2_match_data_free(md);
+        pcre2_code_free(re);
+    }
+    json_decref(root);
+    if (bad)
+        fail_msg("%d code points are classified differently: extend "
+                 "src/engine/tokenizer_regex.c's tables", bad);
+}
+
 /* ---- against the `tokenizers` library ---------------------------------- */
 
-/* A string for a message, quoted, control bytes and bytes that are not
- * UTF-8 escaped, cut after about 200 bytes at a character boundary. */
-static void print_text(const char *label, const char *s, size_t len)
+/* n bytes of s, quoted, control bytes and bytes that are not UTF-8 escaped. */
+static void print_escaped(const char *s, size_t n)
 {
-    size_t n = len;
-    if (n > 200) {
-        n = 200;
-        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-            n--;
-    }
-    fprintf(stderr, "  %s \"", label);
+    fputc('"', stderr);
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
         utf8proc_int32_t cp;
@@ -203,7 +327,21 @@ static void print_text(const char *label, const char *s, size_t len)
             fwrite(s + i, 1, (size_t)k, stderr);
         i += k < 1 || c < 0x80 ? 1 : (size_t)k;
     }
-    fprintf(stderr, "\"%s (%zu bytes)\n", n < len ? "..." : "", len);
+    fputc('"', stderr);
+}
+
+/* A text for a message, cut after about 200 bytes at a character boundary. */
+static void print_text(const char *label, const char *s, size_t len)
+{
+    size_t n = len;
+    if (n > 200) {
+        n = 200;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+    }
+    fprintf(stderr, "  %s ", label);
+    print_escaped(s, n);
+    fprintf(stderr, "%s (%zu bytes)\n", n < len ? "..." : "", len);
 }
 
 /* Where the ids first differ: a window of ids on each side around it, and
@@ -226,9 +364,11 @@ static void print_first_difference(const tokenizer_t *t, const int *got, int n, 
     size_t gk = 0, wk = 0;
     const char *g = i < n ? tokenizer_token_bytes(t, got[i], &gk) : NULL;
     const char *w = i < m ? tokenizer_token_bytes(t, WANT(i), &wk) : NULL;
-    fprintf(stderr, "  first difference at token %d: want %d '%.*s', got %d '%.*s'\n", i,
-            i < m ? WANT(i) : -1, (int)wk, w ? w : "", i < n ? got[i] : -1, (int)gk,
-            g ? g : "");
+    fprintf(stderr, "  first difference at token %d: want %d ", i, i < m ? WANT(i) : -1);
+    print_escaped(w ? w : "", wk);
+    fprintf(stderr, ", got %d ", i < n ? got[i] : -1);
+    print_escaped(g ? g : "", gk);
+    fputc('\n', stderr);
 #undef WANT
 }
 
@@ -429,6 +569,8 @@ int main(void)
         cmocka_unit_test(test_mini_encode),
         cmocka_unit_test(test_mini_decode),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_regex_adapt),
+        cmocka_unit_test(test_regex_classes_vs_tokenizers_library),
         cmocka_unit_test(test_qwen3_vs_tokenizers_library),
         cmocka_unit_test(test_vs_tokenizers_library_peer_files),
     };
