@@ -18,7 +18,8 @@ be encoded as single bytes.  --ignore-merges also writes the same model with
 BPE's ignore_merges set (the C tokenizer's other path).
 
 classes: the code points that \\p{L}, \\p{N} and \\s match in `tokenizers`'
-regex engine (Oniguruma, with its own Unicode version), as ranges, for
+regex engine (Oniguruma, with its own Unicode version), as ranges, and what
+its NFC normalizer does around every code point (see tokenizers_nfc), for
 test_engine_tokenizer's EMILE_TOKENIZER_CLASSES.
 
 ids: encodes every text of TEXTS.json (a JSON array of strings) and N more
@@ -124,6 +125,9 @@ class Alphabets:
                              "ⅠⅡⅢⅣⅫ"]
         self.combining = [chr(c) for c in (0x0300, 0x0301, 0x0302, 0x0303, 0x0308, 0x030A,
                                            0x0327, 0x0331)]
+        # every combining mark (class > 0), for NFC's reordering
+        self.marks = [chr(c) for c in range(0x300, 0x1E950)
+                      if unicodedata.combining(chr(c))]
         self.controls = [chr(c) for c in list(range(0x00, 0x09)) + list(range(0x0E, 0x20))
                          + [0x7F]]
         # rare: anything assigned (for unicodedata) outside the pools above, BMP
@@ -408,6 +412,11 @@ def random_texts(n, seed, newer=()):
         lambda: rng.choice(added) + rng.choice(added),
         lambda: rng.choice(added)[:rng.randint(1, 5)],
         lambda: rng.choice("aeinouAENOU") + rng.choice(a.combining),
+        lambda: (rng.choice(("a", "e", "#", "\u1100", "\u0f40", "\U00011935", "")) +
+                 "".join(rng.choice(a.marks) for _ in range(rng.randint(1, 4)))),
+        lambda: (chr(rng.randint(0x1100, 0x1112)) + chr(rng.randint(0x1161, 0x1175)) +
+                 rng.choice(("", chr(rng.randint(0x11A8, 0x11C2))))),      # Hangul jamo
+        lambda: rng.choice(("\U00011935\U00011930", "\U00011938", "\u0f81", "\u2df3\u1df9")),
         lambda: "".join(rng.choice(a.controls) for _ in range(rng.randint(1, 3))),
         lambda: "".join(rng.choice(a.rare) for _ in range(rng.randint(1, 4))),
         lambda: rng.choice(a.symbols) * rng.randint(1, 4),
@@ -497,14 +506,50 @@ def tokenizers_classes():
     return out
 
 
+NFC_PROBES = ("#{}\u0334", "#\u0f71{}")
+
+
+def tokenizers_nfc():
+    """What the library's NFC does around every code point c: for each of
+    NFC_PROBES ("#" blocks composition and reordering with what comes before;
+    U+0334 has combining class 1, U+0F71 129, so a mark of any other class
+    reorders with one of them), the code points whose probes it changes, with
+    its results; and for every code point it decomposes, the decomposition and
+    its NFC (compositions)."""
+    nfc, nfd = normalizers.NFC(), normalizers.NFD()
+    cps = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    changed, decomposed = [], []
+    for at in range(0, len(cps), 256):
+        chunk = [chr(c) for c in cps[at:at + 256]]
+        # "#" starts every probe: NFC works on each alone, so an unchanged
+        # chunk has only unchanged probes
+        for probe in NFC_PROBES:
+            joined = "".join(probe.format(c) for c in chunk)
+            if nfc.normalize_str(joined) != joined:
+                break
+        else:
+            if nfd.normalize_str("".join(chunk)) == "".join(chunk):
+                continue
+        for c in chunk:
+            got = [nfc.normalize_str(p.format(c)) for p in NFC_PROBES]
+            if any(g != p.format(c) for g, p in zip(got, NFC_PROBES)):
+                changed.append([ord(c)] + got)
+            d = nfd.normalize_str(c)
+            if d != c:
+                decomposed.append([ord(c), d, nfc.normalize_str(d)])
+    return {"probes": list(NFC_PROBES), "changed": changed, "decomposed": decomposed}
+
+
 def cmd_classes(_args):
     t0 = time.monotonic()
     classes = tokenizers_classes()
-    json.dump({"peer": f"tokenizers {tokenizers.__version__}", "classes": classes},
-              sys.stdout)
+    nfc = tokenizers_nfc()
+    json.dump({"peer": f"tokenizers {tokenizers.__version__}", "classes": classes,
+               "nfc": nfc}, sys.stdout, ensure_ascii=False)
     sizes = ", ".join(f"{k} {sum(b - a + 1 for a, b in v)}" for k, v in classes.items())
-    print(f"tokenizer_peer: classes ({sizes} code points) in {time.monotonic() - t0:.1f} s",
-          file=sys.stderr)
+    print(f"tokenizer_peer: classes ({sizes} code points) and NFC ({len(nfc['changed'])} "
+          f"code points reordered or recomposed, {len(nfc['decomposed'])} decomposed) in "
+          f"{time.monotonic() - t0:.1f} s", file=sys.stderr)
 
 
 def cmd_qwen3_path(_args):
