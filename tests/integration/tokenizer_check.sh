@@ -13,8 +13,9 @@
 # On each, the texts of tests/data/tokenizer/texts.json and seeded random
 # texts are encoded and decoded, and random id sequences decoded, by both.
 # Before them, the regex classes \p{L}, \p{N} and \s of the C tokenizer
-# (PCRE2, adapted by src/engine/tokenizer_regex.c) are compared with those of
-# `tokenizers` on every code point.
+# (PCRE2, adapted by src/engine/tokenizer_regex.c) and its NFC (utf8proc,
+# adapted by src/engine/tokenizer_nfc.c) are compared with those of
+# `tokenizers` around every code point.
 # Needs build/venv (scripts/setup.sh) and the test binary
 # (make build/test/test_engine_tokenizer).
 # Environment: TOKENIZER_RANDOM_TEXTS (default 1000), TOKENIZER_SEED

