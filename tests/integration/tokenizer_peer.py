@@ -4,7 +4,7 @@
 
     tokenizer_peer.py train OUT.json [--vocab N] [--seed S] [--ignore-merges OUT2.json]
     tokenizer_peer.py ids TOKENIZER.json TEXTS.json [--random N] [--seed S]
-                      [--golden IDS.json] > ids.json
+                      [--golden IDS.json] [--classes classes.json] > ids.json
     tokenizer_peer.py classes > classes.json
     tokenizer_peer.py qwen3-path
 
