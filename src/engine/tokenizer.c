@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 #include "engine/tokenizer_private.h"
 
@@ -181,16 +180,14 @@ static int encode_segment(const tokenizer_t *t, const char *text, size_t len, id
 {
     if (len == 0)
         return 0;
-    utf8proc_uint8_t *norm = NULL;
+    unsigned char *norm = NULL;
     const unsigned char *s = (const unsigned char *)text;
-    if (t->nfc) {
-        /* invalid UTF-8 makes utf8proc fail: then the bytes go on as they are */
-        utf8proc_ssize_t r = utf8proc_map(s, (utf8proc_ssize_t)len, &norm,
-                                          UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-        if (r >= 0) {
-            s = norm;
-            len = (size_t)r;
-        }
+    size_t nlen;
+    /* invalid UTF-8 (or no memory) makes it fail: then the bytes go on as
+     * they are */
+    if (t->nfc && tok_nfc(s, len, &norm, &nlen) == 0) {
+        s = norm;
+        len = nlen;
     }
     unsigned char *buf = NULL;
     if (t->add_prefix_space && s[0] != ' ') {

@@ -275,6 +275,19 @@ static int add_split(tokenizer_t *t, const char *pattern, int literal, const cha
                     (literal ? PCRE2_LITERAL : 0);
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, opts, &ec,
                                    &eo, NULL);
+    if (re && !literal) {
+        /* the pattern as the file gives it is valid (errors name offsets in
+         * it); what runs is the one with the tokenizers library's classes,
+         * unless a construct the rewrite does not know made it invalid */
+        char *adapted = tok_regex_adapt(pattern);
+        pcre2_code *re2 = adapted ? pcre2_compile((PCRE2_SPTR)adapted, PCRE2_ZERO_TERMINATED,
+                                                  opts, &ec, &eo, NULL) : NULL;
+        free(adapted);
+        if (re2) {
+            pcre2_code_free(re);
+            re = re2;
+        }
+    }
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);

@@ -41,6 +41,18 @@ struct tokenizer {
 int tok_byte_to_cp(int byte);
 int tok_cp_to_byte(int cp);
 
+/* The pre-tokenizer regex with \p{L}, \p{N} and \s rewritten to the sets
+ * of the tokenizers library (Unicode 16.0 letters and digits, the
+ * White_Space property), whatever Unicode version PCRE2 knows
+ * (tokenizer_regex.c).  Malloc'd; NULL when out of memory. */
+char *tok_regex_adapt(const char *pattern);
+
+/* NFC of len bytes of UTF-8 as the tokenizers library computes it (its
+ * Unicode tables are older than utf8proc's; tokenizer_nfc.c).  Returns 0
+ * and *out (malloc'd, NUL-terminated) with *outlen, or -1 when the bytes
+ * are not UTF-8 or memory runs out. */
+int tok_nfc(const unsigned char *s, size_t len, unsigned char **out, size_t *outlen);
+
 /* Id of a token given by its exact text, or -1. */
 int tok_lookup(const tokenizer_t *t, const char *s, size_t len);
 
