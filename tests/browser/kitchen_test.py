@@ -11,7 +11,7 @@ the list, stop a second cook, visit the Tasting Room.  Nothing the server
 sent may run as script.  Screenshots go to SCREENSHOT_DIR.
 
 The steps run in order on one page (unittest runs a class's tests sorted by
-name: test_1 .. test_8).  A step that needs what an earlier one made (the
+name: test_1 .. test_9).  A step that needs what an earlier one made (the
 cooked run) is skipped, saying so, when that step failed: the first failure
 is the one to read."""
 
@@ -44,6 +44,7 @@ class Kitchen(unittest.TestCase):
 
     run_id = None        # the first cook's run, once it has started
     cooked = False       # that run ended 'done'
+    stopped_run_id = None    # the second cook's run, once stopped
 
     @classmethod
     def setUpClass(cls):
@@ -213,12 +214,47 @@ class Kitchen(unittest.TestCase):
         page.wait_for_selector("#run-resume:not([hidden])")
         self.assertTrue(page.is_hidden("#run-stop"))
         screenshot(page, "kitchen-stopped.png")
+        Kitchen.stopped_run_id = int(re.match(r"^Run (\d+)", page.text_content("#run-title")).group(1))
 
-    def test_7_tasting(self):
+    def open_tasting_room(self):
+        """Click the Tasting Room's tab and wait for the view it shows: the
+        view changes on the hashchange that follows the click as a task of
+        its own, so a check made at once can still see the Kitchen."""
+        self.page.click("#nav-tasting")
+        self.page.wait_for_selector("#tasting", state="visible")
+
+    def test_7_refresh_keeps_the_tasting_room(self):
+        """a reload of the open run keeps the Tasting Room and its address"""
+        if not Kitchen.stopped_run_id:
+            self.skipTest("needs the stopped run of test_6, which failed")
+        page, run_id = self.page, Kitchen.stopped_run_id
+        self.assertTrue(page.url.endswith("#run/%d" % run_id), page.url)
+        self.open_tasting_room()
+        self.assertTrue(page.url.endswith("#tasting"), page.url)
+        # Another client resumes the run this tab has open, and stops it:
+        # the events reach this tab, which reloads the run behind the
+        # Tasting Room ('done' -> openRun).  That reload once renamed the
+        # address '#run/N'; arriving between the tab's click and its
+        # hashchange, it sent the page back to the Kitchen.
+        api = urljoin(self.base, "api/runs/%d/" % run_id)
+        res = page.request.post(api + "resume", data={})
+        self.assertEqual(res.status, 202, res.text())
+        page.wait_for_selector("#run-resume[hidden]", state="attached")       # the job runs
+        res = page.request.post(api + "stop", data={})
+        # 409: the cook had already ended by itself; its 'done' came all the same.
+        self.assertIn(res.status, (202, 409), res.text())
+        page.wait_for_selector("#run-resume:not([hidden])", state="attached", timeout=180000)
+        self.assertTrue(page.url.endswith("#tasting"), "the address became " + page.url)
+        self.assertTrue(page.is_visible("#tasting"))
+        self.assertTrue(page.is_hidden("#kitchen"))
+        page.click("#nav-kitchen")          # the next step clicks the tab from the Kitchen
+        page.wait_for_selector("#kitchen", state="visible")
+
+    def test_8_tasting(self):
         """the Tasting Room tastes the best kernel"""
         self.need_cooked_run()
         page, run_id = self.page, Kitchen.run_id
-        page.click("#nav-tasting")
+        self.open_tasting_room()
         page.wait_for_function("""() => document.querySelector('#t-status').textContent.length > 0 &&
                                         !/^Asking/.test(document.querySelector('#t-status').textContent)""")
         self.assertTrue(page.is_hidden("#kitchen"))
@@ -253,7 +289,7 @@ class Kitchen(unittest.TestCase):
         self.assertNotEqual(page.text_content("#t-best-ttft").strip(), "\u2013")
         screenshot(page, "tasting-room.png")
 
-    def test_8_no_script_ran(self):
+    def test_9_no_script_ran(self):
         """nothing the server sent ran as script"""
         page = self.page
         self.assertEqual(page.evaluate("() => typeof window.__pwned"), "undefined")
