@@ -20,6 +20,8 @@ import re
 import unittest
 from urllib.parse import urljoin, urlsplit
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
 from browser_support import Browser, env_required, screenshot
 
 COOK_TIMEOUT = int(os.environ.get("COOK_TIMEOUT_MS", "420000"))
@@ -34,6 +36,10 @@ ITER_ROWS = """rows => rows.map(r => ({
 PLOT_POINTS = """cs => cs.map(c => ({
     iter: Number(c.getAttribute('data-iter')), best: c.classList.contains('best'),
 }))"""
+
+def is_taste_post(request):
+    return urlsplit(request.url).path == "/api/taste" and request.method == "POST"
+
 
 RUN_ENDED = """() => ['done', 'stopped', 'failed'].includes(
     document.querySelector('#run-status').textContent.trim())"""
@@ -269,10 +275,16 @@ class Kitchen(unittest.TestCase):
         self.assertEqual(page.input_value("#t-run"), str(run_id))
         self.assertEqual(page.input_value("#t-model"), "random:tiny")
         # The answer to the page's POST, kept so a failure names its status,
-        # the request and the server's words.
-        with page.expect_response(lambda r: urlsplit(r.url).path == "/api/taste" and
-                                  r.request.method == "POST", timeout=300000) as answer:
-            page.click("#t-start")
+        # the request and the server's words.  The page posts at once: if it
+        # does not (a script error in its handler), say so now, with the
+        # page's errors, instead of after the engine's five minutes.
+        with page.expect_response(lambda r: is_taste_post(r.request), timeout=300000) as answer:
+            try:
+                with page.expect_request(is_taste_post, timeout=30000):
+                    page.click("#t-start")
+            except PlaywrightTimeoutError:
+                self.fail("the page sent no POST /api/taste within 30 s of the click; "
+                          "its errors: %r" % self.problems)
         resp = answer.value
         self.assertEqual(resp.status, 200, "POST /api/taste %s answered %d: %s"
                          % (resp.request.post_data, resp.status, resp.text()))
