@@ -214,9 +214,11 @@ class Kitchen(unittest.TestCase):
         page.wait_for_selector("#run-stop:not([hidden])")
         page.wait_for_selector("#iters tbody tr[data-iter]", timeout=120000)
         page.click("#run-stop")
-        page.wait_for_function(
-            "() => document.querySelector('#run-status').textContent.trim() === 'stopped'",
-            timeout=180000, polling=500)
+        # Any end, then the one expected: a cook that ended by itself fails
+        # at once with its note, instead of after the whole wait.
+        page.wait_for_function(RUN_ENDED, timeout=180000, polling=500)
+        status = self.run_status()
+        self.assertEqual(status, "stopped", "the run ended " + status + ": " + page.text_content("#run-job"))
         page.wait_for_selector("#run-resume:not([hidden])")
         self.assertTrue(page.is_hidden("#run-stop"))
         screenshot(page, "kitchen-stopped.png")
