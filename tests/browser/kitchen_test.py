@@ -7,8 +7,9 @@ A new user's path: the page opens with the bundled CPU task filled in; we
 make it small, give it a name and a reference whose text holds "<script>",
 cook it with the builtin agent, watch iterations appear, check that the
 roofline has a point per valid iteration, read a diff, reopen the run from
-the list, stop a second cook, visit the Tasting Room.  Nothing the server
-sent may run as script.  Screenshots go to SCREENSHOT_DIR.
+the list, stop a second cook, keep the Tasting Room shown while that run
+is reloaded behind it, taste the best kernel.  Nothing the server sent may
+run as script.  Screenshots go to SCREENSHOT_DIR.
 
 The steps run in order on one page (unittest runs a class's tests sorted by
 name: test_1 .. test_9).  A step that needs what an earlier one made (the
@@ -36,13 +37,12 @@ ITER_ROWS = """rows => rows.map(r => ({
 PLOT_POINTS = """cs => cs.map(c => ({
     iter: Number(c.getAttribute('data-iter')), best: c.classList.contains('best'),
 }))"""
+RUN_ENDED = """() => ['done', 'stopped', 'failed'].includes(
+    document.querySelector('#run-status').textContent.trim())"""
+
 
 def is_taste_post(request):
     return urlsplit(request.url).path == "/api/taste" and request.method == "POST"
-
-
-RUN_ENDED = """() => ['done', 'stopped', 'failed'].includes(
-    document.querySelector('#run-status').textContent.trim())"""
 
 
 class Kitchen(unittest.TestCase):
