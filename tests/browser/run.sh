@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Browser tests of the web UI: starts `build/emile serve` on a free loopback
 # port with a temporary store, drives the Kitchen and the Tasting Room in
-# Debian's headless Chromium (playwright-core from npm), and leaves
-# screenshots in build/screenshots/.  Needs build/emile (make), chromium
-# (apt-get install chromium) and node/npm; installs playwright-core into
-# tests/browser/node_modules on first use.
+# Debian's headless Chromium (Playwright for Python, from build/venv), and
+# leaves screenshots in build/screenshots/.  Needs build/emile (make),
+# chromium (apt-get install chromium; $CHROMIUM names another) and
+# build/venv with python/requirements.txt (scripts/setup.sh).  Playwright's
+# own browser download is never used.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -15,10 +16,12 @@ if [ ! -x "$chromium_bin" ]; then
   echo "browser tests: $chromium_bin not found (apt-get install chromium)" >&2
   exit 1
 fi
-[ -x build/emile ] || make -j"$(nproc)" build/emile build/emile-runner
-if [ ! -d "$here/node_modules/playwright-core" ]; then
-  (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+python=build/venv/bin/python3
+if ! "$python" -c 'import playwright.sync_api' 2>/dev/null; then
+  echo "browser tests: $python has no playwright (bash scripts/setup.sh installs it)" >&2
+  exit 1
 fi
+[ -x build/emile ] || make -j"$(nproc)" build/emile build/emile-runner
 
 tmp="$(mktemp -d /tmp/emile-browser-XXXXXX)"
 server=""
@@ -87,18 +90,13 @@ mkdir -p build/screenshots
 status=0
 EMILE_URL="$url" EMILE_TOKEN_URL="$url2" EMILE_TOKEN="$token" \
   SCREENSHOT_DIR="$root/build/screenshots" CHROMIUM="$chromium_bin" \
-  node --test --test-concurrency=1 \
-    --test-reporter=spec --test-reporter-destination=stdout \
-    --test-reporter=tap --test-reporter-destination="$tmp/tap.txt" \
-    "$here/token.test.js" "$here/kitchen.test.js" \
-  || status=$?
+  "$python" -u "$here/run_tests.py" --failures "$tmp/failures.txt" 2>&1 || status=$?
 if [ "$status" -ne 0 ]; then
-  echo "--- server log (last 60 lines)" >&2
-  tail -60 "$tmp/serve.err" >&2
+  echo "--- server log (last 60 lines)"
+  tail -60 "$tmp/serve.err"
   # Last, so that a log cut to its tail still shows why each test failed.
-  echo "--- failed tests and their messages" >&2
-  grep -A14 '^ *not ok' "$tmp/tap.txt" | grep -v '^ *\(duration_ms\|location\|---\|\.\.\.\)' \
-    | head -60 >&2 || true
+  echo "--- failed tests and their messages"
+  if [ -s "$tmp/failures.txt" ]; then head -120 "$tmp/failures.txt"; else echo "(the test runner itself failed: exit $status)"; fi
 fi
 echo "browser tests: screenshots in build/screenshots/"
 exit "$status"

@@ -122,7 +122,8 @@
     pendingJob: null,      /* the cook this tab started, until its run appears */
     runByJob: {},          /* job -> run, from 'run' events (they can beat the POST reply) */
     lastEvent: 0,
-    taste: null
+    taste: null,
+    tasting: false         /* this tab's POST /api/taste is unanswered */
   };
 
   /* ---- the form ---- */
@@ -298,11 +299,18 @@
     return b ? b.iter : -1;
   }
 
+  /* Open run id, or (keepSelection) reload the open run after an event.
+   * Only an open names the run in the address: a reload comes from the
+   * server at any moment, also while the Tasting Room is shown or just
+   * after its tab was clicked, and rewriting the address then would put
+   * '#run/N' under the Tasting Room, or let the tab's hashchange (which
+   * follows the click as a task of its own) read '#run/N' and go back to
+   * the Kitchen. */
   function openRun(id, keepSelection) {
     var same = S.runId === id;
     S.runId = id;
     if (!same || !keepSelection) S.selected = null;
-    if (location.hash !== '#run/' + id) history.replaceState(null, '', '#run/' + id);
+    if (!keepSelection && location.hash !== '#run/' + id) history.replaceState(null, '', '#run/' + id);
     return api('GET', '/api/runs/' + id).then(function (r) {
       if (S.runId !== id) return;
       S.run = r.run;
@@ -651,6 +659,9 @@
     if (!(t.models || []).length) models.appendChild(el('option', {value: ''}, 'no model (engine not built)'));
     if (keep) models.value = keep;
     ['t-run', 't-model', 't-tokens', 't-prompt', 't-start'].forEach(function (id) { $(id).disabled = !available; });
+    /* An answer that comes back during a tasting must not offer a second
+     * one (the server tastes one at a time). */
+    if (S.tasting) $('t-start').disabled = true;
     onTasteModel();
   }
 
@@ -675,6 +686,7 @@
     ev.preventDefault();
     var req = {run: Number($('t-run').value), model: $('t-model').value, prompt: $('t-prompt').value,
                tokens: Number($('t-tokens').value)};
+    S.tasting = true;
     $('t-start').disabled = true;
     showSide('ref', null);
     showSide('best', null);
@@ -688,7 +700,10 @@
     }).catch(function (e) {
       $('t-agree').textContent = e.message;
       $('t-agree').className = 'msg error';
-    }).then(function () { $('t-start').disabled = !(S.taste && S.taste.available); });
+    }).then(function () {
+      S.tasting = false;
+      $('t-start').disabled = !(S.taste && S.taste.available);
+    });
   }
 
   /* ---- views ---- */
