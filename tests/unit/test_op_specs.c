@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 
+#include "agent/builtin/ladder.h"
 #include "emile_test.h"
 #include "task/task.h"
 #include "util/fs.h"
@@ -262,6 +263,36 @@ static void test_wrong_kernels_invalid(void **state)
     }
 }
 
+/* The builtin agent's ladders for every op on both backends load, and each
+ * rung renders to a kernel source (the GEMV family's rungs are shared files
+ * under kernels/gemv/). */
+static void test_ladders_render(void **state)
+{
+    (void)state;
+    const char *backends[] = { "cpu", "cuda" };
+    for (size_t i = 0; i < N_OPS; i++)
+        for (size_t b = 0; b < 2; b++) {
+            ladder_t l;
+            char err[512];
+            if (ladder_load(&l, OPS[i], backends[b], err, sizeof err) != 0)
+                fail_msg("%s/%s: %s", OPS[i], backends[b], err);
+            size_t k;
+            json_t *rung;
+            json_array_foreach(l.rungs, k, rung) {
+                json_t *d = ladder_defaults(rung);
+                char *src = ladder_render(&l, rung, d, err, sizeof err);
+                if (!src)
+                    fail_msg("%s/%s rung %zu: %s", OPS[i], backends[b], k, err);
+                assert_contains(src, "emile_kernel");
+                assert_true(json_object_size(d) > 0);
+                free(src);
+                json_decref(d);
+            }
+            assert_true(json_array_size(l.rungs) >= (b == 0 ? 1u : 2u));
+            ladder_free(&l);
+        }
+}
+
 /* ---- setup ------------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -305,6 +336,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_specs_parse),
         cmocka_unit_test(test_ranges_checked),
+        cmocka_unit_test(test_ladders_render),
         cmocka_unit_test(test_references_and_first_rungs_valid),
         cmocka_unit_test(test_wrong_kernels_invalid),
     };
