@@ -68,6 +68,8 @@ static int run_side(const taste_engine_job_t *job, engine_model_t *m, engine_ops
         return -1;
     }
     snprintf(side->label, sizeof side->label, "%s", slot->label);
+    for (int op = 0; op < ENGINE_OP_COUNT; op++)
+        snprintf(side->op_label[op], sizeof side->op_label[op], "%s", ops->slot[op].label);
     struct stream st = { job->tok, out };
     int show = job->tok && !o->quiet && !o->json;
     if (show)
