@@ -210,6 +210,7 @@ if cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Isrc tests/gpu/engine_cuda_check.c \
 else not_ok "engine_cuda_check build" "$(head -c 1500 "$tmp/cc.err")"; fi
 if cc -std=c11 -D_GNU_SOURCE -O1 -fPIC -shared -Iinclude -Isrc "$tmp/fake_engine.c" \
      src/engine/qwen3_forward.c src/engine/qwen3_weights.c src/engine/attn_slot.c \
+     src/engine/op_slot.c src/util/clock.c \
      src/engine/safetensors.c src/engine/qwen3_config.c -o "$tmp/fake_engine.so" \
      -ljansson -ldl -lm 2> "$tmp/fake.err"; then
   ok "CPU stand-in of the GPU engine builds"
