@@ -8,28 +8,6 @@
 
 #include "engine/attn_slot.h"
 
-static const char *const names[ENGINE_OP_COUNT] = {
-    "attention", "decode_attention", "qkv_proj", "o_proj", "gate_up", "down_proj", "lm_head",
-};
-
-const char *engine_op_name(int op)
-{
-    return op >= 0 && op < ENGINE_OP_COUNT ? names[op] : NULL;
-}
-
-int engine_op_from_name(const char *name)
-{
-    for (int i = 0; name && i < ENGINE_OP_COUNT; i++)
-        if (strcmp(name, names[i]) == 0)
-            return i;
-    return -1;
-}
-
-int engine_op_is_decode(int op)
-{
-    return op > ENGINE_OP_ATTENTION && op < ENGINE_OP_COUNT;
-}
-
 void op_slot_init(op_slot_t *s, int op)
 {
     memset(s, 0, sizeof *s);

@@ -80,12 +80,30 @@ typedef struct engine_ops {
     engine_profile_t *prof;
 } engine_ops_t;
 
-/* "attention", "decode_attention", ... (NULL out of range). */
-const char *engine_op_name(int op);
+/* "attention", "decode_attention", ... (NULL out of range).  Inline: the
+ * GPU engine, a library of its own, uses them too. */
+static inline const char *engine_op_name(int op)
+{
+    static const char *const names[ENGINE_OP_COUNT] = {
+        "attention", "decode_attention", "qkv_proj", "o_proj", "gate_up", "down_proj", "lm_head",
+    };
+    return op >= 0 && op < ENGINE_OP_COUNT ? names[op] : NULL;
+}
+
 /* The op called name, or -1. */
-int engine_op_from_name(const char *name);
+static inline int engine_op_from_name(const char *name)
+{
+    for (int i = 0; name && i < ENGINE_OP_COUNT; i++)
+        if (strcmp(name, engine_op_name(i)) == 0)
+            return i;
+    return -1;
+}
+
 /* 1 for the ops that run in decode steps. */
-int engine_op_is_decode(int op);
+static inline int engine_op_is_decode(int op)
+{
+    return op > ENGINE_OP_ATTENTION && op < ENGINE_OP_COUNT;
+}
 
 /* Put the engine's own implementation of op in the slot. */
 void op_slot_init(op_slot_t *s, int op);

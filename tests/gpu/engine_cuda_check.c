@@ -126,12 +126,6 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* op_slot.h's names (op_slot.c is not linked in: this program builds from
- * the few sources its header names) */
-static const char *const op_names[ENGINE_OP_COUNT] = {
-    "attention", "decode_attention", "qkv_proj", "o_proj", "gate_up", "down_proj", "lm_head",
-};
-
 static int argmax(const float *x, int n)
 {
     int b = 0;
@@ -460,11 +454,8 @@ int main(int argc, char **argv)
             const char *eq = strchr(v, '=');
             char name[64];
             snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - v) : 0, v);
-            int op = -1;
-            for (int k = 1; k < ENGINE_OP_COUNT; k++)
-                if (strcmp(name, op_names[k]) == 0)
-                    op = k;
-            if (op < 0 || !(ops[op] = load_kernel(eq + 1))) {
+            int op = engine_op_from_name(name);
+            if (!engine_op_is_decode(op) || !(ops[op] = load_kernel(eq + 1))) {
                 fprintf(stderr, "--op %s: OP=SO with OP a decode op and SO a kernel\n", v);
                 return 2;
             }
