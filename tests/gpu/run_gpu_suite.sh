@@ -115,6 +115,19 @@ assert r['decode_path']=='graph', r.get('decode_path_note')" "$work/taste.json" 
   else bad "taste --device cuda: decode did not run as a CUDA graph ($(head -c 300 "$work/taste.json"))"; fi
 else bad "taste --device cuda: build/libemile-engine-cuda.so is not built (make all where nvcc is)"; fi
 
+# 5b. the prefill ladder at other head dims and fp16 (issue 13): the worker
+#     validates the mma.sync rung at head_dim 256 and 64 and the wgmma rung in fp16
+dims() {   # dims D DTYPE KERNEL
+  local t="$work/dims.json"
+  sed "s/\"head_dim\":128/\"head_dim\":$1/; s/\"bf16\"/\"$2\"/" "$small" > "$t"
+  timeout 300 $E profile "$t" "$3" --json > "$work/d.json" 2>"$work/d.err"
+  [ "$(status_of "$work/d.json")" = valid ] && ok "prefill ladder: $(basename "$3") at head_dim $1, $2" \
+    || bad "prefill ladder: $(basename "$3") at head_dim $1, $2: $(status_of "$work/d.json") $(python3 -c "import json,sys; print((json.load(open(sys.argv[1])).get('error') or '')[:300])" "$work/d.json" 2>/dev/null)"
+}
+dims 256 bf16 kernels/attention/cuda/rung6_causal.cu
+dims 64 f16 kernels/attention/cuda/rung6_causal.cu
+dims 128 f16 kernels/attention/cuda/rung7_wgmma.cu
+
 # 6. the decode ops (issue 13): kernels built here unless carried
 #    (bash bench/gpu_session.sh engine-build builds build/op-kernels)
 OK_DIR=build/op-kernels
