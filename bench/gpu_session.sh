@@ -90,8 +90,8 @@ engine_build() {
   mkdir -p $EG
   if need build/emile; then make build/emile build/emile-runner || return 1; fi
   if need $ENGINE_SO; then
-    nvcc -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -cudart shared -Iinclude -Isrc \
-      src/engine/cuda/qwen3_cuda.cu -o $ENGINE_SO -lcublas || return 1
+    # make's rule adds cuBLAS's headers from build/deps where the toolkit has none
+    touch src/engine/cuda/qwen3_cuda.cu && make $ENGINE_SO || return 1
   fi
   if need $EG/attn_reference.so; then
     $NVCC_KERNEL kernels/attention/cuda/reference.cu -o $EG/attn_reference.so || return 1
@@ -101,7 +101,8 @@ engine_build() {
     $NVCC_KERNEL $BEST_FLAGS "$BEST_SRC" -o "$BEST_SO" || return 1
   fi
   if need build/op-kernels/gemv_rung3_splitk.so; then
-    python3 bench/op_ladders_cuda.py --build-only --lib-dir build/op-kernels || return 1
+    python3 bench/op_ladders_cuda.py --build-only --lib-dir build/op-kernels \
+      ${only_missing:---rebuild} || return 1
   fi
   if need $EG/engine_cuda_check; then
     cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Isrc tests/gpu/engine_cuda_check.c \
