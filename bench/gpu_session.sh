@@ -102,7 +102,7 @@ engine_build() {
   fi
   if need build/op-kernels/gemv_rung3_splitk.so; then
     python3 bench/op_ladders_cuda.py --build-only --lib-dir build/op-kernels \
-      ${only_missing:---rebuild} || return 1
+      $([ -z "$only_missing" ] && echo --rebuild) || return 1
   fi
   if need $EG/engine_cuda_check; then
     cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Isrc tests/gpu/engine_cuda_check.c \
