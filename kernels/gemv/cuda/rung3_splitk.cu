@@ -449,7 +449,7 @@ __global__ void __launch_bounds__(EMILE_WARPS * 32, 16 / EMILE_WARPS > 0 ? 16 / 
                 acc[r][p][t] = 0.f;
     /* Full steps first: EMILE_UNROLL slices every lane has, loaded without
      * a condition (so all are in flight before the first multiply); then
-     * the slices left, one at a time, each lane up to its own end. */
+     * the fewer than EMILE_UNROLL slices left, as one guarded step. */
     const int kend = g.K - lane * 8;                     /* this lane's elements: k < kend */
     constexpr int SLICE = 256 * KSPLIT, STEP = SLICE * EMILE_UNROLL;
     int kb = ks * 256;
@@ -470,17 +470,27 @@ __global__ void __launch_bounds__(EMILE_WARPS * 32, 16 / EMILE_WARPS > 0 ? 16 / 
         for (int s = 0; s < EMILE_UNROLL; s++)
             fma_slice<T, R, PARTS, NT>(acc, wv[s], xv[s]);
     }
-    for (; kb < kend; kb += SLICE) {
-        uint4 wv[R][PARTS], xv[NT];
+    if (kb < kend) {
+        /* fewer than EMILE_UNROLL slices left: one step whose loads are all
+         * issued (those past this lane's end read nothing and add zeros) */
+        uint4 wv[EMILE_UNROLL][R][PARTS], xv[EMILE_UNROLL][NT];
 #pragma unroll
-        for (int r = 0; r < R; r++)
+        for (int s = 0; s < EMILE_UNROLL; s++) {
+            const int k = kb + s * SLICE;
+            const bool in = k < kend;
 #pragma unroll
-            for (int p = 0; p < PARTS; p++)
-                wv[r][p] = load_w(wp[r][p] + kb);
+            for (int r = 0; r < R; r++)
 #pragma unroll
-        for (int t = 0; t < NT; t++)
-            xv[t] = __ldg(reinterpret_cast<const uint4 *>(xp[t] + kb));
-        fma_slice<T, R, PARTS, NT>(acc, wv, xv);
+                for (int p = 0; p < PARTS; p++)
+                    wv[s][r][p] = in ? load_w(wp[r][p] + k) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                xv[s][t] = in ? __ldg(reinterpret_cast<const uint4 *>(xp[t] + k))
+                              : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int s = 0; s < EMILE_UNROLL; s++)
+            fma_slice<T, R, PARTS, NT>(acc, wv[s], xv[s]);
     }
 #pragma unroll
     for (int r = 0; r < R; r++)
