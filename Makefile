@@ -44,7 +44,7 @@ all: build/emile build/emile-runner build/emile-san $(if $(HAVE_NVCC),$(ENGINE_C
 # (so the emile binary itself needs no CUDA).  The shared CUDA runtime, as
 # the kernels put into its attention slot are built (src/backend/cuda.c).
 $(ENGINE_CUDA): src/engine/cuda/qwen3_cuda.cu src/engine/qwen3_cuda.h src/engine/qwen3.h \
-		src/engine/attn_slot.h src/engine/safetensors.h include/emile.h
+		src/engine/attn_slot.h src/engine/op_slot.h src/engine/safetensors.h include/emile.h
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -cudart shared -Iinclude -Isrc \
 		$(CUBLAS_FLAGS) $< -o $@ -lcublas

@@ -6,7 +6,7 @@ the kernel ABI (include/emile.h, rebuilt here with ctypes), on torch tensors:
 
   1. correctness suite, every kernel: small and ragged shapes (S not a
      multiple of any tile), causal and not, GQA and MHA, bf16 and fp16,
-     head_dim 64 and 128; outputs poisoned with NaN first; error against
+     head_dim 64, 128 and 256; outputs poisoned with NaN first; error against
      torch fp32 math on the same inputs;
   2. per benchmark shape (causal GQA bf16, Hq=32, Hkv=8, D=128): every kernel
      is checked against the naive reference (kernels/attention/cuda/reference.cu)
@@ -253,6 +253,9 @@ SUITE = [
     (1, 129, 6, 3, 64, False, torch.float16),
     (3, 64, 4, 2, 128, True, torch.bfloat16),
     (1, 1, 4, 2, 128, True, torch.bfloat16),
+    (1, 333, 8, 2, 256, True, torch.bfloat16),
+    (2, 200, 4, 1, 256, False, torch.float16),
+    (1, 517, 8, 2, 64, True, torch.float16),
 ]
 TOL = {torch.bfloat16: 2e-2, torch.float16: 4e-3}
 

@@ -1,57 +1,61 @@
 #!/usr/bin/env python3
-"""engine_cuda.py -- the Tasting Room engine against transformers, end to end
-(issue 7's performance table), on the GPU host.
+"""engine_cuda.py -- the Tasting Room engine with every hot op cooked, against
+transformers, end to end (issue 13's performance table), on the GPU host.
 
 One process, one device, the same weights and prompts for everyone:
 
   1. the Qwen3-4B shape (36 layers, hidden 2560, 32 query / 8 KV heads, head
      dim 128, per-head q/k RMSNorm, RoPE theta 1e6, SwiGLU 9728, tied
      embeddings, vocab 151936) with random bf16 weights drawn on the GPU from
-     a fixed seed by scripts/golden_qwen3.py (make_checkpoint_4b: the scheme
-     of the golden tiny models, norms 1+0.2 N, embeddings N(0,1), matrices
-     N(0,1)/sqrt(fan_in)), saved by transformers as safetensors into
-     --workdir (about 8 GB; reused when it holds the same draw);
+     a fixed seed by scripts/golden_qwen3.py (make_checkpoint_4b), saved by
+     transformers as safetensors into --workdir (about 8 GB; reused when it
+     holds the same draw);
   2. prompts of 512 and 2048 fixed pseudo-random token ids (Python's random
      with --prompt-seed), written to WORKDIR/prompt_S.txt for --prompt-ids;
-  3. transformers (Qwen3ForCausalLM.from_pretrained of that directory, bf16,
-     attn_implementation "sdpa" and "eager"), greedy, 128 new tokens:
-     validated first (a full forward of the prompt: every logit finite; the
-     greedy loop's tokens equal model.generate's), then
-       TTFT: prefill forward of the prompt (DynamicCache built, logits of the
-             last position only) + argmax copied to the host, timed with
-             torch.cuda.synchronize() around it, median of --repeats after
-             --warmup untimed ones;
-       decode tok/s: (128 - 1) / (time from the first token chosen to the
-             last), token by token with transformers' default dynamic KV
-             cache (DynamicCache), no torch.compile, each token copied to
-             the host as generate() does, median of --decode-repeats;
-     the same definitions as the engine's (src/engine/generate.h);
-  4. the engine (run first; each stage's failure is named and the others
-     still run; the JSON and table are rewritten after every stage): `emile taste --device cuda --model WORKDIR --reference REF
-     --kernel BEST --prompt-ids F --max-new 128 --json --warmup W`,
-     --engine-repeats processes per prompt (median of each figure; taste
-     times one generation per side after W untimed prefills); REF defaults to
-     kernels/attention/cuda/reference.cu and BEST to the top rung of
-     kernels/attention/cuda/ladder.json (rung7_wgmma.cu with its defaults:
-     examples/best_kernels/README.md, the agent's best for B=1); a .cu is
-     built with the harness's nvcc line into --kernel-dir (build/engine-gpu,
-     where `bash bench/gpu_session.sh engine-build` puts them) unless there;
-  5. agreement: engine reference vs engine kernel (taste's agree /
-     first_divergence), and, when taste's runs carry the generated ids
-     ("tokens" as a list), engine vs transformers greedy tokens.
+  3. the engine in configurations of its op slots (src/engine/op_slot.h),
+     each one `emile taste --device cuda --model WORKDIR --reference OP=K ...
+     --prompt-ids F --max-new 128 --json --stop -1 --warmup W` (one side:
+     the engine with those kernels), --engine-repeats processes each
+     (medians): "reference" (the engine's own ops everywhere: cuBLAS
+     projections, its own attention), each cooked op added alone (so each
+     op's gain is visible), and every op at once.  The cooked kernel of an
+     op is examples/best_kernels/<op>.{so,cu} when a cook exported one
+     there, else its ladder's top rung at its defaults (for the attention,
+     rung7_wgmma: examples/best_kernels/README.md); .cu files are built with
+     the harness's nvcc line into --kernel-dir (build/op-kernels, where
+     `bash bench/gpu_session.sh engine-build` puts them) unless there.  The
+     reference and every-op configurations also run with --breakdown (an
+     untimed generation with each op timed by CUDA events: per-op time per
+     prefill and per decode step, against each op's floor);
+  4. transformers (Qwen3ForCausalLM.from_pretrained of that directory,
+     bf16), greedy, 128 new tokens: "sdpa" (the default dynamic KV cache,
+     eager PyTorch), "compiled" (the gpt-fast recipe a PyTorch user picks for
+     speed: a StaticCache and the model's forward under torch.compile with
+     mode="reduce-overhead", i.e. CUDA graphs, for the decode steps; the
+     prefill eager on the static cache unless --compile-prefill), "eager"
+     (only with --peers ...,eager); each validated first (a full forward of
+     the prompt: every logit finite; the greedy loop's tokens equal
+     model.generate's for sdpa), then TTFT (prefill + argmax to the host,
+     synchronized, median of --repeats after --warmup) and decode tok/s
+     ((128 - 1) / time from the first token to the last, median of
+     --decode-repeats), the engine's definitions (src/engine/generate.h);
+  5. agreement: every configuration's greedy tokens against the reference
+     engine's (taste's ids), and the engine's against transformers'.
 
-Prints a markdown table (rows: engine with the reference attention, engine
-with the best kernel, transformers sdpa, transformers eager, the physical
-floors; columns: TTFT and decode tok/s at 512 and 2048 tokens), issue 7's
-must/goal verdicts, and writes OUT/engine_cuda.md and OUT/engine_cuda.json.
-Exits 0 when every validation passed, 3 when a validation failed (the table
-is still written, with the failure named), 1/2 on errors.
+Prints a markdown table (rows: the engine configurations, the transformers
+peers, the physical floors; columns: TTFT and decode tok/s at 512 and 2048
+tokens), the breakdowns, issue 13's must/goal verdicts, and writes
+OUT/engine_cuda.md and OUT/engine_cuda.json after every stage (a run cut
+short by the call's limit keeps what it measured).  Exits 0 when every
+validation passed, 3 when one failed (the table is still written, the
+failure named), 1/2 on errors.
 
 usage (repository root, GPU host):
   python3 bench/engine_cuda.py [--out DIR] [--workdir DIR] [--emile build/emile]
-      [--kernel PATH] [--kernel-flags "-DEMILE_QBUF=1 ..."] [--reference PATH]
+      [--configs reference,attention,...,all] [--kernel-dir build/op-kernels]
       [--prompts 512,2048] [--max-new 128] [--repeats 5] [--warmup 2]
-      [--decode-repeats 2] [--engine-repeats 3] [--seed 4242]
+      [--decode-repeats 2] [--engine-repeats 1] [--seed 4242]
+      [--peers sdpa,compiled] [--compile-prefill]
       [--devices-json OUT/devices.json] [--skip-transformers] [--skip-engine]
   python3 bench/engine_cuda.py --table-from OUT/engine_cuda.json   # no torch needed
 
@@ -81,14 +85,16 @@ SHAPE = dict(layers=36, hidden=2560, q_heads=32, kv_heads=8, head_dim=128,
              intermediate=9728, vocab=151936)
 ISSUE_FLOOR_TTFT_2048_MS = 21.0
 ISSUE_FLOOR_DECODE_TOK_S = 368.0
-MUST_DECODE_TOK_S = 150.0
-GOAL_DECODE_TOK_S = 250.0
-GOAL_TTFT_FLOOR_RATIO = 1.3
+# issue 13's goals (H100, Qwen3-4B shape, 128 new tokens)
+MUST_DECODE_TOK_S = 250.0
+GOAL_DECODE_TOK_S = 300.0
+GOAL_TTFT_MS = {512: 7.0, 2048: 26.0}
 
-ROWS = [("engine_reference", "engine (reference attention)"),
-        ("engine_kernel", "engine (best kernel)"),
-        ("transformers_sdpa", "transformers sdpa"),
-        ("transformers_eager", "transformers eager")]
+# The engine's op slots (src/engine/op_slot.h), in the order a step runs them.
+OPS = ["attention", "decode_attention", "qkv_proj", "o_proj", "gate_up", "down_proj", "lm_head"]
+PEERS = [("transformers_sdpa", "transformers sdpa (dynamic cache, eager)"),
+         ("transformers_compiled", "transformers static cache + torch.compile"),
+         ("transformers_eager", "transformers eager attention")]
 
 
 def params_nonembed(s=SHAPE):
@@ -151,6 +157,27 @@ def read_ids(path):
 
 
 # ---- kernels ------------------------------------------------------------------
+def ladder_top(op, repo=REPO):
+    """The file of op's ladder's top rung (kernels/<op>/cuda/ladder.json)."""
+    d = os.path.join(repo, "kernels", op, "cuda")
+    lad = json.load(open(os.path.join(d, "ladder.json")))
+    top = max(lad["rungs"], key=lambda r: r["rung"])
+    return os.path.normpath(os.path.join(d, top["file"]))
+
+
+def best_op_kernel(op, repo=REPO):
+    """The cooked kernel of op: examples/best_kernels/<op>.{so,cu} when a
+    cook's export put one there, else the ladder's top rung at its defaults
+    (the attention: best_kernel())."""
+    if op == "attention":
+        return best_kernel(repo)
+    for ext in (".so", ".cu"):
+        f = os.path.join(repo, "examples", "best_kernels", op + ext)
+        if os.path.isfile(f):
+            return f
+    return ladder_top(op, repo)
+
+
 def best_kernel(repo=REPO):
     """The file of the ladder's top rung (kernels/attention/cuda/ladder.json);
     examples/best_kernels/ holds the agent's choices as that template plus
@@ -158,7 +185,8 @@ def best_kernel(repo=REPO):
     defaults.  A kernel file dropped into examples/best_kernels/ wins."""
     eb = os.path.join(repo, "examples", "best_kernels")
     if os.path.isdir(eb):
-        files = sorted(f for f in os.listdir(eb) if f.endswith((".cu", ".so")))
+        files = sorted(f for f in os.listdir(eb) if f.endswith((".cu", ".so")) and
+                       os.path.splitext(f)[0] not in OPS[1:])
         if files:
             return os.path.join(eb, files[0])
     lad = json.load(open(os.path.join(repo, "kernels", "attention", "cuda", "ladder.json")))
@@ -171,10 +199,21 @@ NVCC_FLAGS = ["-O3", "-arch=sm_90a", "-std=c++17", "-shared", "-Xcompiler", "-fP
 
 
 def so_name(src, outdir, flags=""):
-    """Where build_so puts src built with flags: outdir/attn_NAME[__FLAGS].so."""
+    """Where build_so puts src built with flags: outdir/attn_NAME[__FLAGS].so
+    for attention kernels, outdir/FAMILY_NAME.so for the decode ops' (the
+    names bench/op_ladders_cuda.py gives them: gemv_rung2_vec,
+    decode_attention_rung2_gqa, qkv_proj_reference)."""
     tag = "".join(c if c.isalnum() else "_" for c in flags).strip("_")
     base = os.path.basename(src).rsplit(".", 1)[0]
-    return os.path.join(outdir, "attn_" + base + ("__" + tag if tag else "") + ".so")
+    parent = os.path.dirname(os.path.abspath(src))
+    family = os.path.basename(os.path.dirname(parent))
+    if os.path.basename(parent) == "best_kernels":
+        prefix = "best_"
+    elif family in ["gemv"] + OPS[1:]:
+        prefix = family + "_"
+    else:
+        prefix = "attn_"
+    return os.path.join(outdir, prefix + base + ("__" + tag if tag else "") + ".so")
 
 
 def build_so(src, outdir, flags="", rebuild=False):
@@ -197,13 +236,36 @@ def build_so(src, outdir, flags="", rebuild=False):
 
 
 # ---- emile taste ----------------------------------------------------------------
-def taste_cmd(emile, workdir, ref, kernel, ids_path, max_new, extra="", warmup=None):
-    """No stop token (-1): 128 tokens whatever the random model picks; taste
-    warms each side up with `warmup` untimed prefills (its default: 1)."""
-    return [emile, "taste", "--device", "cuda", "--model", workdir, "--reference", ref,
-            "--kernel", kernel, "--prompt-ids", ids_path, "--max-new", str(max_new),
-            "--json", "--quiet", "--stop", "-1"] + \
-        (["--warmup", str(warmup)] if warmup is not None else []) + shlex.split(extra)
+def config_menus(names, kernels):
+    """[(key, label, {op: kernel path})] for the configuration names
+    ("reference", an op, "all"), kernels {op: path}."""
+    out = []
+    for n in names:
+        if n == "reference":
+            out.append(("engine_reference", "engine, its own ops", {}))
+        elif n == "all":
+            out.append(("engine_all", "engine, every op cooked", dict(kernels)))
+        elif n in OPS:
+            out.append((f"engine_{n}", f"engine + {n}", {n: kernels[n]}))
+        else:
+            raise ValueError(f"unknown configuration {n} (reference, {', '.join(OPS)}, all)")
+    return out
+
+
+def taste_cmd(emile, workdir, menu, ids_path, max_new, extra="", warmup=None, breakdown=False):
+    """One side: the engine with menu's kernels in their slots.  No stop
+    token (-1): max_new tokens whatever the random model picks."""
+    cmd = [emile, "taste", "--device", "cuda", "--model", workdir]
+    for op in OPS:
+        if op in menu:
+            cmd += ["--reference", f"{op}={menu[op]}"]
+    cmd += ["--prompt-ids", ids_path, "--max-new", str(max_new), "--json", "--quiet",
+            "--stop", "-1"]
+    if warmup is not None:
+        cmd += ["--warmup", str(warmup)]
+    if breakdown:
+        cmd.append("--breakdown")
+    return cmd + shlex.split(extra)
 
 
 def parse_taste(text):
@@ -225,25 +287,6 @@ def parse_taste(text):
     raise ValueError("no JSON object in emile taste's output")
 
 
-def taste_run_of(j, role):
-    for r in j.get("runs", []):
-        if r.get("role") == role:
-            return r
-    return None
-
-
-def token_list(run):
-    """The generated ids when taste exposes them, else None (its "tokens"
-    may be a count)."""
-    if not run:
-        return None
-    for k in ("tokens", "token_ids", "ids", "generated"):
-        v = run.get(k)
-        if isinstance(v, list) and all(isinstance(x, int) for x in v):
-            return v
-    return None
-
-
 def first_divergence(a, b):
     """First index where a and b differ (a length difference counts), -1 if equal."""
     for i, (x, y) in enumerate(zip(a, b)):
@@ -252,86 +295,96 @@ def first_divergence(a, b):
     return -1 if len(a) == len(b) else min(len(a), len(b))
 
 
-def engine_rows(tastes, max_new):
-    """From the parsed taste objects of one prompt length: the two engine
-    rows ({ttft_ms: [...], decode_tok_s: [...], tokens: ids or None,
-    attention, n_tokens, decode_path}), the agreement, a list of validation
-    problems (a run missing, too few tokens, greedy tokens that change from
-    one process to the next) and a list of warnings (the kernel's tokens
-    diverging from the reference attention's: with random weights a bf16
-    rounding difference can flip a near-tied greedy choice, so this is
-    reported; tests/gpu/engine_cuda_check.c --golden checks the logits)."""
-    rows, problems, warnings = {}, [], []
-    for role, key in (("reference", "engine_reference"), ("kernel", "engine_kernel")):
-        ttft, dec, toks, att, counts = [], [], None, None, []
-        for j in tastes:
-            r = taste_run_of(j, role)
-            if r is None:
-                problems.append(f"taste output without a '{role}' run")
-                continue
-            ttft.append(float(r["ttft_ms"]))
-            dec.append(float(r["decode_tok_s"]))
-            att = r.get("attention", att)
-            tl = token_list(r)
-            counts.append(len(tl) if tl is not None else int(r.get("tokens", -1)))
-            if tl is not None:
-                if toks is not None and tl != toks:
-                    problems.append(f"engine {role}: the greedy tokens differ between taste "
-                                    f"processes (first at {first_divergence(toks, tl)})")
-                toks = tl if toks is None else toks
-        if counts and any(c != max_new for c in counts):
-            problems.append(f"engine {role}: generated {counts} tokens, not {max_new}")
-        paths = sorted({str(j["decode_path"]) + (f" ({j['decode_path_note']})"
-                                                 if j.get("decode_path_note") else "")
-                        for j in tastes if j.get("decode_path")})
-        rows[key] = {"ttft_ms": ttft, "decode_tok_s": dec, "tokens": toks, "attention": att,
-                     "n_tokens": counts, "decode_path": ", ".join(paths) or None}
-    agree = [j.get("agree") for j in tastes if "agree" in j]
-    div = [j.get("first_divergence") for j in tastes if "first_divergence" in j]
-    if not agree:
-        problems.append("taste reported no agreement (was the kernel run?)")
-    elif not all(agree):
-        warnings.append(f"engine: the kernel's greedy tokens differ from the reference "
-                        f"attention's (first divergence {div})")
-    return (rows, {"agree": all(agree) if agree else None, "first_divergence": div},
-            problems, warnings)
+def config_row(tastes, max_new):
+    """One configuration's row at one prompt length from its taste objects:
+    {ttft_ms: [...], decode_tok_s: [...], tokens, ops, decode_path,
+    breakdown}, and a list of problems (no run, too few tokens, greedy
+    tokens changing between processes)."""
+    row = {"ttft_ms": [], "decode_tok_s": [], "tokens": None, "ops": None,
+           "decode_path": None, "breakdown": None}
+    problems = []
+    for j in tastes:
+        runs = j.get("runs") or []
+        if not runs:
+            problems.append("taste output without a run")
+            continue
+        r = runs[0]
+        row["ttft_ms"].append(float(r["ttft_ms"]))
+        row["decode_tok_s"].append(float(r["decode_tok_s"]))
+        row["ops"] = r.get("ops", row["ops"])
+        if r.get("breakdown"):
+            row["breakdown"] = r["breakdown"]
+        ids = r.get("ids")
+        n = len(ids) if isinstance(ids, list) else int(r.get("tokens", -1))
+        if n != max_new:
+            problems.append(f"generated {n} tokens, not {max_new}")
+        if isinstance(ids, list):
+            if row["tokens"] is not None and ids != row["tokens"]:
+                problems.append(f"the greedy tokens differ between taste processes (first at "
+                                f"{first_divergence(row['tokens'], ids)})")
+            row["tokens"] = row["tokens"] or ids
+        path = j.get("decode_path")
+        if path:
+            row["decode_path"] = path + (f" ({j['decode_path_note']})"
+                                         if j.get("decode_path_note") else "")
+    return row, problems
 
 
-def run_engine(a, workdir, ref_so, kern_so, prompts):
-    """Every taste process; returns {S: {"raw": [...], "rows", "agreement"}},
-    problems, warnings."""
+def run_engine(a, workdir, configs, prompts):
+    """Every configuration's taste processes: {key: {S: row}}, problems,
+    warnings (a configuration whose tokens differ from the reference's:
+    with random weights a bf16 rounding difference can flip a near-tied
+    greedy pick, so this is reported; tests/gpu/engine_cuda_check.c checks
+    the logits)."""
     out, problems, warnings = {}, [], []
-    for S, path in prompts.items():
-        tastes = []
-        for rep in range(a.engine_repeats):
-            cmd = taste_cmd(a.emile, workdir, ref_so, kern_so, path, a.max_new, a.taste_args,
-                            a.warmup)
-            print(("$ " if rep == 0 else "  again: ") + " ".join(shlex.quote(c) for c in cmd),
-                  flush=True)
-            t0 = time.time()
-            p = subprocess.run(cmd, capture_output=True, text=True)
-            if p.returncode != 0:
-                sys.stderr.write(p.stdout[-4000:] + p.stderr[-4000:])
-                problems.append(f"emile taste (S={S}) exited {p.returncode}: "
-                                f"{p.stderr.strip()[-300:]}")
-                break
-            try:
-                j = parse_taste(p.stdout)
-            except ValueError as e:
-                sys.stderr.write(p.stdout[-4000:])
-                problems.append(f"emile taste (S={S}): {e}")
-                break
-            j["wall_s"] = round(time.time() - t0, 2)
-            tastes.append(j)
-            print("  " + json.dumps({k: v for k, v in j.items() if k != "runs"}) + " " +
-                  json.dumps([{k: (v if not isinstance(v, list) else f"[{len(v)} ids]")
-                               for k, v in r.items()} for r in j.get("runs", [])]), flush=True)
-        rows, agreement, probs, warns = engine_rows(tastes, a.max_new) if tastes else \
-            ({}, {}, [], [])
-        problems += [f"S={S}: {p}" for p in probs]
-        warnings += [f"S={S}: {w}" for w in warns]
-        out[S] = {"raw": tastes, "rows": rows, "agreement": agreement}
-    return out, problems, warnings
+    breakdown = set(a.breakdown.split(",")) if a.breakdown else set()
+    for key, label, menu in configs:
+        out[key] = {}
+        for S, path in prompts.items():
+            tastes = []
+            bd = key.replace("engine_", "") in breakdown
+            for rep in range(a.engine_repeats):
+                cmd = taste_cmd(a.emile, workdir, menu, path, a.max_new, a.taste_args, a.warmup,
+                                bd and rep == 0)
+                print(("$ " if rep == 0 else "  again: ") + " ".join(shlex.quote(c) for c in cmd),
+                      flush=True)
+                t0 = time.time()
+                p = subprocess.run(cmd, capture_output=True, text=True)
+                if p.returncode != 0:
+                    sys.stderr.write(p.stdout[-3000:] + p.stderr[-3000:])
+                    problems.append(f"{label} S={S}: emile taste exited {p.returncode}: "
+                                    f"{p.stderr.strip()[-300:]}")
+                    break
+                try:
+                    j = parse_taste(p.stdout)
+                except ValueError as e:
+                    problems.append(f"{label} S={S}: {e}")
+                    break
+                j["wall_s"] = round(time.time() - t0, 2)
+                tastes.append(j)
+                r = (j.get("runs") or [{}])[0]
+                print(f"  {label} S={S}: TTFT {r.get('ttft_ms', 0):.2f} ms, decode "
+                      f"{r.get('decode_tok_s', 0):.1f} tok/s, {j.get('decode_path')} "
+                      f"({j['wall_s']} s)", flush=True)
+            row, probs = config_row(tastes, a.max_new)
+            problems += [f"{label} S={S}: {p}" for p in probs]
+            out[key][str(S)] = row
+        yield key, out[key], problems, warnings
+    return
+
+
+def agreement(rows, prompts):
+    """{S: {key: first divergence from the reference engine's tokens}}."""
+    ag = {}
+    for S in prompts:
+        ref = rows.get("engine_reference", {}).get(str(S), {}).get("tokens")
+        if ref is None:
+            continue
+        for key, r in rows.items():
+            t = r.get(str(S), {}).get("tokens")
+            if key != "engine_reference" and t is not None:
+                ag.setdefault(str(S), {})[key] = first_divergence(ref, t)
+    return ag
 
 
 # ---- transformers -------------------------------------------------------------------
@@ -415,6 +468,78 @@ def bench_transformers(workdir, impl, prompts, a):
     return res, problems, warnings
 
 
+def bench_transformers_compiled(workdir, prompts, a):
+    """The gpt-fast recipe in transformers: a StaticCache sized for the
+    longest prompt plus the new tokens, the model's forward under
+    torch.compile(mode="reduce-overhead", fullgraph=True) -- CUDA graphs --
+    for the one-token decode steps, the prefill eager on the static cache
+    (compiled too with --compile-prefill: one compile per prompt length).
+    {S: {ttft_ms, decode_tok_s, tokens, compile_s}}, problems, warnings."""
+    import torch
+    from transformers import StaticCache
+    sys.path.insert(0, os.path.join(REPO, "scripts"))
+    import golden_qwen3
+    model = golden_qwen3.load_cuda(workdir, torch.bfloat16, "sdpa")
+    max_len = max(len(ids) for ids in prompts.values()) + a.max_new + 8
+    cache = StaticCache(config=model.config, max_cache_len=max_len)
+    step = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+    pre = step if a.compile_prefill else model.forward
+
+    def sync():
+        torch.cuda.synchronize()
+
+    def call(f, ids, pos0):
+        if f is step:
+            torch.compiler.cudagraph_mark_step_begin()
+        pos = torch.arange(pos0, pos0 + ids.shape[1], device="cuda")
+        return f(input_ids=ids, past_key_values=cache, cache_position=pos, use_cache=True,
+                 logits_to_keep=1).logits[:, -1]
+
+    def prefill(x):
+        cache.reset()
+        sync()
+        t0 = time.perf_counter()
+        tok = call(pre, x, 0).argmax(-1, keepdim=True)
+        first = tok.item()
+        return time.perf_counter() - t0, tok, first
+
+    def greedy(x, n):
+        dt, tok, first = prefill(x)
+        toks = [first]
+        t1 = time.perf_counter()
+        while len(toks) < n:
+            tok = call(step, tok.clone(), x.shape[1] + len(toks) - 1).argmax(-1, keepdim=True)
+            toks.append(tok.item())
+        t2 = time.perf_counter()
+        return dt, (n - 1) / (t2 - t1) if n > 1 else 0.0, toks
+
+    res, problems, warnings = {}, [], []
+    with torch.inference_mode():
+        for S, ids in prompts.items():
+            x = torch.tensor([ids], device="cuda")
+            r = {"impl": "compiled"}
+            t0 = time.time()
+            for _ in range(max(1, a.warmup)):
+                greedy(x, min(8, a.max_new))              # compiles (once per shape)
+            r["compile_s"] = round(time.time() - t0, 1)
+            r["ttft_ms"] = [prefill(x)[0] * 1e3 for _ in range(a.repeats)]
+            r["decode_tok_s"] = []
+            for _ in range(a.decode_repeats):
+                dt, tps, toks = greedy(x, a.max_new)
+                r["decode_tok_s"].append(tps)
+                if "tokens" in r and toks != r["tokens"]:
+                    warnings.append(f"transformers compiled S={S}: greedy tokens differ between "
+                                    f"repeats (first at {first_divergence(r['tokens'], toks)})")
+                r.setdefault("tokens", toks)
+            print(f"transformers compiled S={S}: TTFT {statistics.median(r['ttft_ms']):.2f} ms, "
+                  f"decode {statistics.median(r['decode_tok_s']):.2f} tok/s (compile and "
+                  f"warm-up {r['compile_s']} s)", flush=True)
+            res[S] = r
+    del model, cache, step
+    torch.cuda.empty_cache()
+    return res, problems, warnings
+
+
 # ---- the table ------------------------------------------------------------------------
 def med(xs):
     return statistics.median(xs) if xs else None
@@ -424,9 +549,15 @@ def fmt(x, nd=1):
     return "–" if x is None else f"{x:.{nd}f}"
 
 
+def row_order(res):
+    keys = [k for k in res.get("configs", [])]
+    return [(k, res["labels"].get(k, k)) for k in keys] + \
+        [(k, l) for k, l in PEERS if res["rows"].get(k)]
+
+
 def format_table(res):
-    """Markdown: the side-by-side table, agreement and issue 7's verdicts,
-    from a result object (engine_cuda.json)."""
+    """Markdown from a result object (engine_cuda.json): the table, the
+    kernels of each configuration, agreement, breakdowns, verdicts."""
     prompts = [int(s) for s in res["prompts"]]
     rows = res["rows"]
     lines = [f"Qwen3-4B shape, random bf16 weights (seed {res.get('seed')}), greedy, "
@@ -436,53 +567,52 @@ def format_table(res):
             *[f"decode tok/s {S}" for S in prompts]]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|---|" + "---:|" * (len(head) - 1))
-    for key, label in ROWS:
+    for key, label in row_order(res):
         r = rows.get(key, {})
         cells = [fmt(med(r.get(str(S), {}).get("ttft_ms", [])), 2) for S in prompts] + \
                 [fmt(med(r.get(str(S), {}).get("decode_tok_s", [])), 1) for S in prompts]
-        att = None
-        if key.startswith("engine"):
-            src = res.get("reference" if key == "engine_reference" else "kernel") or {}
-            att = next((os.path.basename(str(r[str(S)]["attention"])) for S in prompts
-                        if str(S) in r and r[str(S)].get("attention")), None)
-            if src.get("source"):
-                att = os.path.basename(src["source"]) + \
-                    (" " + src["flags"] if src.get("flags") else "")
-        lines.append(f"| {label}" + (f" (`{att}`)" if att else "") + " | " +
-                     " | ".join(cells) + " |")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for fl in res.get("floors", []):
         cells = [fmt(fl["ttft_ms"].get(str(S)), 1) for S in prompts] + \
                 [fmt(fl["decode_tok_s"], 0) for _ in prompts]
         lines.append(f"| {fl['label']} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"TTFT: median of {res.get('repeats_note', 'the repeats')}. Decode: "
-                 f"(tokens - 1) / time from the first token to the last. "
-                 f"transformers: {res.get('transformers_cache', '?')}.")
-    lines.append("")
+    lines.append(f"Medians of {res.get('repeats_note', 'the repeats')}. Decode: (tokens - 1) / "
+                 f"time from the first token to the last. transformers: see the notes.")
+    kern = res.get("kernels") or {}
+    if kern:
+        lines.append("")
+        lines.append("Cooked kernels: " + "; ".join(
+            f"{op} `{os.path.basename(str(k))}`" for op, k in kern.items()) + ".")
+    agree = res.get("agreement") or agreement(rows, prompts)
     for S in prompts:
-        ag = res.get("agreement", {}).get(str(S), {})
-        bits = []
-        e = ag.get("engine_reference_vs_kernel")
-        if e:
-            d = e.get("first_divergence")
-            if isinstance(d, list) and d and all(x == d[0] for x in d):
-                d = d[0]
-            bits.append("engine reference vs best kernel: " +
-                        ("same tokens" if e.get("agree") else
-                         f"differ (first divergence at token {d})"))
-        for k, v in sorted(ag.items()):
-            if k != "engine_reference_vs_kernel":
-                bits.append(f"{k.replace('_', ' ')}: " +
-                            ("same tokens" if v == -1 else f"first divergence at token {v}"))
-        if bits:
-            lines.append(f"- {S} tokens: " + "; ".join(bits))
+        ag = agree.get(str(S), {})
+        if ag:
+            bits = [f"{res['labels'].get(k, k)}: " +
+                    ("same tokens" if v == -1 else f"first divergence at token {v}")
+                    for k, v in ag.items()]
+            lines.append(f"- {S} tokens, against the reference engine's tokens: " + "; ".join(bits))
+    for key, label in row_order(res):
+        for S in prompts:
+            bd = rows.get(key, {}).get(str(S), {}).get("breakdown")
+            if bd and bd.get("decode"):
+                lines += ["", f"Breakdown, {label}, {S}-token prompt (ms; share of the step; "
+                              f"floor and the op's share of it):", "",
+                          "| phase | op | ms | share | floor ms | of floor |",
+                          "|---|---|---:|---:|---:|---:|"]
+                for ph in ("prefill", "decode"):
+                    for op, o in (bd.get(ph, {}).get("ops") or {}).items():
+                        lines.append(f"| {ph} | {op} | {o['ms']:.4f} | {100 * o['share']:.1f}% | "
+                                     f"{fmt(o.get('floor_ms'), 4)} | "
+                                     f"{fmt(100 * o['of_floor'] if 'of_floor' in o else None, 1)}"
+                                     f"{'%' if 'of_floor' in o else ''} |")
     v = verdicts(res)
     if v:
         lines.append("")
         lines += [f"- {x}" for x in v]
     for n in res.get("notes", []):
         lines.append(f"- note: {n}")
-    paths = sorted({r.get("decode_path") for k, _ in ROWS if k.startswith("engine")
+    paths = sorted({r.get("decode_path") for k in res.get("configs", [])
                     for r in rows.get(k, {}).values() if r.get("decode_path")})
     if paths:
         lines.append("")
@@ -502,30 +632,35 @@ def format_table(res):
 
 
 def verdicts(res):
-    """Issue 7's must/goal lines, from the medians."""
+    """Issue 13's must/goal lines, from the medians of the every-op row."""
     rows, out = res["rows"], []
-    k, s = rows.get("engine_kernel", {}), rows.get("transformers_sdpa", {})
     prompts = [int(x) for x in res["prompts"]]
+    best = rows.get("engine_all") or {}
+    comp = rows.get("transformers_compiled") or {}
     for S in prompts:
-        a, b = med(k.get(str(S), {}).get("ttft_ms", [])), med(s.get(str(S), {}).get("ttft_ms", []))
-        if a is not None and b is not None:
-            out.append(f"must: TTFT with the best kernel below transformers sdpa at {S} tokens: "
-                       f"{'yes' if a < b else 'NO'} ({a:.2f} vs {b:.2f} ms)")
-    for S in prompts:
-        d = med(k.get(str(S), {}).get("decode_tok_s", []))
+        d = med(best.get(str(S), {}).get("decode_tok_s", []))
         if d is not None:
-            out.append(f"must: decode above {MUST_DECODE_TOK_S:.0f} tok/s at {S}: "
-                       f"{'yes' if d > MUST_DECODE_TOK_S else 'NO'} ({d:.1f}); goal above "
-                       f"{GOAL_DECODE_TOK_S:.0f}: {'yes' if d > GOAL_DECODE_TOK_S else 'no'}")
-    fl = res.get("floors", [])
-    if fl and "2048" in [str(S) for S in prompts]:
-        f = fl[-1]
-        a = med(k.get("2048", {}).get("ttft_ms", []))
-        if a is not None and f["ttft_ms"].get("2048"):
-            r = a / f["ttft_ms"]["2048"]
-            out.append(f"goal: TTFT within {GOAL_TTFT_FLOOR_RATIO}x of the floor at 2048 "
-                       f"({f['label']}): {'yes' if r <= GOAL_TTFT_FLOOR_RATIO else 'no'} "
-                       f"({r:.2f}x)")
+            out.append(f"must: decode with every op cooked at least {MUST_DECODE_TOK_S:.0f} tok/s "
+                       f"at {S}: {'yes' if d >= MUST_DECODE_TOK_S else 'NO'} ({d:.1f}); goal "
+                       f"{GOAL_DECODE_TOK_S:.0f}: {'yes' if d >= GOAL_DECODE_TOK_S else 'no'}")
+    for S in prompts:
+        t = med(best.get(str(S), {}).get("ttft_ms", []))
+        if t is not None and S in GOAL_TTFT_MS:
+            out.append(f"goal: TTFT at {S} tokens at most {GOAL_TTFT_MS[S]:.0f} ms: "
+                       f"{'yes' if t <= GOAL_TTFT_MS[S] else 'no'} ({t:.2f} ms)")
+    for S in prompts:
+        for f, better, unit in (("ttft_ms", min, "ms"), ("decode_tok_s", max, "tok/s")):
+            e, c = med(best.get(str(S), {}).get(f, [])), med(comp.get(str(S), {}).get(f, []))
+            if e is not None and c is not None:
+                ahead = better(e, c) == e and e != c
+                out.append(f"goal: ahead of transformers compiled on {f.split('_')[0]} at {S}: "
+                           f"{'yes' if ahead else 'no'} ({e:.2f} vs {c:.2f} {unit})")
+    ag = res.get("agreement") or agreement(rows, prompts)
+    for S in prompts:
+        v = ag.get(str(S), {}).get("engine_all")
+        if v is not None:
+            out.append(f"same tokens as the reference engine with every op swapped at {S}: "
+                       f"{'yes' if v == -1 else f'no (first divergence at token {v})'}")
     return out
 
 
@@ -536,14 +671,15 @@ def main():
     ap.add_argument("--workdir", default=os.path.join(REPO, "build", "engine-4b", "qwen3-4b"),
                     help="checkpoint directory (created if absent; ~8 GB; keep it out of $OUT)")
     ap.add_argument("--emile", default=os.path.join(REPO, "build", "emile"))
-    ap.add_argument("--kernel", help="best kernel (.cu, .so or .c); default: the ladder's top rung")
-    ap.add_argument("--kernel-flags", default="", help="-D flags for a .cu kernel")
-    ap.add_argument("--kernel-dir", default=os.path.join(REPO, "build", "engine-gpu"),
-                    help="where .cu kernels are built (attn_NAME[__FLAGS].so)")
-    ap.add_argument("--rebuild-kernels", action="store_true",
-                    help="rebuild .cu kernels even when their .so is there")
-    ap.add_argument("--reference", default=os.path.join(REPO, "kernels", "attention", "cuda",
-                                                        "reference.cu"))
+    ap.add_argument("--configs", default="reference,all," + ",".join(OPS),
+                    help="engine configurations, in this order: reference, all, an op (alone)")
+    ap.add_argument("--kernel", action="append", default=[], metavar="OP=PATH",
+                    help="the cooked kernel of an op (default: best_op_kernel)")
+    ap.add_argument("--kernel-dir", default=os.path.join(REPO, "build", "op-kernels"),
+                    help="where .cu kernels are built (or found prebuilt)")
+    ap.add_argument("--rebuild-kernels", action="store_true")
+    ap.add_argument("--breakdown", default="reference,all",
+                    help="configurations that also run taste --breakdown ('' for none)")
     ap.add_argument("--prompts", default="512,2048")
     ap.add_argument("--max-new", type=int, default=128)
     ap.add_argument("--seed", type=int, default=4242, help="seed of the random weights")
@@ -552,11 +688,17 @@ def main():
     ap.add_argument("--warmup", type=int, default=2,
                     help="untimed prefills first, for transformers and for each taste side")
     ap.add_argument("--decode-repeats", type=int, default=2)
-    ap.add_argument("--engine-repeats", type=int, default=3, help="taste processes per prompt")
+    ap.add_argument("--engine-repeats", type=int, default=1, help="taste processes per row")
+    ap.add_argument("--peers", default="compiled,sdpa",
+                    help="transformers peers: compiled, sdpa, eager (in this order of need)")
+    ap.add_argument("--compile-prefill", action="store_true",
+                    help="compiled peer: compile the prefill too (one compile per length)")
     ap.add_argument("--no-generate-check", dest="generate_check", action="store_false")
     ap.add_argument("--taste-args", default="", help="extra arguments for emile taste")
     ap.add_argument("--devices-json", help="`emile devices --json` output: floors at this "
                                            "device's measured ceilings too")
+    ap.add_argument("--deadline-s", type=float, default=0,
+                    help="skip the stages that would start after this many seconds (0: none)")
     ap.add_argument("--skip-transformers", action="store_true")
     ap.add_argument("--skip-engine", action="store_true")
     ap.add_argument("--table-from", metavar="JSON",
@@ -576,17 +718,28 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     workdir = os.path.abspath(a.workdir)
     Ss = [int(s) for s in a.prompts.split(",")]
+    kernels = {op: best_op_kernel(op) for op in OPS}
+    for kv in a.kernel:
+        op, _, path = kv.partition("=")
+        if op not in OPS or not path:
+            sys.exit(f"--kernel {kv}: OP=PATH with OP one of {', '.join(OPS)}")
+        kernels[op] = os.path.abspath(path)
+    configs = config_menus([c for c in a.configs.split(",") if c], kernels)
     dev = torch.cuda.get_device_name()
     res = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "device": dev, "torch": torch.__version__, "transformers": transformers.__version__,
            "shape": "qwen3-4b", "seed": a.seed, "prompt_seed": a.prompt_seed,
            "max_new": a.max_new, "prompts": Ss, "workdir": workdir,
-           "transformers_cache": "DynamicCache (the default dynamic KV cache), eager PyTorch, "
-                                 "no torch.compile, logits of the last position only",
-           "repeats_note": f"{a.repeats} transformers prefills after {a.warmup} warm-ups; "
-                           f"{a.engine_repeats} taste processes for the engine, each after "
-                           f"{a.warmup} warm-up prefills",
-           "rows": {k: {} for k, _ in ROWS}, "agreement": {}, "floors": []}
+           "configs": [k for k, _, _ in configs], "labels": {k: l for k, l, _ in configs},
+           "kernels": {op: os.path.relpath(k, REPO) for op, k in kernels.items()},
+           "repeats_note": f"{a.engine_repeats} taste process(es) per engine row, each after "
+                           f"{a.warmup} warm-up prefills; {a.repeats} transformers prefills after "
+                           f"{a.warmup} warm-ups, {a.decode_repeats} decode runs",
+           "notes": ["transformers sdpa: the default dynamic KV cache, eager PyTorch; "
+                     "transformers compiled: StaticCache + torch.compile(mode='reduce-overhead',"
+                     " fullgraph=True) for the decode steps (CUDA graphs), prefill " +
+                     ("compiled" if a.compile_prefill else "eager on the static cache")],
+           "rows": {}, "agreement": {}, "floors": []}
     try:
         res["commit"] = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
                                        capture_output=True, text=True).stdout.strip()
@@ -607,8 +760,14 @@ def main():
                                   "decode_tok_s": dec})
 
     def save(final):
-        """engine_cuda.json and .md, after every stage (a run cut short by
-        the call's time limit still leaves what it measured)."""
+        """engine_cuda.json and .md, after every stage."""
+        res["agreement"] = agreement(res["rows"], Ss)
+        for S, ag in res["agreement"].items():
+            for k, v in ag.items():
+                msg = (f"{res['labels'].get(k, k)} S={S}: the greedy tokens differ from the "
+                       f"reference engine's (first divergence at {v})")
+                if v != -1 and msg not in warnings:
+                    warnings.append(msg)
         res["validation"] = {"ok": not problems, "problems": problems, "warnings": warnings,
                              "complete": final}
         table = format_table(res)
@@ -616,8 +775,15 @@ def main():
         open(os.path.join(a.out, "engine_cuda.md"), "w").write(table)
         return table
 
+    t_start = time.time()
+
     def stage(name, fn):
         """Run one stage; an exception is a named problem, not the end."""
+        if a.deadline_s and time.time() - t_start > a.deadline_s:
+            res.setdefault("notes", []).append(f"{name}: skipped (past --deadline-s "
+                                               f"{a.deadline_s:.0f})")
+            save(False)
+            return
         try:
             fn()
         except Exception as e:  # noqa: BLE001 -- reported, and the other stages still run
@@ -633,48 +799,56 @@ def main():
         prompts[S] = os.path.join(workdir, f"prompt_{S}.txt")
         write_ids(prompts[S], ids[S])
 
-    def engine():
-        kernel = os.path.abspath(a.kernel or best_kernel())
-        ref_so = build_so(os.path.abspath(a.reference), a.kernel_dir, "", a.rebuild_kernels)
-        kern_so = build_so(kernel, a.kernel_dir, a.kernel_flags, a.rebuild_kernels)
-        res["reference"] = {"source": os.path.relpath(a.reference, REPO), "built": ref_so}
-        res["kernel"] = {"source": os.path.relpath(kernel, REPO), "flags": a.kernel_flags,
-                         "built": kern_so}
-        eng, p, w = run_engine(a, workdir, ref_so, kern_so, prompts)
-        problems.extend(p)
-        warnings.extend(w)
-        res["taste_raw"] = {str(S): e["raw"] for S, e in eng.items()}
-        for S, e in eng.items():
-            for key, row in e["rows"].items():
-                res["rows"][key][str(S)] = row
-            res["agreement"].setdefault(str(S), {})["engine_reference_vs_kernel"] = \
-                e["agreement"]
-            if e["raw"] and not any(e["rows"].get(k, {}).get("tokens") for k in e["rows"]):
-                res.setdefault("notes", []).append(
-                    f"S={S}: taste's JSON carries no generated ids: engine vs transformers "
-                    f"tokens not compared")
+    built = {}
 
-    def transformers_impl(impl):
-        r, p, w = bench_transformers(workdir, impl, ids, a)
+    def engine(keys):
+        """The configurations keys, one after another (the deadline checked
+        between them)."""
+        chosen = [c for c in configs if c[0] in keys]
+        for op in sorted({op for _, _, m in chosen for op in m}):
+            if op not in built:
+                built[op] = build_so(kernels[op], a.kernel_dir, "", a.rebuild_kernels)
+        menus = [(k, l, {op: built[op] for op in m}) for k, l, m in chosen]
+        for key, rows, p, w in run_engine(a, workdir, menus, prompts):
+            res["rows"][key] = rows
+            problems[:] = list(dict.fromkeys(problems + p))
+            warnings[:] = list(dict.fromkeys(warnings + w))
+            save(False)
+            if a.deadline_s and time.time() - t_start > a.deadline_s:
+                res.setdefault("notes", []).append(
+                    f"engine configurations after {res['labels'][key]}: skipped (past "
+                    f"--deadline-s {a.deadline_s:.0f})")
+                break
+
+    def peer(impl):
+        if impl == "compiled":
+            r, p, w = bench_transformers_compiled(workdir, ids, a)
+        else:
+            r, p, w = bench_transformers(workdir, impl, ids, a)
         problems.extend(p)
         warnings.extend(w)
         res["rows"][f"transformers_{impl}"] = {str(S): v for S, v in r.items()}
 
-    if not a.skip_engine:
-        stage("engine", engine)
+    # the comparison that matters first (the reference engine, every op
+    # cooked, the peers), then each op alone
+    core = [k for k, _, _ in configs if k in ("engine_reference", "engine_all")]
+    singles = [k for k, _, _ in configs if k not in core]
+    if not a.skip_engine and core:
+        stage("engine", lambda: engine(core))
     if not a.skip_transformers:
-        for impl in ("sdpa", "eager"):
-            stage(f"transformers {impl}", lambda impl=impl: transformers_impl(impl))
+        for impl in [p for p in a.peers.split(",") if p]:
+            stage(f"transformers {impl}", lambda impl=impl: peer(impl))
+    if not a.skip_engine and singles:
+        stage("engine, each op alone", lambda: engine(singles))
 
-    # engine vs transformers greedy tokens, where taste gives the ids
+    # the engine against transformers, greedy tokens
     for S in Ss:
-        for key in ("engine_reference", "engine_kernel"):
-            et = res["rows"][key].get(str(S), {}).get("tokens")
-            for impl in ("sdpa", "eager"):
-                tt = res["rows"][f"transformers_{impl}"].get(str(S), {}).get("tokens")
-                if et is not None and tt is not None:
-                    res["agreement"].setdefault(str(S), {})[
-                        f"{key}_vs_transformers_{impl}"] = first_divergence(et, tt)
+        et = res["rows"].get("engine_reference", {}).get(str(S), {}).get("tokens")
+        for k, _ in PEERS:
+            tt = res["rows"].get(k, {}).get(str(S), {}).get("tokens")
+            if et is not None and tt is not None:
+                res.setdefault("engine_vs_transformers", {}).setdefault(str(S), {})[k] = \
+                    first_divergence(et, tt)
     table = save(True)
     sys.stdout.write("\n" + table)
     print(f"wrote {a.out}/engine_cuda.json and engine_cuda.md")

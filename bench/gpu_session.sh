@@ -27,6 +27,22 @@
 #   engine         both (estimated 7-9 minutes, near a 10-minute call limit:
 #                  prefer two calls, engine-golden then engine-bench, on the
 #                  same warm machine, which keeps build/engine-4b)
+#
+# Issue 13 (every hot op cooked): `engine-build` also builds the decode ops'
+# kernels (each op's reference and ladder rungs, bench/op_ladders_cuda.py
+# --build-only) into build/op-kernels; on the GPU host:
+#   ops-bench      bench/op_ladders_cuda.py: every op kernel checked against
+#                  torch fp32 and timed at the Qwen3-4B decode shapes beside
+#                  torch -> $OUT/op_ladders.{md,json,txt}; then engine-bench
+#                  (the reference engine, every op cooked, the transformers
+#                  peers sdpa and static cache + torch.compile, then each
+#                  cooked op alone, with breakdowns; partial results written
+#                  as it goes, stages past ENGINE_DEADLINE_S=400 skipped) ->
+#                  $OUT/engine_cuda.{md,json,txt}.  8 files in $OUT.
+# The device call (after `bash bench/gpu_session.sh engine-build` here):
+#   run(command="bash bench/gpu_session.sh ops-bench",
+#       carry=["build/emile", "build/emile-runner", "build/libemile-engine-cuda.so",
+#              "build/engine-gpu", "build/op-kernels", ".devlib"], timeout_s=600)
 # The device calls (after `bash bench/gpu_session.sh engine-build` here):
 #   run(command="bash bench/gpu_session.sh engine-golden",
 #       carry=["build/emile", "build/emile-runner", "build/libemile-engine-cuda.so",
@@ -48,7 +64,7 @@ ENGINE_WORK=${ENGINE_WORK:-build/engine-4b}
 case $ENGINE_WORK in /*) ;; *) ENGINE_WORK=$PWD/$ENGINE_WORK ;; esac
 # $OUT brings back at most 8 files: the engine modes keep the cache out of it
 case $what in
-  engine*) export XDG_CACHE_HOME=$ENGINE_WORK/cache PYTHONUNBUFFERED=1
+  engine*|ops-bench) export XDG_CACHE_HOME=$ENGINE_WORK/cache PYTHONUNBUFFERED=1
            export EMILE_ENGINE_CUDA=${EMILE_ENGINE_CUDA:-$PWD/build/libemile-engine-cuda.so} ;;
   *) export XDG_CACHE_HOME=$OUT/cache ;;
 esac
@@ -74,8 +90,8 @@ engine_build() {
   mkdir -p $EG
   if need build/emile; then make build/emile build/emile-runner || return 1; fi
   if need $ENGINE_SO; then
-    nvcc -O3 -arch=sm_90a -std=c++17 -shared -Xcompiler -fPIC -cudart shared -Iinclude -Isrc \
-      src/engine/cuda/qwen3_cuda.cu -o $ENGINE_SO -lcublas || return 1
+    # make's rule adds cuBLAS's headers from build/deps where the toolkit has none
+    touch src/engine/cuda/qwen3_cuda.cu && make $ENGINE_SO || return 1
   fi
   if need $EG/attn_reference.so; then
     $NVCC_KERNEL kernels/attention/cuda/reference.cu -o $EG/attn_reference.so || return 1
@@ -84,16 +100,20 @@ engine_build() {
     # shellcheck disable=SC2086
     $NVCC_KERNEL $BEST_FLAGS "$BEST_SRC" -o "$BEST_SO" || return 1
   fi
+  if need build/op-kernels/gemv_rung3_splitk.so; then
+    python3 bench/op_ladders_cuda.py --build-only --lib-dir build/op-kernels \
+      $([ -z "$only_missing" ] && echo --rebuild) || return 1
+  fi
   if need $EG/engine_cuda_check; then
     cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Isrc tests/gpu/engine_cuda_check.c \
       src/engine/safetensors.c src/engine/qwen3_config.c -o $EG/engine_cuda_check \
       -Wl,-Bstatic -ljansson -Wl,-Bdynamic -ldl -lm || return 1
   fi
-  ls -la build/emile $ENGINE_SO $EG
+  ls -la build/emile $ENGINE_SO $EG build/op-kernels
 }
 case $what in
   engine-build) engine_build all; exit $? ;;
-  engine|engine-golden|engine-bench)
+  engine|engine-golden|engine-bench|ops-bench)
     engine_build missing || { echo "engine: build failed (carry build/engine-gpu, see the header)"; exit 1; } ;;
 esac
 
@@ -111,12 +131,17 @@ if [ "$what" = cook ] || [ "$what" = all ]; then
   done
   ./build/emile runs --store "$OUT/runs.db" | tee "$OUT/runs.txt"
 fi
-case $what in engine|engine-golden|engine-bench)
+case $what in engine|engine-golden|engine-bench|ops-bench)
   # $OUT gets 7 files: gpu.txt, devices.json, engine_golden.txt,
   # golden_summary.json, engine_cuda.txt, engine_cuda.json, engine_cuda.md
+  # (ops-bench: op_ladders.{txt,json,md} instead of the golden's)
   W=$ENGINE_WORK; mkdir -p "$W"
   rc=0
-  if [ "$what" != engine-bench ]; then
+  if [ "$what" = ops-bench ]; then
+    python3 bench/op_ladders_cuda.py --lib-dir build/op-kernels --out "$OUT" 2>&1 | tee "$OUT/op_ladders.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+  fi
+  if [ "$what" != engine-bench ] && [ "$what" != ops-bench ]; then
     (
       r=0
       python3 scripts/golden_qwen3.py --shape qwen3-4b --out "$W" || r=1
@@ -130,8 +155,10 @@ case $what in engine|engine-golden|engine-bench)
     cp "$W/qwen3-4b/golden_summary.json" "$OUT/" 2>/dev/null
   fi
   if [ "$what" != engine-golden ]; then
+    cp -n $EG/attn_*.so build/op-kernels/ 2>/dev/null
     python3 bench/engine_cuda.py --workdir "$W/qwen3-4b" --out "$OUT" --devices-json "$OUT/devices.json" \
-        --kernel "$BEST_SRC" ${BEST_FLAGS:+--kernel-flags "$BEST_FLAGS"} --kernel-dir $EG 2>&1 | tee "$OUT/engine_cuda.txt"
+        --kernel "attention=$BEST_SRC" --kernel-dir build/op-kernels \
+        --deadline-s "${ENGINE_DEADLINE_S:-400}" 2>&1 | tee "$OUT/engine_cuda.txt"
     [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
   fi
   ls -la "$OUT"

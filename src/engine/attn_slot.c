@@ -4,7 +4,6 @@
  */
 #include "engine/attn_slot.h"
 
-#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,44 +11,19 @@
 
 void attn_slot_init_builtin(attn_slot_t *s)
 {
-    memset(s, 0, sizeof *s);
-    s->fn = engine_attention_builtin;
-    snprintf(s->label, sizeof s->label, "builtin");
+    op_slot_init(s, ENGINE_OP_ATTENTION);
 }
 
 int attn_slot_load(attn_slot_t *s, const char *so_path, char *err, size_t errlen)
 {
-    attn_slot_close(s);
-    /* NODELETE: a kernel that started OpenMP threads stays mapped after
-     * dlclose (its threads spin in libgomp code it brought in). */
-    void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-    if (!h) {
-        snprintf(err, errlen, "dlopen %s: %s", so_path, dlerror());
-        return -1;
-    }
-    /* POSIX allows the object-to-function-pointer conversion dlsym needs;
-     * the memcpy keeps -Wpedantic quiet about it. */
-    void *sym = dlsym(h, EMILE_ENTRY_SYMBOL);
-    if (!sym) {
-        snprintf(err, errlen, "%s: no symbol %s", so_path, EMILE_ENTRY_SYMBOL);
-        dlclose(h);
-        return -1;
-    }
-    emile_kernel_fn fn;
-    memcpy(&fn, &sym, sizeof fn);
-    s->fn = fn;
-    s->handle = h;
-    snprintf(s->label, sizeof s->label, "%s", so_path);
-    return 0;
+    s->op = ENGINE_OP_ATTENTION;
+    return op_slot_load(s, so_path, err, errlen);
 }
 
 void attn_slot_close(attn_slot_t *s)
 {
-    if (s->handle)
-        dlclose(s->handle);
-    long calls = s->calls;
-    attn_slot_init_builtin(s);
-    s->calls = calls;
+    s->op = ENGINE_OP_ATTENTION;
+    op_slot_close(s);
 }
 
 static void dense_4d(emile_tensor_t *t, const char *name, float *data, int64_t s0,

@@ -1,12 +1,7 @@
 /*
- * attn_slot.h -- the engine's hot-swappable prefill attention.
- *
- * The slot holds one kernel of the ABI in include/emile.h (op "attention"):
- * either the engine's built-in one or an emile_kernel entry point loaded
- * with dlopen from a shared object at run time, so a kernel the agent just
- * wrote goes into the model without rebuilding anything.  The engine calls
- * the slot for prefill (a causal self-attention over the whole prompt);
- * decode attention over the KV cache stays the engine's own.
+ * attn_slot.h -- the engine's prefill attention slot: the op slot of
+ * ENGINE_OP_ATTENTION (op_slot.h), with the engine's built-in ABI kernel
+ * and the call the plain C forward makes.
  */
 #ifndef EMILE_ENGINE_ATTN_SLOT_H
 #define EMILE_ENGINE_ATTN_SLOT_H
@@ -14,26 +9,15 @@
 #include <stddef.h>
 
 #include "emile.h"
+#include "op_slot.h"
 
-typedef struct attn_slot {
-    emile_kernel_fn fn;    /* never NULL once initialised */
-    void *handle;          /* dlopen handle, NULL for the built-in kernel */
-    char label[256];       /* "builtin" or the .so path */
-    long calls;            /* how many times fn ran (tests check the swap) */
-} attn_slot_t;
+typedef op_slot_t attn_slot_t;
 
 /* Put the engine's built-in attention in the slot. */
 void attn_slot_init_builtin(attn_slot_t *s);
 
-/*
- * Load the kernel exported as EMILE_ENTRY_SYMBOL by the shared object at
- * so_path (RTLD_NOW | RTLD_LOCAL, so a broken .so fails here rather than at
- * the first call).  Returns 0, or -1 with dlerror's message in err (the
- * slot is then the built-in kernel).
- */
+/* op_slot_load and op_slot_close for the attention slot. */
 int attn_slot_load(attn_slot_t *s, const char *so_path, char *err, size_t errlen);
-
-/* dlclose a loaded kernel and go back to the built-in one. */
 void attn_slot_close(attn_slot_t *s);
 
 /*

@@ -17,7 +17,7 @@ engine_gen_opts_t engine_gen_defaults(void)
     return o;
 }
 
-int engine_generate_model(engine_model_t *m, attn_slot_t *slot, const int *prompt,
+int engine_generate_model(engine_model_t *m, engine_ops_t *ops, const int *prompt,
                           int n_prompt, const engine_gen_opts_t *opts, int *out,
                           engine_token_fn cb, void *user, engine_gen_stats_t *stats, char *err,
                           size_t errlen)
@@ -28,6 +28,8 @@ int engine_generate_model(engine_model_t *m, attn_slot_t *slot, const int *promp
                  n_prompt, m->max_seq);
         return -1;
     }
+    if (m->prepare && m->prepare(m, ops, err, errlen) != 0)
+        return -1;
     sampler_t smp;
     if (sampler_init(&smp, m->c.vocab, opts->temperature, opts->top_p, opts->seed) != 0) {
         snprintf(err, errlen, "generate: out of memory for the sampler");
@@ -41,7 +43,7 @@ int engine_generate_model(engine_model_t *m, attn_slot_t *slot, const int *promp
     while (rc == 0 && pos < n_prompt) {
         int chunk = n_prompt - pos < m->max_chunk ? n_prompt - pos : m->max_chunk;
         int last = pos + chunk == n_prompt && opts->max_new > 0;
-        rc = m->run(m, slot, prompt + pos, chunk, pos, &smp, last ? &tok : NULL, err, errlen);
+        rc = m->run(m, ops, prompt + pos, chunk, pos, &smp, last ? &tok : NULL, err, errlen);
         pos += chunk;
     }
     if (rc == 0 && opts->max_new > 0)
@@ -57,7 +59,7 @@ int engine_generate_model(engine_model_t *m, attn_slot_t *slot, const int *promp
             break;
         if (n == opts->max_new || pos >= m->max_seq)
             break;
-        rc = m->run(m, slot, &tok, 1, pos, &smp, &tok, err, errlen);
+        rc = m->run(m, ops, &tok, 1, pos, &smp, &tok, err, errlen);
         pos++;
     }
     double t_end = clock_mono_s();
@@ -81,8 +83,14 @@ int engine_generate(const qwen3_config_t *c, const qwen3_weights_t *w, qwen3_sta
     engine_model_t m;
     if (engine_model_wrap_cpu(&m, c, w, s, err, errlen) != 0)
         return -1;
-    int n = engine_generate_model(&m, slot, prompt, n_prompt, opts, out, cb, user, stats, err,
+    engine_ops_t ops;
+    engine_ops_init(&ops);
+    if (slot)
+        ops.slot[ENGINE_OP_ATTENTION] = *slot;
+    int n = engine_generate_model(&m, &ops, prompt, n_prompt, opts, out, cb, user, stats, err,
                                   errlen);
+    if (slot)
+        slot->calls = ops.slot[ENGINE_OP_ATTENTION].calls;
     engine_model_close(&m);
     return n;
 }

@@ -40,13 +40,14 @@ engine_gen_opts_t engine_gen_defaults(void);
 
 /*
  * Generate from a fresh cache: the prompt (n_prompt >= 1 tokens) is
- * prefilled in chunks of m->max_chunk (the first chunk through slot, NULL
- * meaning the built-in attention), then tokens are decoded until max_new,
+ * prefilled in chunks of m->max_chunk (the first chunk's attention through
+ * ops' attention slot), then tokens are decoded (the decode ops through
+ * their slots; ops NULL: the engine's own everywhere) until max_new,
  * the stop token, the callback asks to stop or the context (m->max_seq) is
  * full.  Generated tokens go to out (room for max_new) when not NULL, and
  * to cb when not NULL.  Returns the number of tokens emitted, or -1 with err.
  */
-int engine_generate_model(engine_model_t *m, attn_slot_t *slot, const int *prompt,
+int engine_generate_model(engine_model_t *m, engine_ops_t *ops, const int *prompt,
                           int n_prompt, const engine_gen_opts_t *opts, int *out,
                           engine_token_fn cb, void *user, engine_gen_stats_t *stats, char *err,
                           size_t errlen);

@@ -1,7 +1,7 @@
 /*
  * model.h -- a Qwen3 model on a device, as the generation loop and the
- * Tasting Room see it: run tokens through the model (the prefill's
- * attention through the slot) and pick the next token.  Two devices:
+ * Tasting Room see it: run tokens through the model (each hot op through
+ * its slot, op_slot.h) and pick the next token.  Two devices:
  *
  *   cpu  (model_cpu.c)   the plain C forward in fp32 (qwen3_forward.c); the
  *                        slot's kernels take f32 host tensors (.c kernels);
@@ -35,12 +35,21 @@ struct engine_model {
     char decode_path[192];     /* how decode runs: "cpu", "graph", "stream (why)" */
     /*
      * Run n tokens at positions pos..pos+n-1 (1 <= n <= max_chunk; at pos 0
-     * the cache starts afresh and the attention goes through slot), then,
-     * when next is not NULL, pick the token after the last one with smp
-     * (greedy or sampled) into *next.  0, or -1 with err.
+     * the cache starts afresh and the attention goes through ops' attention
+     * slot; a decode step -- one token at pos > 0 -- runs the decode ops
+     * through theirs; ops NULL: the engine's own everywhere), then, when
+     * next is not NULL, pick the token after the last one with smp (greedy
+     * or sampled) into *next; a greedy pick in a decode step with a loaded
+     * lm_head kernel is that kernel's.  With ops->prof, each op's time is
+     * added to it.  0, or -1 with err.
      */
-    int (*run)(engine_model_t *m, attn_slot_t *slot, const int *tokens, int n, int pos,
+    int (*run)(engine_model_t *m, engine_ops_t *ops, const int *tokens, int n, int pos,
                sampler_t *smp, int *next, char *err, size_t errlen);
+    /* Make ops' kernels ready to run (cuda: hand them to the library,
+     * which captures the decode graph again) before anything is timed;
+     * NULL: nothing to do (run takes the slots as they come).  0, or -1
+     * with err. */
+    int (*prepare)(engine_model_t *m, engine_ops_t *ops, char *err, size_t errlen);
     void (*close)(engine_model_t *m);
     void *impl;
 };

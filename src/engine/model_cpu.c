@@ -16,14 +16,15 @@ typedef struct cpu_impl {
     int owned;
 } cpu_impl_t;
 
-static int cpu_run(engine_model_t *m, attn_slot_t *slot, const int *tokens, int n, int pos,
+static int cpu_run(engine_model_t *m, engine_ops_t *ops, const int *tokens, int n, int pos,
                    sampler_t *smp, int *next, char *err, size_t errlen)
 {
     cpu_impl_t *p = m->impl;
-    if (qwen3_forward(&m->c, p->wp, p->sp, slot, tokens, n, pos, 0, err, errlen) != 0)
+    if (qwen3_forward_ops(&m->c, p->wp, p->sp, ops, tokens, n, pos, 0, err, errlen) != 0)
         return -1;
-    if (next)
-        *next = sampler_sample(smp, p->sp->logits);
+    if (next)   /* greedy: the lm_head kernel's own pick when it made one */
+        *next = smp->temperature <= 0.0f && p->sp->argmax >= 0
+              ? p->sp->argmax : sampler_sample(smp, p->sp->logits);
     return 0;
 }
 

@@ -30,6 +30,8 @@
 typedef struct cuda_impl {
     qwen3_cuda_t *m;
     float *logits;            /* [vocab] host row for the sampler */
+    emile_kernel_fn ops[ENGINE_OP_COUNT];   /* the decode slots the library holds */
+    int profiling;            /* the library's breakdown is on */
 } cuda_impl_t;
 
 /* Loaded once per library path and kept until exit: unloading the CUDA
@@ -111,6 +113,16 @@ static int load_api(char *err, size_t errlen)
         dlclose(h);
         return -1;
     }
+    /* op slots and the breakdown: asked for only when used */
+    char ignored[16];
+    if (sym(h, "qwen3_cuda_set_ops", &a.set_ops, sizeof a.set_ops, path, ignored, 0))
+        a.set_ops = NULL;
+    if (sym(h, "qwen3_cuda_set_profile", &a.set_profile, sizeof a.set_profile, path, ignored,
+            0) ||
+        sym(h, "qwen3_cuda_profile_take", &a.profile_take, sizeof a.profile_take, path, ignored,
+            0))
+        a.set_profile = NULL, a.profile_take = NULL;
+    memset(&api, 0, sizeof api);
     api = a;
     snprintf(api_path, sizeof api_path, "%s", path);
     return 0;
@@ -128,38 +140,88 @@ static int get_tensor(void *user, const char *name, const void **data, int *dtyp
     return 0;
 }
 
-static int cuda_run(engine_model_t *m, attn_slot_t *slot, const int *tokens, int n, int pos,
+/* Hand the library the decode slots' kernels and the breakdown switch
+ * when they changed (the decode graph is captured again then). */
+static int sync_ops(engine_model_t *m, engine_ops_t *ops, char *err, size_t errlen)
+{
+    cuda_impl_t *p = m->impl;
+    emile_kernel_fn fns[ENGINE_OP_COUNT] = { 0 };
+    int changed = 0;
+    for (int i = 0; ops && i < ENGINE_OP_COUNT; i++) {
+        fns[i] = engine_op_is_decode(i) && ops->slot[i].handle ? ops->slot[i].fn : NULL;
+        changed |= fns[i] != p->ops[i];
+    }
+    if (changed) {
+        if (!api.set_ops) {
+            snprintf(err, errlen, "the GPU engine library %s has no op slots (another version: "
+                     "rebuild it with `make build/libemile-engine-cuda.so`)", api_path);
+            return -1;
+        }
+        if (api.set_ops(p->m, fns, err, errlen) != 0) {
+            memset(p->ops, 0, sizeof p->ops);
+            return -1;
+        }
+        memcpy(p->ops, fns, sizeof fns);
+        snprintf(m->decode_path, sizeof m->decode_path, "%s", api.decode_path(p->m));
+    }
+    int want = ops && ops->prof;
+    if (want != p->profiling) {
+        if (!api.set_profile) {
+            snprintf(err, errlen, "the GPU engine library %s has no breakdown (another version:"
+                     " rebuild it with `make build/libemile-engine-cuda.so`)", api_path);
+            return -1;
+        }
+        if (api.set_profile(p->m, want, err, errlen) != 0)
+            return -1;
+        p->profiling = want;
+    }
+    return 0;
+}
+
+/* Count the calls each slot's kernel got: n_layers per forward for the
+ * attention slot at 0 and for the decode ops in a step, one for lm_head. */
+static void count_calls(engine_model_t *m, engine_ops_t *ops, int decode)
+{
+    for (int i = 0; ops && i < ENGINE_OP_COUNT; i++)
+        if (ops->slot[i].handle && (decode ? engine_op_is_decode(i) : i == ENGINE_OP_ATTENTION))
+            ops->slot[i].calls += i == ENGINE_OP_LM_HEAD ? 1 : m->c.n_layers;
+}
+
+static int cuda_run(engine_model_t *m, engine_ops_t *ops, const int *tokens, int n, int pos,
                     sampler_t *smp, int *next, char *err, size_t errlen)
 {
     cuda_impl_t *p = m->impl;
     int greedy = !next || smp->temperature <= 0.0f;
     float *logits = greedy ? NULL : p->logits;
+    if (sync_ops(m, ops, err, errlen) != 0)
+        return -1;
+    int rc = 0;
     if (n == 1 && pos > 0) {
         int tok;
-        if (api.decode_step(p->m, tokens[0], pos, &tok, logits, err, errlen) != 0)
-            return -1;
-        if (next)
+        rc = api.decode_step(p->m, tokens[0], pos, &tok, logits, err, errlen);
+        if (rc == 0 && next)
             *next = greedy ? tok : sampler_sample(smp, logits);
-        return 0;
+        count_calls(m, ops, 1);
+    } else {
+        const attn_slot_t *slot = ops ? &ops->slot[ENGINE_OP_ATTENTION] : NULL;
+        emile_kernel_fn attn = slot && slot->handle ? slot->fn : NULL;
+        if (pos == 0)
+            count_calls(m, ops, 0);
+        rc = api.forward(p->m, attn, tokens, n, pos, 0, logits, err, errlen);
+        if (rc == 0 && next && !greedy) {
+            *next = sampler_sample(smp, logits);
+        } else if (rc == 0 && next) {
+            *next = api.argmax(p->m);
+            if (*next < 0) {
+                snprintf(err, errlen, "the GPU failed during the forward pass (argmax could "
+                         "not be read back: a kernel in a slot that faulted?)");
+                rc = -1;
+            }
+        }
     }
-    emile_kernel_fn attn = slot && slot->handle ? slot->fn : NULL;
-    if (slot && slot->handle && pos == 0)
-        slot->calls += m->c.n_layers;
-    if (api.forward(p->m, attn, tokens, n, pos, 0, logits, err, errlen) != 0)
-        return -1;
-    if (!next)
-        return 0;
-    if (!greedy) {
-        *next = sampler_sample(smp, logits);
-        return 0;
-    }
-    *next = api.argmax(p->m);
-    if (*next < 0) {
-        snprintf(err, errlen, "the GPU failed during the forward pass (argmax could not be read"
-                 " back: a kernel in the slot that faulted?)");
-        return -1;
-    }
-    return 0;
+    if (rc == 0 && p->profiling)
+        rc = api.profile_take(p->m, ops->prof, err, errlen);
+    return rc;
 }
 
 static void cuda_close(engine_model_t *m)
@@ -232,5 +294,6 @@ int engine_model_open_cuda(engine_model_t *m, const qwen3_config_t *c,
         snprintf(m->device_name, sizeof m->device_name, "cuda");
     snprintf(m->decode_path, sizeof m->decode_path, "%s", api.decode_path(p->m));
     m->run = cuda_run;
+    m->prepare = sync_ops;
     return 0;
 }

@@ -134,8 +134,9 @@ typedef struct qwen3_state {
     float *logits;         /* [max_chunk, vocab] */
     float *key_cache;      /* [n_layers, max_seq, n_kv_heads*head_dim] */
     float *value_cache;    /* [n_layers, max_seq, n_kv_heads*head_dim] */
-    float *rope_cos;       /* [max_seq, head_dim/2] */
-    float *rope_sin;       /* [max_seq, head_dim/2] */
+    float *rope;           /* [max_seq, head_dim/2, 2] (cos, sin) */
+    int argmax;            /* the last decode step's pick by a loaded lm_head
+                              kernel, -1 when none picked */
 } qwen3_state_t;
 
 /* Allocate s; 0, or -1 with err (s then empty). */
@@ -155,5 +156,18 @@ void qwen3_state_free(qwen3_state_t *s);
 int qwen3_forward(const qwen3_config_t *c, const qwen3_weights_t *w, qwen3_state_t *s,
                   attn_slot_t *slot, const int *tokens, int n, int pos, int all_logits,
                   char *err, size_t errlen);
+
+/*
+ * qwen3_forward with a slot for every op (op_slot.h; NULL: the engine's
+ * own): the prefill's attention through ops->slot[attention]; in a decode
+ * step (n == 1, pos > 0) the decode ops through theirs (a loaded lm_head
+ * kernel's pick in s->argmax, else -1).  With ops->prof, each op's time is
+ * added to it (the clock around each section: cpu kernels finish their
+ * work before they return).  A kernel's non-zero return fails the call,
+ * naming the op, the kernel and the layer.
+ */
+int qwen3_forward_ops(const qwen3_config_t *c, const qwen3_weights_t *w, qwen3_state_t *s,
+                      engine_ops_t *ops, const int *tokens, int n, int pos, int all_logits,
+                      char *err, size_t errlen);
 
 #endif /* EMILE_ENGINE_QWEN3_H */

@@ -79,6 +79,29 @@ int qwen3_cuda_argmax(qwen3_cuda_t *m);
 int qwen3_cuda_decode_step(qwen3_cuda_t *m, int token, int pos, int *next, float *logits,
                            char *err, size_t errlen);
 
+/*
+ * Put kernels of the ABI in the decode ops' slots (fns[op] for the ops
+ * engine_op_is_decode names; NULL: the engine's own; fns[attention] is
+ * ignored: the prefill's attention is qwen3_cuda_forward's attn).  Decode
+ * steps call them on the engine's stream with bf16 device tensors (the
+ * op specs of kernels/<op>/op.json; position and length in device memory),
+ * inside the decode graph, which is captured again here after one eager
+ * step (token 0 at position 0) that checks them.  0, or -1 with err (a
+ * kernel that returned non-zero or faulted: the engine's own ops are back).
+ */
+int qwen3_cuda_set_ops(qwen3_cuda_t *m, const emile_kernel_fn *fns, char *err, size_t errlen);
+
+/*
+ * The breakdown: on, every forward and decode step records a CUDA event at
+ * the end of each section (an op, or the norms and adds between them; a
+ * second decode graph holds them as event nodes), and
+ * qwen3_cuda_profile_take adds the times since the last take to *p (and
+ * zeroes its own).  Times are the device's; the events cost a little, so
+ * time a generation with it off.  0, or -1 with err.
+ */
+int qwen3_cuda_set_profile(qwen3_cuda_t *m, int on, char *err, size_t errlen);
+int qwen3_cuda_profile_take(qwen3_cuda_t *m, engine_profile_t *p, char *err, size_t errlen);
+
 /* "graph", or "stream (why)" when decode runs without the graph. */
 const char *qwen3_cuda_decode_path(qwen3_cuda_t *m);
 
@@ -95,6 +118,10 @@ typedef struct qwen3_cuda_api {
     int (*device_name)(qwen3_cuda_t *, char *, size_t);
     int (*decode_step)(qwen3_cuda_t *, int, int, int *, float *, char *, size_t);
     const char *(*decode_path)(qwen3_cuda_t *);
+    /* optional (an engine library without op slots lacks them): */
+    int (*set_ops)(qwen3_cuda_t *, const emile_kernel_fn *, char *, size_t);
+    int (*set_profile)(qwen3_cuda_t *, int, char *, size_t);
+    int (*profile_take)(qwen3_cuda_t *, engine_profile_t *, char *, size_t);
 } qwen3_cuda_api_t;
 
 #ifdef __cplusplus

@@ -78,6 +78,32 @@ int op_tensor_shape(const op_t *op, int t, const op_params_t *p, int64_t *shape,
     return 0;
 }
 
+int op_tensor_int_range(const op_t *op, int t, const op_params_t *p, int64_t *lo, int64_t *hi,
+                        char *err, size_t errlen)
+{
+    const op_tensor_t *ts = &op->tensors[t];
+    if (!ts->range[0] || !ts->range[1])
+        return 0;
+    double v[2];
+    for (int i = 0; i < 2; i++) {
+        if (expr_eval(ts->range[i], lookup_param, (void *)p, &v[i], err, errlen) != 0)
+            return -1;
+        if (v[i] != floor(v[i]) || fabs(v[i]) > 2147483647.0) {
+            snprintf(err, errlen, "tensor %s: range bound %s = %g is not a 32-bit integer",
+                     ts->name, ts->range[i], v[i]);
+            return -1;
+        }
+    }
+    if (v[0] > v[1]) {
+        snprintf(err, errlen, "tensor %s: empty range [%s, %s] = [%g, %g]", ts->name,
+                 ts->range[0], ts->range[1], v[0], v[1]);
+        return -1;
+    }
+    *lo = (int64_t)v[0];
+    *hi = (int64_t)v[1];
+    return 1;
+}
+
 int64_t op_tensor_numel(const op_t *op, int t, const op_params_t *p)
 {
     int64_t shape[EMILE_MAX_DIMS];
@@ -150,6 +176,9 @@ int op_check_params(const op_t *op, const op_params_t *p, int task_dtype,
             return -1;
         }
         total += bytes;
+        int64_t lo, hi;
+        if (op_tensor_int_range(op, t, p, &lo, &hi, err, errlen) < 0)
+            return -1;
     }
     if (total > 256e9) {
         snprintf(err, errlen, "the op's tensors need %.3g bytes together: more than any device holds", total);
@@ -184,11 +213,16 @@ void op_free(op_t *op)
 {
     if (op->builtin)
         return;
-    for (int t = 0; t < op->n_tensors; t++)
+    for (int t = 0; t < op->n_tensors; t++) {
         for (int d = 0; d < op->tensors[t].ndim; d++) {
             free(op->tensors[t].shape[d]);
             op->tensors[t].shape[d] = NULL;
         }
+        for (int i = 0; i < 2; i++) {
+            free(op->tensors[t].range[i]);
+            op->tensors[t].range[i] = NULL;
+        }
+    }
     free(op->flops_expr);
     free(op->bytes_expr);
     op->flops_expr = op->bytes_expr = NULL;
@@ -205,9 +239,12 @@ int op_copy(const op_t *src, op_t *dst)
     *dst = *src;
     if (src->builtin)
         return 0;
-    for (int t = 0; t < src->n_tensors; t++)
+    for (int t = 0; t < src->n_tensors; t++) {
         for (int d = 0; d < src->tensors[t].ndim; d++)
             dst->tensors[t].shape[d] = dup_or_null(src->tensors[t].shape[d]);
+        for (int i = 0; i < 2; i++)
+            dst->tensors[t].range[i] = dup_or_null(src->tensors[t].range[i]);
+    }
     dst->flops_expr = dup_or_null(src->flops_expr);
     dst->bytes_expr = dup_or_null(src->bytes_expr);
     return 0;
@@ -243,6 +280,8 @@ json_t *op_to_json(const op_t *op)
             json_object_set_new(tj, "dtype", json_string(dtype_str(ts->dtype)));
         if (ts->init_std > 0)
             json_object_set_new(tj, "init_std", json_real(ts->init_std));
+        if (ts->range[0] && ts->range[1])
+            json_object_set_new(tj, "range", json_pack("[ss]", ts->range[0], ts->range[1]));
         json_array_append_new(tensors, tj);
     }
     json_object_set_new(j, "tensors", tensors);

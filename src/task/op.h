@@ -27,6 +27,9 @@ typedef struct op_tensor {
     char *shape[EMILE_MAX_DIMS];   /* expressions of the params, e.g. "batch" */
     int dtype;                     /* -1: the task's dtype */
     double init_std;               /* inputs: N(0, init_std^2); 0 means 1.0 */
+    char *range[2];                /* integer inputs: drawn uniformly in [lo, hi]
+                                      (expressions of the params), e.g. a position
+                                      a kernel reads from device memory; NULL: normal */
 } op_tensor_t;
 
 typedef struct op_params {
@@ -66,6 +69,11 @@ void op_list_builtin(const op_t ***list, int *n);
 
 /* Parse a user-defined op from the task's "op" object; 0 on success. */
 int op_from_json(const json_t *j, op_t *out, char *err, size_t errlen);
+/* A user-defined op shipped with emile, found by name: kernels/<name>/op.json
+ * under the root (paths.h), parsed by op_from_json (ops/spec_file.c).  0, 1
+ * when there is no such file (an unknown op), -1 with err when it is
+ * malformed. */
+int op_from_spec_file(const char *name, op_t *out, char *err, size_t errlen);
 void op_free(op_t *op);             /* frees expressions of a parsed op */
 int op_copy(const op_t *src, op_t *dst);
 
@@ -76,6 +84,11 @@ int op_param_set(op_params_t *p, const char *name, double v);
 /* Evaluate a tensor's shape under params; 0 on success. */
 int op_tensor_shape(const op_t *op, int t, const op_params_t *p, int64_t *shape,
                     char *err, size_t errlen);
+/* The range an integer input is drawn from under params: 1 with *lo <= *hi,
+ * 0 when the tensor has none (normal draw), -1 with err when an expression
+ * fails or the range is empty. */
+int op_tensor_int_range(const op_t *op, int t, const op_params_t *p, int64_t *lo, int64_t *hi,
+                        char *err, size_t errlen);
 /* Elements of tensor t (0 on error). */
 int64_t op_tensor_numel(const op_t *op, int t, const op_params_t *p);
 double op_flops(const op_t *op, const op_params_t *p);

@@ -59,12 +59,20 @@ static int set_op(task_t *t, const json_t *opj, char *err, size_t errlen)
     op_free(&t->op);
     if (json_is_string(opj)) {
         const op_t *b = op_find_builtin(json_string_value(opj));
-        if (!b) {
-            snprintf(err, errlen, "unknown op '%s' (builtin ops: attention; or describe the op as an object)",
-                     json_string_value(opj));
-            return -1;
+        if (b) {
+            op_copy(b, &t->op);
+        } else {
+            /* an op spec shipped in kernels/<name>/op.json */
+            int rc = op_from_spec_file(json_string_value(opj), &t->op, err, errlen);
+            if (rc < 0)
+                return -1;
+            if (rc > 0) {
+                snprintf(err, errlen, "unknown op '%s' (builtin ops: attention; specs in "
+                         "kernels/*/op.json; or describe the op as an object)",
+                         json_string_value(opj));
+                return -1;
+            }
         }
-        op_copy(b, &t->op);
     } else if (op_from_json(opj, &t->op, err, errlen) != 0) {
         return -1;
     }

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "engine/qwen3.h"
 #include "taste/taste_engine.h"
 #include "taste/taste_kernel.h"
@@ -82,10 +83,24 @@ static void print_table(FILE *out, const taste_report_t *r)
             fprintf(out, "%-22s no, first divergence at generated token %d\n", "same tokens",
                     r->first_divergence);
     }
+    /* the other slots, where either side put a kernel */
+    for (int op = ENGINE_OP_ATTENTION + 1; op < ENGINE_OP_COUNT; op++) {
+        const char *la = a->op_label[op], *lb = two ? b->op_label[op] : "";
+        if (strcmp(la, "builtin") != 0 || (two && strcmp(lb, "builtin") != 0))
+            fprintf(out, "%-22s %-28.28s %s\n", engine_op_name(op), la, lb);
+    }
     if (strcmp(r->device, "cuda") == 0)
         fprintf(out, "%-22s cuda, %s; decode: %s\n", "device", r->device_name, r->decode_path);
     else
         fprintf(out, "%-22s cpu\n", "device");
+    for (int i = 0; i < r->n_sides; i++)
+        if (r->side[i].has_profile) {
+            engine_breakdown_t bd;
+            engine_breakdown_compute(&r->config, &r->side[i].profile, &r->ceilings, &bd);
+            engine_breakdown_print(out, i == 0 ? "reference" : "kernel", &bd);
+        }
+    if ((r->side[0].has_profile || r->side[1].has_profile) && r->ceilings.gbs <= 0)
+        fprintf(out, "(no floors: the device's ceilings could not be measured)\n");
 }
 
 static void print_json(FILE *out, const taste_report_t *r)
@@ -96,10 +111,19 @@ static void print_json(FILE *out, const taste_report_t *r)
         json_t *ids = json_array();        /* the generated ids, to compare with a peer */
         for (int k = 0; k < s->n; k++)
             json_array_append_new(ids, json_integer(s->tokens[k]));
-        json_array_append_new(sides, json_pack("{s:s, s:s, s:f, s:f, s:i, s:o}", "role",
-                              i == 0 ? "reference" : "kernel", "attention", s->label,
-                              "ttft_ms", s->stats.ttft_s * 1e3, "decode_tok_s",
-                              s->stats.decode_tok_s, "tokens", s->n, "ids", ids));
+        json_t *ops = json_object();
+        for (int op = 0; op < ENGINE_OP_COUNT; op++)
+            json_object_set_new(ops, engine_op_name(op), json_string(s->op_label[op]));
+        json_t *sj = json_pack("{s:s, s:s, s:o, s:f, s:f, s:i, s:o}", "role",
+                               i == 0 ? "reference" : "kernel", "attention", s->label, "ops",
+                               ops, "ttft_ms", s->stats.ttft_s * 1e3, "decode_tok_s",
+                               s->stats.decode_tok_s, "tokens", s->n, "ids", ids);
+        if (s->has_profile) {
+            engine_breakdown_t bd;
+            engine_breakdown_compute(&r->config, &s->profile, &r->ceilings, &bd);
+            json_object_set_new(sj, "breakdown", engine_breakdown_json(&bd));
+        }
+        json_array_append_new(sides, sj);
     }
     /* decode_path: "cpu", "graph" or "stream"; the reason, if any, apart */
     char path[192], note[192] = "";
@@ -125,6 +149,39 @@ static void print_json(FILE *out, const taste_report_t *r)
     fprintf(out, "%s\n", s ? s : "{}");
     free(s);
     json_decref(j);
+}
+
+/* The kernel of side (0 reference, 1 kernel) for op's slot; NULL: the
+ * engine's own. */
+static const char *kernel_spec(const taste_opts_t *o, int side, int op)
+{
+    const char *k = side == 0 ? o->op_reference[op] : o->op_kernel[op];
+    if (!k && op == ENGINE_OP_ATTENTION)
+        k = side == 0 ? o->reference : o->kernel;
+    return k;
+}
+
+/* The device's measured ceilings (cached by `emile devices`; measured
+ * here the first time) for the breakdown's floors; gbs 0 when unknown. */
+static void ceilings(const char *device, engine_ceilings_t *ce)
+{
+    memset(ce, 0, sizeof *ce);
+    int cuda = strcmp(device, "cuda") == 0;
+    ce->elem = cuda ? 2 : 4;
+    const backend_t *b = backend_find(device);
+    json_t *dev = NULL;
+    char why[512];
+    if (!b || backend_device(b, 0, &dev, why, sizeof why) != 0) {
+        json_decref(dev);
+        return;
+    }
+    const json_t *c = json_object_get(dev, "ceilings");
+    ce->gbs = json_number_value(json_object_get(c, "bandwidth_gbs"));
+    ce->gflops = json_number_value(json_object_get(json_object_get(c, "peak_gflops"),
+                                                   cuda ? "bf16" : "f32"));
+    if (!(ce->gflops > 0))
+        ce->gbs = 0;
+    json_decref(dev);
 }
 
 int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
@@ -178,7 +235,11 @@ int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
     job.n_prompt = n_prompt;
     job.tok = tok;
     job.ctx = ctx;
-    job.sides = o->kernel ? 2 : 1;
+    job.sides = 1;
+    for (int op = 0; op < ENGINE_OP_COUNT; op++)
+        if (kernel_spec(o, 1, op))
+            job.sides = 2;
+    rep->config = c;
     job.sandbox = !o->no_sandbox;
     char dir[4096] = "";
     if (rc == 0 && fs_mkdtemp("emile-taste-", dir, sizeof dir) != 0) {
@@ -192,13 +253,18 @@ int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
         snprintf(err, errlen, "cannot open %s to the sandbox", dir);
         rc = -1;
     }
-    for (int i = 0; i < job.sides && rc == 0; i++) {
-        char sub[4200];
-        snprintf(sub, sizeof sub, "%s/%s", dir, i == 0 ? "reference" : "kernel");
-        rc = taste_kernel_prepare(i == 0 ? o->reference : o->kernel, i == 0, o->store, device,
-                                  sub, job.so[i], sizeof job.so[i], job.label[i],
-                                  sizeof job.label[i], err, errlen);
-    }
+    for (int i = 0; i < job.sides && rc == 0; i++)
+        for (int op = 0; op < ENGINE_OP_COUNT && rc == 0; op++) {
+            char sub[4200];
+            snprintf(sub, sizeof sub, "%s/%s-%s", dir, i == 0 ? "reference" : "kernel",
+                     engine_op_name(op));
+            rc = taste_kernel_prepare_op(kernel_spec(o, i, op), engine_op_name(op), i == 0,
+                                         o->store, device, sub, job.so[i][op],
+                                         sizeof job.so[i][op], job.label[i][op],
+                                         sizeof job.label[i][op], err, errlen);
+        }
+    if (rc == 0 && o->breakdown)
+        ceilings(device, &rep->ceilings);
     if (rc == 0)
         rc = taste_engine_run(&job, out, rep, err, errlen);
     if (dir[0])

@@ -15,7 +15,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "engine/breakdown.h"
 #include "engine/generate.h"
+#include "engine/op_slot.h"
 
 typedef struct taste_opts {
     const char *model_dir;     /* Hugging Face checkpoint directory, or NULL */
@@ -31,6 +33,15 @@ typedef struct taste_opts {
                                   NULL: built-in */
     const char *kernel;        /* .so/.c/.cu file or run id of the candidate; NULL: only
                                   the reference */
+    const char *op_reference[ENGINE_OP_COUNT];  /* the reference side's kernel for each op
+                                  slot (--reference OP=K; op_slot.h); NULL: the engine's
+                                  own (the attention slot's: .reference) */
+    const char *op_kernel[ENGINE_OP_COUNT];     /* the kernel side's (--kernel OP=K,
+                                  --menu); NULL: the engine's own (attention: .kernel).
+                                  Any of them set makes the second side */
+    int breakdown;             /* after each side's timed generation, an untimed one
+                                  with each op timed (model.h's profile): time per op per
+                                  prefill and per decode step, against its floor */
     const char *store;         /* run store for run ids; NULL: the default store */
     int context;               /* KV cache positions (0: prompt + max_new) */
     int warmup;                /* untimed prefills per side first; -1: 1 on cuda, 0 on cpu */
@@ -44,12 +55,16 @@ typedef struct taste_opts {
     int json;                  /* one JSON object on out instead of the table:
                                   {device, device_name, decode_path ("cpu", "graph",
                                   "stream"), [decode_path_note], prompt_tokens,
-                                  runs: [{role, attention, ttft_ms, decode_tok_s,
-                                  tokens, ids}], agree, first_divergence} */
+                                  runs: [{role, attention, ops: {op: label},
+                                  ttft_ms, decode_tok_s, tokens, ids, [breakdown]}],
+                                  agree, first_divergence} */
 } taste_opts_t;
 
 typedef struct taste_side {
-    char label[256];
+    char label[256];           /* the attention slot's */
+    char op_label[ENGINE_OP_COUNT][256];   /* every slot's ("builtin", a path, a run) */
+    int has_profile;
+    engine_profile_t profile;  /* the breakdown generation's (breakdown on) */
     engine_gen_stats_t stats;
     int *tokens;               /* generated ids (malloc'd) */
     int n;
@@ -62,6 +77,8 @@ typedef struct taste_report {
     int n_prompt;
     taste_side_t side[2];      /* [0] reference, [1] kernel (when given) */
     int n_sides;
+    qwen3_config_t config;     /* the model's shape (the breakdown's floors) */
+    engine_ceilings_t ceilings;    /* for the breakdown's floors (gbs 0: unknown) */
     int agree;                 /* same tokens, same count */
     int first_divergence;      /* first position that differs, -1 when agree */
 } taste_report_t;

@@ -8,7 +8,7 @@
  * CHILD_STREAM_MAX), and the report pipe as fd 3, nothing else.  The report
  * is one JSON line at the end:
  *   {"device_name", "decode_path", "ttft_s", "decode_s", "decode_tok_s",
- *    "n_new", "n_prompt", "tokens": [ids]}
+ *    "n_new", "n_prompt", "tokens": [ids], ["profile": {...}]}
  * or {"error": TEXT}, or -- from the SIGSYS handler -- {"forbidden": NAME,
  * "nr": N}.  The parent checks it against the job before believing it.
  */
@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "engine/attn_slot.h"
+#include "engine/breakdown.h"
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "taste/taste_confine.h"
@@ -48,16 +48,18 @@ static int stream_token(void *user, int token)
     return 0;
 }
 
-/* One generation on m with slot (after the warm-up prefills); fills side. */
-static int run_side(const taste_engine_job_t *job, engine_model_t *m, attn_slot_t *slot,
+/* One generation on m with ops (after the warm-up prefills), then, for the
+ * breakdown, an untimed one with each op timed; fills side. */
+static int run_side(const taste_engine_job_t *job, engine_model_t *m, engine_ops_t *ops,
                     FILE *out, taste_side_t *side, char *err, size_t errlen)
 {
     const taste_opts_t *o = job->o;
+    attn_slot_t *slot = &ops->slot[ENGINE_OP_ATTENTION];
     int warm = o->warmup >= 0 ? o->warmup : strcmp(m->device, "cuda") == 0;
     engine_gen_opts_t wg = o->gen;
     wg.max_new = 1;                    /* prefill and the first pick: what TTFT times */
     for (int i = 0; i < warm; i++)
-        if (engine_generate_model(m, slot, job->prompt, job->n_prompt, &wg, NULL, NULL, NULL,
+        if (engine_generate_model(m, ops, job->prompt, job->n_prompt, &wg, NULL, NULL, NULL,
                                   NULL, err, errlen) < 0)
             return -1;
     side->tokens = malloc(((size_t)o->gen.max_new + 1) * sizeof *side->tokens);
@@ -66,11 +68,13 @@ static int run_side(const taste_engine_job_t *job, engine_model_t *m, attn_slot_
         return -1;
     }
     snprintf(side->label, sizeof side->label, "%s", slot->label);
+    for (int op = 0; op < ENGINE_OP_COUNT; op++)
+        snprintf(side->op_label[op], sizeof side->op_label[op], "%s", ops->slot[op].label);
     struct stream st = { job->tok, out };
     int show = job->tok && !o->quiet && !o->json;
     if (show)
         fprintf(out, "--- %s\n", slot->label);
-    int n = engine_generate_model(m, slot, job->prompt, job->n_prompt, &o->gen, side->tokens,
+    int n = engine_generate_model(m, ops, job->prompt, job->n_prompt, &o->gen, side->tokens,
                                   show ? stream_token : NULL, &st, &side->stats, err, errlen);
     if (show)
         fprintf(out, "\n");
@@ -78,6 +82,19 @@ static int run_side(const taste_engine_job_t *job, engine_model_t *m, attn_slot_
     if (n < 0)
         return -1;
     side->n = n;
+    if (o->breakdown) {
+        memset(&side->profile, 0, sizeof side->profile);
+        ops->prof = &side->profile;
+        int rc = engine_generate_model(m, ops, job->prompt, job->n_prompt, &o->gen, NULL, NULL,
+                                       NULL, NULL, err, errlen);
+        ops->prof = NULL;
+        /* back to the timed configuration (cuda: the graph without events) */
+        if (rc >= 0 && m->prepare && m->prepare(m, ops, err, errlen) != 0)
+            rc = -1;
+        if (rc < 0)
+            return -1;
+        side->has_profile = 1;
+    }
     return 0;
 }
 
@@ -108,21 +125,23 @@ static int engine_steps(const taste_engine_job_t *job, int lo, int hi, FILE *out
         return -1;
     snprintf(rep->device_name, sizeof rep->device_name, "%s", m.device_name);
     snprintf(rep->decode_path, sizeof rep->decode_path, "%s", m.decode_path);
-    attn_slot_t slots[2];
-    attn_slot_init_builtin(&slots[0]);
-    attn_slot_init_builtin(&slots[1]);
+    engine_ops_t ops[2];
+    engine_ops_init(&ops[0]);
+    engine_ops_init(&ops[1]);
     if (job->sandbox)
         rc = taste_confine_filter(device, report_fd, err, errlen);
     for (int i = lo; i < hi && rc == 0; i++)
-        if (job->so[i][0]) {
-            rc = attn_slot_load(&slots[i], job->so[i], err, errlen);
-            if (rc == 0)
-                snprintf(slots[i].label, sizeof slots[i].label, "%s", job->label[i]);
+        for (int op = 0; op < ENGINE_OP_COUNT && rc == 0; op++) {
+            op_slot_t *sl = &ops[i].slot[op];
+            if (job->so[i][op][0])
+                rc = op_slot_load(sl, job->so[i][op], err, errlen);
+            if (rc == 0 && job->label[i][op][0])
+                snprintf(sl->label, sizeof sl->label, "%s", job->label[i][op]);
         }
     if (rc == 0 && job->sandbox)
         rc = taste_confine_loaded(device, err, errlen);
     for (int i = lo; i < hi && rc == 0; i++) {
-        rc = run_side(job, &m, &slots[i], out, &rep->side[i], err, errlen);
+        rc = run_side(job, &m, &ops[i], out, &rep->side[i], err, errlen);
         if (rc == 0)
             rep->n_sides = i + 1;
     }
@@ -130,8 +149,8 @@ static int engine_steps(const taste_engine_job_t *job, int lo, int hi, FILE *out
      * nothing there, and nothing is gained by tearing down). */
     if (!job->sandbox) {
         engine_model_close(&m);
-        attn_slot_close(&slots[0]);
-        attn_slot_close(&slots[1]);
+        engine_ops_close(&ops[0]);
+        engine_ops_close(&ops[1]);
     }
     return rc;
 }
@@ -143,11 +162,14 @@ static json_t *report_json(const taste_report_t *rep, int side)
     json_t *ids = json_array();
     for (int k = 0; k < s->n; k++)
         json_array_append_new(ids, json_integer(s->tokens[k]));
-    return json_pack("{s:s, s:s, s:f, s:f, s:f, s:i, s:i, s:o}", "device_name",
-                     rep->device_name, "decode_path", rep->decode_path, "ttft_s",
-                     s->stats.ttft_s, "decode_s", s->stats.decode_s, "decode_tok_s",
-                     s->stats.decode_tok_s, "n_new", s->stats.n_new, "n_prompt",
-                     s->stats.n_prompt, "tokens", ids);
+    json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:f, s:i, s:i, s:o}", "device_name",
+                          rep->device_name, "decode_path", rep->decode_path, "ttft_s",
+                          s->stats.ttft_s, "decode_s", s->stats.decode_s, "decode_tok_s",
+                          s->stats.decode_tok_s, "n_new", s->stats.n_new, "n_prompt",
+                          s->stats.n_prompt, "tokens", ids);
+    if (j && s->has_profile)
+        json_object_set_new(j, "profile", engine_profile_to_json(&s->profile));
+    return j;
 }
 
 /* Side `side` of rep from a child's report line, checked against what the
@@ -177,15 +199,21 @@ static int report_from_json(const taste_engine_job_t *job, int side, const json_
         json_int_t t = json_integer_value(json_array_get(ids, k));
         bad = !json_is_integer(json_array_get(ids, k)) || t < 0 || t >= job->c.vocab;
     }
+    const json_t *prof = json_object_get(j, "profile");
+    if (!bad && job->o->breakdown)
+        bad = !prof || engine_profile_from_json(prof, &d->profile) != 0;
     if (bad) {
         snprintf(err, errlen, "the engine child's report for %s does not fit the tasting "
-                 "(counts, token ids or times out of bounds): a kernel in its slot wrote it?",
-                 job->label[side]);
+                 "(counts, token ids, times or breakdown out of bounds): a kernel in its slot "
+                 "wrote it?", job->label[side][ENGINE_OP_ATTENTION]);
         return -1;
     }
+    d->has_profile = job->o->breakdown;
     snprintf(rep->device_name, sizeof rep->device_name, "%s", dn);
     snprintf(rep->decode_path, sizeof rep->decode_path, "%s", dp);
-    snprintf(d->label, sizeof d->label, "%s", job->label[side]);
+    snprintf(d->label, sizeof d->label, "%s", job->label[side][ENGINE_OP_ATTENTION]);
+    for (int op = 0; op < ENGINE_OP_COUNT; op++)
+        snprintf(d->op_label[op], sizeof d->op_label[op], "%s", job->label[side][op]);
     d->n = (int)n;
     d->tokens = malloc((n + 1) * sizeof *d->tokens);
     if (!d->tokens) {
@@ -280,6 +308,19 @@ static int thread_count(void)
     return n;
 }
 
+/* What a side put in the slots, for messages: the attention slot's label,
+ * then each other loaded op's ("attention builtin, decode_attention run 4's
+ * best"); only the attention's when no other is loaded. */
+static const char *side_name(const taste_engine_job_t *job, int side, char *buf, size_t n)
+{
+    size_t off = (size_t)snprintf(buf, n, "%s", job->label[side][ENGINE_OP_ATTENTION]);
+    for (int op = ENGINE_OP_ATTENTION + 1; op < ENGINE_OP_COUNT && off < n; op++)
+        if (job->so[side][op][0])
+            off += (size_t)snprintf(buf + off, n - off, ", %s %s", engine_op_name(op),
+                                    job->label[side][op]);
+    return buf;
+}
+
 /* One side in its own confined child: each kernel alone with the model
  * (the runner's rule: a candidate's threads or constructors cannot slow
  * the reference's measurement). */
@@ -350,31 +391,33 @@ static int run_in_child(const taste_engine_job_t *job, int side, FILE *out,
         j = json_loads(last ? last + 1 : report, 0, NULL);
     }
     int rc = -1;
+    char who[1024];
+    side_name(job, side, who, sizeof who);
     const char *forbidden = json_string_value(json_object_get(j, "forbidden"));
     const char *child_err = json_string_value(json_object_get(j, "error"));
     if (bad == -2)
         snprintf(err, errlen, "the engine child with %s sent more than %zu MiB and was "
-                 "stopped", job->label[side],
+                 "stopped", who,
                  (streamed > CHILD_STREAM_MAX ? CHILD_STREAM_MAX : CHILD_REPORT_MAX) >> 20);
     else if (forbidden || (WIFEXITED(st) && WEXITSTATUS(st) == 3))
-        snprintf(err, errlen, "a kernel in the attention slot (%s) made a forbidden system "
+        snprintf(err, errlen, "a kernel in the slots (%s) made a forbidden system "
                  "call: %s (nr %lld); the Tasting Room runs kernels in the worker's sandbox",
-                 job->label[side], forbidden ? forbidden : "unnamed",
+                 who, forbidden ? forbidden : "unnamed",
                  (long long)json_integer_value(json_object_get(j, "nr")));
     else if (child_err)
         snprintf(err, errlen, "%s", child_err);
     else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
         /* the filter's signal arrived while signals were blocked (as they
          * are around the clone of system() or posix_spawn): no name */
-        snprintf(err, errlen, "a kernel in the attention slot (%s) made a forbidden system "
+        snprintf(err, errlen, "a kernel in the slots (%s) made a forbidden system "
                  "call with its signals blocked (starting a process?); the Tasting Room runs "
-                 "kernels in the worker's sandbox", job->label[side]);
+                 "kernels in the worker's sandbox", who);
     else if (WIFSIGNALED(st))
-        snprintf(err, errlen, "the engine with %s in its slot was killed by signal %d (%s)",
-                 job->label[side], WTERMSIG(st), strsignal(WTERMSIG(st)));
+        snprintf(err, errlen, "the engine with %s in its slots was killed by signal %d (%s)",
+                 who, WTERMSIG(st), strsignal(WTERMSIG(st)));
     else if (!j || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        snprintf(err, errlen, "the engine with %s in its slot ended without a report (exit "
-                 "status %d)", job->label[side], WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        snprintf(err, errlen, "the engine with %s in its slots ended without a report (exit "
+                 "status %d)", who, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     else
         rc = report_from_json(job, side, j, wall_s, rep, err, errlen);
     json_decref(j);

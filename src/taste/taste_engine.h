@@ -25,8 +25,9 @@ typedef struct taste_engine_job {
     tokenizer_t *tok;          /* for streaming text; NULL: none */
     int ctx;                   /* KV cache positions */
     int sides;                 /* 1: the reference only; 2: and the kernel */
-    char so[2][4200];          /* prepared kernels ("" = built-in attention) */
-    char label[2][256];
+    char so[2][ENGINE_OP_COUNT][4200];    /* prepared kernels per side and op slot
+                                             ("" = the engine's own) */
+    char label[2][ENGINE_OP_COUNT][256];
     int sandbox;               /* 1: in the confined child (the default) */
 } taste_engine_job_t;
 

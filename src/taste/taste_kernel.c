@@ -108,9 +108,9 @@ static int compile_in(const char *src, const char *lang, const char *dir, int un
 
 /* The source and language of run id's best iteration (or its reference),
  * with its label; checks it suits device.  *src is malloc'd. */
-static int run_source(const char *spec, int reference, const char *store_path,
-                      const char *device, char **src, char *lang, size_t langn, char *label,
-                      size_t labeln, char *err, size_t errlen)
+static int run_source(const char *spec, const char *slot_op, int reference,
+                      const char *store_path, const char *device, char **src, char *lang,
+                      size_t langn, char *label, size_t labeln, char *err, size_t errlen)
 {
     char path[PATH_MAX];
     long long id = strtoll(spec, NULL, 10);
@@ -137,13 +137,20 @@ static int run_source(const char *spec, int reference, const char *store_path,
         goto out;
     }
     json_t *task = json_object_get(rj, "task");
-    const char *op = json_string_value(json_object_get(task, "op"));
+    const json_t *opj = json_object_get(task, "op");   /* a name, or a spec's object */
+    const char *op = json_is_object(opj) ? json_string_value(json_object_get(opj, "name"))
+                                         : json_string_value(opj);
     const char *dtype = json_string_value(json_object_get(task, "dtype"));
     const char *want = strcmp(device, "cuda") == 0 ? "bf16" : "f32";
     const char *text, *l;
-    if (!op || strcmp(op, "attention") != 0) {
-        snprintf(err, errlen, "run %lld is not an attention run: its kernels cannot go into "
-                 "the engine's attention slot", id);
+    if (!op || strcmp(op, slot_op) != 0) {
+        if (strcmp(slot_op, "attention") == 0)
+            snprintf(err, errlen, "run %lld is not an attention run: its kernels cannot go "
+                     "into the engine's attention slot", id);
+        else
+            snprintf(err, errlen, "run %lld is a%s %s run: its kernels cannot go into the "
+                     "engine's %s slot", id, op && strchr("aeiou", op[0]) ? "n" : "",
+                     op ? op : "unnamed", slot_op);
         goto out;
     }
     if (reference) {
@@ -182,8 +189,8 @@ static int run_source(const char *spec, int reference, const char *store_path,
         goto out;
     }
     if (dtype && strcmp(dtype, want) != 0) {
-        snprintf(err, errlen, "run %lld's kernels take %s tensors; the %s engine's attention "
-                 "slot passes %s", id, dtype, device, want);
+        snprintf(err, errlen, "run %lld's kernels take %s tensors; the %s engine's %s "
+                 "slot passes %s", id, dtype, device, slot_op, want);
         goto out;
     }
     if (!(*src = strdup(text))) {
@@ -202,6 +209,15 @@ out:
 int taste_kernel_prepare(const char *spec, int reference, const char *store_path,
                          const char *device, const char *dir, char *so, size_t so_n,
                          char *label, size_t labeln, char *err, size_t errlen)
+{
+    return taste_kernel_prepare_op(spec, "attention", reference, store_path, device, dir, so,
+                                   so_n, label, labeln, err, errlen);
+}
+
+int taste_kernel_prepare_op(const char *spec, const char *op, int reference,
+                            const char *store_path, const char *device, const char *dir,
+                            char *so, size_t so_n, char *label, size_t labeln, char *err,
+                            size_t errlen)
 {
     so[0] = 0;
     snprintf(label, labeln, "builtin");
@@ -242,8 +258,8 @@ int taste_kernel_prepare(const char *spec, int reference, const char *store_path
     }
     if (taste_kernel_is_run(spec)) {
         char *src = NULL;
-        rc = run_source(spec, reference, store_path, device, &src, lang, sizeof lang, label,
-                        labeln, err, errlen);
+        rc = run_source(spec, op, reference, store_path, device, &src, lang, sizeof lang,
+                        label, labeln, err, errlen);
         snprintf(src_path, sizeof src_path, "%s/kernel.%s", dir, lang);
         if (rc == 0 && fs_write_file(src_path, src, strlen(src)) != 0) {
             snprintf(err, errlen, "cannot write %s", src_path);

@@ -38,4 +38,12 @@ int taste_kernel_prepare(const char *spec, int reference, const char *store_path
                          const char *device, const char *dir, char *so, size_t so_n,
                          char *label, size_t labeln, char *err, size_t errlen);
 
+/* The same for the slot of op ("attention", "decode_attention", ...:
+ * op_slot.h): a run must be a run of that op (its task's "op", a name or a
+ * spec's object). */
+int taste_kernel_prepare_op(const char *spec, const char *op, int reference,
+                            const char *store_path, const char *device, const char *dir,
+                            char *so, size_t so_n, char *label, size_t labeln, char *err,
+                            size_t errlen);
+
 #endif /* EMILE_ENGINE_TASTE_KERNEL_H */

@@ -118,6 +118,8 @@ static void compare(const void *out, int dtype, const void *ref, int ref_dtype, 
 {
     memset(r, 0, sizeof *r);
     r->first_bad = (size_t)-1;
+    if (dtype == EMILE_DTYPE_I32 || dtype == EMILE_DTYPE_I64)
+        tol = 0;                    /* an index (an argmax) is right or wrong */
     double ss = 0;
     size_t finite = 0;
     for (size_t i = 0; i < n; i++) {

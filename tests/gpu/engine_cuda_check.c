@@ -1,7 +1,7 @@
 /*
  * engine_cuda_check.c -- the engine's GPU path on a GPU host.
  *
- *   engine_cuda_check ENGINE_SO [KERNEL_SO] [--bench] [--golden DIR]...
+ *   engine_cuda_check ENGINE_SO [KERNEL_SO] [--bench] [--golden DIR]... [--op OP=SO]...
  *
  * 1. a checkpoint directory through the GPU path against its transformers
  *    golden logits: tests/data/qwen3-tiny by default, or each --golden DIR
@@ -17,6 +17,13 @@
  *    tensors, e.g. kernels/attention/cuda/reference.cu built with nvcc):
  *    the hot-swapped prefill gives the built-in kernel's logits (same rule
  *    with 1e-2);
+ * 3b. with --op OP=SO (decode ops' kernels: decode_attention, qkv_proj,
+ *    o_proj, gate_up, down_proj, lm_head; the kernels/<op>/cuda/ sources built with
+ *    nvcc), every one in its slot at once (qwen3_cuda_set_ops): token-by-
+ *    token decode through the decode graph (qwen3_cuda_decode_step) against
+ *    the golden logits (3e-2) and against the engine's own ops' decode in
+ *    the same run (2e-2), and the greedy pick of each step (an lm_head
+ *    kernel's) equal to the argmax of the logits it wrote;
  * 4. --bench: the Qwen3-4B shape with random weights, prompts of 512 and
  *    2048 tokens, 128 greedy new tokens: TTFT and decode tok/s with the
  *    built-in attention and with KERNEL_SO.
@@ -51,6 +58,8 @@
 
 static qwen3_cuda_api_t api;
 static int passed, failed;
+static emile_kernel_fn ops[ENGINE_OP_COUNT];
+static int n_ops;
 
 static void check(int ok, const char *what)
 {
@@ -78,6 +87,11 @@ static int load_api(const char *so)
     memcpy(&api.forward, &f[2], sizeof f[2]);
     memcpy(&api.argmax, &f[3], sizeof f[3]);
     memcpy(&api.device_name, &f[4], sizeof f[4]);
+    void *g[3] = { dlsym(h, "qwen3_cuda_decode_step"), dlsym(h, "qwen3_cuda_set_ops"),
+                   dlsym(h, "qwen3_cuda_decode_path") };
+    if (g[0]) memcpy(&api.decode_step, &g[0], sizeof g[0]);
+    if (g[1]) memcpy(&api.set_ops, &g[1], sizeof g[1]);
+    if (g[2]) memcpy(&api.decode_path, &g[2], sizeof g[2]);
     return 0;
 }
 
@@ -266,6 +280,92 @@ static void golden_checks(const char *dir, emile_kernel_fn kernel)
     st_checkpoint_close(&ck);
 }
 
+/* Token-by-token decode steps (the graph) from position 0 with the logits
+ * of each, and whether every step's pick is the argmax of its logits. */
+static int decode_steps(qwen3_cuda_t *m, const int *tok, int n, int V, float *out, int *picks_ok,
+                        char *err, size_t errlen)
+{
+    *picks_ok = 1;
+    for (int t = 0; t < n; t++) {
+        int next = -1;
+        if (api.decode_step(m, tok[t], t, &next, out + (size_t)t * V, err, errlen))
+            return -1;
+        if (next != argmax(out + (size_t)t * V, V)) {
+            const float *row = out + (size_t)t * V;
+            int a = argmax(row, V);
+            if (next < 0 || next >= V || row[a] - row[next] > 1e-6f * fabsf(row[a]))
+                *picks_ok = 0;
+        }
+    }
+    return 0;
+}
+
+/* 3b: every --op kernel in its slot at once, through the decode graph. */
+static void op_checks(const char *dir)
+{
+    char err[512] = "", path[4096];
+    qwen3_config_t c;
+    st_checkpoint_t ck;
+    if (!api.decode_step || !api.set_ops) {
+        printf("FAIL: the engine library has no op slots (qwen3_cuda_set_ops)\n");
+        failed++;
+        return;
+    }
+    printf("op slots: %s\n", dir);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (qwen3_config_load(&c, path, err, sizeof err) ||
+        st_checkpoint_open(&ck, dir, err, sizeof err)) {
+        printf("FAIL: load %s: %s\n", dir, err);
+        failed++;
+        return;
+    }
+    snprintf(path, sizeof path, "%s/golden.bin", dir);
+    int n = 0, V = 0, *tok = NULL;
+    float *gold = NULL;
+    if (read_golden(path, &n, &V, &tok, &gold) != 0 || V != c.vocab) {
+        printf("FAIL: %s\n", path);
+        failed++;
+        st_checkpoint_close(&ck);
+        return;
+    }
+    qwen3_cuda_t *m;
+    int max_seq = n > 64 ? n : 64, max_chunk = n > 32 ? n : 32;
+    if (api.create(&c, max_seq, max_chunk, get_tensor, &ck, 0, &m, err, sizeof err)) {
+        printf("FAIL: create: %s\n", err);
+        failed++;
+        free(tok);
+        free(gold);
+        st_checkpoint_close(&ck);
+        return;
+    }
+    float *own = malloc((size_t)n * V * 4), *swp = malloc((size_t)n * V * 4);
+    int own_ok, swp_ok;
+    int rc = decode_steps(m, tok, n, V, own, &own_ok, err, sizeof err);
+    check(rc == 0 && own_ok, rc ? err : "decode steps with the engine's own ops");
+    rc = api.set_ops(m, ops, err, sizeof err);
+    char what[96];
+    snprintf(what, sizeof what, "%d op kernels in their slots (decode: %s)", n_ops,
+             rc == 0 && api.decode_path ? api.decode_path(m) : "?");
+    check(rc == 0, rc ? err : what);
+    if (rc == 0)
+        check(!api.decode_path || strcmp(api.decode_path(m), "graph") == 0,
+              "decode with the op kernels runs as one CUDA graph");
+    if (rc == 0)
+        rc = decode_steps(m, tok, n, V, swp, &swp_ok, err, sizeof err);
+    check(rc == 0, rc ? err : "decode steps with the op kernels");
+    check(rc == 0 && swp_ok, "each step's pick is the argmax of its logits");
+    check(rc == 0 && matches("op kernels vs transformers", swp, gold, n, V, 3e-2),
+          "decode with the op kernels matches the golden logits");
+    check(rc == 0 && matches("op kernels vs the engine's own ops", swp, own, n, V, 2e-2),
+          "decode with the op kernels gives the engine's own logits");
+    api.destroy(m);
+    free(own);
+    free(swp);
+    free(tok);
+    free(gold);
+    st_checkpoint_close(&ck);
+}
+
 /* TTFT and decode tok/s on the 4B shape for one attention kernel. */
 static void bench_one(qwen3_cuda_t *m, const qwen3_config_t *c, emile_kernel_fn kernel,
                       const char *label, int S, int new_tokens, int *first_tokens)
@@ -349,6 +449,17 @@ int main(int argc, char **argv)
                 return 2;
             }
             dirs[n_dirs++] = argv[++i];
+        } else if (strcmp(argv[i], "--op") == 0) {
+            const char *v = i + 1 < argc ? argv[++i] : "";
+            const char *eq = strchr(v, '=');
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - v) : 0, v);
+            int op = engine_op_from_name(name);
+            if (!engine_op_is_decode(op) || !(ops[op] = load_kernel(eq + 1))) {
+                fprintf(stderr, "--op %s: OP=SO with OP a decode op and SO a kernel\n", v);
+                return 2;
+            }
+            n_ops++;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;
@@ -363,8 +474,11 @@ int main(int argc, char **argv)
     emile_kernel_fn kernel = kso ? load_kernel(kso) : NULL;
     if (kso)
         check(kernel != NULL, "kernel loaded");
-    for (int i = 0; i < n_dirs; i++)
+    for (int i = 0; i < n_dirs; i++) {
         golden_checks(dirs[i], kernel);
+        if (n_ops)
+            op_checks(dirs[i]);
+    }
     free(dirs);
     if (do_bench)
         bench(kernel);

@@ -9,7 +9,15 @@
 #     hardware counters, and the full report is printed;
 #  5. `emile taste --device cuda` on the tiny shape with the reference
 #     kernel hot-swapped into the engine's prefill slot: the generations
-#     agree, and decode ran as a CUDA graph.
+#     agree, and decode ran as a CUDA graph;
+#  6. the decode ops' kernels (issue 13): every reference and ladder rung
+#     against torch fp32 at the Qwen3-4B shapes and ragged ones
+#     (bench/op_ladders_cuda.py --check), three top rungs through the
+#     worker (`emile profile` of examples/qwen3_ops at reduced sizes), the
+#     engine's op slots (tests/gpu/engine_cuda_check --op: every decode op
+#     swapped at once, decode through the graph, against the golden logits
+#     and the engine's own), and `emile taste --device cuda` with every decode
+#     op swapped and --breakdown.
 # Prints one "ok"/"not ok" line per check and "N passed, N failed" last.
 set -u
 cd "$(dirname "$0")/../.."
@@ -106,6 +114,78 @@ assert r['decode_path']=='graph', r.get('decode_path_note')" "$work/taste.json" 
     ok "taste --device cuda: decode ran as a CUDA graph"
   else bad "taste --device cuda: decode did not run as a CUDA graph ($(head -c 300 "$work/taste.json"))"; fi
 else bad "taste --device cuda: build/libemile-engine-cuda.so is not built (make all where nvcc is)"; fi
+
+# 5b. the prefill ladder at other head dims and fp16 (issue 13): the worker
+#     validates the mma.sync rung at head_dim 256 and 64 and the wgmma rung in fp16
+dims() {   # dims D DTYPE KERNEL
+  local t="$work/dims.json"
+  sed "s/\"head_dim\":128/\"head_dim\":$1/; s/\"bf16\"/\"$2\"/" "$small" > "$t"
+  timeout 300 $E profile "$t" "$3" --json > "$work/d.json" 2>"$work/d.err"
+  [ "$(status_of "$work/d.json")" = valid ] && ok "prefill ladder: $(basename "$3") at head_dim $1, $2" \
+    || bad "prefill ladder: $(basename "$3") at head_dim $1, $2: $(status_of "$work/d.json") $(python3 -c "import json,sys; print((json.load(open(sys.argv[1])).get('error') or '')[:300])" "$work/d.json" 2>/dev/null)"
+}
+dims 256 bf16 kernels/attention/cuda/rung6_causal.cu
+dims 64 f16 kernels/attention/cuda/rung6_causal.cu
+dims 128 f16 kernels/attention/cuda/rung7_wgmma.cu
+
+# 6. the decode ops (issue 13): kernels built here unless carried
+#    (bash bench/gpu_session.sh engine-build builds build/op-kernels)
+OK_DIR=build/op-kernels
+if python3 bench/op_ladders_cuda.py --check --lib-dir $OK_DIR --out "$work" > "$work/ops.txt" 2>&1; then
+  ok "op kernels: every reference and rung matches torch fp32 (op_ladders_cuda.py --check)"
+else bad "op kernels: $(grep -E 'FAILED|rror' "$work/ops.txt" | head -8 | tr '\n' '|')"; fi
+cat "$work/ops.txt" | tail -60
+prof_op() {   # prof_op OP KERNEL FLAGS...: the worker validates and profiles it
+  local op=$1 k=$2; shift 2
+  timeout 600 $E profile "examples/qwen3_ops/${op}_cuda.json" "$k" --json "$@" > "$work/op.json" 2>"$work/op.err"
+  if [ "$(status_of "$work/op.json")" = valid ]; then
+    ok "profile $op $(basename "$k"): valid ($(python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['report']; print(f\"{r['time_ms']['median']*1e3:.1f} us, {r['gbs']:.0f} GB/s\")" "$work/op.json" 2>/dev/null))"
+  else bad "profile $op $(basename "$k"): $(status_of "$work/op.json") $(python3 -c "import json,sys; print((json.load(open(sys.argv[1])).get('error') or '')[:300])" "$work/op.json" 2>/dev/null) $(head -c 300 "$work/op.err")"; fi
+}
+prof_op decode_attention kernels/decode_attention/cuda/rung2_gqa.cu --seq 2048
+prof_op lm_head kernels/gemv/cuda/rung3_splitk.cu --vocab 32768
+prof_op qkv_proj kernels/gemv/cuda/rung3_splitk.cu
+ECC=build/engine-gpu/engine_cuda_check
+if [ -x $ECC ] && [ -f build/libemile-engine-cuda.so ]; then
+  refs=(); rungs=()
+  for op in decode_attention qkv_proj o_proj gate_up down_proj lm_head; do
+    refs+=(--op "$op=$OK_DIR/${op}_reference.so")
+    case $op in decode_attention) rungs+=(--op "$op=$OK_DIR/decode_attention_rung1_split.so") ;;
+                *) rungs+=(--op "$op=$OK_DIR/gemv_rung3_splitk.so") ;; esac
+  done
+  for set in refs rungs; do
+    eval "args=(\"\${$set[@]}\")"
+    timeout 600 $ECC build/libemile-engine-cuda.so "${args[@]}" > "$work/ecc.txt" 2>&1
+    if tail -1 "$work/ecc.txt" | grep -q ' 0 failed'; then
+      ok "engine op slots ($set on tests/data/qwen3-tiny): decode through the graph matches"
+    else bad "engine op slots ($set): $(grep -E 'FAIL' "$work/ecc.txt" | head -6 | tr '\n' '|')"; fi
+    cat "$work/ecc.txt"
+  done
+  G4=${GOLDEN_4B:-build/engine-4b/qwen3-4b}
+  if [ -f "$G4/golden.bin" ]; then
+    top=(--op decode_attention=$OK_DIR/decode_attention_rung2_gqa.so)
+    for op in qkv_proj o_proj gate_up down_proj lm_head; do top+=(--op "$op=$OK_DIR/gemv_rung3_splitk.so"); done
+    timeout 600 $ECC build/libemile-engine-cuda.so --golden "$G4" "${top[@]}" > "$work/ecc4.txt" 2>&1
+    tail -1 "$work/ecc4.txt" | grep -q ' 0 failed' && ok "engine op slots, top rungs, Qwen3-4B golden" \
+      || bad "engine op slots, top rungs, Qwen3-4B golden: $(grep FAIL "$work/ecc4.txt" | head -6 | tr '\n' '|')"
+    cat "$work/ecc4.txt"
+  else echo "skip - engine op slots on the 4B golden ($G4/golden.bin absent: bench/gpu_session.sh engine-golden makes it)"; fi
+else bad "engine op slots: $ECC or the engine library is not built (bash bench/gpu_session.sh engine-build)"; fi
+if [ -f build/libemile-engine-cuda.so ]; then
+  menu=()
+  for op in decode_attention qkv_proj o_proj gate_up down_proj lm_head; do menu+=(--kernel "$op=$OK_DIR/${op}_reference.so"); done
+  timeout 600 $E taste --device cuda --random tiny "${menu[@]}" --max-new 8 --breakdown --json \
+    > "$work/taste_ops.json" 2>"$work/taste_ops.err"
+  if python3 -c "
+import json,sys; r=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+k=r['runs'][1]
+assert r['decode_path']=='graph' and r['agree'] is True and k['tokens']==8, r
+assert all(k['ops'][op].endswith('_reference.so') for op in ('decode_attention','lm_head')), k['ops']
+d=k['breakdown']['decode']['ops']
+assert d['decode_attention']['ms']>0 and d['lm_head']['ms']>0 and 'floor_ms' in d['gate_up'], d" "$work/taste_ops.json"; then
+    ok "taste --device cuda: every decode op swapped, same tokens, graph, breakdown"
+  else bad "taste --device cuda with op kernels: $(head -c 500 "$work/taste_ops.json") $(head -c 500 "$work/taste_ops.err")"; fi
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -2,10 +2,11 @@
 # bench_engine_table.sh -- what can be checked without a GPU of issue 7's
 # measurement scripts:
 #   1. bench/engine_cuda.py on canned data (tests/data/bench_engine_canned.json,
-#      not a measurement): the markdown table (medians, floors, verdicts,
-#      agreement), `emile taste --json` parsing, the engine rows derived from
-#      taste's objects, the FLOP/byte floors against issue 7's figures; no
-#      torch is needed for any of it;
+#      not a measurement): the markdown table (medians, floors, issue 13's
+#      verdicts, agreement with the reference engine, breakdowns), `emile
+#      taste --json` parsing, the configuration rows derived from taste's
+#      objects, the op menus and their taste command lines, the FLOP/byte
+#      floors against issue 7's figures; no torch is needed for any of it;
 #   2. scripts/golden_qwen3.py and bench/engine_cuda.py compile, and
 #      bench/gpu_session.sh parses;
 #   3. tests/gpu/engine_cuda_check.c builds with the command in its header,
@@ -34,41 +35,44 @@ expect_line() {   # expect_line WHAT FIXED-STRING
   if grep -qF -- "$2" "$tmp/table.md"; then ok "table: $1"; else not_ok "table: $1" "missing: $2" "$(cat "$tmp/table.md")"; fi
 }
 expect_line "header" "| run | TTFT 512 (ms) | TTFT 2048 (ms) | decode tok/s 512 | decode tok/s 2048 |"
-expect_line "engine reference row, medians" "| engine (reference attention) (\`attn_reference.so\`) | 62.00 | 805.00 | 100.0 | 90.5 |"
-expect_line "engine kernel row, medians" "| engine (best kernel) (\`attn_rung7_wgmma.so\`) | 30.00 | 40.50 | 200.0 | 180.5 |"
-expect_line "transformers sdpa row" "| transformers sdpa | 36.00 | 50.00 | 15.5 | 14.0 |"
-expect_line "a missing figure is a dash" "| transformers eager | 56.00 | – | 12.0 | – |"
+expect_line "reference engine row, medians" "| engine, its own ops | 11.00 | 40.00 | 205.0 | 180.0 |"
+expect_line "one op added" "| engine + decode_attention | 10.50 | 40.50 | 230.0 | 220.0 |"
+expect_line "every op at once" "| engine, every op cooked | 6.50 | 27.00 | 310.0 | 260.0 |"
+expect_line "transformers sdpa row" "| transformers sdpa (dynamic cache, eager) | 26.00 | 48.00 | 30.5 | 29.0 |"
+expect_line "the compiled peer" "| transformers static cache + torch.compile | 20.00 | 45.00 | 320.0 | 250.0 |"
 expect_line "issue 7's floors" "| physical floor (issue 7: H100 measured ceilings) | 5.0 | 21.0 | 368 | 368 |"
 expect_line "device and date" "**Device:** CANNED TEST DATA (not a measurement). **Date:** 2000-01-01 00:00 UTC."
-expect_line "must verdict" "must: TTFT with the best kernel below transformers sdpa at 2048 tokens: yes (40.50 vs 50.00 ms)"
-expect_line "goal verdict" "goal: TTFT within 1.3x of the floor at 2048 (physical floor (issue 7: H100 measured ceilings)): no (1.93x)"
-expect_line "agreement" "- 2048 tokens: engine reference vs best kernel: differ (first divergence at token 2); engine reference vs transformers sdpa: first divergence at token 2"
+expect_line "the cooked kernels" "Cooked kernels: attention \`rung7_wgmma.cu\`; decode_attention \`rung2_gqa.cu\`."
+expect_line "must verdict" "must: decode with every op cooked at least 250 tok/s at 2048: yes (260.0); goal 300: no"
+expect_line "TTFT goal" "goal: TTFT at 2048 tokens at most 26 ms: no (27.00 ms)"
+expect_line "the compiled peer verdict" "goal: ahead of transformers compiled on decode at 512: no (310.00 vs 320.00 tok/s)"
+expect_line "agreement" "- 512 tokens, against the reference engine's tokens: engine + decode_attention: same tokens; engine, every op cooked: first divergence at token 2"
+expect_line "same tokens verdict" "same tokens as the reference engine with every op swapped at 2048: yes"
+expect_line "breakdown rows" "| decode | lm_head | 0.5000 | 12.5% | 0.2500 | 50.0% |"
 expect_line "validation problems named" "- transformers eager S=2048: non-finite logits"
 
-# the same rows from taste's own objects; parsing; floors
+# configuration rows from taste's objects; parsing; floors; menus
 if python3 - "$canned" > "$tmp/py.txt" 2>&1 <<'PY'
 import json, os, sys
 sys.path.insert(0, "bench")
 import engine_cuda as e
 assert "torch" not in sys.modules, "engine_cuda imports torch at module level"
 res = json.load(open(sys.argv[1]))
-for S, tastes in res["taste_raw"].items():
-    rows, agreement, problems, warnings = e.engine_rows(tastes, res["max_new"])
-    for key in ("engine_reference", "engine_kernel"):
-        for f in ("ttft_ms", "decode_tok_s"):
-            assert rows[key][f] == res["rows"][key][S][f], (S, key, f)
-    assert agreement["agree"] == res["agreement"][S]["engine_reference_vs_kernel"]["agree"]
-    assert not problems, problems
-    assert bool(warnings) == (not agreement["agree"]), warnings
-# ids exposed by taste are kept; a count is not mistaken for ids
-r = e.engine_rows(res["taste_raw"]["2048"], 4)[0]
-assert r["engine_kernel"]["tokens"] == [5, 6, 7, 8] and r["engine_kernel"]["decode_path"] == "graph"
-assert e.engine_rows(res["taste_raw"]["512"], 4)[0]["engine_kernel"]["tokens"] is None
-# too few tokens, a run missing: problems
-bad = json.loads(json.dumps(res["taste_raw"]["512"][:1]))
-bad[0]["runs"] = bad[0]["runs"][:1]
-_, _, problems, _ = e.engine_rows(bad, 8)
-assert any("'kernel'" in p for p in problems) and any("not 8" in p for p in problems), problems
+row, problems = e.config_row(res["taste_raw"]["512"], res["max_new"])
+assert row["ttft_ms"] == [10.0, 12.0] and row["decode_tok_s"] == [200.0, 210.0], row
+assert row["tokens"] == [5, 6, 7, 8] and row["decode_path"] == "graph" and not problems, problems
+# too few tokens, tokens changing between processes, no run: problems
+bad = json.loads(json.dumps(res["taste_raw"]["512"]))
+bad[1]["runs"][0]["ids"] = [5, 6, 0, 8]
+_, problems = e.config_row(bad, 4)
+assert any("differ between taste processes (first at 2)" in p for p in problems), problems
+_, problems = e.config_row(bad, 8)
+assert any("not 8" in p for p in problems), problems
+_, problems = e.config_row([{"runs": []}], 4)
+assert problems == ["taste output without a run"], problems
+ag = e.agreement(res["rows"], [512, 2048])
+assert ag == {"512": {"engine_decode_attention": -1, "engine_all": 2},
+              "2048": {"engine_decode_attention": -1, "engine_all": -1}}, ag
 # taste's JSON after other output; a broken one
 j = e.parse_taste("building kernel...\nnvcc ok\n" + json.dumps(res["taste_raw"]["512"][0]) + "\n")
 assert j["prompt_tokens"] == 512
@@ -95,17 +99,33 @@ p = os.path.join(os.environ.get("TMPDIR", "/tmp"), "emile-bench-engine-ids.txt")
 e.write_ids(p, ids)
 assert e.read_ids(p) == ids
 os.remove(p)
-# the best kernel is a file of the ladder; build names
+# the cooked kernels are files of the ladders; build names match op_ladders_cuda.py's
 assert os.path.isfile(e.best_kernel()) and e.best_kernel().endswith(".cu")
+for op in e.OPS:
+    assert os.path.isfile(e.best_op_kernel(op)), op
+assert e.best_op_kernel("gate_up").endswith("kernels/gemv/cuda/rung3_splitk.cu")
+assert e.best_op_kernel("decode_attention").endswith("kernels/decode_attention/cuda/rung2_gqa.cu")
 assert e.so_name("k/rung7_wgmma.cu", "b", "-DEMILE_QBUF=1") == "b/attn_rung7_wgmma__DEMILE_QBUF_1.so"
-cmd = e.taste_cmd("emile", "W", "r.so", "k.so", "p.txt", 128)
-assert cmd[:4] == ["emile", "taste", "--device", "cuda"] and "--prompt-ids" in cmd and "--json" in cmd
-assert e.taste_cmd("emile", "W", "r", "k", "p", 8, "", 2)[-2:] == ["--warmup", "2"]
-t = dict(res["taste_raw"]["2048"][0], decode_path_note="no graphs: CUDA 11")
-assert e.engine_rows([t], 4)[0]["engine_kernel"]["decode_path"] == "graph (no graphs: CUDA 11)"
+assert e.so_name("kernels/gemv/cuda/rung2_vec.cu", "b") == "b/gemv_rung2_vec.so"
+assert e.so_name("kernels/lm_head/cuda/reference.cu", "b") == "b/lm_head_reference.so"
+# configurations and their taste command lines (one side: --reference OP=K)
+cfg = e.config_menus(["reference", "qkv_proj", "all"], {op: op + ".so" for op in e.OPS})
+assert [k for k, _, _ in cfg] == ["engine_reference", "engine_qkv_proj", "engine_all"]
+assert cfg[0][2] == {} and cfg[1][2] == {"qkv_proj": "qkv_proj.so"} and len(cfg[2][2]) == 7
+cmd = e.taste_cmd("emile", "W", cfg[2][2], "p.txt", 128, "", 2, True)
+assert cmd[:4] == ["emile", "taste", "--device", "cuda"] and "--kernel" not in cmd
+assert [cmd[i + 1] for i, x in enumerate(cmd) if x == "--reference"] == \
+    [f"{op}={op}.so" for op in e.OPS], cmd
+assert cmd[-3:] == ["--warmup", "2", "--breakdown"] and "--json" in cmd and "--prompt-ids" in cmd
+assert "--breakdown" not in e.taste_cmd("emile", "W", {}, "p", 8)
+try:
+    e.config_menus(["softmax"], {})
+    raise SystemExit("config_menus accepted an unknown configuration")
+except ValueError:
+    pass
 print("python checks passed")
 PY
-then ok "engine rows, taste parsing, floors, prompts (python, no torch)"
+then ok "configuration rows, taste parsing, floors, prompts, menus (python, no torch)"
 else not_ok "python checks" "$(cat "$tmp/py.txt")"; fi
 
 # main() end to end without a GPU: stub torch/transformers modules, a
@@ -123,31 +143,37 @@ printf '__version__ = "stub"\nclass Qwen3Config: pass\nclass Qwen3ForCausalLM: p
 python3 -c "import json, sys; sys.path.insert(0, 'scripts'); sys.path.insert(0, sys.argv[2])
 import golden_qwen3 as g; json.dump(g._marker(4242), open(sys.argv[1], 'w'))" "$st/work/qwen3-4b/emile_random.json" "$st/mods"
 echo '{}' > "$st/work/qwen3-4b/config.json"
-touch "$st/work/qwen3-4b/model.safetensors" "$st/kern/attn_reference.so" "$st/kern/attn_rung7_wgmma.so"
+touch "$st/work/qwen3-4b/model.safetensors" "$st/kern/attn_rung7_wgmma.so" "$st/kern/gemv_rung3_splitk.so" \
+  "$st/kern/decode_attention_rung2_gqa.so"
 cat > "$st/emile" <<'SH'
 #!/usr/bin/env bash
 echo "$*" >> "$(dirname "$0")/args.txt"
 args="$*"; ids=${args##*--prompt-ids }; ids=${ids%% *}
 S=$(wc -w < "$ids")
+n=$(grep -o -- '--reference' <<<"$args" | wc -l)
 echo "loading..."
-echo "{\"device\":\"cuda\",\"decode_path\":\"graph\",\"prompt_tokens\":$S,\"runs\":[{\"role\":\"reference\",\"attention\":\"r\",\"ttft_ms\":$((S / 8)),\"decode_tok_s\":160,\"tokens\":128},{\"role\":\"kernel\",\"attention\":\"k\",\"ttft_ms\":$((S / 64)),\"decode_tok_s\":170,\"tokens\":128}],\"agree\":true,\"first_divergence\":-1}"
+echo "{\"device\":\"cuda\",\"decode_path\":\"graph\",\"prompt_tokens\":$S,\"runs\":[{\"role\":\"reference\",\"attention\":\"r\",\"ttft_ms\":$((S / 8 - n)),\"decode_tok_s\":$((160 + 10 * n)),\"tokens\":128,\"ids\":[$(seq -s, 1 128)]}]}"
 SH
 chmod +x "$st/emile"
 if PYTHONPATH=$st/mods python3 bench/engine_cuda.py --skip-transformers --workdir "$st/work/qwen3-4b" \
      --out "$st/out" --emile "$st/emile" --kernel-dir "$st/kern" --engine-repeats 2 > "$st/log.txt" 2>&1 \
-   && grep -qF "| engine (best kernel) (\`rung7_wgmma.cu\`) | 8.00 | 32.00 | 170.0 | 170.0 |" "$st/out/engine_cuda.md" \
-   && [ "$(grep -c -- '--prompt-ids' "$st/args.txt")" = 4 ] \
+   && grep -qF "| engine, its own ops | 64.00 | 256.00 | 160.0 | 160.0 |" "$st/out/engine_cuda.md" \
+   && grep -qF "| engine, every op cooked | 57.00 | 249.00 | 230.0 | 230.0 |" "$st/out/engine_cuda.md" \
+   && grep -qF "| engine + gate_up | 63.00 | 255.00 | 170.0 | 170.0 |" "$st/out/engine_cuda.md" \
+   && [ "$(grep -c -- '--prompt-ids' "$st/args.txt")" = 36 ] \
+   && [ "$(grep -c -- '--breakdown' "$st/args.txt")" = 4 ] \
+   && grep -q -- "--reference gate_up=$st/kern/gemv_rung3_splitk.so" "$st/args.txt" \
    && grep -q -- "--prompt-ids $st/work/qwen3-4b/prompt_2048.txt --max-new 128 --json" "$st/args.txt" \
    && [ "$(wc -w < "$st/work/qwen3-4b/prompt_2048.txt")" = 2048 ] \
-   && python3 -c "import json, sys; r = json.load(open(sys.argv[1])); assert r['validation']['ok'] and r['device'] == 'STUB GPU'" "$st/out/engine_cuda.json"; then
-  ok "engine_cuda.py main: taste runs, prompt files, table and JSON (stubbed torch, stand-in emile)"
+   && python3 -c "import json, sys; r = json.load(open(sys.argv[1])); assert r['validation']['ok'] and r['device'] == 'STUB GPU' and r['agreement']['2048']['engine_all'] == -1" "$st/out/engine_cuda.json"; then
+  ok "engine_cuda.py main: nine configurations, prompt files, table and JSON (stubbed torch, stand-in emile)"
 else not_ok "engine_cuda.py main with stubs" "$(tail -40 "$st/log.txt")" "$(cat "$st/out/engine_cuda.md" 2>/dev/null)"; fi
 
 # 2. compile / parse
 pyc=$tmp/pyc
 if python3 -c "import py_compile, sys
 for f in sys.argv[2:]: py_compile.compile(f, cfile=sys.argv[1], doraise=True)" "$pyc" \
-    bench/engine_cuda.py scripts/golden_qwen3.py 2> "$tmp/pyc.err"; then
+    bench/engine_cuda.py bench/op_ladders_cuda.py scripts/golden_qwen3.py 2> "$tmp/pyc.err"; then
   ok "engine_cuda.py and golden_qwen3.py compile"
 else not_ok "python compile" "$(cat "$tmp/pyc.err")"; fi
 if bash -n bench/gpu_session.sh 2> "$tmp/sh.err"; then ok "gpu_session.sh parses"
@@ -210,6 +236,7 @@ if cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Isrc tests/gpu/engine_cuda_check.c \
 else not_ok "engine_cuda_check build" "$(head -c 1500 "$tmp/cc.err")"; fi
 if cc -std=c11 -D_GNU_SOURCE -O1 -fPIC -shared -Iinclude -Isrc "$tmp/fake_engine.c" \
      src/engine/qwen3_forward.c src/engine/qwen3_weights.c src/engine/attn_slot.c \
+     src/engine/op_slot.c src/util/clock.c \
      src/engine/safetensors.c src/engine/qwen3_config.c -o "$tmp/fake_engine.so" \
      -ljansson -ldl -lm 2> "$tmp/fake.err"; then
   ok "CPU stand-in of the GPU engine builds"

@@ -23,6 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <math.h>
+
 #include "engine/model.h"
 #include "taste/taste.h"
 #include "util/fs.h"
@@ -35,7 +37,7 @@ static const char FAKE_SRC[] =
     "#include \"engine/qwen3_cuda.h\"\n"
     "struct qwen3_cuda { qwen3_config_t c; int next; };\n"
     "int fake_forwards, fake_slot_calls, fake_builtin_prefills, fake_decodes,\n"
-    "    fake_logit_copies, fake_creates, fake_random, fake_max_seq, fake_max_chunk;\n"
+    "    fake_logit_copies, fake_creates, fake_random, fake_max_seq, fake_max_chunk, fake_pos;\n"
     "static int rule(int tok, int pos, int V) { return (tok * 31 + pos * 7 + 3) % V; }\n"
     "int qwen3_cuda_create(const qwen3_config_t *c, int max_seq, int max_chunk,\n"
     "    qwen3_cuda_get_fn get, void *user, uint64_t seed, qwen3_cuda_t **out,\n"
@@ -51,7 +53,7 @@ static const char FAKE_SRC[] =
     "  for (int i = 0; i < m->c.vocab; i++) logits[i] = i == m->next ? 50.0f : 0.0f; }\n"
     "int qwen3_cuda_forward(qwen3_cuda_t *m, emile_kernel_fn attn, const int *tokens, int n,\n"
     "    int pos, int all_logits, float *logits, char *err, size_t errlen) {\n"
-    "  (void)all_logits; fake_forwards++;\n"
+    "  (void)all_logits; fake_forwards++; fake_pos = pos;\n"
     "  if (pos == 0 && !attn) fake_builtin_prefills++;\n"
     "  if (pos == 0 && attn) {\n"
     "    /* the slot's kernel on a tiny f32 problem, as the engine calls it per layer */\n"
@@ -73,15 +75,44 @@ static const char FAKE_SRC[] =
     "int qwen3_cuda_argmax(qwen3_cuda_t *m) { return m->next; }\n"
     "int qwen3_cuda_device_name(qwen3_cuda_t *m, char *buf, size_t len) {\n"
     "  (void)m; snprintf(buf, len, \"Fake GPU\"); return 0; }\n"
+    "static emile_kernel_fn fake_ops[ENGINE_OP_COUNT];\n"
+    "static const char *fake_names[] = {\"attention\", \"decode_attention\", \"qkv_proj\",\n"
+    "  \"o_proj\", \"gate_up\", \"down_proj\", \"lm_head\"};\n"
+    "int fake_set_ops, fake_op_calls[ENGINE_OP_COUNT], fake_profile_on;\n"
     "int qwen3_cuda_decode_step(qwen3_cuda_t *m, int token, int pos, int *next, float *logits,\n"
     "    char *err, size_t errlen) {\n"
-    "  (void)err; (void)errlen; fake_decodes++;\n"
+    "  fake_decodes++; fake_pos = pos;\n"
+    "  /* the decode slots' kernels, once a layer (lm_head once), as the engine does */\n"
+    "  emile_args_t a = {EMILE_ABI_VERSION, 0, NULL, 0, NULL, NULL};\n"
+    "  for (int op = 0; op < ENGINE_OP_COUNT; op++)\n"
+    "    for (int l = 0; fake_ops[op] && l < (op == ENGINE_OP_LM_HEAD ? 1 : m->c.n_layers); l++) {\n"
+    "      int rc = fake_ops[op](&a); fake_op_calls[op]++;\n"
+    "      if (rc) { snprintf(err, errlen, \"%s kernel returned %d in layer %d\",\n"
+    "                         fake_names[op], rc, l); return -1; } }\n"
     "  m->next = rule(token, pos, m->c.vocab); if (next) *next = m->next; fill(m, logits);\n"
     "  return 0; }\n"
+    "#ifndef FAKE_NO_OPS\n"
+    "int qwen3_cuda_set_ops(qwen3_cuda_t *m, const emile_kernel_fn *fns, char *err, size_t n) {\n"
+    "  (void)m; (void)err; (void)n; fake_set_ops++;\n"
+    "  for (int op = 0; op < ENGINE_OP_COUNT; op++)\n"
+    "    fake_ops[op] = op != ENGINE_OP_ATTENTION ? fns[op] : NULL;\n"
+    "  return 0; }\n"
+    "int qwen3_cuda_set_profile(qwen3_cuda_t *m, int on, char *err, size_t n) {\n"
+    "  (void)m; (void)err; (void)n; fake_profile_on = on; return 0; }\n"
+    "/* a known breakdown: a decode step of 10 ms, 1 ms an op; a prefill of 5 ms,\n"
+    "   2 of them attention */\n"
+    "int qwen3_cuda_profile_take(qwen3_cuda_t *m, engine_profile_t *p, char *err, size_t n) {\n"
+    "  (void)m; (void)err; (void)n;\n"
+    "  if (fake_pos > 0) { p->calls[1]++; p->step_ms[1] += 10; p->kv_len_sum += fake_pos + 1;\n"
+    "    for (int op = 1; op < ENGINE_OP_COUNT; op++) p->ms[1][op] += 1; }\n"
+    "  else { p->calls[0]++; p->step_ms[0] += 5; p->ms[0][0] += 2; p->prefill_tokens = 5; }\n"
+    "  return 0; }\n"
+    "#endif\n"
     "const char *qwen3_cuda_decode_path(qwen3_cuda_t *m) {\n"
     "  (void)m; const char *e = getenv(\"FAKE_DECODE_PATH\"); return e ? e : \"graph\"; }\n";
 
 static char dir[PATH_MAX], fake_so[PATH_MAX + 32], ok_so[PATH_MAX + 32], fail_so[PATH_MAX + 32];
+static char old_so[PATH_MAX + 32], op_ok_so[PATH_MAX + 32], op_fail_so[PATH_MAX + 32];
 static void *fake;
 
 static int counter(const char *name)
@@ -117,9 +148,15 @@ static int setup(void **st)
     snprintf(fake_so, sizeof fake_so, "%s/libfake-engine.so", dir);
     snprintf(ok_so, sizeof ok_so, "%s/online.so", dir);
     snprintf(fail_so, sizeof fail_so, "%s/fail.so", dir);
+    snprintf(old_so, sizeof old_so, "%s/libfake-engine-old.so", dir);
+    snprintf(op_ok_so, sizeof op_ok_so, "%s/op_ok.so", dir);
+    snprintf(op_fail_so, sizeof op_fail_so, "%s/op_fail.so", dir);
     if (fs_write_file(src, FAKE_SRC, strlen(FAKE_SRC)) != 0 || build(src, fake_so, "") != 0 ||
+        build(src, old_so, "-DFAKE_NO_OPS") != 0 ||
         build("tests/data/engine/attn_online.c", ok_so, "-lm") != 0 ||
-        build("tests/data/engine/attn_fail.c", fail_so, "") != 0)
+        build("tests/data/engine/attn_fail.c", fail_so, "") != 0 ||
+        build("tests/data/engine/op_ok.c", op_ok_so, "") != 0 ||
+        build("tests/data/engine/op_fail.c", op_fail_so, "") != 0)
         return -1;
     setenv("EMILE_ENGINE_CUDA", fake_so, 1);
     /* the same handle taste's loader gets: its counters are these */
@@ -382,6 +419,86 @@ static void test_library_lookup(void **st)
     setenv("EMILE_ENGINE_CUDA", fake_so, 1);
 }
 
+/* --kernel OP=K on cuda: the decode slots go to the library (set_ops, once
+ * per side), its decode steps call them, the labels and the breakdown come
+ * back; a failing op kernel is named; an engine library without op slots is
+ * refused with a message. */
+static void test_op_slots(void **st)
+{
+    (void)st;
+    reset_counters();
+    int *calls = dlsym(fake, "fake_op_calls");
+    assert_non_null(calls);
+    memset(calls, 0, ENGINE_OP_COUNT * sizeof *calls);
+    *(int *)dlsym(fake, "fake_set_ops") = 0;
+    taste_opts_t o = taste_defaults();
+    o.device = "cuda";
+    o.prompt_tokens = 5;
+    o.gen.max_new = 6;
+    o.op_kernel[ENGINE_OP_DECODE_ATTENTION] = op_ok_so;
+    o.op_kernel[ENGINE_OP_LM_HEAD] = op_ok_so;
+    o.breakdown = 1;
+    o.json = 1;
+    o.no_sandbox = 1;                  /* the counters are read from this process */
+    taste_report_t rep;
+    char err[1024] = "";
+    char *out = run(&o, &rep, 0, err, sizeof err);
+    assert_int_equal(rep.n_sides, 2);
+    assert_true(rep.agree);
+    /* the kernel side: one warm-up prefill, the timed generation (5 decode
+     * steps) and the breakdown's (5 more); 2 layers */
+    assert_int_equal(calls[ENGINE_OP_DECODE_ATTENTION], 2 * 10);
+    assert_int_equal(calls[ENGINE_OP_LM_HEAD], 10);
+    assert_int_equal(calls[ENGINE_OP_QKV_PROJ], 0);
+    /* the slots change twice (in for the kernel side, out for the next
+     * reference... the reference side runs first with none) */
+    assert_int_equal(*(int *)dlsym(fake, "fake_set_ops"), 1);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    json_t *r0 = json_array_get(json_object_get(j, "runs"), 0);
+    json_t *r1 = json_array_get(json_object_get(j, "runs"), 1);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r1, "ops"),
+                                                          "decode_attention")), op_ok_so);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r1, "ops"),
+                                                          "qkv_proj")), "builtin");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r0, "ops"),
+                                                          "lm_head")), "builtin");
+    /* the fake's breakdown: 10 ms a decode step, 1 ms an op, 4 ms other;
+     * a prefill of 5 tokens in 5 ms, attention 2 */
+    json_t *dec = json_object_get(json_object_get(r1, "breakdown"), "decode");
+    assert_int_equal(json_integer_value(json_object_get(dec, "calls")), 5);
+    assert_true(fabs(json_real_value(json_object_get(dec, "step_ms")) - 10) < 1e-9);
+    json_t *ops = json_object_get(dec, "ops");
+    assert_true(fabs(json_real_value(json_object_get(json_object_get(ops, "lm_head"), "ms")) - 1) < 1e-9);
+    assert_true(fabs(json_real_value(json_object_get(json_object_get(ops, "other"), "ms")) - 4) < 1e-9);
+    assert_null(json_object_get(ops, "attention"));
+    json_t *pre = json_object_get(json_object_get(r0, "breakdown"), "prefill");
+    assert_int_equal(json_integer_value(json_object_get(pre, "tokens")), 5);
+    assert_true(fabs(json_real_value(json_object_get(json_object_get(json_object_get(pre, "ops"),
+                                                                     "attention"), "share")) - 0.4) < 1e-9);
+    json_decref(j);
+    free(out);
+    taste_report_free(&rep);
+
+    /* a failing op kernel, named (in the sandboxed child, by default) */
+    o = taste_defaults();
+    o.device = "cuda";
+    o.gen.max_new = 3;
+    o.op_kernel[ENGINE_OP_QKV_PROJ] = op_fail_so;
+    free(run(&o, &rep, -1, err, sizeof err));
+    assert_non_null(strstr(err, "qkv_proj kernel returned 9 in layer 0"));
+
+    /* an engine library of before the op slots */
+    setenv("EMILE_ENGINE_CUDA", old_so, 1);
+    o = taste_defaults();
+    o.device = "cuda";
+    o.no_sandbox = 1;
+    o.op_kernel[ENGINE_OP_GATE_UP] = op_ok_so;
+    free(run(&o, &rep, -1, err, sizeof err));
+    setenv("EMILE_ENGINE_CUDA", fake_so, 1);
+    assert_non_null(strstr(err, "has no op slots"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_sandboxed_child),
         cmocka_unit_test(test_library_lookup),
+        cmocka_unit_test(test_op_slots),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -29,9 +29,12 @@
  * Profile should show: the tail_effect tag gone; SM active cycles even
  * across SMs (sm__cycles_active.max close to .avg).
  *
- * Dtypes bf16, fp16; head_dim 64 or 128; any batch/seq/head strides that are
- * multiples of 8 elements with a contiguous last dimension; otherwise it
- * returns non-zero.
+ * Dtypes bf16, fp16; head_dim 64, 128 or 256 (256, for Gemma-style models:
+ * MT 1 and key blocks of at most 32 whatever the parameters, Q fragments
+ * read from shared memory per k-step instead of held in registers -- the
+ * 16 x 256 fp32 accumulator is 128 registers a thread; not measured yet);
+ * any batch/seq/head strides that are multiples of 8 elements with a
+ * contiguous last dimension; otherwise it returns non-zero.
  */
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -256,11 +259,13 @@ flash_r6(const kparams p)
     const int hw = h0 + wrow0 / RH;         /* and its query head */
     uint16_t *og = p.o + b * p.so[0] + (int64_t)hw * p.so[2];
 
-    /* Q fragments (kept in registers when MT == 1) */
-    uint32_t qf[MT == 1 ? D / 16 : 1][4];
+    /* Q fragments (kept in registers when MT == 1 and D <= 128: at D = 256
+     * the accumulator alone takes 128 registers) */
+    constexpr bool QREG = MT == 1 && D <= 128;
+    uint32_t qf[QREG ? D / 16 : 1][4];
     cp_async_wait<ST - 1>();
     __syncthreads();
-    if constexpr (MT == 1) {
+    if constexpr (QREG) {
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++)
             ldsm_x4(smem_u32(sQ + swz<D>(wrow0 + (lane & 15), kk * 2 + (lane >> 4))),
@@ -300,7 +305,7 @@ flash_r6(const kparams p)
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
             uint32_t a[MT][4];
-            if constexpr (MT == 1) {
+            if constexpr (QREG) {
 #pragma unroll
                 for (int x = 0; x < 4; x++) a[0][x] = qf[kk][x];
             } else {
@@ -461,13 +466,19 @@ static int launch(const attn_problem *pr, cudaStream_t st)
     return cudaGetLastError() == cudaSuccess ? 0 : 22;
 }
 
+/* head_dim 256 (Gemma-style models): one 16-row tile a warp (MT 1) and key
+ * blocks of at most 32, whatever the parameters say: the fp32 accumulator
+ * of a 16 x 256 tile is 128 registers a thread already. */
+#define R6_BK(D) ((D) > 128 && EMILE_BK > 32 ? 32 : EMILE_BK)
+#define R6_MT(D) ((D) > 128 ? 1 : EMILE_MT)
+
 template <int D>
 static int dispatch_dt(const attn_problem *p, cudaStream_t st)
 {
     if (p->dtype == EMILE_DTYPE_BF16)
-        return launch<D, EMILE_BK, EMILE_NWARPS, EMILE_MT, EMILE_STAGES, true>(p, st);
+        return launch<D, R6_BK(D), EMILE_NWARPS, R6_MT(D), EMILE_STAGES, true>(p, st);
     if (p->dtype == EMILE_DTYPE_F16)
-        return launch<D, EMILE_BK, EMILE_NWARPS, EMILE_MT, EMILE_STAGES, false>(p, st);
+        return launch<D, R6_BK(D), EMILE_NWARPS, R6_MT(D), EMILE_STAGES, false>(p, st);
     return 5;
 }
 
@@ -480,5 +491,6 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
     cudaStream_t st = (cudaStream_t)args->stream;
     if (p.d == 128) return dispatch_dt<128>(&p, st);
     if (p.d == 64) return dispatch_dt<64>(&p, st);
+    if (p.d == 256) return dispatch_dt<256>(&p, st);
     return 6;
 }

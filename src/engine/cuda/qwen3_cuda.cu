@@ -31,11 +31,28 @@
  * with a preallocated workspace on the capture stream.  When the capture
  * fails, or EMILE_ENGINE_NO_GRAPH is set, the same launches run eagerly on
  * the stream; qwen3_cuda_decode_path says which path runs and why.
+ *
+ * Op slots (op_slot.h): qwen3_cuda_set_ops puts kernels of the ABI in the
+ * decode ops' slots; a decode step then calls them on the stream instead
+ * of the engine's own launches, with bf16 device tensors and the position
+ * and length in device memory (pos_d, len_d), so the step stays one graph.
+ * A qkv_proj kernel writes the new key and value rows to knew/vnew, which
+ * k_append copies to the cache row *pos_d; a decode_attention kernel reads
+ * the cache [max_seq, Hkv, D] and its length *len_d; an lm_head kernel
+ * writes the logits and the argmax.  The slots are set before the graph is
+ * captured (after an eager step that lets each kernel load its module and
+ * choose its launch outside the capture).
+ *
+ * Breakdown (qwen3_cuda_set_profile): every section of a forward (an op,
+ * or the norms and adds between ops) ends with a CUDA event; decode replays
+ * a second graph captured with those events as event nodes; the times
+ * between consecutive events are the ops' (qwen3_cuda_profile_take).
  */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <initializer_list>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +97,18 @@ struct qwen3_cuda {
     float2 *rope;             /* [max_seq, D/2] (cos, sin) */
     int *tok_d, *argmax_d;
     int *pos_d;               /* position of the forward's first token */
+    int *len_d;               /* cache rows valid after the forward (pos + n) */
+    bf16 *knew, *vnew;        /* [kvd]: a qkv_proj kernel's new k and v rows */
+    emile_kernel_fn ops[ENGINE_OP_COUNT];   /* decode slots; NULL: the engine's own */
+    /* breakdown: an event at the end of each section of a forward */
+    int prof_on, prof_cap, prof_n, prof_phase, capturing;
+    cudaEvent_t *prof_ev;     /* [prof_cap + 1]: [0] the start */
+    int *prof_op;             /* row of the section that ends at prof_ev[i] */
+    int *prof_op_graph, prof_graph_n;   /* the same for the profiled decode graph */
+    double prof_ms[2][ENGINE_PROF_N], prof_step_ms[2], prof_kv_len;
+    long prof_calls[2];
+    int prof_last_tokens, prof_pending, prof_pos;
+    cudaGraphExec_t decode_graph_prof;   /* the decode step with the event nodes */
     int *next_h;              /* pinned host word the argmax is read back into */
     float *part;              /* split attention partials [4, Hq, splits, D + 2] */
     int att_splits;           /* key splits of the few-query attention (fixed by max_seq) */
@@ -137,12 +166,25 @@ __global__ static void k_add_rmsnorm(float *x, const float *add, const bf16 *w, 
         out[(size_t)blockIdx.x * H + i] = __float2bfloat16(__bfloat162float(w[i]) * (xr[i] * r));
 }
 
-/* The step's token and position, set before a forward or a graph replay. */
-__global__ static void k_set_step(int *tok, int *pos_d, int token, int pos)
+/* The step's token, position and cache length, set before a forward or a
+ * graph replay. */
+__global__ static void k_set_step(int *tok, int *pos_d, int *len_d, int token, int pos, int n)
 {
     if (token >= 0)
         *tok = token;
     *pos_d = pos;
+    *len_d = pos + n;
+}
+
+/* A qkv_proj kernel's new key and value rows into the cache row *pos_d. */
+__global__ static void k_append(const bf16 *knew, const bf16 *vnew, bf16 *kc, bf16 *vc,
+                                const int *pos_d, int kvd)
+{
+    size_t row = (size_t)*pos_d * kvd;
+    for (int i = threadIdx.x; i < kvd; i += blockDim.x) {
+        kc[row + i] = knew[i];
+        vc[row + i] = vnew[i];
+    }
 }
 
 /* From the stacked projections qkv[t] = [q heads | k heads | v heads]:
@@ -473,9 +515,17 @@ extern "C" void qwen3_cuda_destroy(qwen3_cuda_t *m)
         cudaFree(m->lm_head);
     if (m->decode_graph)
         cudaGraphExecDestroy(m->decode_graph);
+    if (m->decode_graph_prof)
+        cudaGraphExecDestroy(m->decode_graph_prof);
+    for (int i = 0; m->prof_ev && i <= m->prof_cap; i++)
+        if (m->prof_ev[i])
+            cudaEventDestroy(m->prof_ev[i]);
+    free(m->prof_ev);
+    free(m->prof_op);
+    free(m->prof_op_graph);
     void *bufs[] = { m->embed, m->final_norm, m->x, m->tmp, m->logits, m->xb, m->qkv, m->q,
                      m->att, m->gu, m->hb, m->kc, m->vc, m->rope, m->tok_d, m->argmax_d,
-                     m->pos_d, m->part, m->blas_ws };
+                     m->pos_d, m->len_d, m->knew, m->vnew, m->part, m->blas_ws };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         cudaFree(bufs[i]);
     cudaFreeHost(m->next_h);
@@ -534,6 +584,9 @@ static int create(qwen3_cuda_t *m, qwen3_cuda_get_fn get, void *user, uint64_t s
     CK(cudaMalloc((void **)&m->tok_d, T * 4));
     CK(cudaMalloc((void **)&m->argmax_d, 4));
     CK(cudaMalloc((void **)&m->pos_d, 4));
+    CK(cudaMalloc((void **)&m->len_d, 4));
+    CK(cudaMalloc((void **)&m->knew, kvd * 2));
+    CK(cudaMalloc((void **)&m->vnew, kvd * 2));
     CK(cudaMallocHost((void **)&m->next_h, 4));
     m->att_splits = (m->max_seq + ATT_SPLIT_KEYS - 1) / ATT_SPLIT_KEYS;
     if (m->att_splits > ATT_MAX_SPLITS)
@@ -615,6 +668,38 @@ static void tensor4(emile_tensor_t *t, const char *name, void *data, int64_t s, 
     t->strides[3] = 1; t->strides[2] = d; t->strides[1] = row; t->strides[0] = row * s;
 }
 
+/* Breakdown: the section that ends here is op's (a row of engine_profile_t).
+ * During a capture the event becomes an event node of the graph. */
+static int section(qwen3_cuda_t *m, int op, char *err, size_t errlen)
+{
+    if (!m->prof_on || m->prof_n >= m->prof_cap)
+        return 0;
+    m->prof_n++;
+    m->prof_op[m->prof_n] = op;
+    if (m->capturing)
+        CK(cudaEventRecordWithFlags(m->prof_ev[m->prof_n], m->stream, cudaEventRecordExternal));
+    else
+        CK(cudaEventRecord(m->prof_ev[m->prof_n], m->stream));
+    return 0;
+}
+
+/* Call a decode slot's kernel on the stream: its status, then the launch's. */
+static int slot_call(qwen3_cuda_t *m, int op, emile_tensor_t *t, int nt, const emile_param_t *p,
+                     int np, int layer, char *err, size_t errlen)
+{
+    emile_args_t a = { EMILE_ABI_VERSION, nt, t, np, p, (void *)m->stream };
+    int krc = m->ops[op](&a);
+    if (krc != 0) {
+        snprintf(err, errlen, "%s kernel returned %d in layer %d", engine_op_name(op), krc, layer);
+        return -1;
+    }
+    CK(cudaGetLastError());
+    return 0;
+}
+
+/* A shape for engine_tensor, alive until the end of the call's statement. */
+#define SHAPE(...) (std::initializer_list<int64_t>{ __VA_ARGS__ }.begin())
+
 static int attention(qwen3_cuda_t *m, emile_kernel_fn attn, int n, int pos, bf16 *kc, bf16 *vc,
                      int layer, char *err, size_t errlen)
 {
@@ -640,6 +725,18 @@ static int attention(qwen3_cuda_t *m, emile_kernel_fn attn, int n, int pos, bf16
         CK(cudaGetLastError());
         return 0;
     }
+    if (n == 1 && pos != 0 && m->ops[ENGINE_OP_DECODE_ATTENTION]) {
+        emile_tensor_t t[5];
+        engine_tensor(&t[0], "q", m->q, EMILE_DTYPE_BF16, 2, SHAPE(c->n_heads, D));
+        engine_tensor(&t[1], "k", kc, EMILE_DTYPE_BF16, 3, SHAPE(m->max_seq, c->n_kv_heads, D));
+        engine_tensor(&t[2], "v", vc, EMILE_DTYPE_BF16, 3, SHAPE(m->max_seq, c->n_kv_heads, D));
+        engine_tensor(&t[3], "kv_len", m->len_d, EMILE_DTYPE_I32, 1, SHAPE(1));
+        engine_tensor(&t[4], "o", m->att, EMILE_DTYPE_BF16, 2, SHAPE(c->n_heads, D));
+        emile_param_t p[] = { { "q_heads", (double)c->n_heads },
+                              { "kv_heads", (double)c->n_kv_heads }, { "head_dim", (double)D },
+                              { "seq", (double)m->max_seq } };
+        return slot_call(m, ENGINE_OP_DECODE_ATTENTION, t, 5, p, 4, layer, err, errlen);
+    }
     /* Few queries over many keys (decode): split the keys over a number of
      * blocks fixed by max_seq, so the launch is the same at every position
      * (the kernel cuts the keys it finds at *pos_d). */
@@ -653,73 +750,246 @@ static int attention(qwen3_cuda_t *m, emile_kernel_fn attn, int n, int pos, bf16
     return 0;
 }
 
-/*
- * Enqueue the model on n tokens already in tok_d at the position in pos_d
- * (pos is the host's copy, only to choose the slot at 0), then the logits
- * of rows first..n-1.  Nothing here synchronises or depends on pos other
- * than through pos_d, so the launches can be captured into a graph.
- */
-static int enqueue(qwen3_cuda_t *m, emile_kernel_fn attn, int n, int pos, int first, char *err,
-                   size_t errlen)
+/* q into m->q, the new k and v into the cache row: the stacked projection,
+ * then the per-head norms and RoPE (the engine's), or a qkv_proj kernel and
+ * the append (decode with the slot set). */
+static int qkv(qwen3_cuda_t *m, const layer_w *L, int n, int pos, bf16 *kc, bf16 *vc, int layer,
+               char *err, size_t errlen)
 {
     const qwen3_config_t *c = &m->c;
     int H = c->hidden, D = c->head_dim, qd = c->n_heads * D, kvd = c->n_kv_heads * D;
-    int I = c->intermediate;
+    if (n == 1 && pos != 0 && m->ops[ENGINE_OP_QKV_PROJ]) {
+        emile_tensor_t t[9];
+        engine_tensor(&t[0], "x", m->xb, EMILE_DTYPE_BF16, 2, SHAPE(1, H));
+        engine_tensor(&t[1], "w", L->wqkv, EMILE_DTYPE_BF16, 2, SHAPE(qd + 2 * kvd, H));
+        engine_tensor(&t[2], "q_norm", L->q_norm, EMILE_DTYPE_BF16, 1, SHAPE(D));
+        engine_tensor(&t[3], "k_norm", L->k_norm, EMILE_DTYPE_BF16, 1, SHAPE(D));
+        engine_tensor(&t[4], "rope", m->rope, EMILE_DTYPE_F32, 3, SHAPE(m->max_seq, D / 2, 2));
+        engine_tensor(&t[5], "pos", m->pos_d, EMILE_DTYPE_I32, 1, SHAPE(1));
+        engine_tensor(&t[6], "q", m->q, EMILE_DTYPE_BF16, 3, SHAPE(1, c->n_heads, D));
+        engine_tensor(&t[7], "k", m->knew, EMILE_DTYPE_BF16, 3, SHAPE(1, c->n_kv_heads, D));
+        engine_tensor(&t[8], "v", m->vnew, EMILE_DTYPE_BF16, 3, SHAPE(1, c->n_kv_heads, D));
+        emile_param_t p[] = { { "n", 1 }, { "hidden", (double)H },
+                              { "q_heads", (double)c->n_heads },
+                              { "kv_heads", (double)c->n_kv_heads }, { "head_dim", (double)D },
+                              { "rope_rows", (double)m->max_seq }, { "eps", c->rms_eps } };
+        if (slot_call(m, ENGINE_OP_QKV_PROJ, t, 9, p, 7, layer, err, errlen) ||
+            section(m, ENGINE_OP_QKV_PROJ, err, errlen))
+            return -1;
+        k_append<<<1, 256, 0, m->stream>>>(m->knew, m->vnew, kc, vc, m->pos_d, kvd);
+        CK(cudaGetLastError());
+        return section(m, ENGINE_PROF_OTHER, err, errlen);
+    }
+    if (gemm(m, L->wqkv, qd + 2 * kvd, H, m->xb, n, m->qkv, CUDA_R_16BF, err, errlen))
+        return -1;
+    k_qkv_post<<<dim3(n, c->n_heads + 2 * c->n_kv_heads), (D + 31) / 32 * 32, 0, m->stream>>>(
+        m->qkv, m->q, kc, vc, L->q_norm, L->k_norm, m->rope, m->pos_d, c->n_heads,
+        c->n_kv_heads, D, (float)c->rms_eps);
+    CK(cudaGetLastError());
+    return section(m, ENGINE_OP_QKV_PROJ, err, errlen);
+}
+
+/* y [n, out] (fp32) = x [n, in] W^T: an o_proj / down_proj kernel in a
+ * decode step with the slot set (kdim: its in-features parameter), else
+ * cuBLAS. */
+static int proj_f32(qwen3_cuda_t *m, int op, const bf16 *W, int out, int in, const bf16 *x,
+                    int n, int pos, float *y, const char *kdim, int layer, char *err,
+                    size_t errlen)
+{
+    if (n == 1 && pos != 0 && m->ops[op]) {
+        emile_tensor_t t[3];
+        engine_tensor(&t[0], "x", (void *)x, EMILE_DTYPE_BF16, 2, SHAPE(1, in));
+        engine_tensor(&t[1], "w", (void *)W, EMILE_DTYPE_BF16, 2, SHAPE(out, in));
+        engine_tensor(&t[2], "y", y, EMILE_DTYPE_F32, 2, SHAPE(1, out));
+        emile_param_t p[] = { { "n", 1 }, { "hidden", (double)out }, { kdim, (double)in } };
+        if (slot_call(m, op, t, 3, p, 3, layer, err, errlen))
+            return -1;
+    } else if (gemm(m, W, out, in, x, n, y, CUDA_R_32F, err, errlen)) {
+        return -1;
+    }
+    return section(m, op, err, errlen);
+}
+
+/* hb = silu(xb Wg^T) * (xb Wu^T). */
+static int gate_up(qwen3_cuda_t *m, const layer_w *L, int n, int pos, int layer, char *err,
+                   size_t errlen)
+{
+    const qwen3_config_t *c = &m->c;
+    int H = c->hidden, I = c->intermediate;
+    if (n == 1 && pos != 0 && m->ops[ENGINE_OP_GATE_UP]) {
+        emile_tensor_t t[3];
+        engine_tensor(&t[0], "x", m->xb, EMILE_DTYPE_BF16, 2, SHAPE(1, H));
+        engine_tensor(&t[1], "w", L->w_gateup, EMILE_DTYPE_BF16, 2, SHAPE(2 * I, H));
+        engine_tensor(&t[2], "h", m->hb, EMILE_DTYPE_BF16, 2, SHAPE(1, I));
+        emile_param_t p[] = { { "n", 1 }, { "hidden", (double)H }, { "inter", (double)I } };
+        if (slot_call(m, ENGINE_OP_GATE_UP, t, 3, p, 3, layer, err, errlen))
+            return -1;
+        return section(m, ENGINE_OP_GATE_UP, err, errlen);
+    }
+    if (gemm(m, L->w_gateup, 2 * I, H, m->xb, n, m->gu, CUDA_R_16BF, err, errlen))
+        return -1;
+    size_t tot = (size_t)n * I;
+    k_swiglu<<<(unsigned)((tot + 255) / 256), 256, 0, m->stream>>>(m->gu, m->hb, I, tot);
+    CK(cudaGetLastError());
+    return section(m, ENGINE_OP_GATE_UP, err, errlen);
+}
+
+/* Logits of rows first..n-1; in a decode step with an lm_head kernel, its
+ * argmax into argmax_d too (*picked = 1). */
+static int lm_head(qwen3_cuda_t *m, int n, int pos, int first, int *picked, char *err,
+                   size_t errlen)
+{
+    const qwen3_config_t *c = &m->c;
+    *picked = 0;
+    if (n == 1 && pos != 0 && m->ops[ENGINE_OP_LM_HEAD]) {
+        emile_tensor_t t[4];
+        engine_tensor(&t[0], "x", m->xb, EMILE_DTYPE_BF16, 2, SHAPE(1, c->hidden));
+        engine_tensor(&t[1], "w", m->lm_head, EMILE_DTYPE_BF16, 2, SHAPE(c->vocab, c->hidden));
+        engine_tensor(&t[2], "logits", m->logits, EMILE_DTYPE_F32, 2, SHAPE(1, c->vocab));
+        engine_tensor(&t[3], "idx", m->argmax_d, EMILE_DTYPE_I32, 1, SHAPE(1));
+        emile_param_t p[] = { { "n", 1 }, { "hidden", (double)c->hidden },
+                              { "vocab", (double)c->vocab } };
+        if (slot_call(m, ENGINE_OP_LM_HEAD, t, 4, p, 3, c->n_layers, err, errlen))
+            return -1;
+        *picked = 1;
+    } else if (gemm(m, m->lm_head, c->vocab, c->hidden, m->xb + (size_t)first * c->hidden,
+                    n - first, m->logits, CUDA_R_32F, err, errlen)) {
+        return -1;
+    }
+    return section(m, ENGINE_OP_LM_HEAD, err, errlen);
+}
+
+/* Start a forward's breakdown: the first event, the phase of its rows. */
+static int profile_start(qwen3_cuda_t *m, int decode, char *err, size_t errlen)
+{
+    if (!m->prof_on)
+        return 0;
+    m->prof_n = 0;
+    m->prof_phase = decode;
+    if (m->capturing)
+        CK(cudaEventRecordWithFlags(m->prof_ev[0], m->stream, cudaEventRecordExternal));
+    else
+        CK(cudaEventRecord(m->prof_ev[0], m->stream));
+    return 0;
+}
+
+/*
+ * Enqueue the model on n tokens already in tok_d at the position in pos_d
+ * (pos is the host's copy, only to choose the slots: the attention slot at
+ * 0, the decode slots for one token elsewhere -- decode_body passes -1),
+ * then the logits of rows first..n-1 (*picked: an lm_head kernel wrote the
+ * argmax too).  Nothing here synchronises or depends on pos other than
+ * through pos_d, so the launches can be captured into a graph.
+ */
+static int enqueue(qwen3_cuda_t *m, emile_kernel_fn attn, int n, int pos, int first, int *picked,
+                   char *err, size_t errlen)
+{
+    const qwen3_config_t *c = &m->c;
+    int H = c->hidden, D = c->head_dim, qd = c->n_heads * D, kvd = c->n_kv_heads * D;
+    int I = c->intermediate, decode = n == 1 && pos != 0;
     float eps = (float)c->rms_eps;
     cudaStream_t st = m->stream;
+    if (profile_start(m, decode, err, errlen))
+        return -1;
     k_embed<<<n, 256, 0, st>>>(m->embed, m->tok_d, m->x, H);
     k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, NULL, m->L[0].attn_norm, m->xb, H, eps);
+    if (section(m, ENGINE_PROF_OTHER, err, errlen))
+        return -1;
     for (int l = 0; l < c->n_layers; l++) {
         const layer_w *L = &m->L[l];
         bf16 *kc = m->kc + (size_t)l * m->max_seq * kvd, *vc = m->vc + (size_t)l * m->max_seq * kvd;
-        if (gemm(m, L->wqkv, qd + 2 * kvd, H, m->xb, n, m->qkv, CUDA_R_16BF, err, errlen))
-            return -1;
-        k_qkv_post<<<dim3(n, c->n_heads + 2 * c->n_kv_heads), (D + 31) / 32 * 32, 0, st>>>(
-            m->qkv, m->q, kc, vc, L->q_norm, L->k_norm, m->rope, m->pos_d, c->n_heads,
-            c->n_kv_heads, D, eps);
-        if (attention(m, attn, n, pos, kc, vc, l, err, errlen) ||
-            gemm(m, L->wo, H, qd, m->att, n, m->tmp, CUDA_R_32F, err, errlen))
+        if (qkv(m, L, n, pos, kc, vc, l, err, errlen) ||
+            attention(m, attn, n, pos, kc, vc, l, err, errlen) ||
+            section(m, decode ? ENGINE_OP_DECODE_ATTENTION : ENGINE_OP_ATTENTION, err, errlen) ||
+            proj_f32(m, ENGINE_OP_O_PROJ, L->wo, H, qd, m->att, n, pos, m->tmp, "q_dim", l, err,
+                     errlen))
             return -1;
         k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, m->tmp, L->mlp_norm, m->xb, H, eps);
-        if (gemm(m, L->w_gateup, 2 * I, H, m->xb, n, m->gu, CUDA_R_16BF, err, errlen))
-            return -1;
-        size_t tot = (size_t)n * I;
-        k_swiglu<<<(unsigned)((tot + 255) / 256), 256, 0, st>>>(m->gu, m->hb, I, tot);
-        if (gemm(m, L->w_down, H, I, m->hb, n, m->tmp, CUDA_R_32F, err, errlen))
+        if (section(m, ENGINE_PROF_OTHER, err, errlen) ||
+            gate_up(m, L, n, pos, l, err, errlen) ||
+            proj_f32(m, ENGINE_OP_DOWN_PROJ, L->w_down, H, I, m->hb, n, pos, m->tmp, "inter", l,
+                     err, errlen))
             return -1;
         const bf16 *next = l + 1 < c->n_layers ? m->L[l + 1].attn_norm : m->final_norm;
         k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, m->tmp, next, m->xb, H, eps);
+        if (section(m, ENGINE_PROF_OTHER, err, errlen))
+            return -1;
     }
-    if (gemm(m, m->lm_head, c->vocab, H, m->xb + (size_t)first * H, n - first, m->logits,
-             CUDA_R_32F, err, errlen))
+    if (lm_head(m, n, pos, first, picked, err, errlen))
         return -1;
     CK(cudaGetLastError());
     return 0;
 }
 
 /* One decode step on the token and position already in tok_d / pos_d:
- * the model, then the argmax of the logits into argmax_d. */
+ * the model, then the argmax of the logits into argmax_d (unless an lm_head
+ * kernel picked it). */
 static int decode_body(qwen3_cuda_t *m, char *err, size_t errlen)
 {
-    if (enqueue(m, NULL, 1, -1, 0, err, errlen) != 0)
+    int picked;
+    if (enqueue(m, NULL, 1, -1, 0, &picked, err, errlen) != 0)
         return -1;
-    k_argmax<<<1, 1024, 0, m->stream>>>(m->logits, m->c.vocab, m->argmax_d);
-    CK(cudaGetLastError());
+    if (!picked) {
+        k_argmax<<<1, 1024, 0, m->stream>>>(m->logits, m->c.vocab, m->argmax_d);
+        CK(cudaGetLastError());
+        if (section(m, ENGINE_PROF_OTHER, err, errlen))
+            return -1;
+    }
     return 0;
 }
 
+/* Capture decode_body into *g (NULL on failure, with the reason in why). */
+static void capture_one(qwen3_cuda_t *m, cudaGraphExec_t *out, char *why, size_t whyn)
+{
+    cudaGraph_t g = NULL;
+    *out = NULL;
+    cudaError_t e = cudaStreamBeginCapture(m->stream, cudaStreamCaptureModeThreadLocal);
+    if (e == cudaSuccess) {
+        m->capturing = 1;
+        int rc = decode_body(m, why, whyn);
+        m->capturing = 0;
+        cudaError_t e2 = cudaStreamEndCapture(m->stream, &g);   /* always: frees the stream */
+        if (rc == 0 && e2 != cudaSuccess)
+            snprintf(why, whyn, "capture: %s", cudaGetErrorString(e2));
+        if (rc == 0 && e2 == cudaSuccess) {
+            e = cudaGraphInstantiate(out, g, 0);
+            if (e != cudaSuccess) {
+                *out = NULL;
+                snprintf(why, whyn, "instantiate: %s", cudaGetErrorString(e));
+            }
+        }
+    } else {
+        snprintf(why, whyn, "begin capture: %s", cudaGetErrorString(e));
+    }
+    if (g)
+        cudaGraphDestroy(g);
+    if (!*out)
+        cudaGetLastError();              /* a failed capture's error is not sticky */
+}
+
 /*
- * Capture decode_body into m->decode_graph.  An eager step first (token 0
+ * Capture decode_body into m->decode_graph (and, with the breakdown on,
+ * m->decode_graph_prof with its event nodes).  An eager step first (token 0
  * at position 0: the cache row it writes is rewritten by the next prefill)
- * lets cuBLAS choose and load its kernels outside the capture, where such
- * work is not allowed.  Only an error of that eager step is returned; a
- * capture that fails leaves the eager path, with the reason.
+ * lets cuBLAS and the slots' kernels choose and load theirs outside the
+ * capture, where such work is not allowed.  Only an error of that eager
+ * step is returned; a capture that fails leaves the eager path, with the
+ * reason.
  */
 static int capture_decode(qwen3_cuda_t *m, char *err, size_t errlen)
 {
+    if (m->decode_graph)
+        cudaGraphExecDestroy(m->decode_graph);
+    if (m->decode_graph_prof)
+        cudaGraphExecDestroy(m->decode_graph_prof);
+    m->decode_graph = m->decode_graph_prof = NULL;
     snprintf(m->decode_path, sizeof m->decode_path, "stream");
-    k_set_step<<<1, 1, 0, m->stream>>>(m->tok_d, m->pos_d, 0, 0);
-    if (decode_body(m, err, errlen) != 0)
+    int prof = m->prof_on;
+    m->prof_on = 0;
+    k_set_step<<<1, 1, 0, m->stream>>>(m->tok_d, m->pos_d, m->len_d, 0, 0, 1);
+    int rc = decode_body(m, err, errlen);
+    m->prof_on = prof;
+    if (rc != 0)
         return -1;
     CK(cudaStreamSynchronize(m->stream));
     const char *off = getenv("EMILE_ENGINE_NO_GRAPH");
@@ -728,31 +998,43 @@ static int capture_decode(qwen3_cuda_t *m, char *err, size_t errlen)
         return 0;
     }
     char why[256] = "";
-    cudaGraph_t g = NULL;
-    cudaError_t e = cudaStreamBeginCapture(m->stream, cudaStreamCaptureModeThreadLocal);
-    if (e == cudaSuccess) {
-        int rc = decode_body(m, why, sizeof why);
-        cudaError_t e2 = cudaStreamEndCapture(m->stream, &g);   /* always: frees the stream */
-        if (rc == 0 && e2 != cudaSuccess)
-            snprintf(why, sizeof why, "capture: %s", cudaGetErrorString(e2));
-        if (rc == 0 && e2 == cudaSuccess) {
-            e = cudaGraphInstantiate(&m->decode_graph, g, 0);
-            if (e != cudaSuccess) {
-                m->decode_graph = NULL;
-                snprintf(why, sizeof why, "instantiate: %s", cudaGetErrorString(e));
-            }
-        }
-    } else {
-        snprintf(why, sizeof why, "begin capture: %s", cudaGetErrorString(e));
+    m->prof_on = 0;
+    capture_one(m, &m->decode_graph, why, sizeof why);
+    m->prof_on = prof;
+    if (m->decode_graph && prof) {
+        capture_one(m, &m->decode_graph_prof, why, sizeof why);
+        /* which op each of its event nodes ends */
+        m->prof_graph_n = m->prof_n;
+        memcpy(m->prof_op_graph, m->prof_op, ((size_t)m->prof_cap + 1) * sizeof *m->prof_op);
     }
-    if (g)
-        cudaGraphDestroy(g);
-    if (m->decode_graph) {
+    if (m->decode_graph && (!prof || m->decode_graph_prof)) {
         snprintf(m->decode_path, sizeof m->decode_path, "graph");
         return 0;
     }
-    cudaGetLastError();                  /* a failed capture's error is not sticky */
     snprintf(m->decode_path, sizeof m->decode_path, "stream (no graph: %.160s)", why);
+    return 0;
+}
+
+/* Add the last forward's section times to the totals (waits for them). */
+static int profile_collect(qwen3_cuda_t *m, char *err, size_t errlen)
+{
+    if (!m->prof_on || !m->prof_pending)
+        return 0;
+    m->prof_pending = 0;
+    CK(cudaStreamSynchronize(m->stream));
+    int ph = m->prof_phase;
+    float ms;
+    for (int i = 1; i <= m->prof_n; i++) {
+        CK(cudaEventElapsedTime(&ms, m->prof_ev[i - 1], m->prof_ev[i]));
+        m->prof_ms[ph][m->prof_op[i]] += ms;
+    }
+    CK(cudaEventElapsedTime(&ms, m->prof_ev[0], m->prof_ev[m->prof_n]));
+    m->prof_step_ms[ph] += ms;
+    m->prof_calls[ph]++;
+    if (ph)
+        m->prof_kv_len += m->prof_pos + 1;
+    else
+        m->prof_last_tokens = m->prof_pos;
     return 0;
 }
 
@@ -777,14 +1059,18 @@ extern "C" int qwen3_cuda_forward(qwen3_cuda_t *m, emile_kernel_fn attn, const i
                      c->vocab);
             return -1;
         }
+    if (profile_collect(m, err, errlen))
+        return -1;
     cudaStream_t st = m->stream;
     /* pageable source: the copy has left tokens when this returns */
     CK(cudaMemcpyAsync(m->tok_d, tokens, (size_t)n * 4, cudaMemcpyHostToDevice, st));
-    k_set_step<<<1, 1, 0, st>>>(m->tok_d, m->pos_d, -1, pos);
-    int first = all_logits ? 0 : n - 1;
+    k_set_step<<<1, 1, 0, st>>>(m->tok_d, m->pos_d, m->len_d, -1, pos, n);
+    int first = all_logits ? 0 : n - 1, picked;
     m->last_rows = n - first;
-    if (enqueue(m, attn, n, pos, first, err, errlen) != 0)
+    if (enqueue(m, attn, n, pos, first, &picked, err, errlen) != 0)
         return -1;
+    m->prof_pending = m->prof_on;
+    m->prof_pos = n == 1 && pos != 0 ? pos : n;
     /* Without logits to hand back nothing waits here: the argmax (or the
      * next call that reads back) does, so a prefill adds no sync of its own. */
     if (logits) {
@@ -804,12 +1090,24 @@ extern "C" int qwen3_cuda_decode_step(qwen3_cuda_t *m, int token, int pos, int *
                  token, pos, c->vocab, m->max_seq);
         return -1;
     }
+    if (profile_collect(m, err, errlen))
+        return -1;
     cudaStream_t st = m->stream;
-    k_set_step<<<1, 1, 0, st>>>(m->tok_d, m->pos_d, token, pos);
-    if (m->decode_graph)
-        CK(cudaGraphLaunch(m->decode_graph, st));
+    k_set_step<<<1, 1, 0, st>>>(m->tok_d, m->pos_d, m->len_d, token, pos, 1);
+    cudaGraphExec_t g = m->prof_on ? m->decode_graph_prof : m->decode_graph;
+    if (g)
+        CK(cudaGraphLaunch(g, st));
     else if (decode_body(m, err, errlen) != 0)
         return -1;
+    if (m->prof_on && g) {
+        /* the graph's event nodes are those decode_body's sections recorded
+         * when it was captured */
+        m->prof_n = m->prof_graph_n;
+        m->prof_phase = 1;
+        memcpy(m->prof_op, m->prof_op_graph, ((size_t)m->prof_cap + 1) * sizeof *m->prof_op);
+    }
+    m->prof_pending = m->prof_on;
+    m->prof_pos = pos;
     m->last_rows = 1;
     CK(cudaMemcpyAsync(m->next_h, m->argmax_d, 4, cudaMemcpyDeviceToHost, st));
     if (logits)
@@ -817,6 +1115,75 @@ extern "C" int qwen3_cuda_decode_step(qwen3_cuda_t *m, int token, int pos, int *
     CK(cudaStreamSynchronize(st));
     if (next)
         *next = *m->next_h;
+    return 0;
+}
+
+extern "C" int qwen3_cuda_set_ops(qwen3_cuda_t *m, const emile_kernel_fn *fns, char *err,
+                                  size_t errlen)
+{
+    int changed = 0;
+    for (int i = 0; i < ENGINE_OP_COUNT; i++) {
+        emile_kernel_fn f = engine_op_is_decode(i) ? fns[i] : NULL;
+        changed |= f != m->ops[i];
+        m->ops[i] = f;
+    }
+    if (!changed)
+        return 0;
+    if (capture_decode(m, err, errlen) == 0)
+        return 0;
+    /* a kernel that failed: the engine's own ops back in, the error kept */
+    char why[256];
+    memset(m->ops, 0, sizeof m->ops);
+    cudaGetLastError();
+    if (capture_decode(m, why, sizeof why) != 0)
+        snprintf(err + strlen(err), errlen - strlen(err), "; and then: %s", why);
+    return -1;
+}
+
+extern "C" int qwen3_cuda_set_profile(qwen3_cuda_t *m, int on, char *err, size_t errlen)
+{
+    if (on == m->prof_on)
+        return 0;
+    if (on && !m->prof_ev) {
+        m->prof_cap = 16 * m->c.n_layers + 16;
+        m->prof_ev = (cudaEvent_t *)calloc((size_t)m->prof_cap + 1, sizeof *m->prof_ev);
+        m->prof_op = (int *)calloc((size_t)m->prof_cap + 1, sizeof *m->prof_op);
+        m->prof_op_graph = (int *)calloc((size_t)m->prof_cap + 1, sizeof *m->prof_op);
+        if (!m->prof_ev || !m->prof_op || !m->prof_op_graph) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        for (int i = 0; i <= m->prof_cap; i++)
+            CK(cudaEventCreate(&m->prof_ev[i]));
+    }
+    CK(cudaStreamSynchronize(m->stream));
+    m->prof_on = on;
+    m->prof_pending = 0;
+    memset(m->prof_ms, 0, sizeof m->prof_ms);
+    memset(m->prof_step_ms, 0, sizeof m->prof_step_ms);
+    memset(m->prof_calls, 0, sizeof m->prof_calls);
+    m->prof_kv_len = 0;
+    return capture_decode(m, err, errlen);
+}
+
+extern "C" int qwen3_cuda_profile_take(qwen3_cuda_t *m, engine_profile_t *p, char *err,
+                                       size_t errlen)
+{
+    if (profile_collect(m, err, errlen))
+        return -1;
+    for (int ph = 0; ph < 2; ph++) {
+        for (int i = 0; i < ENGINE_PROF_N; i++)
+            p->ms[ph][i] += m->prof_ms[ph][i];
+        p->step_ms[ph] += m->prof_step_ms[ph];
+        p->calls[ph] += m->prof_calls[ph];
+    }
+    p->kv_len_sum += m->prof_kv_len;
+    if (m->prof_calls[0])
+        p->prefill_tokens = m->prof_last_tokens;
+    memset(m->prof_ms, 0, sizeof m->prof_ms);
+    memset(m->prof_step_ms, 0, sizeof m->prof_step_ms);
+    memset(m->prof_calls, 0, sizeof m->prof_calls);
+    m->prof_kv_len = 0;
     return 0;
 }
 

@@ -10,11 +10,15 @@
  *          "tolerance": {"f32": 1e-5},               (optional)
  *          "vary": ["rows"]}                          (params validation may shrink)
  *
+ * An integer input may say where its values are drawn from, for indices a
+ * kernel reads from memory (a position, a length): {"name": "pos", "shape":
+ * [1], "dtype": "i32", "range": [0, "cap - 1"]}, uniform in [lo, hi].
+ *
  * Nothing in the harness is op-specific, so such an op is compiled,
  * validated against its reference and profiled exactly like a builtin one;
  * only the float64 oracle is missing (the reference is the oracle). */
-#include "../op.h"
-#include "../task.h"
+#include "task/op.h"
+#include "task/task.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -129,6 +133,20 @@ int op_from_json(const json_t *j, op_t *out, char *err, size_t errlen)
         json_t *std = json_object_get(tj, "init_std");
         if (std)
             ts->init_std = json_number_value(std);
+        json_t *range = json_object_get(tj, "range");
+        if (range) {
+            if (ts->is_output || (ts->dtype != EMILE_DTYPE_I32 && ts->dtype != EMILE_DTYPE_I64) ||
+                !json_is_array(range) || json_array_size(range) != 2) {
+                op_free(out);
+                return bad(err, errlen, "\"range\" is [lo, hi] on an input of dtype i32 or i64",
+                           tname);
+            }
+            for (int r = 0; r < 2; r++)
+                if (!(ts->range[r] = shape_entry(json_array_get(range, (size_t)r)))) {
+                    op_free(out);
+                    return bad(err, errlen, "range bounds must be strings or integers", tname);
+                }
+        }
     }
     if (n_out == 0) {
         op_free(out);
