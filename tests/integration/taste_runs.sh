@@ -56,7 +56,7 @@ check_rc "taste --prompt-ids exits 0" 0
 check_jq "--prompt-ids: 7 prompt tokens, agree" "$OUT_F" '.prompt_tokens == 7 and .agree == true'
 printf '1 2 512\n' >"$IDS"
 run "$EMILE" taste --random tiny --prompt-ids "$IDS" --max-new 3
-check_rc "--prompt-ids with an id outside the vocabulary: exit 1" 1
+check_rc "--prompt-ids with an id outside the vocabulary: exit 2 (bad input)" 2
 check_contains "--prompt-ids: the id and the vocabulary named" "$ERR_F" "id 3, 512, is outside the model's vocabulary (0..511)"
 
 # ---- 4. bad runs -----------------------------------------------------------
@@ -91,6 +91,13 @@ fail "a run's reference that does not compile" 1 "failed (exit status" \
   "$EMILE" taste --random tiny --reference 2 --store "$STORE" --max-new 2
 
 fail "--device gpu" 2 "--device is cpu or cuda" "$EMILE" taste --device gpu
+# bad input, seen before any work: exit 2
+fail "an unknown shape" 2 "unknown shape 'huge' (qwen3-4b, qwen3-0.6b, tiny)" \
+  "$EMILE" taste --random huge --max-new 2
+fail "a kernel file that is not there" 2 "$IT_TMP/none.c: no such kernel file" \
+  "$EMILE" taste --random tiny --kernel "$IT_TMP/none.c" --max-new 2
+fail "a CUDA kernel file on the cpu" 2 "is a CUDA kernel; --device cpu takes C kernels" \
+  "$EMILE" taste --random tiny --kernel kernels/attention/cuda/reference.cu --max-new 2
 fail "--prompt and --prompt-ids" 2 "give one of them" \
   "$EMILE" taste --prompt hi --prompt-ids "$IDS"
 

@@ -325,7 +325,7 @@ static void test_errors(void **st)
     o = taste_defaults();
     o.device = "cuda";
     o.kernel = "tests/data/engine/attn_online.c";
-    free(run(&o, &rep, -1, err, sizeof err));
+    free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "is a C kernel; --device cuda takes CUDA kernels"));
 
     setenv("FAKE_CREATE_FAILS", "1", 1);
@@ -343,7 +343,7 @@ static void test_errors(void **st)
 
     o = taste_defaults();
     o.device = "tpu";
-    free(run(&o, &rep, -1, err, sizeof err));
+    free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "unknown device 'tpu'"));
 }
 
