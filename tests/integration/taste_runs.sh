@@ -118,6 +118,52 @@ if [ -x "$NVCC_BIN" ]; then
 else
   echo "# skip: no nvcc here, the nvcc-failure case is not run"
 fi
+# ---- 6. a .cu kernel on the cuda device, sandboxed (no GPU needed) ---------
+# The GPU suite's invocation: `taste --device cuda --kernel X.cu`.  Building
+# the compile command asks the driver for the compute capability; the
+# driver's cuInit starts threads, and the tasting forks its engine children
+# (it refuses to with threads).  Here a fake driver whose cuInit starts a
+# thread and logs its pid (tests/data/engine/fake_libcuda.c), a fake nvcc
+# that logs its arguments and builds the .cu as C, and the fake engine of
+# test_taste_cuda: the tasting must succeed, with the architecture the
+# driver reported, and the driver must never be initialised in the tasting
+# process itself.
+FAKE=$IT_TMP/fakecuda
+mkdir -p "$FAKE"
+cc -std=c11 -shared -fPIC -pthread -Wl,-soname,libcuda.so.1 tests/data/engine/fake_libcuda.c \
+  -o "$FAKE/libcuda.so.1"
+cc -std=c11 -shared -fPIC -Iinclude -Isrc tests/data/engine/fake_qwen3_cuda.c \
+  -o "$FAKE/libfake-engine.so"
+cp tests/data/engine/attn_online.c "$FAKE/online.cu"
+{
+  echo '#!/bin/sh'
+  echo '# fake nvcc: log the arguments, build the .cu as C into the -o file'
+  echo "echo \"\$*\" >>'$FAKE/nvcc.log'"
+  echo 'src=; out=; inc=; prev='
+  echo 'for a in "$@"; do'
+  echo '  case $a in *.cu) src=$a ;; -I*) inc=$a ;; esac'
+  echo '  [ "$prev" = -o ] && out=$a'
+  echo '  prev=$a'
+  echo 'done'
+  echo "exec '$(command -v cc)' -std=c11 -shared -fPIC \"\$inc\" -x c \"\$src\" -o \"\$out\" -lm"
+} >"$FAKE/nvcc"
+chmod 755 "$FAKE" "$FAKE/nvcc"
+run bash -c 'echo $$ >"$0"; exec "$@"' "$FAKE/taste.pid" env LD_LIBRARY_PATH="$FAKE" \
+  EMILE_NVCC="$FAKE/nvcc" EMILE_ENGINE_CUDA="$FAKE/libfake-engine.so" \
+  FAKE_CUDA_INIT_LOG="$FAKE/init.log" "$EMILE" taste --device cuda --random tiny \
+  --kernel "$FAKE/online.cu" --max-new 4 --json
+check_rc "cuda, a .cu kernel, sandboxed: exit 0" 0
+check_not_contains "cuda, a .cu kernel: no refusal to fork" "$ERR_F" "the tasting's sandbox forks"
+check_jq "cuda, a .cu kernel: both sides ran and agree" "$OUT_F" \
+  '.device == "cuda" and .agree == true and ([.runs[].tokens] == [4, 4])'
+check_contains "cuda, a .cu kernel: nvcc got the driver's architecture" "$FAKE/nvcc.log" \
+  "-arch=sm_89"
+check "cuda, a .cu kernel: the driver was initialised (in a child)" test -s "$FAKE/init.log"
+if grep -qx "$(cat "$FAKE/taste.pid")" "$FAKE/init.log"; then
+  not_ok "cuda, a .cu kernel: the driver is never initialised in the tasting process" \
+    "pid $(cat "$FAKE/taste.pid") in $(tr '\n' ' ' <"$FAKE/init.log")"
+else ok "cuda, a .cu kernel: the driver is never initialised in the tasting process"; fi
+
 LIB=$(dirname "$EMILE")/libemile-engine-cuda.so
 if [ -f "$LIB" ] && [ ! -e /dev/nvidiactl ] && ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; then
   fail "cuda: no driver" 1 "--device cuda: no NVIDIA driver" \
