@@ -7,6 +7,8 @@
 #include "backend.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +62,57 @@ const char *cuda_nvcc(void)
     return access("/usr/local/cuda/bin/nvcc", X_OK) == 0 ? "/usr/local/cuda/bin/nvcc" : "nvcc";
 }
 
-/* Compute capability of device 0 as e.g. 90; 0 when unknown. */
+/* Compute capability of device 0 as e.g. 90 from the driver, in this
+ * process; 0 when unknown. */
+static int driver_cc(void)
+{
+    drv_t d;
+    char why[256];
+    int dev = 0, ma = 0, mi = 0;
+    if (load_driver(&d, why, sizeof why) != 0)
+        return 0;
+    d.DeviceGet(&dev, 0);
+    d.DeviceGetAttribute(&ma, 75, dev); /* COMPUTE_CAPABILITY_MAJOR */
+    d.DeviceGetAttribute(&mi, 76, dev);
+    return ma * 10 + mi;
+}
+
+/* driver_cc() asked in a child, which alone loads and initialises the
+ * driver; 0 when unknown. */
+static int driver_cc_in_child(void)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return 0;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return 0;
+    }
+    if (pid == 0) {
+        int v = driver_cc();
+        _exit(write(p[1], &v, sizeof v) == (ssize_t)sizeof v ? 0 : 1);
+    }
+    close(p[1]);
+    int v = 0;
+    ssize_t k;
+    while ((k = read(p[0], &v, sizeof v)) < 0 && errno == EINTR) {
+    }
+    close(p[0]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    return k == (ssize_t)sizeof v && v >= 0 ? v : 0;
+}
+
+/* Compute capability of device 0 as e.g. 90; 0 when unknown.  Building a
+ * compile command must not bring the driver into a process that has not
+ * loaded it: cuInit starts the driver's threads, and a process that forks
+ * children to run CUDA (the Tasting Room: its engine children are forked,
+ * not executed, and it refuses to fork with threads) must reach fork()
+ * single-threaded and without a CUDA context its children cannot use.  So
+ * the driver is asked here only when it is already here (the worker, which
+ * probed the device in-process); otherwise in a short-lived child. */
 static int cuda_cc(void)
 {
     static int cc = -1;
@@ -71,15 +123,12 @@ static int cuda_cc(void)
         cc = atoi(env);
         return cc;
     }
-    drv_t d;
-    char why[256];
-    cc = 0;
-    if (load_driver(&d, why, sizeof why) == 0) {
-        int dev, ma = 0, mi = 0;
-        d.DeviceGet(&dev, 0);
-        d.DeviceGetAttribute(&ma, 75, dev); /* COMPUTE_CAPABILITY_MAJOR */
-        d.DeviceGetAttribute(&mi, 76, dev);
-        cc = ma * 10 + mi;
+    void *here = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (here) {
+        dlclose(here);
+        cc = driver_cc();
+    } else {
+        cc = driver_cc_in_child();
     }
     return cc;
 }

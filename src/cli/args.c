@@ -82,6 +82,12 @@ int cli_parse(int argc, char **argv, task_t *t, cli_common_t *c, int need_task)
             return 2;
         }
     }
+    /* A --store whose folder is missing is a typo: refused before any work
+     * (a cook would otherwise measure the device first). */
+    if (c->store && store_check_named_path(c->store, err, sizeof err) != 0) {
+        fprintf(stderr, "emile: --store %s: %s\n", c->store, err);
+        return 2;
+    }
     if (need_task && t && task_finalize(t, err, sizeof err) != 0)
         goto bad;
     return 0;

@@ -25,7 +25,8 @@ typedef struct cli_common {
 
 /* Parse argv: task flags go into t (when t != NULL), common options into
  * c; the first positional argument ending in .json is the task file.
- * Returns 0, or 2 after printing a message. */
+ * Returns 0, or 2 after printing a message (an unknown flag, a bad value,
+ * a --store whose folder does not exist). */
 int cli_parse(int argc, char **argv, task_t *t, cli_common_t *c, int need_task);
 
 /* What a command does with the run store, which decides what it may create

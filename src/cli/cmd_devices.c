@@ -1,5 +1,7 @@
 /* cmd_devices.c -- `emile devices`: the backends found here and their
- * measured ceilings (measured once, then cached; --remeasure forces). */
+ * measured ceilings (measured once, then cached; --remeasure forces).
+ * Exit 0, or 1 when a backend named on the command line is not here
+ * (`devices cuda` on a machine without a GPU: the reason on stderr). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,10 +55,26 @@ int cmd_devices(int argc, char **argv)
             const json_t *ds = json_object_get(d, "datasheet");
             json_object_foreach((json_t *)ds, k, v) printf("  datasheet %-14s %10.1f\n", k, json_number_value(v));
         }
-        json_array_foreach(json_object_get(reply, "unavailable"), i, d)
-            printf("%s: not available: %s\n", json_string_value(json_object_get(d, "backend")),
-                   json_string_value(json_object_get(d, "why")));
+        if (c.n_positional == 0)        /* a named one is an error, below */
+            json_array_foreach(json_object_get(reply, "unavailable"), i, d)
+                printf("%s: not available: %s\n",
+                       json_string_value(json_object_get(d, "backend")),
+                       json_string_value(json_object_get(d, "why")));
+    }
+    /* A backend asked for by name that is not here is a failure, with its
+     * reason, as for any command that cannot do what it was asked. */
+    int rc = 0;
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(reply, "unavailable"), i, d) {
+        const char *name = json_string_value(json_object_get(d, "backend"));
+        const char *why = json_string_value(json_object_get(d, "why"));
+        if (c.n_positional == 1 && name && strcmp(name, c.positional[0]) == 0) {
+            fprintf(stderr, "emile: %s is not available here: %s\n", name,
+                    why ? why : "no reason given");
+            rc = 1;
+        }
     }
     json_decref(reply);
-    return 0;
+    return rc;
 }

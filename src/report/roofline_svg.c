@@ -38,6 +38,26 @@ typedef struct point {
     const json_t *it;
 } point_t;
 
+/* An axis-aligned box in page pixels: a label's ink, a point's disc. */
+typedef struct box {
+    double x0, y0, x1, y1;
+} box_t;
+
+/* The boxes already taken on the plot, that a point's label must not
+ * cover: the roof labels, every point, the labels placed so far. */
+typedef struct taken {
+    box_t *b;
+    size_t n, cap;
+} taken_t;
+
+/* Text metrics of the 12 px sans-serif labels, generous (DejaVu Sans,
+ * the widest of the usual fallbacks: digits 0.64 em, bold 0.70 em), so
+ * that boxes that do not meet here do not meet when rendered. */
+#define LABEL_CHAR_W 7.7
+#define LABEL_CHAR_W_BOLD 8.4
+#define LABEL_ASCENT 9.5
+#define LABEL_DESCENT 3.0
+
 typedef struct ceilings {
     double peak;          /* GFLOP/s, 0 when unknown */
     double bw;            /* GB/s, 0 when unknown */
@@ -232,10 +252,38 @@ static void axis_titles(textbuf_t *b, const char *yunit)
                    yunit);
 }
 
+static int boxes_meet(const box_t *a, const box_t *b)
+{
+    return a->x0 < b->x1 && b->x0 < a->x1 && a->y0 < b->y1 && b->y0 < a->y1;
+}
+
+static void taken_add(taken_t *t, box_t b)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 32;
+        box_t *nb = realloc(t->b, cap * sizeof *nb);
+        if (!nb)
+            return;            /* out of memory: labels may overlap, nothing worse */
+        t->b = nb;
+        t->cap = cap;
+    }
+    t->b[t->n++] = b;
+}
+
+/* The ink box of a text of n characters with its baseline at y, anchored
+ * at x as text-anchor says ("start", "middle", "end"). */
+static box_t text_box(double x, double y, size_t n, double char_w, const char *anchor)
+{
+    double w = (double)n * char_w;
+    double x0 = strcmp(anchor, "end") == 0 ? x - w : strcmp(anchor, "middle") == 0 ? x - w / 2 : x;
+    box_t b = {x0, y - LABEL_ASCENT, x0 + w, y + LABEL_DESCENT};
+    return b;
+}
+
 /* The two ceilings, the ridge and their value labels.  scale converts
  * GFLOP/s into the y unit. */
 static void roofs(textbuf_t *b, const ceilings_t *c, const axis_t *ax,
-                  const axis_t *ay, double scale, const char *yunit)
+                  const axis_t *ay, double scale, const char *yunit, taken_t *taken)
 {
     double xlo = pow(10, ax->lo), xhi = pow(10, ax->hi);
     double ylo = pow(10, ay->lo) * scale, yhi = pow(10, ay->hi) * scale;
@@ -272,6 +320,8 @@ static void roofs(textbuf_t *b, const ceilings_t *c, const axis_t *ax,
             rep_fmt_sig(num, sizeof num, c->peak / scale, 4);
             /* Above the line unless that would leave the plot. */
             double ty = y - PLOT_T > 18 ? y - 7 : y + 16;
+            taken_add(taken, text_box(PLOT_R - 6, ty, strlen(num) + strlen(yunit) +
+                                      strlen(c->peak_dtype) + 9, LABEL_CHAR_W, "end"));
             textbuf_printf(b, "<text class=\"roof-label compute\" x=\"%.1f\" "
                            "y=\"%.1f\" text-anchor=\"end\" fill=\"" C_COMPUTE "\">"
                            "%s %s peak (", PLOT_R - 6, ty, num, yunit);
@@ -288,6 +338,7 @@ static void roofs(textbuf_t *b, const ceilings_t *c, const axis_t *ax,
         textbuf_printf(b, "<path class=\"ridge-marker\" d=\"M%.1f %.1fl6 6l-6 6l-6 -6z\" "
                        "fill=\"#718096\"/>\n", x, y - 6);
         rep_fmt_sig(num, sizeof num, c->ridge, 4);
+        taken_add(taken, text_box(x + 5, PLOT_B - 7, strlen(num) + 16, LABEL_CHAR_W, "start"));
         textbuf_printf(b, "<text class=\"ridge-label\" x=\"%.1f\" y=\"%.1f\" "
                        "fill=\"#4a5568\">ridge %s FLOP/byte</text>\n",
                        x + 5, PLOT_B - 7, num);
@@ -310,8 +361,72 @@ static void point_title(textbuf_t *b, const point_t *p)
     textbuf_printf(b, " - %s at %s FLOP/byte, %s%% of roofline</title>", perf, x, pct);
 }
 
+/* The label of point p (radius r, at page x, y) in the first free spot
+ * around it: the eight directions just off its disc, then farther out
+ * (with a leader line back to it).  A free spot is inside the plot and
+ * meets nothing taken.  must: when no spot is free, the one that covers
+ * least (the best point is always labelled); otherwise no label (its
+ * tooltip still names it).  The label's box is then taken. */
+static void point_label(textbuf_t *b, const point_t *p, double x, double y, double r,
+                        int best, taken_t *taken)
+{
+    static const struct { int dx, dy; const char *anchor; } dirs[] = {
+        {1, -1, "start"}, {1, 1, "start"}, {-1, -1, "end"}, {-1, 1, "end"},
+        {1, 0, "start"}, {-1, 0, "end"}, {0, -1, "middle"}, {0, 1, "middle"},
+    };
+    static const double gaps[] = {2, 10, 20, 32};
+    char text[16];
+    snprintf(text, sizeof text, "%d", p->iter);
+    double cw = best ? LABEL_CHAR_W_BOLD : LABEL_CHAR_W;
+    box_t plot = {PLOT_L + 2, PLOT_T + 2, PLOT_R - 2, PLOT_B - 2};
+    double best_cover = INFINITY, tx = 0, ty = 0;
+    const char *anchor = NULL;
+    double gap = 0;
+    for (size_t g = 0; g < sizeof gaps / sizeof gaps[0] && best_cover > 0; g++)
+        for (size_t d = 0; d < sizeof dirs / sizeof dirs[0] && best_cover > 0; d++) {
+            double off = r + gaps[g];
+            double lx = x + dirs[d].dx * off;
+            /* above: the box's bottom off the disc; below: its top; level:
+             * centred on the point */
+            double ly = dirs[d].dy < 0 ? y - off - LABEL_DESCENT
+                      : dirs[d].dy > 0 ? y + off + LABEL_ASCENT
+                      : y + (LABEL_ASCENT - LABEL_DESCENT) / 2;
+            box_t lb = text_box(lx, ly, strlen(text), cw, dirs[d].anchor);
+            if (lb.x0 < plot.x0 || lb.x1 > plot.x1 || lb.y0 < plot.y0 || lb.y1 > plot.y1)
+                continue;
+            double cover = 0;
+            for (size_t k = 0; k < taken->n; k++)
+                if (boxes_meet(&lb, &taken->b[k]))
+                    cover += (fmin(lb.x1, taken->b[k].x1) - fmax(lb.x0, taken->b[k].x0)) *
+                             (fmin(lb.y1, taken->b[k].y1) - fmax(lb.y0, taken->b[k].y0));
+            if (cover < best_cover) {
+                best_cover = cover;
+                tx = lx;
+                ty = ly;
+                anchor = dirs[d].anchor;
+                gap = gaps[g];
+            }
+        }
+    if (!anchor || (best_cover > 0 && !best))
+        return;
+    box_t lb = text_box(tx, ty, strlen(text), cw, anchor);
+    taken_add(taken, lb);
+    if (gap > gaps[0]) {
+        /* from the disc's edge to the nearest point of the label's box */
+        double nx = fmin(fmax(x, lb.x0), lb.x1), ny = fmin(fmax(y, lb.y0), lb.y1);
+        double len = hypot(nx - x, ny - y);
+        if (len > r)
+            textbuf_printf(b, "<line class=\"leader\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
+                           "y2=\"%.1f\" stroke=\"" C_PATH "\" stroke-width=\"1\"/>\n",
+                           x + (nx - x) * r / len, y + (ny - y) * r / len, nx, ny);
+    }
+    textbuf_printf(b, "<text class=\"point-label%s\" x=\"%.1f\" y=\"%.1f\" "
+                   "text-anchor=\"%s\"%s>%s</text>\n", best ? " best" : "", tx, ty, anchor,
+                   best ? " font-weight=\"bold\" fill=\"" C_BEST "\"" : "", text);
+}
+
 static void points(textbuf_t *b, const point_t *pts, size_t n, int best_iter,
-                   const axis_t *ax, const axis_t *ay, double scale)
+                   const axis_t *ax, const axis_t *ay, double scale, taken_t *taken)
 {
     if (n > 1) {
         textbuf_puts(b, "<polyline class=\"path\" fill=\"none\" stroke=\"" C_PATH "\" "
@@ -321,13 +436,15 @@ static void points(textbuf_t *b, const point_t *pts, size_t n, int best_iter,
                            axis_pos(ay, pts[i].y / scale));
         textbuf_puts(b, "\"/>\n");
     }
-    /* The best last, so nothing covers it. */
+    /* The best last, so nothing covers it; every disc is taken before any
+     * label is placed, so no label hides a point. */
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < n; i++) {
             int best = pts[i].iter == best_iter;
             if (best != pass)
                 continue;
             double x = axis_pos(ax, pts[i].x), y = axis_pos(ay, pts[i].y / scale);
+            double r = best ? 7 : 4.5;
             textbuf_printf(b, "<circle class=\"%s\" data-iter=\"%d\" cx=\"%.1f\" "
                            "cy=\"%.1f\" r=\"%s\" fill=\"%s\" stroke=\"%s\" "
                            "stroke-width=\"1.5\">", best ? "point best" : "point",
@@ -335,10 +452,17 @@ static void points(textbuf_t *b, const point_t *pts, size_t n, int best_iter,
                            best ? C_BEST : C_POINT, best ? "#742a2a" : "#fff");
             point_title(b, &pts[i]);
             textbuf_puts(b, "</circle>\n");
-            textbuf_printf(b, "<text class=\"point-label%s\" x=\"%.1f\" y=\"%.1f\"%s>"
-                           "%d</text>\n", best ? " best" : "", x + 8, y - 8,
-                           best ? " font-weight=\"bold\" fill=\"" C_BEST "\"" : "",
-                           pts[i].iter);
+            box_t disc = {x - r - 1, y - r - 1, x + r + 1, y + r + 1};
+            taken_add(taken, disc);
+        }
+    /* Labels: the best's first, then the others in iteration order. */
+    for (int pass = 1; pass >= 0; pass--)
+        for (size_t i = 0; i < n; i++) {
+            int best = pts[i].iter == best_iter;
+            if (best != pass)
+                continue;
+            point_label(b, &pts[i], axis_pos(ax, pts[i].x), axis_pos(ay, pts[i].y / scale),
+                        best ? 7 : 4.5, best, taken);
         }
 }
 
@@ -520,9 +644,11 @@ char *roofline_svg(const json_t *device, const json_t *iterations, int best_iter
     grid(&b, &ax, &ay);
     axis_titles(&b, yunit);
     textbuf_puts(&b, "<g class=\"roofline\">\n");
-    roofs(&b, &c, &ax, &ay, scale, yunit);
+    taken_t taken = {NULL, 0, 0};
+    roofs(&b, &c, &ax, &ay, scale, yunit, &taken);
     textbuf_puts(&b, "</g>\n<g class=\"points\">\n");
-    points(&b, pts, n, best_iter, &ax, &ay, scale);
+    points(&b, pts, n, best_iter, &ax, &ay, scale, &taken);
+    free(taken.b);
     textbuf_puts(&b, "</g>\n");
     title(&b, device, dtype, pts, n, json_array_size(iterations), best_iter);
     legend(&b, &c, have_best, best_iter, yunit, scale);

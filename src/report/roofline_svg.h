@@ -20,7 +20,11 @@
  *             intensity and GFLOP/s becomes one <circle class="point"> at
  *             (intensity, gflops) labelled with its iter number (class
  *             "point best" for best_iter), joined in iter order by a path;
- *             other iterations are left out.
+ *             other iterations are left out.  Each number is placed in the
+ *             first spot around its point where it covers no point, no
+ *             other number and no roof label, farther out with a leader
+ *             line when the points crowd (the best's first, always shown;
+ *             another with no free spot is left to its point's tooltip).
  * best_iter:  the iteration to highlight; negative for none.
  * dtype:      "f32", "bf16", ...; NULL means "f32".
  *

@@ -3,6 +3,7 @@
  */
 #include "textbuf.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,6 +203,47 @@ static void put_defanged(textbuf_t *b, const char *s, size_t n)
     }
 }
 
+/* The length of the backtick run at s[i] (< len). */
+static size_t tick_run(const char *s, size_t i, size_t len)
+{
+    size_t k = 0;
+    while (i + k < len && s[i + k] == '`')
+        k++;
+    return k;
+}
+
+/* Where the code span opened by the n backticks at s[i] closes (the index
+ * of a run of exactly n backticks after it), or 0 when it does not close. */
+static size_t span_end(const char *s, size_t i, size_t n, size_t len)
+{
+    for (size_t j = i + n; j < len;) {
+        size_t k = tick_run(s, j, len);
+        if (k == n)
+            return j;
+        j += k ? k : 1;
+    }
+    return 0;
+}
+
+/* One byte of a cell: in a code span everything is literal but the pipe
+ * (a GFM table splits on it even there); outside, '<' could open HTML or
+ * an autolink and '&' an entity, and '\' could escape what follows. */
+static void md_cell_char(textbuf_t *b, char c, char next, int code)
+{
+    if (c == '|')
+        textbuf_puts(b, "\\|");
+    else if (code)
+        textbuf_putc(b, c);
+    else if (c == '\\')
+        textbuf_puts(b, "\\\\");
+    else if (c == '<')
+        textbuf_puts(b, "&lt;");
+    else if (c == '&' && (next == 0 || next == '#' || isalnum((unsigned char)next)))
+        textbuf_puts(b, "&amp;");
+    else
+        textbuf_putc(b, c);
+}
+
 void textbuf_md_cell(textbuf_t *b, const char *s, size_t max)
 {
     if (!s)
@@ -228,14 +270,26 @@ void textbuf_md_cell(textbuf_t *b, const char *s, size_t max)
             textbuf_putc(b, ' ');
             space = 0;
         }
-        switch (c) {
-        case '|': textbuf_puts(b, "\\|"); break;
-        case '\\': textbuf_puts(b, "\\\\"); break;
-        case '<': textbuf_puts(b, "&lt;"); break;
-        case '>': textbuf_puts(b, "&gt;"); break;
-        case '&': textbuf_puts(b, "&amp;"); break;
-        default: textbuf_putc(b, c);
+        if (c == '`') {
+            /* a code span, whole; a run that does not close is literal */
+            size_t n = tick_run(s, i, len), end = span_end(s, i, n, len);
+            textbuf_repeat(b, '`', n);
+            i += n - 1;
+            if (end) {
+                for (i++; i < end; i++) {
+                    char d = s[i];
+                    int blank = d == ' ' || d == '\t' || d == '\n' || d == '\r';
+                    if (blank && (i + 1 < end && (s[i + 1] == ' ' || s[i + 1] == '\t' ||
+                                                  s[i + 1] == '\n' || s[i + 1] == '\r')))
+                        continue;
+                    md_cell_char(b, blank ? ' ' : d, 0, 1);
+                }
+                textbuf_repeat(b, '`', n);
+                i = end + n - 1;
+            }
+            continue;
         }
+        md_cell_char(b, c, i + 1 < len ? s[i + 1] : 0, 0);
     }
     if (cut)
         textbuf_puts(b, "...");

@@ -46,10 +46,15 @@ void textbuf_xml(textbuf_t *b, const char *s);
  * LLM or a compiler must not drive the user's terminal) become '?'. */
 void textbuf_plain(textbuf_t *b, const char *s);
 
-/* Append s as one Markdown table cell: on one line (runs of whitespace
- * become one space), '|' and '\' escaped, '<' '>' '&' as entities so that
- * text from an LLM is never rendered as HTML, cut to at most max bytes
- * (0 = no limit) on a UTF-8 boundary with "..." appended when cut. */
+/* Append s as one Markdown table cell (or any text inside a line), as
+ * readable in a terminal as rendered: on one line (runs of whitespace
+ * become one space), '|' and '\' escaped, '<' as "&lt;" so that text from
+ * an LLM never opens HTML or an autolink, '&' as "&amp;" only where it
+ * could start an entity (before a letter, digit, '#' or the cell's end);
+ * '>' as it is ("BK 32 -> 64"; a cell never starts a line, where it would
+ * quote).  Code spans (`...`) are copied literally, pipes escaped, since
+ * Markdown shows an entity inside one as written.  Cut to at most max
+ * bytes (0 = no limit) on a UTF-8 boundary with "..." appended when cut. */
 void textbuf_md_cell(textbuf_t *b, const char *s, size_t max);
 
 /* Write into out (size n) the first non-blank line of s, leading and trailing

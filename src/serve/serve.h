@@ -36,6 +36,10 @@ typedef struct serve_config {
     int max_queue;             /* queued cooks per device; 0: SERVE_MAX_QUEUE */
     double stop_grace_s;       /* at shutdown: SIGTERM, then SIGKILL after this */
     double taste_timeout_s;    /* a tasting killed after this long; 0: SERVE_TASTE_TIMEOUT_S */
+    double idle_timeout_s;     /* a connection without a request being answered is
+                                  closed after this long (its next request, headers
+                                  and body, must arrive within it); 0:
+                                  SERVE_IDLE_TIMEOUT_S */
     int quiet;                 /* 1: log nothing to stderr (tests) */
     /* The base_url values a page may put in a cook's agent_config (each
      * copied; http:// or https://).  None: a page may not set base_url,
@@ -48,6 +52,7 @@ typedef struct serve_config {
 #define SERVE_MAX_BODY (1u << 20)   /* 1 MiB: a kernel source and its task */
 #define SERVE_MAX_QUEUE 16
 #define SERVE_TASTE_TIMEOUT_S 1800.0  /* 30 min: qwen3-0.6b on a slow CPU */
+#define SERVE_IDLE_TIMEOUT_S 10.0     /* a page's next request comes at once */
 
 typedef struct serve serve_t;
 

@@ -1,6 +1,7 @@
 /* serve_cli.c -- `emile serve`: options, the printed address, and a clean
  * stop on SIGINT/SIGTERM. */
 #include "serve.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -148,6 +149,11 @@ int serve_main(int argc, char **argv)
             return 2;
         }
     }
+    char err[1024];
+    if (cfg.store_path && store_check_named_path(cfg.store_path, err, sizeof err) != 0) {
+        fprintf(stderr, "emile serve: --store %s: %s\n", cfg.store_path, err);
+        return 2;
+    }
     cfg.examples_dir = examples ? examples : default_examples(exbuf, sizeof exbuf);
     cfg.llm_base_urls = llm_urls;
     cfg.n_llm_base_urls = n_llm_urls;
@@ -162,7 +168,6 @@ int serve_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     serve_t *s;
-    char err[1024];
     if (serve_start(&cfg, &s, err, sizeof err) != 0) {
         fprintf(stderr, "emile serve: %s\n", err);
         return 1;

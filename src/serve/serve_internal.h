@@ -26,6 +26,8 @@ struct serve {
     double stop_grace_s;
     double taste_timeout_s;
     struct MHD_Daemon *daemon;
+    struct conn_table *conns;    /* the open connections and their limits */
+    unsigned idle_timeout_s;     /* an idle connection is closed after this */
     store_t *store;              /* shared by request threads, under store_mu */
     pthread_mutex_t store_mu;
     event_hub_t *hub;

@@ -3,6 +3,7 @@
  * hand-off to the API routes or the embedded pages. */
 #include "serve_internal.h"
 #include "auth.h"
+#include "conn_limits.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -10,6 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* Connections: a thread each (an event stream blocks in its reader).  Of
+ * the MAX_CONNECTIONS slots, idle connections (no request being answered)
+ * may hold at most MAX_IDLE, one client at most MAX_PER_CLIENT
+ * (conn_limits.h), so a flood of idle sockets cannot take the slots that a
+ * request -- a health check, a page -- needs.  An idle connection is also
+ * closed after the idle timeout (a request must arrive, headers and body,
+ * within it); one whose request is being answered, an event stream above
+ * all (a keep-alive every 15 s), after REQUEST_TIMEOUT_S of silence. */
+#define MAX_CONNECTIONS (EVENTS_MAX_CLIENTS + 64)
+#define MAX_IDLE 24
+#define MAX_PER_CLIENT 48
+#define REQUEST_TIMEOUT_S 120u
 
 void serve_config_init(serve_config_t *cfg)
 {
@@ -21,6 +35,7 @@ void serve_config_init(serve_config_t *cfg)
     cfg->max_queue = SERVE_MAX_QUEUE;
     cfg->stop_grace_s = 30.0;
     cfg->taste_timeout_s = SERVE_TASTE_TIMEOUT_S;
+    cfg->idle_timeout_s = SERVE_IDLE_TIMEOUT_S;
 }
 
 int serve_port(const serve_t *s) { return s->port; }
@@ -74,6 +89,43 @@ static int check_access(request_t *r, enum MHD_Result *ret)
         }
     }
     return 0;
+}
+
+/* ---- connections ---- */
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    serve_t *s = cls;
+    if (code != MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_closed(s->conns, *socket_context);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ad =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *addr = ad ? ad->client_addr : NULL;
+    socklen_t len = addr && addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                        : sizeof(struct sockaddr_in);
+    *socket_context = fd ? conn_opened(s->conns, fd->connect_fd, addr, len) : NULL;
+}
+
+/* The connection's entry in s->conns (NULL when untracked). */
+static conn_entry_t *entry_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* A request is complete and about to be answered: not idle any more, and
+ * the long timeout (its answer may stream). */
+static void request_answering(request_t *r)
+{
+    conn_set_busy(r->s->conns, entry_of(r->conn), 1);
+    MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, REQUEST_TIMEOUT_S);
 }
 
 /* ---- the request life cycle ---- */
@@ -134,6 +186,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->too_large)
         return respond_error(r, 413, "the request body is over the %zu byte limit", s->max_body);
+    request_answering(r);
     if (strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0)
         return routes_dispatch(r);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
@@ -144,12 +197,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    serve_t *s = cls;
     request_t *r = *con_cls;
     if (r) {
         free(r->body);
         free(r);
         *con_cls = NULL;
     }
+    /* idle again, until the next request of a kept-alive connection */
+    conn_set_busy(s->conns, entry_of(conn), 0);
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, s->idle_timeout_s);
 }
 
 /* MHD's own complaints, unless quiet. */
@@ -214,6 +271,7 @@ static void free_server(serve_t *s)
         cookq_destroy(s->queue, s->stop_grace_s);
     if (s->hub)
         events_destroy(s->hub);
+    conn_table_destroy(s->conns);
     store_close(s->store);
     pthread_mutex_destroy(&s->store_mu);
     pthread_mutex_destroy(&s->taste_mu);
@@ -242,6 +300,8 @@ int serve_start(const serve_config_t *cfg, serve_t **out, char *err, size_t errl
     s->max_body = cfg->max_body ? cfg->max_body : SERVE_MAX_BODY;
     s->stop_grace_s = cfg->stop_grace_s;
     s->taste_timeout_s = cfg->taste_timeout_s > 0 ? cfg->taste_timeout_s : SERVE_TASTE_TIMEOUT_S;
+    s->idle_timeout_s = cfg->idle_timeout_s > 0 ? (unsigned)cfg->idle_timeout_s
+                                                : (unsigned)SERVE_IDLE_TIMEOUT_S;
     const char *host = cfg->host && *cfg->host ? cfg->host : "127.0.0.1";
     char store_path[4096];
     int default_store = !cfg->store_path || !*cfg->store_path;
@@ -316,12 +376,13 @@ int serve_start(const serve_config_t *cfg, serve_t **out, char *err, size_t errl
     s->queue = s->hub ? cookq_create(s->emile_path, s->store_path, s->hub, cfg->max_queue,
                                      cfg->quiet)
                       : NULL;
-    if (!s->queue) {
+    s->conns = s->queue ? conn_table_create(MAX_IDLE, MAX_PER_CLIENT) : NULL;
+    if (!s->conns) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     /* A thread per connection: event streams block in their reader, and a
-     * local tool has few connections. */
+     * local tool has few connections (the limits above). */
     errno = 0;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ERROR_LOG;
@@ -332,8 +393,9 @@ int serve_start(const serve_config_t *cfg, serve_t **out, char *err, size_t errl
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,     /* first, or MHD logs before it */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(EVENTS_MAX_CLIENTS + 32),
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, s->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
         MHD_OPTION_END);
     if (!s->daemon) {

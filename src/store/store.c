@@ -84,6 +84,31 @@ static void dir_of(const char *path, char *dir, size_t n)
         snprintf(dir, n, "%.*s", (int)(slash - path), path);
 }
 
+int store_check_named_path(const char *path, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+    if (!path || !*path || strlen(path) >= sizeof dir) {
+        snprintf(err, errlen, "the store path is empty or too long");
+        return -1;
+    }
+    if (strcmp(path, ":memory:") == 0)
+        return 0;
+    dir_of(path, dir, sizeof dir);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "the folder %s %s (emile does not create the folder a store "
+                 "path names: a typo?)", dir, stat(dir, &st) != 0 ? "does not exist"
+                 : "is not a folder");
+        return -1;
+    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s is a folder; a store is a file in it (%s%sruns.db)", path,
+                 path, path[strlen(path) - 1] == '/' ? "" : "/");
+        return -1;
+    }
+    return 0;
+}
+
 /* Checks (or creates) the directory that will hold the store file, and that
  * the path itself, when it exists, is a regular file (with
  * STORE_OPEN_EXISTING: that it exists). */

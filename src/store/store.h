@@ -46,6 +46,13 @@ const char *store_origin_name(store_origin_t origin);
  * default (never $EMILE_STORE's). */
 int store_default_path(char *buf, size_t n);
 
+/* A store path the user named (--store PATH): 0 when it can name a store
+ * file -- its folder exists and the path is not itself a folder (the file
+ * need not exist yet) -- else -1 with err naming the problem ("the folder
+ * /x does not exist"), for front ends that refuse such a path as bad input
+ * before doing any work.  Creates nothing. */
+int store_check_named_path(const char *path, char *err, size_t errlen);
+
 /* store_open's flags (0: the directory must exist; the file is created). */
 #define STORE_OPEN_CREATE_DIRS 1 /* create the file's directory (0700) when missing */
 #define STORE_OPEN_EXISTING 2    /* the file must exist already: nothing is created

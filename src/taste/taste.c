@@ -17,6 +17,7 @@
 #include "taste/taste_engine.h"
 #include "taste/taste_kernel.h"
 #include "taste/taste_prompt.h"
+#include "taste/taste_status.h"
 #include "engine/tokenizer.h"
 #include "util/fs.h"
 
@@ -48,12 +49,12 @@ static int load_config(const taste_opts_t *o, qwen3_config_t *c, char *err, size
     if (o->model_dir) {
         char path[4096];
         snprintf(path, sizeof path, "%s/config.json", o->model_dir);
-        return qwen3_config_load(c, path, err, errlen);
+        return qwen3_config_load(c, path, err, errlen) == 0 ? 0 : TASTE_BAD_INPUT;
     }
     if (!o->random_shape || qwen3_config_named(c, o->random_shape) != 0) {
         snprintf(err, errlen, "unknown shape '%s' (qwen3-4b, qwen3-0.6b, tiny)",
                  o->random_shape ? o->random_shape : "");
-        return -1;
+        return TASTE_BAD_INPUT;
     }
     return 0;
 }
@@ -191,26 +192,26 @@ int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
     const char *device = o->device ? o->device : "cpu";
     if (strcmp(device, "cpu") != 0 && strcmp(device, "cuda") != 0) {
         snprintf(err, errlen, "unknown device '%s' (cpu, cuda)", device);
-        return -1;
+        return TASTE_BAD_INPUT;
     }
     qwen3_config_t c;
-    if (load_config(o, &c, err, errlen) != 0)
-        return -1;
+    int rc = load_config(o, &c, err, errlen);
+    if (rc != 0)
+        return rc;
     tokenizer_t *tok = NULL;
     char tpath[4096] = "";
     if (o->tokenizer)
         snprintf(tpath, sizeof tpath, "%s", o->tokenizer);
     else if (o->model_dir)
         snprintf(tpath, sizeof tpath, "%s/tokenizer.json", o->model_dir);
-    int rc = 0;
     if (tpath[0] && (o->tokenizer || access(tpath, R_OK) == 0))
-        rc = tokenizer_load(&tok, tpath, err, errlen);
+        rc = tokenizer_load(&tok, tpath, err, errlen) == 0 ? 0 : TASTE_BAD_INPUT;
     int *prompt = NULL, n_prompt = 0;
     if (rc == 0) {
         taste_prompt_src_t ps = { o->prompt, o->chat, o->prompt_ids, o->prompt_tokens,
                                   o->weight_seed };
         n_prompt = taste_prompt_ids(&ps, tok, c.vocab, &prompt, err, errlen);
-        rc = n_prompt > 0 ? 0 : -1;
+        rc = n_prompt > 0 ? 0 : n_prompt;
     }
     rep->n_prompt = n_prompt;
     snprintf(rep->device, sizeof rep->device, "%s", device);
@@ -223,8 +224,12 @@ int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
     if (rc == 0 && n_prompt >= ctx) {
         snprintf(err, errlen, "a prompt of %d tokens does not fit a context of %d (--context)",
                  n_prompt, ctx);
-        rc = -1;
+        rc = TASTE_BAD_INPUT;
     }
+    /* Every kernel named rightly before any is compiled. */
+    for (int i = 0; i < 2 && rc == 0; i++)
+        for (int op = 0; op < ENGINE_OP_COUNT && rc == 0; op++)
+            rc = taste_kernel_check(kernel_spec(o, i, op), device, err, errlen);
     /* The kernels first (a compile error costs no model load), built in a
      * private directory; only the engine child loads them, in the sandbox. */
     taste_engine_job_t job;
@@ -287,5 +292,5 @@ int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
     tokenizer_free(tok);
     if (rc != 0)
         taste_report_free(rep);
-    return rc;
+    return rc == 0 || rc == TASTE_BAD_INPUT ? rc : -1;
 }

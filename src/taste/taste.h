@@ -18,6 +18,7 @@
 #include "engine/breakdown.h"
 #include "engine/generate.h"
 #include "engine/op_slot.h"
+#include "taste/taste_status.h"
 
 typedef struct taste_opts {
     const char *model_dir;     /* Hugging Face checkpoint directory, or NULL */
@@ -95,14 +96,17 @@ taste_opts_t taste_defaults(void);
  * side-by-side table (or JSON) on out.  The whole prompt is prefilled in
  * one chunk (one slot call per layer).  The sandbox forks: call this from
  * a single-threaded process (it refuses otherwise).  Returns 0 and fills
- * *rep (free with taste_report_free), or -1 with err.
+ * *rep (free with taste_report_free); TASTE_BAD_INPUT (taste_status.h) with
+ * err for what the caller gave wrong, before any model is loaded or kernel
+ * compiled; or -1 with err.
  */
 int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
               size_t errlen);
 void taste_report_free(taste_report_t *rep);
 
 /* `emile taste ARGS`: parse, run, print; 0 when both runs finished (even if
- * the generations diverge: the table says so), 1 on error, 2 on bad usage. */
+ * the generations diverge: the table says so), 1 on error, 2 on bad input
+ * (the command line, or a file it names, is wrong). */
 int engine_cli_taste(int argc, char **argv);
 
 #endif /* EMILE_ENGINE_TASTE_H */

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "store/store.h"
 #include "taste/taste.h"
 #include "taste/taste_kernel.h"
 
@@ -300,10 +301,15 @@ static int parse_and_run(int argc, char **argv, owned_t *own)
     if (menu && load_menu(&o, menu, own) != 0)
         return 2;
     char err[4096] = "";
+    if (o.store && store_check_named_path(o.store, err, sizeof err) != 0) {
+        fprintf(stderr, "emile taste: --store %s: %s\n", o.store, err);
+        return 2;
+    }
     taste_report_t rep;
-    if (taste_run(&o, stdout, &rep, err, sizeof err) != 0) {
+    int rc = taste_run(&o, stdout, &rep, err, sizeof err);
+    if (rc != 0) {
         fprintf(stderr, "emile taste: %s\n", err);
-        return 1;
+        return rc == TASTE_BAD_INPUT ? 2 : 1;
     }
     taste_report_free(&rep);
     return 0;

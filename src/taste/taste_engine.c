@@ -14,6 +14,7 @@
  */
 #include "taste/taste_engine.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -294,18 +295,44 @@ static int drain(int fd, char **buf, size_t *len, FILE *copy, size_t *total, siz
     return 1;
 }
 
-/* Threads of this process (fork copies only the calling one). */
-static int thread_count(void)
+/* Threads of this process (fork copies only the calling one), and their
+ * names ("emile, cuda-EvtHandlr") in names: who started the extra ones is
+ * the question whoever meets the refusal below has to answer. */
+static int thread_count(char *names, size_t n)
 {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
-    int n = 1;
+    int count = 1;
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1)
+        if (sscanf(line, "Threads: %d", &count) == 1)
             break;
     if (f)
         fclose(f);
-    return n;
+    names[0] = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    size_t used = 0;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[64] = "?";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *c = fopen(path, "r");
+        if (c) {
+            if (fgets(comm, sizeof comm, c))
+                comm[strcspn(comm, "\n")] = 0;
+            fclose(c);
+        }
+        int w = snprintf(names + used, n - used, "%s%s", used ? ", " : "", comm);
+        if (w < 0 || (size_t)w >= n - used) {
+            names[used] = 0;
+            break;
+        }
+        used += (size_t)w;
+    }
+    if (d)
+        closedir(d);
+    return count;
 }
 
 /* What a side put in the slots, for messages: the attention slot's label,
@@ -430,12 +457,14 @@ int taste_engine_run(const taste_engine_job_t *job, FILE *out, taste_report_t *r
 {
     if (!job->sandbox)
         return engine_steps(job, 0, job->sides, out, -1, getpid(), rep, err, errlen);
-    int threads = thread_count();
+    char names[512];
+    int threads = thread_count(names, sizeof names);
     if (threads > 1) {
         /* fork copies only this thread: a lock another one held stays held
-         * in the child (libgomp's, the allocator's) */
+         * in the child (libgomp's, the allocator's, the CUDA driver's) */
         snprintf(err, errlen, "the tasting's sandbox forks, and this process runs %d threads "
-                 "(call taste_run from a single-threaded process, or --no-sandbox)", threads);
+                 "(%s): call taste_run from a single-threaded process, or --no-sandbox",
+                 threads, names);
         return -1;
     }
     for (int i = 0; i < job->sides; i++) {

@@ -19,6 +19,7 @@
 #include "util/fs.h"
 #include "util/paths.h"
 #include "sandbox/sandbox.h"
+#include "taste/taste_status.h"
 
 int taste_kernel_is_run(const char *spec)
 {
@@ -206,6 +207,29 @@ out:
     return rc;
 }
 
+int taste_kernel_check(const char *spec, const char *device, char *err, size_t errlen)
+{
+    if (!spec || taste_kernel_is_run(spec))
+        return 0;
+    const char *want = device_lang(device), *ext = ext_of(spec);
+    const char *lang = strcmp(ext, ".c") == 0 ? "c" : strcmp(ext, ".cu") == 0 ? "cu" : NULL;
+    if (strcmp(ext, ".so") != 0 && !lang) {
+        snprintf(err, errlen, "%s: a kernel is a .c, .cu or .so file, or a run id", spec);
+        return TASTE_BAD_INPUT;
+    }
+    if (lang && strcmp(lang, want) != 0) {
+        snprintf(err, errlen, "%s is a %s kernel; --device %s takes %s kernels%s", spec,
+                 lang_words(lang), device, lang_words(want),
+                 strcmp(lang, "cu") == 0 ? " (try --device cuda)" : "");
+        return TASTE_BAD_INPUT;
+    }
+    if (access(spec, R_OK) != 0) {
+        snprintf(err, errlen, "%s: no such kernel file", spec);
+        return TASTE_BAD_INPUT;
+    }
+    return 0;
+}
+
 int taste_kernel_prepare(const char *spec, int reference, const char *store_path,
                          const char *device, const char *dir, char *so, size_t so_n,
                          char *label, size_t labeln, char *err, size_t errlen)
@@ -223,23 +247,11 @@ int taste_kernel_prepare_op(const char *spec, const char *op, int reference,
     snprintf(label, labeln, "builtin");
     if (!spec)
         return 0;
+    int rc = taste_kernel_check(spec, device, err, errlen);
+    if (rc != 0)
+        return rc;
     const char *want = device_lang(device);
-    int is_so = 0;
-    if (!taste_kernel_is_run(spec)) {
-        const char *ext = ext_of(spec);
-        is_so = strcmp(ext, ".so") == 0;
-        const char *lang = strcmp(ext, ".c") == 0 ? "c" : strcmp(ext, ".cu") == 0 ? "cu" : NULL;
-        if (!is_so && !lang) {
-            snprintf(err, errlen, "%s: a kernel is a .c, .cu or .so file, or a run id", spec);
-            return -1;
-        }
-        if (lang && strcmp(lang, want) != 0) {
-            snprintf(err, errlen, "%s is a %s kernel; --device %s takes %s kernels%s", spec,
-                     lang_words(lang), device, lang_words(want),
-                     strcmp(lang, "cu") == 0 ? " (try --device cuda)" : "");
-            return -1;
-        }
-    }
+    int is_so = !taste_kernel_is_run(spec) && strcmp(ext_of(spec), ".so") == 0;
     /* dir and what is built in it stay readable (not writable) by the
      * sandbox's user, who loads the result. */
     if (fs_mkdir_p(dir, 0711) != 0 || chmod(dir, 0711) != 0) {
@@ -247,7 +259,6 @@ int taste_kernel_prepare_op(const char *spec, const char *op, int reference,
         return -1;
     }
     char lang[8], src_path[PATH_MAX + 16];
-    int rc;
     if (is_so) {
         snprintf(label, labeln, "%s", spec);
         snprintf(so, so_n, "%s/kernel.so", dir);

@@ -15,6 +15,11 @@
 /* 1 when spec names a run (all digits) rather than a file. */
 int taste_kernel_is_run(const char *spec);
 
+/* The checks of a spec that need no work: 0 for NULL, a run id, or a
+ * readable .so, or .c/.cu file of device's language; else TASTE_BAD_INPUT
+ * (taste_status.h) with err naming the problem. */
+int taste_kernel_check(const char *spec, const char *device, char *err, size_t errlen);
+
 /*
  * Make spec ready to load for a model on device ("cpu" takes C kernels on
  * f32 host tensors, "cuda" CUDA kernels on bf16 device tensors), in dir
@@ -31,8 +36,10 @@ int taste_kernel_is_run(const char *spec);
  * built-in attention).  Labels: "builtin", the path as given, "run N's
  * best (iteration I)", "run N's reference".  Nothing is loaded here: the
  * kernel's code runs only in the sandbox (taste_confine.h).
- * Returns 0, or -1 with err naming the problem (unknown run, a run without
- * a valid kernel, a kernel of the other device, the compiler's errors).
+ * Returns 0; TASTE_BAD_INPUT with err when taste_kernel_check refuses
+ * spec; or -1 with err naming the problem (an
+ * unknown run, a run without a valid kernel, a run of the other device,
+ * the compiler's errors).
  */
 int taste_kernel_prepare(const char *spec, int reference, const char *store_path,
                          const char *device, const char *dir, char *so, size_t so_n,

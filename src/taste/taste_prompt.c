@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine/qwen3.h"
+#include "taste/taste_status.h"
 #include "util/fs.h"
 
 /* A prompt file holds at most this many bytes (a million ids is ~7 MB). */
@@ -45,7 +46,7 @@ int taste_parse_ids(const char *text, const char *name, int vocab, int **ids, ch
                 snprintf(err, errlen, "%s: id %d, '%.*s', is not a token id (a decimal "
                          "number from 0)", name, n + 1, len, p);
             free(v);
-            return -1;
+            return TASTE_BAD_INPUT;
         }
         if ((size_t)n == cap) {
             int *w = realloc(v, 2 * cap * sizeof *v);
@@ -63,7 +64,7 @@ int taste_parse_ids(const char *text, const char *name, int vocab, int **ids, ch
     if (n == 0) {
         free(v);
         snprintf(err, errlen, "%s holds no token ids", name);
-        return -1;
+        return TASTE_BAD_INPUT;
     }
     *ids = v;
     return n;
@@ -75,7 +76,7 @@ static int text_ids(const taste_prompt_src_t *p, tokenizer_t *tok, int vocab, in
 {
     if (!tok) {
         snprintf(err, errlen, "a text prompt needs a tokenizer (--tokenizer)");
-        return -1;
+        return TASTE_BAD_INPUT;
     }
     const char *pre = "<|im_start|>user\n", *post = "<|im_end|>\n<|im_start|>assistant\n";
     size_t n = strlen(p->text) + strlen(pre) + strlen(post) + 1;
@@ -92,13 +93,13 @@ static int text_ids(const taste_prompt_src_t *p, tokenizer_t *tok, int vocab, in
             snprintf(err, errlen, "token %d is outside the model's vocabulary (%d)", (*ids)[i],
                      vocab);
             free(*ids);
-            return -1;
+            return TASTE_BAD_INPUT;
         }
     if (k == 0) {
         free(*ids);
         snprintf(err, errlen, "the prompt encodes to no tokens");
     }
-    return k > 0 ? k : -1;
+    return k > 0 ? k : k == 0 ? TASTE_BAD_INPUT : -1;
 }
 
 int taste_prompt_ids(const taste_prompt_src_t *p, tokenizer_t *tok, int vocab, int **ids,
@@ -107,7 +108,7 @@ int taste_prompt_ids(const taste_prompt_src_t *p, tokenizer_t *tok, int vocab, i
     if (p->text && p->ids_file) {
         snprintf(err, errlen, "give the prompt as text (--prompt) or as ids (--prompt-ids), "
                  "not both");
-        return -1;
+        return TASTE_BAD_INPUT;
     }
     if (p->text)
         return text_ids(p, tok, vocab, ids, err, errlen);
@@ -116,10 +117,10 @@ int taste_prompt_ids(const taste_prompt_src_t *p, tokenizer_t *tok, int vocab, i
         char *text = fs_read_file(p->ids_file, IDS_FILE_MAX, &len);
         if (!text) {
             snprintf(err, errlen, "cannot read %s: %s", p->ids_file, strerror(errno));
-            return -1;
+            return TASTE_BAD_INPUT;
         }
         int n = len == strlen(text) ? taste_parse_ids(text, p->ids_file, vocab, ids, err, errlen)
-                                    : -1;
+                                    : TASTE_BAD_INPUT;
         if (len != strlen(text))
             snprintf(err, errlen, "%s: not a text file of token ids", p->ids_file);
         free(text);
@@ -127,7 +128,7 @@ int taste_prompt_ids(const taste_prompt_src_t *p, tokenizer_t *tok, int vocab, i
     }
     if (p->n_synthetic < 1) {
         snprintf(err, errlen, "need a prompt or a positive --prompt-tokens");
-        return -1;
+        return TASTE_BAD_INPUT;
     }
     *ids = malloc((size_t)p->n_synthetic * sizeof **ids);
     if (!*ids) {

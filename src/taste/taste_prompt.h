@@ -22,15 +22,17 @@ typedef struct taste_prompt_src {
 
 /*
  * The ids into *ids (malloc'd); each is checked against vocab.  Returns
- * their count (>= 1), or -1 with err (no tokenizer for a text, a file that
- * cannot be read, a word that is not an id, an id outside the vocabulary,
- * no ids at all, text and file both given).
+ * their count (>= 1), or TASTE_BAD_INPUT (taste_status.h) with err (no
+ * tokenizer for a text, a file that cannot be read, a word that is not an
+ * id, an id outside the vocabulary, no ids at all, text and file both
+ * given), or -1 with err (out of memory, the tokenizer failed).
  */
 int taste_prompt_ids(const taste_prompt_src_t *p, tokenizer_t *tok, int vocab, int **ids,
                      char *err, size_t errlen);
 
 /* Parse whitespace-separated decimal ids from text (named name in errors),
- * each in [0, vocab).  Returns the count (>= 1) and *ids, or -1 with err. */
+ * each in [0, vocab).  Returns the count (>= 1) and *ids, or
+ * TASTE_BAD_INPUT with err, or -1 when out of memory. */
 int taste_parse_ids(const char *text, const char *name, int vocab, int **ids, char *err,
                     size_t errlen);
 

@@ -129,7 +129,7 @@ fi
 
 # ---- the store -----------------------------------------------------------------
 CS=/nonexistent/dir/x.db
-reject "missing store directory" 1 "store directory /nonexistent/dir does not exist" \
+reject "missing store directory" 2 "--store /nonexistent/dir/x.db: the folder /nonexistent/dir does not exist" \
   "$EMILE" cook "${SMALL[@]}" --reference "$REF" --store /nonexistent/dir/x.db
 check "missing store directory: the directory is not created" test ! -e /nonexistent/dir
 

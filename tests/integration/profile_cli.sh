@@ -34,6 +34,19 @@ check_rc "devices cpu --remeasure: exit 0" 0
 check "devices cpu --remeasure: measured now" grep -qE '^cpu: .+\(ceilings measured now\)$' "$OUT_F"
 check_not_contains "devices cpu: only the cpu backend" "$OUT_F" "cuda"
 
+# a backend named but not here: a failure, with the reason on stderr
+if [ $HAVE_CUDA = 0 ]; then
+  run "$EMILE" devices cuda
+  check_rc "devices cuda without a GPU: exit 1" 1
+  check_contains "devices cuda without a GPU: the reason" "$ERR_F" \
+    "emile: cuda is not available here: no NVIDIA driver"
+  check_eq "devices cuda without a GPU: nothing on stdout" "" "$(head -c 300 "$OUT_F")"
+  run "$EMILE" devices cuda --json
+  check_rc "devices cuda --json without a GPU: exit 1" 1
+  check_jq "devices cuda --json without a GPU: the reply says why" "$OUT_F" \
+    '[.unavailable[] | select(.backend == "cuda")] | length == 1'
+fi
+
 run "$EMILE" devices --json
 check_rc "devices --json: exit 0" 0
 check_jq "devices --json after --remeasure: cpu device, cached, measured ceilings" "$OUT_F" \

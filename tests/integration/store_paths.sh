@@ -2,7 +2,8 @@
 # store_paths.sh -- where the run store is, and which commands may create it.
 #
 #   * A folder named by EMILE_STORE (or --store) is never created: a missing
-#     one is an error naming the variable and the path, for every command.
+#     one is an error naming the variable and the path, for every command
+#     (exit 2 for --store, bad input on the command line, before any work).
 #   * Only `cook` creates a store file (in an existing folder, or the
 #     default's folder, which it creates).
 #   * The read commands (show, export, resume) never create anything: no
@@ -99,12 +100,31 @@ run "$EMILE" runs --store "$IT_TMP/missing.db"
 check_rc "--store, no file yet, runs: exit 0" 0
 check_contains "--store, no file yet, runs: says there are none" "$OUT_F" "no runs yet"
 absent "--store, no file yet, runs: creates nothing" "$IT_TMP/missing.db"
-fails "--store in a missing folder, runs" 1 "store directory $IT_TMP/nodir does not exist" \
-  "$EMILE" runs --store "$IT_TMP/nodir/x.db"
-absent "--store in a missing folder, runs: the folder is not created" "$IT_TMP/nodir"
-fails "--store in a missing folder, show 1" 1 "store directory $IT_TMP/nodir does not exist" \
-  "$EMILE" show 1 --store "$IT_TMP/nodir/x.db"
-absent "--store in a missing folder, show 1: the folder is not created" "$IT_TMP/nodir"
+# A --store whose folder is missing is bad input (a typo): exit 2 before any
+# work, for every command that takes --store, and nothing is created.
+NODIR_MSG="--store $IT_TMP/nodir/x.db: the folder $IT_TMP/nodir does not exist"
+for cmd in runs "show 1" "export 1 $IT_TMP/exp_nodir" "resume 1" "cook ${SMALL[*]}"; do
+  # shellcheck disable=SC2086
+  fails "--store in a missing folder, ${cmd%% *}" 2 "$NODIR_MSG" \
+    "$EMILE" $cmd --store "$IT_TMP/nodir/x.db"
+  absent "--store in a missing folder, ${cmd%% *}: the folder is not created" "$IT_TMP/nodir"
+done
+absent "--store in a missing folder, export: no export folder" "$IT_TMP/exp_nodir"
+for cmd in "taste --random tiny --kernel 1 --max-new 2" "serve --host 127.0.0.1 --port 0"; do
+  # shellcheck disable=SC2086
+  run "$EMILE" $cmd --store "$IT_TMP/nodir/x.db"
+  check_rc "--store in a missing folder, ${cmd%% *}: exit 2" 2
+  check_contains "--store in a missing folder, ${cmd%% *}: names the folder" "$ERR_F" \
+    "emile ${cmd%% *}: $NODIR_MSG"
+  absent "--store in a missing folder, ${cmd%% *}: the folder is not created" "$IT_TMP/nodir"
+done
+# --store naming a folder rather than the file in it
+mkdir -p "$IT_TMP/afolder"
+fails "--store naming a folder, runs" 2 "$IT_TMP/afolder is a folder; a store is a file in it" \
+  "$EMILE" runs --store "$IT_TMP/afolder"
+fails "--store naming a folder, cook" 2 "$IT_TMP/afolder is a folder" \
+  "$EMILE" cook "${SMALL[@]}" --store "$IT_TMP/afolder"
+check_eq "--store naming a folder: nothing is written in it" "" "$(ls -A "$IT_TMP/afolder")"
 
 # serve opens the store at start: a mistyped EMILE_STORE stops it with the
 # variable and path named, and no folder appears.

@@ -56,7 +56,7 @@ check_rc "taste --prompt-ids exits 0" 0
 check_jq "--prompt-ids: 7 prompt tokens, agree" "$OUT_F" '.prompt_tokens == 7 and .agree == true'
 printf '1 2 512\n' >"$IDS"
 run "$EMILE" taste --random tiny --prompt-ids "$IDS" --max-new 3
-check_rc "--prompt-ids with an id outside the vocabulary: exit 1" 1
+check_rc "--prompt-ids with an id outside the vocabulary: exit 2 (bad input)" 2
 check_contains "--prompt-ids: the id and the vocabulary named" "$ERR_F" "id 3, 512, is outside the model's vocabulary (0..511)"
 
 # ---- 4. bad runs -----------------------------------------------------------
@@ -91,6 +91,13 @@ fail "a run's reference that does not compile" 1 "failed (exit status" \
   "$EMILE" taste --random tiny --reference 2 --store "$STORE" --max-new 2
 
 fail "--device gpu" 2 "--device is cpu or cuda" "$EMILE" taste --device gpu
+# bad input, seen before any work: exit 2
+fail "an unknown shape" 2 "unknown shape 'huge' (qwen3-4b, qwen3-0.6b, tiny)" \
+  "$EMILE" taste --random huge --max-new 2
+fail "a kernel file that is not there" 2 "$IT_TMP/none.c: no such kernel file" \
+  "$EMILE" taste --random tiny --kernel "$IT_TMP/none.c" --max-new 2
+fail "a CUDA kernel file on the cpu" 2 "is a CUDA kernel; --device cpu takes C kernels" \
+  "$EMILE" taste --random tiny --kernel kernels/attention/cuda/reference.cu --max-new 2
 fail "--prompt and --prompt-ids" 2 "give one of them" \
   "$EMILE" taste --prompt hi --prompt-ids "$IDS"
 
@@ -111,6 +118,52 @@ if [ -x "$NVCC_BIN" ]; then
 else
   echo "# skip: no nvcc here, the nvcc-failure case is not run"
 fi
+# ---- 6. a .cu kernel on the cuda device, sandboxed (no GPU needed) ---------
+# The GPU suite's invocation: `taste --device cuda --kernel X.cu`.  Building
+# the compile command asks the driver for the compute capability; the
+# driver's cuInit starts threads, and the tasting forks its engine children
+# (it refuses to with threads).  Here a fake driver whose cuInit starts a
+# thread and logs its pid (tests/data/engine/fake_libcuda.c), a fake nvcc
+# that logs its arguments and builds the .cu as C, and the fake engine of
+# test_taste_cuda: the tasting must succeed, with the architecture the
+# driver reported, and the driver must never be initialised in the tasting
+# process itself.
+FAKE=$IT_TMP/fakecuda
+mkdir -p "$FAKE"
+cc -std=c11 -shared -fPIC -pthread -Wl,-soname,libcuda.so.1 tests/data/engine/fake_libcuda.c \
+  -o "$FAKE/libcuda.so.1"
+cc -std=c11 -shared -fPIC -Iinclude -Isrc tests/data/engine/fake_qwen3_cuda.c \
+  -o "$FAKE/libfake-engine.so"
+cp tests/data/engine/attn_online.c "$FAKE/online.cu"
+{
+  echo '#!/bin/sh'
+  echo '# fake nvcc: log the arguments, build the .cu as C into the -o file'
+  echo "echo \"\$*\" >>'$FAKE/nvcc.log'"
+  echo 'src=; out=; inc=; prev='
+  echo 'for a in "$@"; do'
+  echo '  case $a in *.cu) src=$a ;; -I*) inc=$a ;; esac'
+  echo '  [ "$prev" = -o ] && out=$a'
+  echo '  prev=$a'
+  echo 'done'
+  echo "exec '$(command -v cc)' -std=c11 -shared -fPIC \"\$inc\" -x c \"\$src\" -o \"\$out\" -lm"
+} >"$FAKE/nvcc"
+chmod 755 "$FAKE" "$FAKE/nvcc"
+run bash -c 'echo $$ >"$0"; exec "$@"' "$FAKE/taste.pid" env LD_LIBRARY_PATH="$FAKE" \
+  EMILE_NVCC="$FAKE/nvcc" EMILE_ENGINE_CUDA="$FAKE/libfake-engine.so" \
+  FAKE_CUDA_INIT_LOG="$FAKE/init.log" "$EMILE" taste --device cuda --random tiny \
+  --kernel "$FAKE/online.cu" --max-new 4 --json
+check_rc "cuda, a .cu kernel, sandboxed: exit 0" 0
+check_not_contains "cuda, a .cu kernel: no refusal to fork" "$ERR_F" "the tasting's sandbox forks"
+check_jq "cuda, a .cu kernel: both sides ran and agree" "$OUT_F" \
+  '.device == "cuda" and .agree == true and ([.runs[].tokens] == [4, 4])'
+check_contains "cuda, a .cu kernel: nvcc got the driver's architecture" "$FAKE/nvcc.log" \
+  "-arch=sm_89"
+check "cuda, a .cu kernel: the driver was initialised (in a child)" test -s "$FAKE/init.log"
+if grep -qx "$(cat "$FAKE/taste.pid")" "$FAKE/init.log"; then
+  not_ok "cuda, a .cu kernel: the driver is never initialised in the tasting process" \
+    "pid $(cat "$FAKE/taste.pid") in $(tr '\n' ' ' <"$FAKE/init.log")"
+else ok "cuda, a .cu kernel: the driver is never initialised in the tasting process"; fi
+
 LIB=$(dirname "$EMILE")/libemile-engine-cuda.so
 if [ -f "$LIB" ] && [ ! -e /dev/nvidiactl ] && ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; then
   fail "cuda: no driver" 1 "--device cuda: no NVIDIA driver" \

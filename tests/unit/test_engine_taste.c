@@ -114,21 +114,32 @@ static void test_errors(void **st)
     char err[512] = "";
     taste_report_t rep;
     taste_opts_t o = taste_defaults();
-    o.random_shape = "qwen3-7b";
-    free(run(&o, &rep, -1, err, sizeof err));
+    o.random_shape = "qwen3-7b";        /* bad input: TASTE_BAD_INPUT, exit 2 */
+    free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "unknown shape"));
     o = taste_defaults();
     o.prompt = "hi";
-    free(run(&o, &rep, -1, err, sizeof err));
+    free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "needs a tokenizer"));
     o = taste_defaults();
     o.kernel = "/nonexistent/kernel.so";
-    free(run(&o, &rep, -1, err, sizeof err));
+    free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent/kernel.so"));
     o = taste_defaults();
-    o.kernel = "tests/data/engine/attn_fail.c";
+    o.kernel = "tests/data/engine/attn_fail.c";      /* a failure, not bad input */
     free(run(&o, &rep, -1, err, sizeof err));
     assert_non_null(strstr(err, "returned 7"));
+    /* a prompt longer than the context asked for */
+    o = taste_defaults();
+    o.context = 8;
+    free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
+    assert_non_null(strstr(err, "a prompt of 32 tokens does not fit a context of 8"));
+    /* bad input named after a kernel that compiles: refused before it is built */
+    o = taste_defaults();
+    o.reference = "kernels/attention/cpu/reference.c";
+    o.kernel = "kernels/attention/cuda/reference.cu";
+    free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
+    assert_non_null(strstr(err, "is a CUDA kernel"));
 
     char *help[] = { "taste", "--help" }, *bad[] = { "taste", "--bogus" };
     char *shape[] = { "taste", "--random", "nope", "--quiet" };
@@ -137,7 +148,12 @@ static void test_errors(void **st)
     assert_int_equal(engine_cli_taste(2, bad), 2);
     assert_int_equal(engine_cli_taste(2, nov), 2);
     assert_int_equal(engine_cli_taste(3, neg), 2);
-    assert_int_equal(engine_cli_taste(4, shape), 1);
+    assert_int_equal(engine_cli_taste(4, shape), 2);     /* bad input, not a failure */
+    char *missing[] = { "taste", "--kernel", "/nonexistent/k.c" };
+    assert_int_equal(engine_cli_taste(3, missing), 2);
+    char *broken[] = { "taste", "--kernel", "tests/data/engine/attn_fail.c", "--quiet",
+                       "--max-new", "2" };
+    assert_int_equal(engine_cli_taste(6, broken), 1);    /* ran, and the kernel failed */
 }
 
 /* The kernels run in the worker's sandbox (taste_engine.h): a kernel that
@@ -225,16 +241,18 @@ static void test_parse_ids(void **st)
     int want[4] = { 7, 0, 511, 42 };
     assert_memory_equal(ids, want, sizeof want);
     free(ids);
-    assert_int_equal(taste_parse_ids("1 512", "f", 512, &ids, err, sizeof err), -1);
+    assert_int_equal(taste_parse_ids("1 512", "f", 512, &ids, err, sizeof err), TASTE_BAD_INPUT);
     assert_string_equal(err, "f: id 2, 512, is outside the model's vocabulary (0..511)");
     const char *bad[] = { "1 x", "1 -3", "+4", "12abc", "3.5", "99999999999999999999" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
-        assert_int_equal(taste_parse_ids(bad[i], "f", 512, &ids, err, sizeof err), -1);
+        assert_int_equal(taste_parse_ids(bad[i], "f", 512, &ids, err, sizeof err),
+                         TASTE_BAD_INPUT);
         if (!strstr(err, "is not a token id") && !strstr(err, "outside"))
             fail_msg("'%s': %s", bad[i], err);
     }
-    assert_int_equal(taste_parse_ids(" \n\t", "f", 512, &ids, err, sizeof err), -1);
+    assert_int_equal(taste_parse_ids(" \n\t", "f", 512, &ids, err, sizeof err),
+                     TASTE_BAD_INPUT);
     assert_string_equal(err, "f holds no token ids");
 }
 
@@ -270,14 +288,14 @@ static void test_prompt_ids_file(void **st)
     taste_report_free(&fromfile);
 
     assert_int_equal(fs_write_file(path, "5 9 512", 7), 0);
-    free(run(&o, &fromfile, -1, err, sizeof err));
+    free(run(&o, &fromfile, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "id 3, 512, is outside the model's vocabulary"));
     o.prompt = "hi";
-    free(run(&o, &fromfile, -1, err, sizeof err));
+    free(run(&o, &fromfile, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "not both"));
     o.prompt = NULL;
     o.prompt_ids = "/nonexistent/ids.txt";
-    free(run(&o, &fromfile, -1, err, sizeof err));
+    free(run(&o, &fromfile, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "cannot read /nonexistent/ids.txt"));
     char *both[] = { "taste", "--prompt", "x", "--prompt-ids", path };
     char *dev[] = { "taste", "--device", "gpu" };
@@ -294,13 +312,13 @@ static void test_kernel_kinds(void **st)
     taste_report_t rep;
     taste_opts_t o = taste_defaults();
     o.kernel = "kernels/attention/cuda/reference.cu";
-    free(run(&o, &rep, -1, err, sizeof err));
+    free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "is a CUDA kernel; --device cpu takes C kernels (try --device cuda)"));
     o.kernel = "README.md";
-    free(run(&o, &rep, -1, err, sizeof err));
+    free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "a kernel is a .c, .cu or .so file, or a run id"));
     o.kernel = "tests/data/engine/no_such_kernel.c";
-    free(run(&o, &rep, -1, err, sizeof err));
+    free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "no such kernel file"));
     o.kernel = NULL;
     o.reference = "kernels/attention/cpu/reference.c";   /* compiled, as the reference */

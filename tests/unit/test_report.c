@@ -84,7 +84,7 @@ static const char *ITERS_JSON =
     " \"status\": \"invalid\","
     " \"error\": \"validation: max_err 3.1e-02 > tol 1e-04 at seq=509\\nsecond line\","
     " \"report\": null},"
-    "{\"iter\": 5, \"label\": \"blocked\", \"reason\": \"block the keys\","
+    "{\"iter\": 5, \"label\": \"blocked\", \"reason\": \"block the keys: EMILE_BK 32 -> 64\","
     " \"status\": \"valid\", \"time_ms\": 6.25, \"gflops\": 42.95,"
     " \"roofline_pct\": 28.6,"
     " \"report\": {\"gflops\": 42.95, \"intensity\": 102.4, \"roofline_pct\": 28.6}}"
@@ -148,9 +148,26 @@ static void test_textbuf(void **state)
     textbuf_md_cell(&b, cell, 200);
     s = textbuf_finish(&b);
     assert_non_null(s);
-    assert_true(strncmp(s, "x \\| y &lt;b&gt;&amp;#", 22) == 0);
-    assert_int_equal(strlen(s), 22 + 199 + 3);
-    assert_string_equal(s + 22 + 199, "...");
+    assert_true(strncmp(s, "x \\| y &lt;b>&amp;#", 19) == 0);
+    assert_int_equal(strlen(s), 19 + 199 + 3);
+    assert_string_equal(s + 19 + 199, "...");
+    free(s);
+
+    /* Words stay readable as text: an arrow, a lone ampersand, a
+     * comparison; what could open HTML or an entity does not. */
+    textbuf_init(&b);
+    textbuf_md_cell(&b, "EMILE_BK 32 -> 64 & more, a < b, <img src=x>, &lt; x\\y", 0);
+    s = textbuf_finish(&b);
+    assert_string_equal(s, "EMILE_BK 32 -> 64 & more, a &lt; b, &lt;img src=x>, &amp;lt; "
+                           "x\\\\y");
+    free(s);
+    /* Code spans are literal (Markdown would show an entity in one as
+     * written), but a pipe still may not end the cell; a backtick run
+     * that never closes is a plain backtick. */
+    textbuf_init(&b);
+    textbuf_md_cell(&b, "use `q->k[i] < n && a|b`, ``x ` y`` and ` alone <b>", 0);
+    s = textbuf_finish(&b);
+    assert_string_equal(s, "use `q->k[i] < n && a\\|b`, ``x ` y`` and ` alone &lt;b>");
     free(s);
 
     /* First line: blanks skipped, cut with "..." inside the limit. */
@@ -450,6 +467,92 @@ static void test_svg_ceilings(void **state)
     free(svg);
 }
 
+/* The ink box of a point label as the writer must have reckoned it: the
+ * generous 12 px sans-serif metrics of roofline_svg.c (digits 7.7 px,
+ * bold 8.4 px; 9.5 px above the baseline, 3 below). */
+typedef struct { double x0, y0, x1, y1; } tbox_t;
+
+static tbox_t label_box(const char *tag)
+{
+    const char *gt = strchr(tag, '>');
+    size_t n = strcspn(gt + 1, "<");
+    const char *bold = strstr(tag, "font-weight=\"bold\"");
+    double w = (double)n * (bold && bold < gt ? 8.4 : 7.7);
+    double x = attr_num(tag, "x"), y = attr_num(tag, "y");
+    const char *anchor = strstr(tag, "text-anchor=\"");
+    anchor = anchor && anchor < gt ? anchor + 13 : "start";     /* SVG's default */
+    double x0 = strncmp(anchor, "end", 3) == 0 ? x - w
+              : strncmp(anchor, "middle", 6) == 0 ? x - w / 2 : x;
+    return (tbox_t){x0, y - 9.5, x0 + w, y + 3.0};
+}
+
+static int tboxes_meet(tbox_t a, tbox_t b)
+{
+    return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+}
+
+/* A real run: every iteration at the same intensity (same op, same FLOP
+ * and byte counts), performances close together below the roof, the best
+ * one among them, one touching the roof's label.  No two point labels
+ * may overlap, none may cover a point or the roof and ridge labels, all
+ * stay in the plot; the best is labelled, and most of the others. */
+static void test_svg_labels_do_not_collide(void **state)
+{
+    fixture_t *f = *state;
+    json_t *its = json_array();
+    const int n = 14;
+    for (int i = 0; i < n; i++)
+        json_array_append_new(its, json_pack("{s:i, s:s, s:f, s:f}", "iter", i, "status",
+                                             "valid", "intensity", 102.4 * (1 + 0.01 * (i % 3)),
+                                             "gflops", i == n - 1 ? 146.0 : 30.0 + 3.0 * i));
+    char err[256];
+    char *svg = roofline_svg(json_object_get(f->run, "device"), its, 9, "f32", err,
+                             sizeof err);
+    assert_non_null(svg);
+    tbox_t boxes[64];
+    int iters[64], k = 0, best_labelled = 0;
+    for (const char *p = strstr(svg, "<text class=\"point-label"); p;
+         p = strstr(p + 1, "<text class=\"point-label")) {
+        assert_true(k < 64);
+        boxes[k] = label_box(p);
+        iters[k] = atoi(strchr(p, '>') + 1);
+        best_labelled |= iters[k] == 9 && strncmp(p, "<text class=\"point-label best\"", 30) == 0;
+        k++;
+    }
+    assert_true(best_labelled);
+    if (k < n - 3)
+        fail_msg("only %d of %d points labelled", k, n);
+    /* obstacles: every disc, the compute roof's and the ridge's labels */
+    tbox_t others[64];
+    int m = 0;
+    for (const char *p = strstr(svg, "<circle"); p; p = strstr(p + 1, "<circle")) {
+        double cx = attr_num(p, "cx"), cy = attr_num(p, "cy"), r = attr_num(p, "r");
+        others[m++] = (tbox_t){cx - r, cy - r, cx + r, cy + r};
+    }
+    assert_int_equal(m, n);
+    const char *roof = strstr(svg, "<text class=\"roof-label compute\"");
+    assert_non_null(roof);
+    const char *gt = strchr(roof, '>');
+    double rw = (double)strcspn(gt + 1, "<") * 7.7;
+    others[m++] = (tbox_t){attr_num(roof, "x") - rw, attr_num(roof, "y") - 9.5,
+                           attr_num(roof, "x"), attr_num(roof, "y") + 3.0};
+    for (int i = 0; i < k; i++) {
+        assert_true(boxes[i].x0 >= 90 && boxes[i].x1 <= 680 && boxes[i].y0 >= 70 &&
+                    boxes[i].y1 <= 480);
+        for (int j = i + 1; j < k; j++)
+            if (tboxes_meet(boxes[i], boxes[j]))
+                fail_msg("labels %d and %d overlap", iters[i], iters[j]);
+        for (int j = 0; j < m; j++)
+            if (tboxes_meet(boxes[i], others[j]))
+                fail_msg("label %d covers %s %d", iters[i], j < n ? "point" : "the roof label",
+                         j);
+    }
+    char why[128];
+    assert_int_equal(xml_check(svg, why, sizeof why), 0);
+    free(svg);
+    json_decref(its);
+}
+
 static void test_svg_log_scale(void **state)
 {
     (void)state;
@@ -545,11 +648,11 @@ static void test_markdown_table(void **state)
     assert_non_null(strstr(md, "| peak f32 | 150.2 GFLOP/s |"));
     assert_non_null(strstr(md, "| bandwidth | 18.30 GB/s |"));
     assert_non_null(strstr(md, "| ridge (f32) | 8.208 FLOP/byte |"));
-    assert_non_null(strstr(md, "| name | Xeon &lt;Test&gt; &amp; Co (2 cores) |"));
+    assert_non_null(strstr(md, "| name | Xeon &lt;Test> & Co (2 cores) |"));
     /* The rows, numbers and speedups over iteration 0 (50 ms). */
     assert_non_null(strstr(md, "| 0 | reference | valid | 50.00 | 5.369 | 3.6 | 1.00x | "
                                "single_threaded, scalar_code | the reference |\n"));
-    assert_non_null(strstr(md, "| 1 | tiled &lt;script&gt;alert(1)&lt;/script&gt; | valid "
+    assert_non_null(strstr(md, "| 1 | tiled &lt;script>alert(1)&lt;/script> | valid "
                                "| 20.00 | 13.42 | 8.9 | 2.50x | single_threaded | "
                                "tile \\| the loop |\n"));
     assert_non_null(strstr(md, "| 2 | vectorized | compile_error | - | - | - | - |  | "
@@ -558,7 +661,7 @@ static void test_markdown_table(void **state)
                                "53.69 | 35.8 | 10.00x | compute_bound | parallelise over "
                                "heads, vectorise the dot products |\n"));
     assert_non_null(strstr(md, "| 5 | blocked | valid | 6.250 | 42.95 | 28.6 | 8.00x |  | "
-                               "block the keys |\n"));
+                               "block the keys: EMILE_BK 32 -> 64 |\n"));
     assert_null(strstr(md, "<script"));
     free(md);
 }
@@ -798,6 +901,7 @@ int main(void)
         cmocka_unit_test(test_svg_points_and_best),
         cmocka_unit_test(test_svg_escapes),
         cmocka_unit_test(test_svg_ceilings),
+        cmocka_unit_test(test_svg_labels_do_not_collide),
         cmocka_unit_test(test_svg_log_scale),
         cmocka_unit_test(test_svg_fallbacks),
         cmocka_unit_test(test_markdown_table),

@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 
+#include "agent/agent.h"
 #include "emile_test.h"
 #include "task/task.h"
 #include "util/fs.h"
@@ -258,6 +259,61 @@ static void test_example_reference_and_v1_valid(void **state)
     json_decref(task);
 }
 
+/* The example is a cook to run, not only a reference to profile: it has
+ * an iteration budget, and the builtin agent has work for all of it on
+ * kernels/rmsnorm/cpu/ (the ladder's v1_parallel, then its parameters).
+ * The loop is simulated: each proposal is recorded as a valid, slightly
+ * faster, memory-bound iteration, as the profile would tag it. */
+static void test_example_budget_has_agent_work(void **state)
+{
+    (void)state;
+    task_t t;
+    json_t *tj = example_task(NULL, &t);
+    if (t.max_iters < 4)
+        fail_msg("%s: max_iters %d: the cook would stop after the reference", EXAMPLE,
+                 t.max_iters);
+    const agent_ops_t *ops = agent_find("builtin");
+    assert_non_null(ops);
+    agent_t *a = NULL;
+    char err[512] = "";
+    if (ops->create(NULL, &t, &a, err, sizeof err) != 0)
+        fail_msg("builtin agent for rmsnorm/cpu: %s", err);
+    json_t *device = json_pack("{s:s, s:s}", "backend", "cpu", "name", "test cpu");
+    json_t *history = json_array();
+    json_array_append_new(history, json_pack(
+        "{s:i, s:s, s:s, s:{}, s:f, s:f, s:{s:f, s:f, s:[{s:s, s:s}, {s:s, s:s}]}}", "iter", 0,
+        "label", "reference", "status", "valid", "params", "time_ms", 20.0, "gflops", 0.8,
+        "report", "gflops", 0.8, "roofline_pct", 22.0, "diagnosis", "tag", "single_threaded",
+        "detail", "1 of 2 cores", "tag", "scalar_code", "detail", "no vector loads"));
+    for (int i = 1; i <= t.max_iters; i++) {
+        agent_context_t ctx = {.task = &t, .task_json = tj, .device = device,
+                               .history = history, .next_iter = i, .best_iter = i - 1};
+        agent_proposal_t prop;
+        int rc = ops->propose(a, &ctx, &prop, err, sizeof err);
+        if (rc != AGENT_OK)
+            fail_msg("iteration %d of %d: the builtin agent has nothing to propose (%d: %s)", i,
+                     t.max_iters, rc, err);
+        const char *rung = json_string_value(json_object_get(prop.params, "rung"));
+        assert_non_null(rung);
+        if (i == 1)
+            assert_string_equal(rung, "v1_parallel");
+        assert_contains(prop.source, "emile_kernel");
+        double ms = 8.0 - 0.1 * i;
+        json_t *params = json_deep_copy(prop.params);
+        json_array_append_new(history, json_pack(
+            "{s:i, s:s, s:s, s:o, s:f, s:f, s:{s:f, s:f, s:[{s:s, s:s}]}}", "iter", i, "label",
+            prop.label, "status", "valid", "params", params, "time_ms", ms, "gflops", 16.8 / ms,
+            "report", "gflops", 16.8 / ms, "roofline_pct", 60.0, "diagnosis", "tag",
+            "memory_bound", "detail", "at the copy bandwidth"));
+        agent_proposal_free(&prop);
+    }
+    ops->destroy(a);
+    json_decref(history);
+    json_decref(device);
+    json_decref(tj);
+    task_free(&t);
+}
+
 static void test_inline_definition(void **state)
 {
     (void)state;
@@ -357,6 +413,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_parses),
         cmocka_unit_test(test_example_reference_and_v1_valid),
+        cmocka_unit_test(test_example_budget_has_agent_work),
         cmocka_unit_test(test_inline_definition),
         cmocka_unit_test(test_wrong_kernels_invalid),
     };

@@ -29,87 +29,9 @@
 #include "taste/taste.h"
 #include "util/fs.h"
 
-/* The fake engine.  next(token, pos) is the rule the test predicts. */
-static const char FAKE_SRC[] =
-    "#include <stdlib.h>\n"
-    "#include <string.h>\n"
-    "#include <stdio.h>\n"
-    "#include \"engine/qwen3_cuda.h\"\n"
-    "struct qwen3_cuda { qwen3_config_t c; int next; };\n"
-    "int fake_forwards, fake_slot_calls, fake_builtin_prefills, fake_decodes,\n"
-    "    fake_logit_copies, fake_creates, fake_random, fake_max_seq, fake_max_chunk, fake_pos;\n"
-    "static int rule(int tok, int pos, int V) { return (tok * 31 + pos * 7 + 3) % V; }\n"
-    "int qwen3_cuda_create(const qwen3_config_t *c, int max_seq, int max_chunk,\n"
-    "    qwen3_cuda_get_fn get, void *user, uint64_t seed, qwen3_cuda_t **out,\n"
-    "    char *err, size_t errlen) {\n"
-    "  (void)user; (void)seed;\n"
-    "  if (getenv(\"FAKE_CREATE_FAILS\")) { snprintf(err, errlen, \"fake: no device\"); return -1; }\n"
-    "  *out = calloc(1, sizeof **out); (*out)->c = *c; fake_creates++;\n"
-    "  fake_random += get == NULL; fake_max_seq = max_seq; fake_max_chunk = max_chunk;\n"
-    "  return 0; }\n"
-    "void qwen3_cuda_destroy(qwen3_cuda_t *m) { free(m); }\n"
-    "static void fill(qwen3_cuda_t *m, float *logits) {\n"
-    "  if (!logits) return; fake_logit_copies++;\n"
-    "  for (int i = 0; i < m->c.vocab; i++) logits[i] = i == m->next ? 50.0f : 0.0f; }\n"
-    "int qwen3_cuda_forward(qwen3_cuda_t *m, emile_kernel_fn attn, const int *tokens, int n,\n"
-    "    int pos, int all_logits, float *logits, char *err, size_t errlen) {\n"
-    "  (void)all_logits; fake_forwards++; fake_pos = pos;\n"
-    "  if (pos == 0 && !attn) fake_builtin_prefills++;\n"
-    "  if (pos == 0 && attn) {\n"
-    "    /* the slot's kernel on a tiny f32 problem, as the engine calls it per layer */\n"
-    "    float q[4] = {1, 2, 3, 4}, k[4] = {1, 0, 1, 0}, v[4] = {5, 6, 7, 8}, o[4];\n"
-    "    emile_tensor_t t[4]; const char *nm[4] = {\"q\", \"k\", \"v\", \"o\"};\n"
-    "    float *d[4] = {q, k, v, o};\n"
-    "    for (int i = 0; i < 4; i++) { memset(&t[i], 0, sizeof t[i]); t[i].data = d[i];\n"
-    "      t[i].name = nm[i]; t[i].dtype = EMILE_DTYPE_F32; t[i].ndim = 4;\n"
-    "      t[i].shape[0] = 1; t[i].shape[1] = 2; t[i].shape[2] = 1; t[i].shape[3] = 2;\n"
-    "      t[i].strides[3] = 1; t[i].strides[2] = 2; t[i].strides[1] = 2; t[i].strides[0] = 4; }\n"
-    "    emile_param_t p[] = {{\"batch\", 1}, {\"seq\", 2}, {\"q_heads\", 1}, {\"kv_heads\", 1},\n"
-    "      {\"head_dim\", 2}, {\"causal\", 1}, {\"scale\", 0.7071}};\n"
-    "    emile_args_t a = {EMILE_ABI_VERSION, 4, t, 7, p, NULL};\n"
-    "    for (int l = 0; l < m->c.n_layers; l++) {\n"
-    "      int rc = attn(&a); fake_slot_calls++;\n"
-    "      if (rc) { snprintf(err, errlen, \"attention kernel returned %d in layer %d\", rc, l);\n"
-    "        return -1; } } }\n"
-    "  m->next = rule(tokens[n - 1], pos + n - 1, m->c.vocab); fill(m, logits); return 0; }\n"
-    "int qwen3_cuda_argmax(qwen3_cuda_t *m) { return m->next; }\n"
-    "int qwen3_cuda_device_name(qwen3_cuda_t *m, char *buf, size_t len) {\n"
-    "  (void)m; snprintf(buf, len, \"Fake GPU\"); return 0; }\n"
-    "static emile_kernel_fn fake_ops[ENGINE_OP_COUNT];\n"
-    "static const char *fake_names[] = {\"attention\", \"decode_attention\", \"qkv_proj\",\n"
-    "  \"o_proj\", \"gate_up\", \"down_proj\", \"lm_head\"};\n"
-    "int fake_set_ops, fake_op_calls[ENGINE_OP_COUNT], fake_profile_on;\n"
-    "int qwen3_cuda_decode_step(qwen3_cuda_t *m, int token, int pos, int *next, float *logits,\n"
-    "    char *err, size_t errlen) {\n"
-    "  fake_decodes++; fake_pos = pos;\n"
-    "  /* the decode slots' kernels, once a layer (lm_head once), as the engine does */\n"
-    "  emile_args_t a = {EMILE_ABI_VERSION, 0, NULL, 0, NULL, NULL};\n"
-    "  for (int op = 0; op < ENGINE_OP_COUNT; op++)\n"
-    "    for (int l = 0; fake_ops[op] && l < (op == ENGINE_OP_LM_HEAD ? 1 : m->c.n_layers); l++) {\n"
-    "      int rc = fake_ops[op](&a); fake_op_calls[op]++;\n"
-    "      if (rc) { snprintf(err, errlen, \"%s kernel returned %d in layer %d\",\n"
-    "                         fake_names[op], rc, l); return -1; } }\n"
-    "  m->next = rule(token, pos, m->c.vocab); if (next) *next = m->next; fill(m, logits);\n"
-    "  return 0; }\n"
-    "#ifndef FAKE_NO_OPS\n"
-    "int qwen3_cuda_set_ops(qwen3_cuda_t *m, const emile_kernel_fn *fns, char *err, size_t n) {\n"
-    "  (void)m; (void)err; (void)n; fake_set_ops++;\n"
-    "  for (int op = 0; op < ENGINE_OP_COUNT; op++)\n"
-    "    fake_ops[op] = op != ENGINE_OP_ATTENTION ? fns[op] : NULL;\n"
-    "  return 0; }\n"
-    "int qwen3_cuda_set_profile(qwen3_cuda_t *m, int on, char *err, size_t n) {\n"
-    "  (void)m; (void)err; (void)n; fake_profile_on = on; return 0; }\n"
-    "/* a known breakdown: a decode step of 10 ms, 1 ms an op; a prefill of 5 ms,\n"
-    "   2 of them attention */\n"
-    "int qwen3_cuda_profile_take(qwen3_cuda_t *m, engine_profile_t *p, char *err, size_t n) {\n"
-    "  (void)m; (void)err; (void)n;\n"
-    "  if (fake_pos > 0) { p->calls[1]++; p->step_ms[1] += 10; p->kv_len_sum += fake_pos + 1;\n"
-    "    for (int op = 1; op < ENGINE_OP_COUNT; op++) p->ms[1][op] += 1; }\n"
-    "  else { p->calls[0]++; p->step_ms[0] += 5; p->ms[0][0] += 2; p->prefill_tokens = 5; }\n"
-    "  return 0; }\n"
-    "#endif\n"
-    "const char *qwen3_cuda_decode_path(qwen3_cuda_t *m) {\n"
-    "  (void)m; const char *e = getenv(\"FAKE_DECODE_PATH\"); return e ? e : \"graph\"; }\n";
+/* The fake engine (tests/data/engine/fake_qwen3_cuda.c): next(token, pos)
+ * is the rule the test predicts. */
+#define FAKE_SRC_PATH "tests/data/engine/fake_qwen3_cuda.c"
 
 static char dir[PATH_MAX], fake_so[PATH_MAX + 32], ok_so[PATH_MAX + 32], fail_so[PATH_MAX + 32];
 static char old_so[PATH_MAX + 32], op_ok_so[PATH_MAX + 32], op_fail_so[PATH_MAX + 32];
@@ -143,16 +65,14 @@ static int setup(void **st)
     (void)st;
     if (fs_mkdtemp("emile-test-taste-cuda-", dir, sizeof dir) != 0)
         return -1;
-    char src[PATH_MAX + 32];
-    snprintf(src, sizeof src, "%s/fake.c", dir);
     snprintf(fake_so, sizeof fake_so, "%s/libfake-engine.so", dir);
     snprintf(ok_so, sizeof ok_so, "%s/online.so", dir);
     snprintf(fail_so, sizeof fail_so, "%s/fail.so", dir);
     snprintf(old_so, sizeof old_so, "%s/libfake-engine-old.so", dir);
     snprintf(op_ok_so, sizeof op_ok_so, "%s/op_ok.so", dir);
     snprintf(op_fail_so, sizeof op_fail_so, "%s/op_fail.so", dir);
-    if (fs_write_file(src, FAKE_SRC, strlen(FAKE_SRC)) != 0 || build(src, fake_so, "") != 0 ||
-        build(src, old_so, "-DFAKE_NO_OPS") != 0 ||
+    if (build(FAKE_SRC_PATH, fake_so, "") != 0 ||
+        build(FAKE_SRC_PATH, old_so, "-DFAKE_NO_OPS") != 0 ||
         build("tests/data/engine/attn_online.c", ok_so, "-lm") != 0 ||
         build("tests/data/engine/attn_fail.c", fail_so, "") != 0 ||
         build("tests/data/engine/op_ok.c", op_ok_so, "") != 0 ||
@@ -325,7 +245,7 @@ static void test_errors(void **st)
     o = taste_defaults();
     o.device = "cuda";
     o.kernel = "tests/data/engine/attn_online.c";
-    free(run(&o, &rep, -1, err, sizeof err));
+    free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "is a C kernel; --device cuda takes CUDA kernels"));
 
     setenv("FAKE_CREATE_FAILS", "1", 1);
@@ -343,7 +263,7 @@ static void test_errors(void **st)
 
     o = taste_defaults();
     o.device = "tpu";
-    free(run(&o, &rep, -1, err, sizeof err));
+    free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "unknown device 'tpu'"));
 }
 
