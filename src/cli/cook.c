@@ -10,6 +10,8 @@
 #include <time.h>
 
 #include "agent/agent.h"
+#include "backend/backend.h"
+#include "backend/lang.h"
 #include "cli.h"
 #include "report/iteration_line.h"
 #include "store/store.h"
@@ -324,8 +326,8 @@ static int loop(cook_t *c)
             rc = -1;
             break;
         }
-        json_t *it = iteration_from_reply(next, p.label, p.reason, p.source,
-                                          strcmp(c->task->backend, "cuda") == 0 ? "cu" : "c", p.params, reply,
+        const lang_t *lg = lang_for(c->task->backend, c->task->lang, NULL, 0);
+        json_t *it = iteration_from_reply(next, p.label, p.reason, p.source, lg ? lg->tag : "c", p.params, reply,
                                           clock_mono_s() - t0, c->ref_ms);
         json_decref(reply);
         agent_proposal_free(&p);
@@ -422,10 +424,12 @@ int cook_start(task_t *task, const cook_options_t *o)
         fprintf(stderr, "emile: %s\n", store_errmsg(c.store));
         goto out;
     }
-    say(&c, "run %lld: %s %s on %s (%s), target %.0f%% of roofline, up to %d iterations, agent %s\n",
+    const backend_t *be = backend_find(task->backend);
+    int other_lang = be && be->langs && strcmp(be->langs[0], task->lang) != 0;
+    say(&c, "run %lld: %s %s on %s (%s%s%s), target %.0f%% of roofline, up to %d iterations, agent %s\n",
         (long long)c.run, task->op.name, task->name[0] ? task->name : "",
-        json_string_value(json_object_get(c.device, "name")), task->backend, task->target_pct, task->max_iters,
-        task->agent);
+        json_string_value(json_object_get(c.device, "name")), task->backend, other_lang ? ", " : "",
+        other_lang ? task->lang : "", task->target_pct, task->max_iters, task->agent);
     rc = loop(&c);
 out:
     cook_free(&c);
