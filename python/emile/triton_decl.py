@@ -521,10 +521,17 @@ class Launch:
 DECL_KEYS = {"kernel", "args", "constexprs", "grid", "num_warps", "num_stages", "assume"}
 
 
+# The ABI's dtype names as Triton's: a template writes "*" + DTYPE with the
+# task's dtype ("bf16", "f16", "f32").
+ALIASES = {"f16": "fp16", "f32": "fp32", "f64": "fp64"}
+
+
 def parse_type(ty, where):
     if not isinstance(ty, str):
         raise ValueError(f"{where}: the type must be a string like '*bf16', 'i32' or 'fp32'")
     base, _, hint = ty.partition(":")
+    ptr = base.startswith("*")
+    base = ("*" if ptr else "") + ALIASES.get(base.lstrip("*"), base.lstrip("*"))
     if hint not in ("", "16"):
         raise ValueError(f"{where}: type '{ty}': the only hint is ':16' (divisible by 16)")
     if base.startswith("*"):
