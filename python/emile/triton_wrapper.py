@@ -73,6 +73,29 @@ static const unsigned char tk_cubin[{ncubin}] = {{
 {cubin}
 }};
 
+/* Triton's global scratch (device-made TMA descriptors) is allocated on the
+ * stream each call.  The default pool returns its memory to the device at
+ * every synchronisation unless told to keep some: re-mapping it each call
+ * costs ~0.1 ms, more than the kernel at short sequences.  Keep what the
+ * scratch needs (a few KB to MB) in this process's default pool. */
+static void tk_keep_pool(size_t bytes)
+{{
+    static size_t kept;
+    int dev;
+    cudaMemPool_t pool;
+    if (bytes <= kept)
+        return;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetDefaultMemPool(&pool, dev) != cudaSuccess) {{
+        cudaGetLastError();   /* ours: leave no error behind */
+        return;
+    }}
+    uint64_t cur = 0, want = bytes;
+    if (cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &cur) == cudaSuccess && cur < want)
+        cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &want);
+    cudaGetLastError();
+    kept = bytes;
+}}
+
 static cudaKernel_t tk_kernel;
 static cudaError_t tk_load_err = cudaSuccess;
 static pthread_once_t tk_once = PTHREAD_ONCE_INIT;
@@ -109,6 +132,7 @@ TAIL = """\
     if (TK_GLOBAL_SCRATCH) {
         size_t per = (TK_GLOBAL_SCRATCH + TK_GLOBAL_SCRATCH_ALIGN - 1) / TK_GLOBAL_SCRATCH_ALIGN *
                      TK_GLOBAL_SCRATCH_ALIGN;
+        tk_keep_pool(programs * per);
         cudaError_t e = cudaMallocAsync(&tk_scratch, programs * per, stream);
         if (e != cudaSuccess)
             return tk_fail(TK_ERR_LAUNCH, "global scratch of %zu bytes: %s", programs * per, cudaGetErrorString(e));

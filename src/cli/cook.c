@@ -69,18 +69,26 @@ static void say(cook_t *c, const char *fmt, ...)
 }
 
 /* The agents' evaluate tool: the same worker call, not recorded. */
-static int tool_evaluate(void *ctx, const char *source, const json_t *options, json_t **reply, char *err, size_t n)
+/* lang: the source's language when it is not the task's (the reference). */
+static int evaluate_in(cook_t *c, const char *source, const char *lang, const json_t *options, json_t **reply,
+                       char *err, size_t n)
 {
-    cook_t *c = ctx;
     json_t *req = json_object();
     json_object_set_new(req, "cmd", json_string("evaluate"));
     json_object_set(req, "task", c->task_json);
     json_object_set_new(req, "kernel", json_pack("{ss}", "source", source));
+    if (lang)
+        json_object_set_new(json_object_get(req, "kernel"), "lang", json_string(lang));
     if (options)
         json_object_set(req, "options", (json_t *)options);
     *reply = worker_client_call(&c->worker, req, err, n);
     json_decref(req);
     return *reply ? 0 : -1;
+}
+
+static int tool_evaluate(void *ctx, const char *source, const json_t *options, json_t **reply, char *err, size_t n)
+{
+    return evaluate_in(ctx, source, NULL, options, reply, err, n);
 }
 
 static void tool_record(void *ctx, const char *role, const json_t *content, long long tin, long long tout)
@@ -179,10 +187,10 @@ static int record(cook_t *c, json_t *it, char *err, size_t n)
     return 0;
 }
 
-static json_t *evaluate(cook_t *c, const char *source, char *err, size_t n)
+static json_t *evaluate(cook_t *c, const char *source, const char *lang, char *err, size_t n)
 {
     json_t *reply = NULL;
-    if (tool_evaluate(c, source, NULL, &reply, err, n) != 0)
+    if (evaluate_in(c, source, lang, NULL, &reply, err, n) != 0)
         return NULL;
     if (!json_is_true(json_object_get(reply, "ok"))) {
         snprintf(err, n, "the worker refused the request: %s",
@@ -242,7 +250,7 @@ static int loop(cook_t *c)
     recompute_best(c);
     if (!iteration_at(c, 0)) {
         double t0 = clock_mono_s();
-        json_t *reply = evaluate(c, c->task->reference_source, err, sizeof err);
+        json_t *reply = evaluate(c, c->task->reference_source, c->task->reference_lang, err, sizeof err);
         if (!reply) {
             fprintf(stderr, "emile: %s\n", err);
             store_run_set_status(c->store, c->run, "failed", err);
@@ -320,7 +328,7 @@ static int loop(cook_t *c)
             break;
         }
         double t0 = clock_mono_s();
-        json_t *reply = evaluate(c, p.source, err, sizeof err);
+        json_t *reply = evaluate(c, p.source, NULL, err, sizeof err);
         if (!reply) {
             agent_proposal_free(&p);
             rc = -1;
