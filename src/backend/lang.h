@@ -24,6 +24,8 @@ typedef struct lang {
     const char *fence;         /* the Markdown fence info string: "c", "cuda", "python" */
     const char *const *fence_aliases; /* other info strings a model may write (NULL-terminated) */
     const char *entry_marker;  /* text every complete kernel in it contains */
+    const char *source_words;  /* what a complete source holds, for a model: "it includes
+                                  \"emile.h\" and defines emile_kernel" */
     const char *ladder_dir;    /* the builtin agent's ladder: kernels/<op>/<ladder_dir>/ */
     /* Fill argv (NULL-terminated, strings in buf) to build src into the
      * shared object out; include_dir holds emile.h.  0, or -1 when argv or

@@ -21,6 +21,7 @@ const lang_t lang_c = {
     .fence = "c",
     .fence_aliases = c_fences,
     .entry_marker = "emile_kernel",
+    .source_words = "it includes \"emile.h\" and defines emile_kernel",
     .ladder_dir = "cpu",
     .compile_argv = c_compile_argv,
     .prompt_text =

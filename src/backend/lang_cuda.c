@@ -21,6 +21,7 @@ const lang_t lang_cuda = {
     .fence = "cuda",
     .fence_aliases = cuda_fences,
     .entry_marker = "emile_kernel",
+    .source_words = "it includes \"emile.h\" and defines emile_kernel",
     .ladder_dir = "cuda",
     .compile_argv = cuda_lang_compile_argv,
     .prompt_text =

@@ -109,6 +109,8 @@ const lang_t lang_triton = {
     .fence = "python",
     .fence_aliases = triton_fences,
     .entry_marker = "emile_launch",
+    .source_words = "its @triton.jit kernel(s) and the emile_launch declaration; the harness generates "
+                    "emile_kernel from it",
     .ladder_dir = "triton",
     .compile_argv = triton_compile_argv,
     .prompt_text =

@@ -8,6 +8,9 @@
  *     a language from a file's extension, the task's "lang" field;
  *   - the builtin agent's renderers: #define lines for C-like languages,
  *     module-level assignments rewritten for Python ones;
+ *   - the LLM agent on a Triton task is told the language, its rules and a
+ *     complete Triton example; its tools ask for Triton sources; a kernel
+ *     fenced as ```python in prose is taken like a C one;
  *   - the builtin agent on a cuda task in Triton climbs
  *     kernels/attention/triton by the diagnosis tags, with the task's head
  *     dim and dtype in every candidate, and skips rungs the device lacks;
@@ -37,6 +40,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/llm/llm.h"
 #include "backend/backend.h"
 #include "backend/lang.h"
 #include "sandbox/sandbox.h"
@@ -260,6 +264,57 @@ static void test_builtin_climbs_triton(void **state)
     json_decref(h);
 }
 
+/* ---- the LLM agent's words ----------------------------------------------------------- */
+
+static void test_llm_text(void **state)
+{
+    (void)state;
+    char err[512];
+    json_t *j = json_loads("{\"op\": \"attention\", \"backend\": \"cuda\", \"lang\": \"triton\", "
+                           "\"dtype\": \"bf16\", \"reference_source\": \"__global__ void k() {}\", "
+                           "\"reference_lang\": \"cu\", \"params\": {\"seq\": 256, \"head_dim\": 64}}", 0, NULL);
+    task_t t;
+    task_init(&t);
+    assert_int_equal(task_from_json(&t, j, NULL, err, sizeof err), 0);
+    assert_int_equal(task_finalize(&t, err, sizeof err), 0);
+    json_t *hist = json_array();
+    agent_context_t ctx = {.task = &t, .history = hist};
+    char *sys = llm_system_prompt(&ctx);
+    assert_non_null(strstr(sys, "write a Triton kernel"));
+    assert_non_null(strstr(sys, "Language Triton: Triton (Python), compiled ahead of time"));
+    assert_non_null(strstr(sys, "Backend cuda (kernels run on an NVIDIA GPU)"));
+    assert_non_null(strstr(sys, "```python\nimport triton\n"));
+    assert_non_null(strstr(sys, "emile_launch = {"));
+    assert_null(strstr(sys, "write a CUDA C++ kernel"));
+    free(sys);
+    char *task = llm_task_prompt(&ctx);
+    assert_non_null(strstr(task, "language Triton."));
+    assert_non_null(strstr(task, "```cuda\n__global__ void k() {}"));
+    assert_non_null(strstr(task, "The reference is CUDA C++; write your kernels in Triton."));
+    free(task);
+    json_t *defs = llm_tool_defs(&ctx);
+    char *text = json_dumps(defs, 0);
+    assert_non_null(strstr(text, "the complete Triton source file of the kernel (its @triton.jit kernel(s) and the "
+                                 "emile_launch declaration"));
+    free(text);
+    json_decref(defs);
+    /* The same agent on a cuda task in CUDA C++, for contrast. */
+    snprintf(t.lang, sizeof t.lang, "cuda");
+    sys = llm_system_prompt(&ctx);
+    assert_non_null(strstr(sys, "write a CUDA C++ kernel"));
+    assert_non_null(strstr(sys, "```cuda\n#include \"emile.h\""));
+    free(sys);
+    char *k = llm_fence_extract("Here:\n```python\nimport triton\nemile_launch = {}\n```\nand a snippet\n"
+                                "```python\nx = 1\n```\n");
+    assert_non_null(k);
+    assert_string_equal(k, "import triton\nemile_launch = {}\n");
+    free(k);
+    assert_null(llm_fence_extract("```rust\nfn emile_launch() {}\n```\n"));
+    json_decref(hist);
+    json_decref(j);
+    task_free(&t);
+}
+
 /* ---- the compile step ------------------------------------------------------------------ */
 
 static int have_toolchain(char *why, size_t n)
@@ -445,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_task_lang),
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_builtin_climbs_triton),
+        cmocka_unit_test(test_llm_text),
         cmocka_unit_test(test_compile_good),
         cmocka_unit_test(test_compile_cases),
         cmocka_unit_test(test_compile_hang),
