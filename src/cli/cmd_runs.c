@@ -270,8 +270,8 @@ int cmd_export(int argc, char **argv)
         }
         if (rc == 0)
             printf("  %s\n", hdst);
-        if (rc == 0 && lg && write_build_script(dir, lg, src_name) == 0)
-            printf("  %s/build.sh\n", dir);
+        if (rc == 0 && lg)
+            write_build_script(dir, lg, src_name);
         if (rc == 0 && (!lg || build_so(dir, lg, src_name) != 0))
             fprintf(stderr, "emile: the source and reports are exported; build best.so on a %s machine\n", backend);
         free(md);
