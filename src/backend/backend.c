@@ -16,13 +16,31 @@
 extern const backend_t backend_cpu;
 extern const backend_t backend_cuda;
 
+/* The registry: one line per backend. */
+static const backend_t *const backend_registry[] = {&backend_cpu, &backend_cuda, NULL};
+
+const backend_t *const *backend_all(void)
+{
+    return backend_registry;
+}
+
 const backend_t *backend_find(const char *name)
 {
-    if (strcmp(name, "cpu") == 0)
-        return &backend_cpu;
-    if (strcmp(name, "cuda") == 0)
-        return &backend_cuda;
+    for (int i = 0; name && backend_registry[i]; i++)
+        if (strcmp(name, backend_registry[i]->name) == 0)
+            return backend_registry[i];
     return NULL;
+}
+
+const char *backend_names(void)
+{
+    static char names[256];
+    if (!names[0])
+        for (int i = 0; backend_registry[i]; i++) {
+            size_t len = strlen(names);
+            snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", backend_registry[i]->name);
+        }
+    return names;
 }
 
 int backend_argv_add(char **argv, int *k, int max, char **buf, size_t *left, const char *s)

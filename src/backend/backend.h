@@ -1,9 +1,10 @@
 /*
  * backend.h -- what the worker needs from a backend: how to build a kernel
  * source into a shared object, which runner device hosts it, what the
- * device is and what its ceilings are.  A new backend is one file here and
- * one line in backend_find (backend.c); the runner side is one device_*.c
- * in src/runner/.
+ * device is and what its ceilings are, what its profile can report and how
+ * it is timed.  A new backend is one file here and one line in
+ * backend_registry (backend.c); the runner side is one device_*.c in
+ * src/runner/.  Its kernel languages are in lang.h (one file each).
  */
 #ifndef EMILE_BACKEND_H
 #define EMILE_BACKEND_H
@@ -11,13 +12,44 @@
 #include <jansson.h>
 #include <stddef.h>
 
+/* What a backend's profile can report (backend_t.caps). */
+enum {
+    BACKEND_CAP_LAUNCHES = 1 << 0,  /* the runner captures each device launch: grid, block,
+                                       registers, shared memory, occupancy, its stream */
+    BACKEND_CAP_CPU_TIME = 1 << 1,  /* the runner's CPU time per run measures parallelism */
+    BACKEND_CAP_COUNTERS = 1 << 2,  /* hardware counters through counters_tool */
+    BACKEND_CAP_SASS = 1 << 3,      /* inspect() reads the machine code (tensor-core instructions) */
+};
+
+/* The class of device, for what depends on it and not on the vendor: the
+ * diagnoses (occupancy, tensor cores vs threads, SIMD), the seccomp filter
+ * of a process that loads kernels (GPU drivers need ioctls and map code). */
+typedef enum backend_kind { BACKEND_HOST = 0, BACKEND_GPU = 1 } backend_kind_t;
+
 typedef struct backend {
     const char *name;          /* "cpu", "cuda" */
-    const char *src_ext;       /* ".c", ".cu" */
+    const char *src_ext;       /* ".c", ".cu": its default language's */
     int host_mem_limit;        /* 1: RLIMIT_AS may bound the runner */
+    backend_kind_t kind;
+    const char *device_words;  /* what runs the kernels, for people and models:
+                                  "the host CPU", "an NVIDIA GPU" */
+    const char *runner_device; /* the runner's device (src/runner/device_<x>.c) */
+    const char *const *langs;  /* the kernel languages it builds (lang.h), its default
+                                  first; NULL-terminated */
+    unsigned caps;             /* BACKEND_CAP_* */
+    const char *counters_tool; /* the hardware-counter tool ("ncu"), NULL when none */
+    const char *no_counters_why; /* why there are none, when counters_tool is NULL */
+    /* Timing policy: untimed warm-up runs, then timed runs filling about
+     * timing_budget_s (at least min_reps, at most max_reps). */
+    int warmup;
+    double timing_budget_s;
+    int min_reps, max_reps;
+    int engine_dtype;          /* the dtype its engine's attention slot hands a kernel
+                                  (emile_dtype_t): the Tasting Room's check */
     /* 0 when usable here; else -1 with the reason. */
     int (*available)(char *why, size_t n);
-    /* Fill argv (NULL-terminated, strings in buf) to build src into out. */
+    /* Fill argv (NULL-terminated, strings in buf) to build src, a source of
+     * the default language, into out (other languages: lang.h). */
     int (*compile_argv)(const char *src, const char *out, const char *include_dir,
                         char **argv, int max, char *buf, size_t bufn);
     /* Name, cores/SMs, cache sizes... (no ceilings).  Key for the cache. */
@@ -29,6 +61,10 @@ typedef struct backend {
 } backend_t;
 
 const backend_t *backend_find(const char *name);
+/* Every backend, NULL-terminated, in the registry's order. */
+const backend_t *const *backend_all(void);
+/* "cpu, cuda": the names, for messages. */
+const char *backend_names(void);
 /* Append s to a NULL-terminated argv whose strings live in *buf (*left
  * bytes free); -1 when argv or buf is full.  For compile_argv. */
 int backend_argv_add(char **argv, int *k, int max, char **buf, size_t *left, const char *s);

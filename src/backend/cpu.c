@@ -95,10 +95,23 @@ static int cpu_inspect(const char *so, const char *workdir, json_t **kernels, ch
     return 0;
 }
 
+static const char *const cpu_langs[] = {"c", NULL};
+
 const backend_t backend_cpu = {
     .name = "cpu",
     .src_ext = ".c",
     .host_mem_limit = 1,
+    .kind = BACKEND_HOST,
+    .device_words = "the host CPU",
+    .runner_device = "cpu",
+    .langs = cpu_langs,
+    .caps = BACKEND_CAP_CPU_TIME,
+    .no_counters_why = "hardware counters are read with Nsight Compute on the cuda backend; the cpu backend has none",
+    .warmup = 2,
+    .timing_budget_s = 1.0,
+    .min_reps = 5,
+    .max_reps = 50,
+    .engine_dtype = 0, /* EMILE_DTYPE_F32 */
     .available = cpu_available,
     .compile_argv = cpu_compile_argv,
     .describe = cpu_describe,

@@ -113,7 +113,7 @@ static int driver_cc_in_child(void)
  * single-threaded and without a CUDA context its children cannot use.  So
  * the driver is asked here only when it is already here (the worker, which
  * probed the device in-process); otherwise in a short-lived child. */
-static int cuda_cc(void)
+int cuda_cc(void)
 {
     static int cc = -1;
     if (cc >= 0)
@@ -131,6 +131,21 @@ static int cuda_cc(void)
         cc = driver_cc_in_child();
     }
     return cc;
+}
+
+/* Shared memory a block may opt in to (bytes) on device 0's architecture
+ * (cuda_cc: EMILE_CUDA_ARCH, else the device's; sm_90 when unknown).  A
+ * table, not the driver: building a compile command must not bring the
+ * driver into this process (see cuda_cc). */
+int cuda_smem_optin(void)
+{
+    static const int table[][2] = {{70, 98304}, {75, 65536}, {80, 166912}, {86, 101376}, {87, 166912},
+                                   {89, 101376}, {90, 232448}, {100, 232448}, {103, 232448}, {120, 101376}};
+    int cc = cuda_cc() > 0 ? cuda_cc() : 90;
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (table[i][0] == cc)
+            return table[i][1];
+    return 101376;
 }
 
 static int cuda_available(char *why, size_t n)
@@ -226,15 +241,37 @@ static int cuda_measure(const char *workdir, json_t **ceilings, char *err, size_
     return backend_run_ceilings_program(workdir, argv, prog, 300, ceilings, err, n);
 }
 
+/* A Triton kernel's .so embeds its cubin as data, where cuobjdump does not
+ * look; its build leaves the cubin beside it (kernel.cubin): read that. */
 static int cuda_inspect_so(const char *so, const char *workdir, json_t **kernels, char *err, size_t n)
 {
+    char cubin[1024];
+    size_t len = strlen(so);
+    if (len > 3 && strcmp(so + len - 3, ".so") == 0 && len < sizeof cubin - 8) {
+        snprintf(cubin, sizeof cubin, "%.*s.cubin", (int)(len - 3), so);
+        if (access(cubin, R_OK) == 0)
+            return cuda_inspect(cubin, workdir, cuda_cc(), kernels, err, n);
+    }
     return cuda_inspect(so, workdir, cuda_cc(), kernels, err, n);
 }
+
+static const char *const cuda_langs[] = {"cuda", "triton", NULL};
 
 const backend_t backend_cuda = {
     .name = "cuda",
     .src_ext = ".cu",
     .host_mem_limit = 0,
+    .kind = BACKEND_GPU,
+    .device_words = "an NVIDIA GPU",
+    .runner_device = "cuda",
+    .langs = cuda_langs,
+    .caps = BACKEND_CAP_LAUNCHES | BACKEND_CAP_COUNTERS | BACKEND_CAP_SASS,
+    .counters_tool = "ncu",
+    .warmup = 3,
+    .timing_budget_s = 0.3,
+    .min_reps = 20,
+    .max_reps = 200,
+    .engine_dtype = 2, /* EMILE_DTYPE_BF16 */
     .available = cuda_available,
     .compile_argv = cuda_compile_argv,
     .describe = cuda_describe,

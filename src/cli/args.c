@@ -11,7 +11,7 @@
 /* Flags that take a value and go to the task (task_set keys). */
 static const char *const task_flags[] = {
     "op", "batch", "seq", "q-heads", "kv-heads", "head-dim", "dtype", "reference", "target", "max-iters",
-    "backend", "agent", "model", "base-url", "tolerance", "time-limit", "seed", "scale", "rows", "cols", "eps"};
+    "backend", "lang", "agent", "model", "base-url", "tolerance", "time-limit", "seed", "scale", "rows", "cols", "eps"};
 
 static int is_task_flag(const char *name)
 {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/lang.h"
 #include "cli.h"
 #include "report/report_md.h"
 #include "util/fs.h"
@@ -33,6 +34,10 @@ int cmd_profile(int argc, char **argv)
         task_free(&t);
         return 2;
     }
+    /* The kernel file's extension names its language (k.py on cuda: Triton). */
+    const lang_t *by_ext = lang_for_path(t.backend, c.positional[0]);
+    if (by_ext)
+        snprintf(t.lang, sizeof t.lang, "%s", by_ext->name);
     char err[1024];
     cook_options_t o = {.worker_cmd = c.worker};
     json_t *device = cook_fetch_device(&o, t.backend, err, sizeof err);

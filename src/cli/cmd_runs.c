@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/lang.h"
 #include "cli.h"
 #include "report/iteration_line.h"
 #include "report/report_md.h"
@@ -152,18 +153,28 @@ static int write_made(const char *dir, const char *name, const char *text, const
     return write_text(dir, name, text);
 }
 
-/* Build the best kernel's shared object here, in the sandbox. */
-static int build_so(const char *dir, const char *backend, const char *src_name)
+/* build.sh beside the source: the command that builds it, from there. */
+static int write_build_script(const char *dir, const lang_t *lg, const char *src_name)
 {
-    const backend_t *b = backend_find(backend);
-    if (!b)
+    char *argv[64], buf[8192], line[8192], text[8400];
+    if (lg->compile_argv(src_name, "best.so", ".", argv, 64, buf, sizeof buf) != 0)
         return -1;
+    lang_argv_line(argv, line, sizeof line);
+    snprintf(text, sizeof text, "#!/bin/sh\n# Builds %s (%s) into best.so, as emile's worker does.\nset -e\n"
+             "cd \"$(dirname \"$0\")\"\n%s\n", src_name, lg->title, line);
+    return write_text(dir, "build.sh", text);
+}
+
+/* Build the best kernel's shared object here, in the sandbox. */
+static int build_so(const char *dir, const lang_t *lg, const char *src_name)
+{
     char src[4096], so[4096], inc[4096], *argv[64], buf[8192];
     snprintf(src, sizeof src, "%.3900s/%s", dir, src_name);
     snprintf(so, sizeof so, "%.3900s/best.so", dir);
     snprintf(inc, sizeof inc, "%s/include", emile_root());
-    if (b->compile_argv(src, so, inc, argv, 64, buf, sizeof buf) != 0)
+    if (lg->compile_argv(src, so, inc, argv, 64, buf, sizeof buf) != 0)
         return -1;
+    const char *backend = lg->title;
     sandbox_limits_t l;
     sandbox_limits_default(&l);
     l.drop_uid = -1;
@@ -221,7 +232,11 @@ int cmd_export(int argc, char **argv)
         printf("exported run %lld (best: iteration %lld) to:\n", run, (long long)json_integer_value(best_j));
         const char *lang = json_string_value(json_object_get(best, "lang"));
         const char *backend = json_string_value(json_object_get(rj, "backend"));
-        const char *src_name = lang && strcmp(lang, "cu") == 0 ? "best.cu" : "best.c";
+        const lang_t *lg = lang_for(backend ? backend : "cpu", lang, NULL, 0);
+        if (!lg)
+            lg = lang_for(backend ? backend : "cpu", NULL, NULL, 0);
+        char src_name[32];
+        snprintf(src_name, sizeof src_name, "best%s", lg ? lg->src_ext : ".c");
         char md_err[512] = "out of memory", err[512] = "out of memory";
         char *md = report_markdown(rj, its, md_err, sizeof md_err);
         char *svg = roofline_svg(json_object_get(rj, "device"), its, (int)json_integer_value(best_j),
@@ -255,7 +270,9 @@ int cmd_export(int argc, char **argv)
         }
         if (rc == 0)
             printf("  %s\n", hdst);
-        if (rc == 0 && build_so(dir, backend ? backend : "cpu", src_name) != 0)
+        if (rc == 0 && lg)
+            write_build_script(dir, lg, src_name);
+        if (rc == 0 && (!lg || build_so(dir, lg, src_name) != 0))
             fprintf(stderr, "emile: the source and reports are exported; build best.so on a %s machine\n", backend);
         free(md);
         free(svg);

@@ -10,6 +10,8 @@
 #include <time.h>
 
 #include "agent/agent.h"
+#include "backend/backend.h"
+#include "backend/lang.h"
 #include "cli.h"
 #include "report/iteration_line.h"
 #include "store/store.h"
@@ -67,18 +69,26 @@ static void say(cook_t *c, const char *fmt, ...)
 }
 
 /* The agents' evaluate tool: the same worker call, not recorded. */
-static int tool_evaluate(void *ctx, const char *source, const json_t *options, json_t **reply, char *err, size_t n)
+/* lang: the source's language when it is not the task's (the reference). */
+static int evaluate_in(cook_t *c, const char *source, const char *lang, const json_t *options, json_t **reply,
+                       char *err, size_t n)
 {
-    cook_t *c = ctx;
     json_t *req = json_object();
     json_object_set_new(req, "cmd", json_string("evaluate"));
     json_object_set(req, "task", c->task_json);
     json_object_set_new(req, "kernel", json_pack("{ss}", "source", source));
+    if (lang)
+        json_object_set_new(json_object_get(req, "kernel"), "lang", json_string(lang));
     if (options)
         json_object_set(req, "options", (json_t *)options);
     *reply = worker_client_call(&c->worker, req, err, n);
     json_decref(req);
     return *reply ? 0 : -1;
+}
+
+static int tool_evaluate(void *ctx, const char *source, const json_t *options, json_t **reply, char *err, size_t n)
+{
+    return evaluate_in(ctx, source, NULL, options, reply, err, n);
 }
 
 static void tool_record(void *ctx, const char *role, const json_t *content, long long tin, long long tout)
@@ -177,10 +187,10 @@ static int record(cook_t *c, json_t *it, char *err, size_t n)
     return 0;
 }
 
-static json_t *evaluate(cook_t *c, const char *source, char *err, size_t n)
+static json_t *evaluate(cook_t *c, const char *source, const char *lang, char *err, size_t n)
 {
     json_t *reply = NULL;
-    if (tool_evaluate(c, source, NULL, &reply, err, n) != 0)
+    if (evaluate_in(c, source, lang, NULL, &reply, err, n) != 0)
         return NULL;
     if (!json_is_true(json_object_get(reply, "ok"))) {
         snprintf(err, n, "the worker refused the request: %s",
@@ -240,7 +250,7 @@ static int loop(cook_t *c)
     recompute_best(c);
     if (!iteration_at(c, 0)) {
         double t0 = clock_mono_s();
-        json_t *reply = evaluate(c, c->task->reference_source, err, sizeof err);
+        json_t *reply = evaluate(c, c->task->reference_source, c->task->reference_lang, err, sizeof err);
         if (!reply) {
             fprintf(stderr, "emile: %s\n", err);
             store_run_set_status(c->store, c->run, "failed", err);
@@ -318,14 +328,14 @@ static int loop(cook_t *c)
             break;
         }
         double t0 = clock_mono_s();
-        json_t *reply = evaluate(c, p.source, err, sizeof err);
+        json_t *reply = evaluate(c, p.source, NULL, err, sizeof err);
         if (!reply) {
             agent_proposal_free(&p);
             rc = -1;
             break;
         }
-        json_t *it = iteration_from_reply(next, p.label, p.reason, p.source,
-                                          strcmp(c->task->backend, "cuda") == 0 ? "cu" : "c", p.params, reply,
+        const lang_t *lg = lang_for(c->task->backend, c->task->lang, NULL, 0);
+        json_t *it = iteration_from_reply(next, p.label, p.reason, p.source, lg ? lg->tag : "c", p.params, reply,
                                           clock_mono_s() - t0, c->ref_ms);
         json_decref(reply);
         agent_proposal_free(&p);
@@ -422,10 +432,12 @@ int cook_start(task_t *task, const cook_options_t *o)
         fprintf(stderr, "emile: %s\n", store_errmsg(c.store));
         goto out;
     }
-    say(&c, "run %lld: %s %s on %s (%s), target %.0f%% of roofline, up to %d iterations, agent %s\n",
+    const backend_t *be = backend_find(task->backend);
+    int other_lang = be && be->langs && strcmp(be->langs[0], task->lang) != 0;
+    say(&c, "run %lld: %s %s on %s (%s%s%s), target %.0f%% of roofline, up to %d iterations, agent %s\n",
         (long long)c.run, task->op.name, task->name[0] ? task->name : "",
-        json_string_value(json_object_get(c.device, "name")), task->backend, task->target_pct, task->max_iters,
-        task->agent);
+        json_string_value(json_object_get(c.device, "name")), task->backend, other_lang ? ", " : "",
+        other_lang ? task->lang : "", task->target_pct, task->max_iters, task->agent);
     rc = loop(&c);
 out:
     cook_free(&c);

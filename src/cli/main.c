@@ -15,7 +15,7 @@ static void usage(FILE *f)
             "                             share of the roofline or the iteration budget is reached\n"
             "      flags: --op attention --batch N --seq N --q-heads N --kv-heads N --head-dim N\n"
             "             --causal|--no-causal --dtype f32|f16|bf16 --reference FILE --target PCT\n"
-            "             --max-iters N --backend cpu|cuda --agent builtin|anthropic|openai\n"
+            "             --max-iters N --backend cpu|cuda --lang c|cuda|triton --agent builtin|anthropic|openai\n"
             "             --model NAME --base-url URL --events --quiet\n"
             "  profile TASK.json KERNEL   compile, validate and profile one kernel [--json] [--counters]\n"
             "  runs                       list runs\n"

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/lang.h"
 #include "report_util.h"
 #include "textbuf.h"
 
@@ -172,6 +173,8 @@ static void task_section(textbuf_t *b, const json_t *run, const json_t *task,
     kv_row(b, "dtype", json_object_get(task, "dtype"));
     const json_t *backend = json_object_get(task, "backend");
     kv_row(b, "backend", backend ? backend : json_object_get(run, "backend"));
+    if (json_object_get(task, "lang"))
+        kv_row(b, "language", json_object_get(task, "lang"));
     const json_t *agent = json_object_get(run, "agent");
     kv_row(b, "agent", agent ? agent : json_object_get(task, "agent"));
     double target = rep_num(task, "target");
@@ -358,7 +361,7 @@ static void best_section(textbuf_t *b, const json_t *it, double ref_ms)
         textbuf_repeat(b, '`', (size_t)f);
         /* The info string ends at a blank or a backtick; keep it a word. */
         if (lang && strspn(lang, "abcdefghijklmnopqrstuvwxyz+") == strlen(lang))
-            textbuf_puts(b, strcmp(lang, "cu") == 0 ? "cuda" : lang);
+            textbuf_puts(b, lang_find(lang) ? lang_find(lang)->fence : lang);
         textbuf_putc(b, '\n');
         textbuf_puts(b, src);
         if (src[strlen(src) - 1] != '\n')

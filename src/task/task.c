@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/lang.h"
 #include "util/fs.h"
 
 static const char *const dtype_names[] = {"f32", "f16", "bf16", "f64", "i32", "i64"};
@@ -99,7 +100,7 @@ int task_set_reference_file(task_t *t, const char *path, char *err, size_t errle
 }
 
 static const char *const known_keys[] = {
-    "name", "op", "params", "dtype", "backend", "reference", "reference_source", "reference_lang",
+    "name", "op", "params", "dtype", "backend", "lang", "reference", "reference_source", "reference_lang",
     "reference_path", "target", "max_iters", "agent", "agent_config", "tolerance", "time_limit_s",
     "compile_limit_s", "memory_limit_mb", "seed", "description"};
 
@@ -158,6 +159,13 @@ int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, 
     }
     if ((s = json_string_value(json_object_get(j, "backend"))))
         snprintf(t->backend, sizeof t->backend, "%s", s);
+    if ((val = json_object_get(j, "lang"))) {
+        if (!json_is_string(val)) {
+            snprintf(err, errlen, "\"lang\" must be a string (a kernel language, e.g. \"cuda\" or \"triton\")");
+            return -1;
+        }
+        snprintf(t->lang, sizeof t->lang, "%s", json_string_value(val));
+    }
     if ((s = json_string_value(json_object_get(j, "agent"))))
         snprintf(t->agent, sizeof t->agent, "%s", s);
     if ((val = json_object_get(j, "agent_config"))) {
@@ -275,6 +283,7 @@ int task_set(task_t *t, const char *key, const char *value, char *err, size_t er
         return 0;
     }
     if (strcmp(k, "backend") == 0) { snprintf(t->backend, sizeof t->backend, "%s", value); return 0; }
+    if (strcmp(k, "lang") == 0) { snprintf(t->lang, sizeof t->lang, "%s", value); return 0; }
     if (strcmp(k, "agent") == 0) { snprintf(t->agent, sizeof t->agent, "%s", value); return 0; }
     if (strcmp(k, "reference") == 0) return task_set_reference_file(t, value, err, errlen);
     if (strcmp(k, "model") == 0 || strcmp(k, "base_url") == 0) {
@@ -325,6 +334,12 @@ int task_finalize(task_t *t, char *err, size_t errlen)
         snprintf(err, errlen, "unknown backend '%s' (cpu or cuda)", t->backend);
         return -1;
     }
+    /* The candidates' language: the backend's default unless the task
+     * names one it builds. */
+    const lang_t *lg = lang_for(t->backend, t->lang, err, errlen);
+    if (!lg)
+        return -1;
+    snprintf(t->lang, sizeof t->lang, "%s", lg->name);
     if (t->max_iters < 0 || t->max_iters > 10000) {
         snprintf(err, errlen, "max_iters must be between 0 and 10000 (got %d)", t->max_iters);
         return -1;
@@ -373,6 +388,8 @@ json_t *task_to_json(const task_t *t)
     json_object_set_new(j, "params", p);
     json_object_set_new(j, "dtype", json_string(dtype_name(t->dtype)));
     json_object_set_new(j, "backend", json_string(t->backend));
+    if (t->lang[0])
+        json_object_set_new(j, "lang", json_string(t->lang));
     if (t->reference_source)
         json_object_set_new(j, "reference_source", json_string(t->reference_source));
     json_object_set_new(j, "reference_lang", json_string(t->reference_lang[0] ? t->reference_lang : "c"));

@@ -16,7 +16,10 @@ typedef struct task {
     op_t op;                    /* builtin copy or user-defined */
     op_params_t params;         /* the service parameters, complete */
     int dtype;                  /* emile_dtype_t */
-    char backend[16];           /* "cpu" | "cuda" */
+    char backend[16];           /* a backend of src/backend (backend_find) */
+    char lang[16];              /* the candidates' language on that backend
+                                   (src/backend/lang.h: "c", "cuda", "triton");
+                                   "" until task_finalize sets the default */
     char *reference_source;     /* the reference kernel's text */
     char reference_path[512];   /* where it came from (informational) */
     char reference_lang[8];     /* "c" | "cu" */

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/lang.h"
 #include "backend/ncu.h"
 #include "backend/occupancy.h"
 #include "layout.h"
@@ -155,12 +156,19 @@ static void trim_log(json_t *obj, const char *key, const char *log, size_t max)
     free(buf);
 }
 
-/* Build source in dir; fills compile (object) and so_path.  0 when built. */
+/* Build source, in language lang (lang.h; "" the backend's default), in
+ * dir; fills compile (object) and so_path.  0 when built. */
 static int compile_kernel(worker_ctx_t *w, const backend_t *b, const task_t *t, const char *dir,
-                          const char *source, json_t *compile, char *so_path, size_t so_n)
+                          const char *source, const char *lang, json_t *compile, char *so_path, size_t so_n)
 {
-    char src[1024];
-    snprintf(src, sizeof src, "%s/kernel%s", dir, b->src_ext);
+    char src[1024], nolang[256];
+    const lang_t *lg = lang_for(b->name, lang, nolang, sizeof nolang);
+    if (!lg) {
+        json_object_set_new(compile, "ok", json_false());
+        json_object_set_new(compile, "log", json_string(nolang));
+        return -1;
+    }
+    snprintf(src, sizeof src, "%s/kernel%s", dir, lg->src_ext);
     snprintf(so_path, so_n, "%s/kernel.so", dir);
     if (fs_write_file(src, source, strlen(source)) != 0) {
         json_object_set_new(compile, "ok", json_false());
@@ -172,7 +180,7 @@ static int compile_kernel(worker_ctx_t *w, const backend_t *b, const task_t *t, 
         (void)rc;
     }
     char *argv[64], buf[8192];
-    if (b->compile_argv(src, so_path, dir, argv, 64, buf, sizeof buf) != 0) {
+    if (lg->compile_argv(src, so_path, dir, argv, 64, buf, sizeof buf) != 0) {
         json_object_set_new(compile, "ok", json_false());
         json_object_set_new(compile, "log", json_string("compile command too long"));
         return -1;
@@ -561,7 +569,8 @@ static int ensure_reference(worker_ctx_t *w, const json_t *task_json, const back
         return -1;
     }
     json_t *compile = json_object();
-    if (compile_kernel(w, b, &w->ref_task, dir, w->ref_task.reference_source, compile, so, sizeof so) != 0) {
+    if (compile_kernel(w, b, &w->ref_task, dir, w->ref_task.reference_source, w->ref_task.reference_lang, compile,
+                       so, sizeof so) != 0) {
         const char *log = json_string_value(json_object_get(compile, "log"));
         snprintf(w->ref_error, sizeof w->ref_error, "the reference does not compile:\n%.1500s", log ? log : "");
         json_decref(compile);
@@ -1080,7 +1089,8 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
     }
     json_t *compile = json_object();
     json_object_set_new(e.reply, "compile", compile);
-    if (compile_kernel(w, b, e.t, dir, source, compile, so, sizeof so) != 0) {
+    if (compile_kernel(w, b, e.t, dir, source, json_string_value(json_object_get(task_json, "lang")), compile, so,
+                       sizeof so) != 0) {
         const char *why = json_string_value(json_object_get(compile, "error"));
         set_status(e.reply, "compile_error", why ? why : "the kernel does not compile (see compile.log)");
         fs_rm_rf(dir);

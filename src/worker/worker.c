@@ -53,7 +53,15 @@ static json_t *handle(worker_ctx_t *w, const json_t *req)
         const char *src = json_string_value(json_object_get(json_object_get(req, "kernel"), "source"));
         if (!json_is_object(task) || !src)
             return error_reply(id, "evaluate needs \"task\" (object) and \"kernel\": {\"source\": ...}");
-        reply = worker_evaluate(w, task, src, json_object_get(req, "options"));
+        /* "kernel": {"lang": ...} names the source's language when it is not
+         * the task's (a cook's iteration 0, the reference, in CUDA C on a
+         * Triton task); the task's "lang" is the candidates'. */
+        const char *lang = json_string_value(json_object_get(json_object_get(req, "kernel"), "lang"));
+        json_t *as = lang ? json_deep_copy(task) : NULL;
+        if (as)
+            json_object_set_new(as, "lang", json_string(lang));
+        reply = worker_evaluate(w, as ? as : task, src, json_object_get(req, "options"));
+        json_decref(as);
     } else {
         return error_reply(id, "unknown cmd (hello, devices, evaluate)");
     }

@@ -19,6 +19,13 @@
 #     swapped at once, decode through the graph, against the golden logits
 #     and the engine's own), and `emile taste --device cuda` with every decode
 #     op swapped and --breakdown.
+#  7. Triton (task "lang": "triton"): a ladder rung compiled ahead of time
+#     validates and profiles, with its launch captured (registers,
+#     occupancy) and tensor-core instructions read from its cubin; a
+#     bf16-compiled kernel on an f32 task returns an error, not garbage; a
+#     kernel needing too much shared memory is a compile_error with
+#     Triton's message; a short builtin cook in Triton at 1x1024 ends on a
+#     valid Triton kernel, and its export holds best.py and build.sh.
 # Prints one "ok"/"not ok" line per check and "N passed, N failed" last.
 set -u
 cd "$(dirname "$0")/../.."
@@ -193,6 +200,13 @@ assert d['decode_attention']['ms']>0 and d['lm_head']['ms']>0 and 'floor_ms' in 
     ok "taste --device cuda: every decode op swapped, same tokens, graph, breakdown"
   else bad "taste --device cuda with op kernels: $(head -c 500 "$work/taste_ops.json") $(head -c 500 "$work/taste_ops.err")"; fi
 fi
+
+# 7. Triton (tests/gpu/triton_gpu_check.sh, which also runs alone)
+E=$E OUT=$OUT bash tests/gpu/triton_gpu_check.sh > "$work/triton.txt" 2>&1
+cat "$work/triton.txt"
+tp=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$work/triton.txt" | tail -1)
+tf=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$work/triton.txt" | tail -1)
+if [ -n "$tp" ]; then pass=$((pass + tp)); fail=$((fail + tf)); else bad "triton: tests/gpu/triton_gpu_check.sh printed no count"; fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "backend/lang.h"
 #include "ladder.h"
 
 struct agent {
@@ -40,10 +41,13 @@ static int builtin_create(const json_t *config, const task_t *task, agent_t **ou
         snprintf(err, n, "out of memory");
         return -1;
     }
-    if (ladder_load(&a->ladder, task->op.name, task->backend, err, n) != 0) {
+    /* The ladder of the task's language (kernels/<op>/<ladder_dir>/). */
+    const lang_t *lg = lang_for(task->backend, task->lang, err, n);
+    if (!lg || ladder_load(&a->ladder, task->op.name, lg->ladder_dir, err, n) != 0) {
         free(a);
         return -1;
     }
+    ladder_bind(&a->ladder, task);
     *out = a;
     return 0;
 }

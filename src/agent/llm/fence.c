@@ -6,6 +6,8 @@
  */
 #include "llm.h"
 
+#include "backend/lang.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,12 +73,27 @@ static int next_fence(const char *p, fence_t *f)
     return 0;
 }
 
+/* An info string a kernel's fence may carry: none, or a language's fence
+ * or one of its aliases (src/backend/lang.h). */
 static int code_lang(const char *l)
 {
-    static const char *const langs[] = {"", "c", "C", "cuda", "cu", "cpp", "c++",
-                                        "cxx", "h", NULL};
-    for (int i = 0; langs[i]; i++)
-        if (strcmp(l, langs[i]) == 0)
+    if (!*l)
+        return 1;
+    for (const lang_t *const *lg = lang_all(); *lg; lg++) {
+        if (strcmp(l, (*lg)->fence) == 0 || strcmp(l, (*lg)->name) == 0)
+            return 1;
+        for (const char *const *a = (*lg)->fence_aliases; a && *a; a++)
+            if (strcmp(l, *a) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+/* Whether a fenced body is a complete kernel in some language. */
+static int is_complete_kernel(const char *body)
+{
+    for (const lang_t *const *lg = lang_all(); body && *lg; lg++)
+        if (strstr(body, (*lg)->entry_marker))
             return 1;
     return 0;
 }
@@ -91,7 +108,7 @@ char *llm_fence_extract(const char *text)
         size_t n = (size_t)(f.body_end - f.body);
         /* A kernel defines the entry point; a snippet does not. */
         char *body = strndup(f.body, n);
-        int is_kernel = body && strstr(body, "emile_kernel") != NULL;
+        int is_kernel = is_complete_kernel(body);
         free(body);
         if (is_kernel && code_lang(f.lang)) {
             best = f;

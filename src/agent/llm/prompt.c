@@ -1,11 +1,15 @@
 /*
  * prompt.c -- what the model is told.  The system prompt is the same for
- * every task of a backend: the role, the kernel ABI, the validation rules,
- * how to use the tools.  The task message carries this task: the op's
+ * every task of a backend and language: the role, the kernel ABI, the
+ * validation rules, how to use the tools, the language's own rules and a
+ * complete example in it (all from src/backend/lang_*.c).  The task message carries this task: the op's
  * contract, the parameters, the device and its measured ceilings, the
  * reference with its profile, the target and the budget.
  */
 #include "llm.h"
+
+#include "backend/backend.h"
+#include "backend/lang.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,10 +68,21 @@ static const char rules_text[] =
     "- each candidate runs sandboxed with time and memory limits: a crash, hang or "
     "exit() costs that candidate only.\n";
 
+/* The task's language (lang.h) and backend; C on cpu without a task. */
+static const lang_t *task_lang(const agent_context_t *ctx, const backend_t **b)
+{
+    const task_t *t = ctx ? ctx->task : NULL;
+    *b = backend_find(t ? t->backend : "cpu");
+    if (!*b)
+        *b = backend_find("cpu");
+    const lang_t *lg = lang_for((*b)->name, t ? t->lang : NULL, NULL, 0);
+    return lg ? lg : lang_for((*b)->name, NULL, NULL, 0);
+}
+
 char *llm_system_prompt(const agent_context_t *ctx)
 {
-    const char *be = ctx && ctx->task ? ctx->task->backend : "cpu";
-    int cuda = strcmp(be, "cuda") == 0;
+    const backend_t *b;
+    const lang_t *lg = task_lang(ctx, &b);
     return llm_strf(
         "You are the kernel engineer inside Emile, a harness that compiles, "
         "validates and profiles kernels. Your job: write a %s kernel for the "
@@ -91,16 +106,12 @@ char *llm_system_prompt(const agent_context_t *ctx)
         "a tool call.\n\n"
         "The kernel ABI (include/emile.h, version 1):\n%s\n"
         "%s\n"
-        "Backend %s: %s\n",
-        cuda ? "CUDA C++" : "C", abi_text, rules_text, be,
-        cuda ? "CUDA C++ built by nvcc into a shared object; export the entry point "
-               "with EMILE_KERNEL_EXPORT (it is extern \"C\"), launch on "
-               "(cudaStream_t)args->stream, never synchronise the device or "
-               "allocate with cudaMalloc inside the timed call unless unavoidable."
-             : "C11 built by the system C compiler with optimisation and OpenMP "
-               "into a shared object; pointers are host memory; use OpenMP "
-               "threads and SIMD (auto-vectorisable loops or intrinsics for the "
-               "host CPU).");
+        "Backend %s (kernels run on %s). Language %s: %s\n\n"
+        "A complete kernel in %s that meets the ABI (an elementwise example: follow its "
+        "shape, not its op; it receives a rows x cols tensor x, writes y, and a "
+        "parameter alpha):\n```%s\n%s```\n",
+        lg->title, abi_text, rules_text, b->name, b->device_words, lg->title, lg->prompt_text, lg->title,
+        lg->fence, lg->example);
 }
 
 static const char *dtype_str(int d)
@@ -182,8 +193,11 @@ char *llm_task_prompt(const agent_context_t *ctx)
 {
     sbuf_t b = {0};
     const task_t *t = ctx->task;
-    sb_add(&b, "Task%s%s: backend %s, dtype %s.\n", t->name[0] ? " " : "", t->name,
-           t->backend, dtype_str(t->dtype));
+    const backend_t *be;
+    const lang_t *lg = task_lang(ctx, &be);
+    const lang_t *ref_lg = lang_find(t->reference_lang[0] ? t->reference_lang : lg->name);
+    sb_add(&b, "Task%s%s: backend %s, dtype %s, language %s.\n", t->name[0] ? " " : "", t->name,
+           t->backend, dtype_str(t->dtype), lg->title);
     add_op(&b, t);
     if (ctx->task_json) {
         /* The canonical task, for the exact contract; the reference source
@@ -222,11 +236,12 @@ char *llm_task_prompt(const agent_context_t *ctx)
     if (!src)
         src = t->reference_source;
     if (src) {
-        const char *fence = strcmp(t->backend, "cuda") == 0 ? "cuda" : "c";
         sb_add(&b, "Reference kernel (the oracle; it defines the semantics):\n"
-               "```%s\n%s%s```\n", fence, src,
+               "```%s\n%s%s```\n", ref_lg ? ref_lg->fence : lg->fence, src,
                src[0] && src[strlen(src) - 1] == '\n' ? "" : "\n");
+        if (ref_lg && ref_lg != lg)
+            sb_add(&b, "The reference is %s; write your kernels in %s.\n", ref_lg->title, lg->title);
     }
-    sb_add(&b, "Begin: call profile_kernel with your first kernel.\n");
+    sb_add(&b, "Begin: call profile_kernel with your first kernel, in %s.\n", lg->title);
     return b.s;
 }

@@ -14,6 +14,8 @@
  */
 #include "llm.h"
 
+#include "backend/lang.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +38,11 @@ static json_t *schema_source(const char *what)
 json_t *llm_tool_defs(const agent_context_t *ctx)
 {
     const char *be = ctx && ctx->task ? ctx->task->backend : "cpu";
-    const char *lang = strcmp(be, "cuda") == 0 ? "CUDA C++" : "C";
-    char profile[600], src[200], counters[600];
-    snprintf(src, sizeof src,
-             "the complete %s source file of the kernel (it includes \"emile.h\" "
-             "and defines emile_kernel)", lang);
+    const lang_t *lg = lang_for(be, ctx && ctx->task ? ctx->task->lang : NULL, NULL, 0);
+    if (!lg)
+        lg = lang_for("cpu", NULL, NULL, 0);
+    char profile[600], src[400], counters[600];
+    snprintf(src, sizeof src, "the complete %s source file of the kernel (%s)", lg->title, lg->source_words);
     snprintf(profile, sizeof profile,
              "Compile, validate and profile one kernel on the %s device. This is "
              "one iteration of the budget. Returns the profile report as JSON "

@@ -1,0 +1,80 @@
+"""Rung 1: a straightforward flash-attention kernel in Triton.
+
+Idea: one program per (query block of BLOCK_M rows, batch x query head);
+Q stays in registers, K and V stream through in blocks of BLOCK_N keys;
+S = Q K^T and O += P V on the tensor cores (tl.dot: bf16/fp16 in, fp32
+accumulate), online softmax in the exp2 domain with the scale (times log2 e) folded
+into one multiply.  Every key block is visited and the causal and ragged masks
+are applied to every block: about half the work of a causal prefill is
+thrown away (rung 2 skips it).  GQA: query head h reads kv head h // group.
+
+Parameters (the builtin agent rewrites these assignments): BLOCK_M, BLOCK_N,
+NUM_WARPS, NUM_STAGES; HEAD_DIM and DTYPE come from the task.
+"""
+import triton
+import triton.language as tl
+
+BLOCK_M = 128
+BLOCK_N = 64
+NUM_WARPS = 8
+NUM_STAGES = 2
+HEAD_DIM = 128
+DTYPE = "bf16"
+
+
+@triton.jit
+def attn_fwd(Q, K, V, O, sqb, sqs, sqh, skb, sks, skh, svb, svs, svh, sob, sos, soh,
+             seq, q_heads, group, causal, qk_scale,
+             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr):
+    start_m = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = (bh // q_heads).to(tl.int64)
+    h = bh % q_heads
+    kvh = h // group
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q = tl.load(Q + b * sqb + h * sqh + offs_m[:, None] * sqs + offs_d[None, :],
+                mask=offs_m[:, None] < seq, other=0.0)
+    k_base = K + b * skb + kvh * skh
+    v_base = V + b * svb + kvh * svh
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    for start_n in range(0, seq, BLOCK_N):
+        cols = start_n + offs_n
+        kt = tl.load(k_base + cols[None, :] * sks + offs_d[:, None], mask=cols[None, :] < seq, other=0.0)
+        s = tl.dot(q, kt) * qk_scale
+        keep = (cols[None, :] < seq) & ((causal == 0) | (offs_m[:, None] >= cols[None, :]))
+        s = tl.where(keep, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        alpha = tl.math.exp2(m_i - m_new)
+        p = tl.math.exp2(s - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        v = tl.load(v_base + cols[:, None] * svs + offs_d[None, :], mask=cols[:, None] < seq, other=0.0)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        m_i = m_new
+    acc = acc / l_i[:, None]
+    tl.store(O + b * sob + h * soh + offs_m[:, None] * sos + offs_d[None, :], acc.to(O.dtype.element_ty),
+             mask=offs_m[:, None] < seq)
+
+
+emile_launch = {
+    "kernel": "attn_fwd",
+    "args": [
+        ("Q", "*" + DTYPE, "q"), ("K", "*" + DTYPE, "k"),
+        ("V", "*" + DTYPE, "v"), ("O", "*" + DTYPE, "o"),
+        ("sqb", "i64", "q.stride[0]"), ("sqs", "i32", "q.stride[1]"), ("sqh", "i32", "q.stride[2]"),
+        ("skb", "i64", "k.stride[0]"), ("sks", "i32", "k.stride[1]"), ("skh", "i32", "k.stride[2]"),
+        ("svb", "i64", "v.stride[0]"), ("svs", "i32", "v.stride[1]"), ("svh", "i32", "v.stride[2]"),
+        ("sob", "i64", "o.stride[0]"), ("sos", "i32", "o.stride[1]"), ("soh", "i32", "o.stride[2]"),
+        ("seq", "i32", "seq"), ("q_heads", "i32", "q_heads"), ("group", "i32", "q_heads // kv_heads"),
+        ("causal", "i32", "causal != 0"), ("qk_scale", "fp32", "scale * 1.4426950408889634"),
+    ],
+    "constexprs": {"BLOCK_M": BLOCK_M, "BLOCK_N": BLOCK_N, "HEAD_DIM": HEAD_DIM},
+    "grid": ("cdiv(seq, BLOCK_M)", "batch * q_heads", 1),
+    "num_warps": NUM_WARPS,
+    "num_stages": NUM_STAGES,
+    "assume": ["head_dim == HEAD_DIM", "q_heads % kv_heads == 0",
+               "q.stride[3] == 1 and k.stride[3] == 1 and v.stride[3] == 1 and o.stride[3] == 1"],
+}
