@@ -10,7 +10,10 @@
  * candidates live in different runners with different arenas, so a
  * candidate can neither call nor read the reference.
  *
- *   emile-runner CTL_FD ARENA_FD BACKEND KERNEL_SO|--null [--no-seccomp] [--user UID]
+ *   emile-runner CTL_FD ARENA_FD BACKEND KERNEL_SO|--null [--no-seccomp] [--no-landlock] [--user UID]
+ *
+ * (--no-seccomp and --no-landlock: for a profiler that injects code into
+ * the runner and talks to its host, on a kernel already validated.)
  *
  * Nothing the runner says is believed because it says it: the kernel shares
  * this address space and may rewrite any of it.  The worker times every
@@ -650,12 +653,14 @@ int main(int argc, char **argv)
     g_ctl = atoi(argv[1]);
     int arena_fd = atoi(argv[2]);
     const char *backend = argv[3], *so_path = argv[4];
-    int use_seccomp = 1, null_kernel_only = strcmp(so_path, "--null") == 0;
+    int use_seccomp = 1, use_landlock = 1, null_kernel_only = strcmp(so_path, "--null") == 0;
     int cuda = strcmp(backend, "cuda") == 0;
     long uid = -1;
     for (int i = 5; i < argc; i++) {
         if (strcmp(argv[i], "--no-seccomp") == 0)
             use_seccomp = 0;
+        else if (strcmp(argv[i], "--no-landlock") == 0)
+            use_landlock = 0;
         else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
             uid = atol(argv[++i]);
     }
@@ -707,7 +712,7 @@ int main(int argc, char **argv)
         return 4;
     }
     char why[256] = "";
-    int landlock = confine(cuda, why, sizeof why);
+    int landlock = use_landlock ? confine(cuda, why, sizeof why) : 0;
     if (landlock < 0) {
         reply("fatal landlock: %s", why);
         return 4;

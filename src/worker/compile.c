@@ -56,8 +56,10 @@ char *compile_rename_paths(const char *text, const char *dir, const char *ext, c
     snprintf(prefix, sizeof prefix, "%s/", dir);
     char *a = replace_all(text, src, name);
     char *b = a ? replace_all(a, prefix, "") : NULL;
+    char *c = b ? replace_all(b, dir, ".") : NULL;   /* -I<dir> */
     free(a);
-    return b;
+    free(b);
+    return c;
 }
 
 /* The directory two levels above a program found on PATH (/usr/bin/gcc ->

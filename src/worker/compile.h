@@ -35,8 +35,9 @@ size_t compile_mem_bytes(const task_t *t);
 int compile_kernel(const backend_t *b, const task_t *t, long uid, const char *dir, const char *source,
                    const char *lang, const char *source_name, json_t *compile, char *so_path, size_t so_n);
 
-/* text with every "dir/kernel<ext>" replaced by name and every other "dir/"
- * removed (malloc'd): what the user reads names their file. */
+/* text with every "dir/kernel<ext>" replaced by name, every other "dir/"
+ * removed and dir itself shown as "." (malloc'd): what the user reads names
+ * their file. */
 char *compile_rename_paths(const char *text, const char *dir, const char *ext, const char *name);
 
 #endif

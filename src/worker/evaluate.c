@@ -121,7 +121,7 @@ static void progress(worker_ctx_t *w, const char *phase, const char *detail, int
 {
     if (!w->progress)
         return;
-    json_t *ev = json_pack("{sssssisisf}", "event", "progress", "phase", phase, "detail", detail ? detail : "", "k",
+    json_t *ev = json_pack("{sssssssisisf}", "event", "progress", "phase", phase, "detail", detail ? detail : "", "k",
                            k, "n", n, "elapsed_s", clock_mono_s() - w->eval_start);
     if (ev)
         w->progress(ev, w->progress_user);

@@ -123,6 +123,8 @@ int runner_start_wrapped(runner_t *r, const backend_t *b, const char *dir, const
     argv[k++] = so_path ? (char *)so_path : "--null";
     if ((no_seccomp && *no_seccomp == '1') || no_seccomp_arg)
         argv[k++] = "--no-seccomp";
+    if (no_seccomp_arg)
+        argv[k++] = "--no-landlock";    /* a profiler's injected code writes where it must */
     if (l->drop_uid >= 0) {
         argv[k++] = "--user";
         argv[k++] = uid;

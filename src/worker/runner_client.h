@@ -58,8 +58,9 @@ typedef struct run_result {
  * r->msg. */
 int runner_start(runner_t *r, const backend_t *b, const char *dir, const char *so_path,
                  size_t arena_bytes, const sandbox_limits_t *l);
-/* The same under a wrapper program (e.g. ncu ...); no_seccomp relaxes the
- * filter for wrappers that inject code needing more system calls. */
+/* The same under a wrapper program (e.g. ncu ...); no_seccomp drops the
+ * filter and the Landlock view for wrappers that inject code needing more
+ * system calls and files (a validated kernel, for its counters). */
 int runner_start_wrapped(runner_t *r, const backend_t *b, const char *dir, const char *so_path,
                          size_t arena_bytes, const sandbox_limits_t *l, const char *const *wrap,
                          int no_seccomp);
