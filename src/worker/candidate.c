@@ -58,6 +58,18 @@ static double write_set(eval_state_t *e, int set, int slot)
     return (clock_mono_s() - t0) * 1e9;
 }
 
+int cand_bind(eval_state_t *e)
+{
+    for (int s = 0; s < e->w->layout.n_slots; s++) {
+        char *line = layout_bind_line(&e->w->layout, s, "");
+        int rc = line ? runner_cmd(&e->cand, NULL, 0, 0, "bind", line + strlen("bind  ")) : RUNNER_ERR;
+        free(line);
+        if (rc != RUNNER_OK)
+            return rc;
+    }
+    return RUNNER_OK;
+}
+
 int cand_show_in(eval_state_t *e, int set, int slot)
 {
     write_set(e, set, slot);

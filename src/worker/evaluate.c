@@ -2,9 +2,10 @@
  * evaluate.c -- compile, validate and profile one kernel (see evaluate.h):
  * the orchestration only.
  *
- *   1. the task (once while it stays the same): its layout, its oracle
- *      (oracle.c: the reference built, started and checked against the
- *      op's float64 evaluation) and the yardstick (calibrate.c);
+ *   1. the task (task_state.c, once while it stays the same): its layout,
+ *      its oracle (oracle.c: the reference built, started and checked
+ *      against the op's float64 evaluation) and the yardstick
+ *      (calibrate.c);
  *   2. the candidate compiled in the compile sandbox (compile.c);
  *   3. every input set of this evaluation drawn and answered by the
  *      oracle before the candidate starts: the candidate can neither
@@ -28,13 +29,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "calibrate.h"
 #include "compile.h"
 #include "device_facts.h"
 #include "kernel_env.h"
 #include "profile/report.h"
-#include "runner/cache_size.h"
 #include "sandbox/sandbox.h"
+#include "task_state.h"
 #include "timing.h"
 #include "util/clock.h"
 #include "util/fs.h"
@@ -69,32 +69,11 @@ void worker_ctx_set_progress(worker_ctx_t *w, worker_progress_fn fn, void *user)
     w->progress_user = user;
 }
 
-static void free_task(worker_ctx_t *w)
-{
-    calibrate_stop(w);
-    if (w->oracle)
-        w->oracle->ops->free(w->oracle);
-    w->oracle = NULL;
-    if (w->task_loaded)
-        task_free(&w->task);
-    w->task_loaded = 0;
-    for (int s = 0; s < N_SETS; s++) {
-        free(w->sets[s].pristine);
-        for (int k = 0; k < OP_MAX_TENSORS; k++)
-            free(w->sets[s].expected[k]);
-        memset(&w->sets[s], 0, sizeof w->sets[s]);
-    }
-    json_decref(w->oracle_check);
-    w->oracle_check = NULL;
-    free(w->task_key);
-    w->task_key = NULL;
-}
-
 void worker_ctx_free(worker_ctx_t *w)
 {
     if (!w)
         return;
-    free_task(w);
+    task_state_free(w);
     json_decref(w->device);
     free(w->flush_buf);
     fs_rm_rf(w->base);
@@ -117,7 +96,7 @@ void eval_runner_failure(eval_state_t *e, int rc, const char *when)
     eval_set_status(e->reply, status, msg);
 }
 
-static void progress(worker_ctx_t *w, const char *phase, const char *detail, int k, int n)
+void worker_progress(worker_ctx_t *w, const char *phase, const char *detail, int k, int n)
 {
     if (!w->progress)
         return;
@@ -130,7 +109,7 @@ static void progress(worker_ctx_t *w, const char *phase, const char *detail, int
 
 void eval_progress(eval_state_t *e, const char *phase, const char *detail, int k, int n)
 {
-    progress(e->w, phase, detail, k, n);
+    worker_progress(e->w, phase, detail, k, n);
 }
 
 /* ---- the device and the task ------------------------------------------------ */
@@ -145,275 +124,6 @@ static int ensure_device(worker_ctx_t *w, const backend_t *b, char *err, size_t 
         return -1;
     snprintf(w->device_backend, sizeof w->device_backend, "%s", b->name);
     return 0;
-}
-
-static char *task_key(const json_t *task_json)
-{
-    json_t *k = json_object();
-    const char *fields[] = {"op", "params", "dtype", "backend", "reference_source", "tolerance", "seed",
-                            "time_limit_s", "memory_limit_mb"};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        json_t *v = json_object_get(task_json, fields[i]);
-        if (v)
-            json_object_set(k, fields[i], v);
-    }
-    char *s = json_dumps(k, JSON_SORT_KEYS | JSON_COMPACT);
-    json_decref(k);
-    return s;
-}
-
-int worker_task_fits(const task_t *t, const json_t *device, char *err, size_t n)
-{
-    double mem = json_number_value(json_object_get(device, "memory_bytes"));
-    double bytes = 0, out = 0;
-    for (int k = 0; k < t->op.n_tensors; k++) {
-        double b = (double)op_tensor_numel(&t->op, k, &t->params) *
-                   (double)emile_dtype_size(op_tensor_dtype(&t->op, k, t->dtype));
-        bytes += b;
-        if (t->op.tensors[k].is_output)
-            out += b;
-    }
-    /* Two arenas (the reference's, the candidate's) of six slots, each
-     * with its outputs' snapshots. */
-    double need = 12 * (bytes + out);
-    if (mem > 0 && need > mem) {
-        snprintf(err, n, "the task's tensors take %.3g GB (about %.3g GB with the harness's copies): more memory "
-                         "than this %s device has (%.3g GB); reduce the sizes",
-                 bytes / 1e9, need / 1e9, t->backend, mem / 1e9);
-        return -1;
-    }
-    return 0;
-}
-
-static int build_layout(const task_t *t, arena_layout_t *a, char *err, size_t n)
-{
-    memset(a, 0, sizeof *a);
-    op_params_t ragged, small;
-    op_validation_params(&t->op, &t->params, &ragged, &small);
-    static const char *names[N_SLOTS] = {"task", "ragged", "small", "timing", "timing2", "held"};
-    for (int s = 0; s < N_SLOTS; s++) {
-        const op_params_t *p = s == SLOT_RAGGED ? &ragged : s == SLOT_SMALL ? &small : &t->params;
-        if (layout_add_slot(a, names[s], &t->op, p, t->dtype, err, n) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-static int alloc_sets(worker_ctx_t *w)
-{
-    static const struct { int slot; const char *name; } def[N_SETS] = {
-        {SLOT_TASK, "task"},     {SLOT_RAGGED, "ragged"}, {SLOT_SMALL, "small"}, {SLOT_TIMING, "timing"},
-        {SLOT_TIMING2, "timing2"}, {SLOT_HELD, "held-1"}, {SLOT_HELD, "held-2"}, {SLOT_HELD, "held-3"}};
-    for (int s = 0; s < N_SETS; s++) {
-        const slot_layout_t *sl = &w->layout.slots[def[s].slot];
-        w->sets[s].slot = def[s].slot;
-        snprintf(w->sets[s].name, sizeof w->sets[s].name, "%s", def[s].name);
-        if (!(w->sets[s].pristine = malloc(sl->end - sl->begin)))
-            return -1;
-    }
-    return 0;
-}
-
-/* The task's state, kept while the task stays the same: 0, or the
- * ORACLE_* code with w->task_error. */
-static int ensure_task(worker_ctx_t *w, const json_t *task_json, const backend_t *b)
-{
-    char *key = task_key(task_json);
-    if (w->task_key && key && strcmp(key, w->task_key) == 0) {
-        free(key);
-        return w->task_status;
-    }
-    free_task(w);
-    w->task_key = key;
-    w->task_status = ORACLE_INVALID;
-    w->task_error[0] = 0;
-    w->backend = b;
-    task_init(&w->task);
-    w->task_loaded = 1;
-    char err[1024];
-    if (task_from_json(&w->task, task_json, NULL, err, sizeof err) != 0 ||
-        task_finalize(&w->task, err, sizeof err) != 0) {
-        snprintf(w->task_error, sizeof w->task_error, "bad task: %s", err);
-        return w->task_status;
-    }
-    if (worker_task_fits(&w->task, w->device, err, sizeof err) != 0) {
-        snprintf(w->task_error, sizeof w->task_error, "%s", err);
-        return w->task_status = ORACLE_ERROR;
-    }
-    if (build_layout(&w->task, &w->layout, err, sizeof err) != 0) {
-        snprintf(w->task_error, sizeof w->task_error, "bad task: %s", err);
-        return w->task_status;
-    }
-    if (alloc_sets(w) != 0) {
-        snprintf(w->task_error, sizeof w->task_error, "out of memory for the input sets");
-        return w->task_status = ORACLE_ERROR;
-    }
-    progress(w, "reference", "building and checking the reference", 0, 0);
-    oracle_env_t env = {.task = &w->task, .layout = &w->layout, .backend = b, .base = w->base,
-                        .counter = &w->counter, .uid = w->ref_uid, .rng = &w->rng};
-    w->oracle = oracle_reference_new(&env);
-    if (!w->oracle) {
-        snprintf(w->task_error, sizeof w->task_error, "out of memory");
-        return w->task_status = ORACLE_ERROR;
-    }
-    int rc = w->oracle->ops->prepare(w->oracle, w->task_error, sizeof w->task_error);
-    w->oracle_check = w->oracle->ops->describe(w->oracle);
-    if (rc != ORACLE_OK)
-        return w->task_status = rc;
-    /* The yardstick for this task's commands on this machine; without it
-     * the timing policy uses a fixed, looser bound (and says so). */
-    if (calibrate_task(w, err, sizeof err) != 0)
-        fprintf(stderr, "emile worker: %s\n", err);
-    if (!b->host_mem_limit || w->flush_buf) {
-        w->task_status = ORACLE_OK;
-        return 0;
-    }
-    char src[200];
-    w->flush_bytes = cache_flush_bytes("/sys", 0, src, sizeof src);
-    w->flush_buf = calloc(1, w->flush_bytes);
-    if (!w->flush_buf)
-        w->flush_bytes = 0;
-    w->task_status = ORACLE_OK;
-    return 0;
-}
-
-/* Every set of this evaluation drawn and answered.  0, or the ORACLE_*
- * code with err. */
-static int fill_sets(worker_ctx_t *w, char *err, size_t n)
-{
-    for (int s = 0; s < N_SETS; s++) {
-        char detail[64];
-        snprintf(detail, sizeof detail, "set %s (%d of %d)", w->sets[s].name, s + 1, N_SETS);
-        progress(w, "reference", detail, s + 1, N_SETS);
-        int rc = w->oracle->ops->fill(w->oracle, w->sets[s].slot, w->sets[s].name, w->sets[s].pristine,
-                                      w->sets[s].expected, err, n);
-        if (rc != ORACLE_OK)
-            return rc;
-    }
-    return ORACLE_OK;
-}
-
-/* ---- validation ---------------------------------------------------------------- */
-
-static int bind_all(eval_state_t *e)
-{
-    for (int s = 0; s < e->w->layout.n_slots; s++) {
-        char *line = layout_bind_line(&e->w->layout, s, "");
-        int rc = line ? runner_cmd(&e->cand, NULL, 0, 0, "bind", line + strlen("bind  ")) : RUNNER_ERR;
-        free(line);
-        if (rc != RUNNER_OK)
-            return rc;
-    }
-    return RUNNER_OK;
-}
-
-/* Full checks of the last run's outputs against set s (or against `against`
- * when given, with tolerance tol: the repeat run). */
-static int check_outputs(eval_state_t *e, int set, const char *name, void *const *against, double tol)
-{
-    const input_set_t *is = &e->w->sets[set];
-    const slot_layout_t *sl = &e->w->layout.slots[is->slot];
-    char msg[512];
-    for (int k = 0; k < sl->n_tensors; k++) {
-        if (!sl->is_out[k])
-            continue;
-        const void *exp = against ? against[k] : is->expected[k];
-        if (validate_output(sl, k, e->out[k], exp, is->pristine, tol, name, e->checks, against ? NULL : &e->max_err,
-                            msg, sizeof msg) != 0) {
-            eval_set_status(e->reply, "invalid", msg);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* The inputs and guards as drawn after a run (cuda: fetched back first). */
-static int check_inputs(eval_state_t *e, int set)
-{
-    const input_set_t *is = &e->w->sets[set];
-    const slot_layout_t *sl = &e->w->layout.slots[is->slot];
-    if (e->cuda) {
-        char args[64];
-        snprintf(args, sizeof args, "%zu %zu", sl->begin, sl->end - sl->begin);
-        int rc = runner_cmd(&e->cand, NULL, 0, 0, "fetch", args);
-        if (rc != RUNNER_OK) {
-            eval_runner_failure(e, rc, "fetch");
-            return -1;
-        }
-    }
-    char msg[512];
-    if (validate_inputs_and_guards(sl, e->cand.arena + sl->begin, is->pristine, msg, sizeof msg) != 0) {
-        eval_set_status(e->reply, "invalid", msg);
-        return -1;
-    }
-    return 0;
-}
-
-/* The outputs of the last run's data (no guards), copied. */
-static int keep_outputs(eval_state_t *e, void **keep)
-{
-    const slot_layout_t *sl = &e->w->layout.slots[e->out_slot];
-    for (int k = 0; k < sl->n_tensors; k++)
-        if (sl->is_out[k]) {
-            if (!(keep[k] = malloc(sl->bytes[k])))
-                return -1;
-            memcpy(keep[k], e->out[k] + LAYOUT_GUARD, sl->bytes[k]);
-        }
-    return 0;
-}
-
-static int validate_sets(eval_state_t *e)
-{
-    const int sets[] = {SET_TASK, SET_RAGGED, SET_SMALL};
-    char msg[512];
-    void *first[OP_MAX_TENSORS] = {0};
-    int ret = 0;
-    for (int i = 0; i < 3 && ret == 0; i++) {
-        int s = sets[i];
-        progress(e->w, "validate", e->w->sets[s].name, i + 1, 4);
-        run_result_t res;
-        int rc = cand_show(e, s);
-        if (rc == RUNNER_OK)
-            rc = cand_run(e, e->w->sets[s].slot, 0, &res);
-        if (rc != RUNNER_OK) {
-            eval_runner_failure(e, rc, e->w->sets[s].name);
-            ret = -1;
-        } else if (res.rc != 0) {
-            const char *name = emile_status_str(res.rc);
-            snprintf(msg, sizeof msg, "the kernel returned %d%s%s%s on set %s", res.rc, name ? " (" : "",
-                     name ? name : "", name ? ")" : "", e->w->sets[s].name);
-            eval_set_status(e->reply, "invalid", msg);
-            ret = -1;
-        } else if (check_outputs(e, s, e->w->sets[s].name, NULL, e->tol) != 0 || check_inputs(e, s) != 0) {
-            ret = -1;
-        } else if (s == SET_TASK && keep_outputs(e, first) != 0) {
-            eval_set_status(e->reply, "error", "out of memory");
-            ret = -1;
-        }
-    }
-    /* The first set again (its inputs are still in place): a race or a read
-     * of memory nothing wrote shows as a different answer. */
-    if (ret == 0) {
-        progress(e->w, "validate", "repeat", 4, 4);
-        run_result_t res;
-        int rc = cand_run(e, SLOT_TASK, 0, &res);
-        if (rc != RUNNER_OK) {
-            eval_runner_failure(e, rc, "repeat run");
-            ret = -1;
-        } else if (check_outputs(e, SET_TASK, "repeat", first, e->tol / 4) != 0) {
-            const char *m = json_string_value(json_object_get(e->reply, "error"));
-            snprintf(msg, sizeof msg, "a repeated run on the same inputs disagrees with the first (a race, or a "
-                                      "read of memory nothing wrote): %s", m ? m : "");
-            eval_set_status(e->reply, "invalid", msg);
-            ret = -1;
-        } else if ((rc = cand_settle(e)) != RUNNER_OK) {
-            eval_runner_failure(e, rc, "after validation");
-            ret = -1;
-        }
-    }
-    for (int k = 0; k < OP_MAX_TENSORS; k++)
-        free(first[k]);
-    return ret;
 }
 
 /* cuda: the launches of the last run; work on another stream than the
@@ -488,12 +198,12 @@ static void run_candidate(eval_state_t *e, const json_t *options, const char *di
         eval_runner_failure(e, rc, "loading the kernel");
         return;
     }
-    if ((rc = bind_all(e)) != RUNNER_OK) {
+    if ((rc = cand_bind(e)) != RUNNER_OK) {
         eval_runner_failure(e, rc, "bind");
         return;
     }
     e->cpu_mark = runner_cpu_ns(&e->cand);
-    if (validate_sets(e) != 0)
+    if (validate_candidate(e) != 0)
         return;
     json_object_set_new(e->validation, "ok", json_true());
     if (e->cuda && check_launches(e, kernels) != 0)
@@ -503,7 +213,7 @@ static void run_candidate(eval_state_t *e, const json_t *options, const char *di
     eval_set_status(e->reply, "valid", NULL);
     json_t *rep = json_object_get(e->reply, "report");
     if (rep && json_is_true(json_object_get(options, "counters"))) {
-        progress(e->w, "counters", "one more run under Nsight Compute", 0, 0);
+        worker_progress(e->w, "counters", "one more run under Nsight Compute", 0, 0);
         json_object_set_new(rep, "counters", device_counters(e, dir, so));
         json_object_set_new(rep, "diagnosis", profile_diagnose(rep, e->w->device, e->t->dtype));
     }
@@ -533,7 +243,7 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
         eval_set_status(e.reply, "error", err);
         return e.reply;
     }
-    int trc = ensure_task(w, task_json, e.b);
+    int trc = task_state_ensure(w, task_json, e.b);
     if (trc != ORACLE_OK) {
         eval_set_status(e.reply, trc == ORACLE_ERROR ? "error" : "reference_invalid", w->task_error);
         return e.reply;
@@ -551,7 +261,7 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
         eval_set_status(e.reply, "error", err);
         return e.reply;
     }
-    progress(w, "compile", json_string_value(json_object_get(options, "source_name")), 0, 0);
+    worker_progress(w, "compile", json_string_value(json_object_get(options, "source_name")), 0, 0);
     json_t *compile = json_object();
     json_object_set_new(e.reply, "compile", compile);
     e.validation = json_object();
@@ -574,7 +284,7 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
         kernels = json_array();
         json_object_set_new(compile, "inspect_error", json_string(err));
     }
-    int frc = fill_sets(w, err, sizeof err);
+    int frc = task_state_fill(w, err, sizeof err);
     if (frc != ORACLE_OK)
         eval_set_status(e.reply, frc == ORACLE_ERROR ? "error" : "reference_invalid", err);
     else

@@ -2,10 +2,12 @@
 #include "validate.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "numeric.h"
+#include "worker_internal.h"
 
 /* The guards around output k in block, against the pristine draw. */
 static int guards_intact(const slot_layout_t *sl, int k, const uint8_t *block, const uint8_t *pristine)
@@ -123,4 +125,115 @@ int validate_inputs_and_guards(const slot_layout_t *sl, const uint8_t *arena_slo
         pos = skip_to;
     }
     return 0;
+}
+
+/* ---- the candidate validated ------------------------------------------------ */
+
+/* Full checks of the last run's outputs against set s (or against `against`
+ * when given, with tolerance tol: the repeat run). */
+static int check_outputs(eval_state_t *e, int set, const char *name, void *const *against, double tol)
+{
+    const input_set_t *is = &e->w->sets[set];
+    const slot_layout_t *sl = &e->w->layout.slots[is->slot];
+    char msg[512];
+    for (int k = 0; k < sl->n_tensors; k++) {
+        if (!sl->is_out[k])
+            continue;
+        const void *exp = against ? against[k] : is->expected[k];
+        if (validate_output(sl, k, e->out[k], exp, is->pristine, tol, name, e->checks, against ? NULL : &e->max_err,
+                            msg, sizeof msg) != 0) {
+            eval_set_status(e->reply, "invalid", msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The inputs and guards as drawn after a run (cuda: fetched back first). */
+static int check_inputs(eval_state_t *e, int set)
+{
+    const input_set_t *is = &e->w->sets[set];
+    const slot_layout_t *sl = &e->w->layout.slots[is->slot];
+    if (e->cuda) {
+        char args[64];
+        snprintf(args, sizeof args, "%zu %zu", sl->begin, sl->end - sl->begin);
+        int rc = runner_cmd(&e->cand, NULL, 0, 0, "fetch", args);
+        if (rc != RUNNER_OK) {
+            eval_runner_failure(e, rc, "fetch");
+            return -1;
+        }
+    }
+    char msg[512];
+    if (validate_inputs_and_guards(sl, e->cand.arena + sl->begin, is->pristine, msg, sizeof msg) != 0) {
+        eval_set_status(e->reply, "invalid", msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* The outputs of the last run's data (no guards), copied. */
+static int keep_outputs(eval_state_t *e, void **keep)
+{
+    const slot_layout_t *sl = &e->w->layout.slots[e->out_slot];
+    for (int k = 0; k < sl->n_tensors; k++)
+        if (sl->is_out[k]) {
+            if (!(keep[k] = malloc(sl->bytes[k])))
+                return -1;
+            memcpy(keep[k], e->out[k] + LAYOUT_GUARD, sl->bytes[k]);
+        }
+    return 0;
+}
+
+int validate_candidate(eval_state_t *e)
+{
+    const int sets[] = {SET_TASK, SET_RAGGED, SET_SMALL};
+    char msg[512];
+    void *first[OP_MAX_TENSORS] = {0};
+    int ret = 0;
+    for (int i = 0; i < 3 && ret == 0; i++) {
+        int s = sets[i];
+        eval_progress(e, "validate", e->w->sets[s].name, i + 1, 4);
+        run_result_t res;
+        int rc = cand_show(e, s);
+        if (rc == RUNNER_OK)
+            rc = cand_run(e, e->w->sets[s].slot, 0, &res);
+        if (rc != RUNNER_OK) {
+            eval_runner_failure(e, rc, e->w->sets[s].name);
+            ret = -1;
+        } else if (res.rc != 0) {
+            const char *name = emile_status_str(res.rc);
+            snprintf(msg, sizeof msg, "the kernel returned %d%s%s%s on set %s", res.rc, name ? " (" : "",
+                     name ? name : "", name ? ")" : "", e->w->sets[s].name);
+            eval_set_status(e->reply, "invalid", msg);
+            ret = -1;
+        } else if (check_outputs(e, s, e->w->sets[s].name, NULL, e->tol) != 0 || check_inputs(e, s) != 0) {
+            ret = -1;
+        } else if (s == SET_TASK && keep_outputs(e, first) != 0) {
+            eval_set_status(e->reply, "error", "out of memory");
+            ret = -1;
+        }
+    }
+    /* The first set again (its inputs are still in place): a race or a read
+     * of memory nothing wrote shows as a different answer. */
+    if (ret == 0) {
+        eval_progress(e, "validate", "repeat", 4, 4);
+        run_result_t res;
+        int rc = cand_run(e, SLOT_TASK, 0, &res);
+        if (rc != RUNNER_OK) {
+            eval_runner_failure(e, rc, "repeat run");
+            ret = -1;
+        } else if (check_outputs(e, SET_TASK, "repeat", first, e->tol / 4) != 0) {
+            const char *m = json_string_value(json_object_get(e->reply, "error"));
+            snprintf(msg, sizeof msg, "a repeated run on the same inputs disagrees with the first (a race, or a "
+                                      "read of memory nothing wrote): %s", m ? m : "");
+            eval_set_status(e->reply, "invalid", msg);
+            ret = -1;
+        } else if ((rc = cand_settle(e)) != RUNNER_OK) {
+            eval_runner_failure(e, rc, "after validation");
+            ret = -1;
+        }
+    }
+    for (int k = 0; k < OP_MAX_TENSORS; k++)
+        free(first[k]);
+    return ret;
 }

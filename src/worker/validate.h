@@ -40,4 +40,12 @@ int validate_output_sampled(const slot_layout_t *sl, int k, const uint8_t *block
 int validate_inputs_and_guards(const slot_layout_t *sl, const uint8_t *arena_slot, const uint8_t *pristine,
                                char *msg, size_t n);
 
+/* The candidate on the three validation sets (the task's sizes, a ragged
+ * size, a small size with another batch): every output in full, the
+ * guards, the inputs unchanged; then the first set again, which must
+ * agree with the first run (a race, or a read of memory nothing wrote).
+ * 0, or -1 with the reply's status set. */
+struct eval_state;
+int validate_candidate(struct eval_state *e);
+
 #endif

@@ -114,7 +114,13 @@ void eval_set_status(json_t *reply, const char *status, const char *error);
 void eval_runner_failure(eval_state_t *e, int rc, const char *when);
 void eval_progress(eval_state_t *e, const char *phase, const char *detail, int k, int n);
 
+/* Progress of the current request (evaluate.c). */
+void worker_progress(worker_ctx_t *w, const char *phase, const char *detail, int k, int n);
+
 /* ---- candidate.c: the candidate's runner ------------------------------ */
+
+/* Bind every slot of the layout in the candidate's runner.  RUNNER_*. */
+int cand_bind(eval_state_t *e);
 
 /* Put set s into the candidate's arena: its pristine inputs and guards,
  * every output range poisoned (NaN), never a byte of the reference's; then

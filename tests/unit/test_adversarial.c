@@ -728,7 +728,7 @@ static void test_parallelism_one_thread(void **state)
 static void test_parallelism_two_threads(void **state)
 {
     (void)state;
-    check_parallelism(2, 0.17, 0.32);
+    check_parallelism(2, 0.20, 0.45);
 }
 
 /* The runner binary replaced on disk while the worker runs (a rebuild, a
