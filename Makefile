@@ -17,10 +17,13 @@ CFLAGS  += -std=c11 $(WARN) -fno-strict-aliasing
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lsqlite3 -lcurl -lmicrohttpd -lpcre2-8 -lutf8proc) -ldl -lm -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC    := $(sort $(filter-out src/cli/main.c src/runner/%,$(shell find src -name '*.c')))
-# The seccomp filter lives in src/sandbox: the runner installs
-# it, and so does the Tasting Room's engine child (src/taste/taste_confine.c).
-RUNNER_SRC := $(sort $(wildcard src/runner/*.c) src/sandbox/seccomp_filter.c)
+# The runner's cache sizing (src/runner/cache_size.c) is in the library too,
+# for its unit test.
+LIB_SRC    := $(sort $(filter-out src/cli/main.c src/runner/%,$(shell find src -name '*.c')) src/runner/cache_size.c)
+# The seccomp filter and Landlock live in src/sandbox: the runner installs
+# them, and the Tasting Room's engine child (src/taste/taste_confine.c) and
+# the compile sandbox use them too.
+RUNNER_SRC := $(sort $(wildcard src/runner/*.c) src/sandbox/seccomp_filter.c src/sandbox/landlock.c)
 TEST_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
 
@@ -73,9 +76,11 @@ build/emile-san: build/san/src/cli/main.o build/libemile-san.a
 	$(CC) $(CFLAGS) $(SAN) $^ -o $@ $(LDLIBS)
 
 # The runner hosts untrusted kernels: small, no sanitizer runtime (which
-# would fight the memory limit), no library but libdl.
-build/emile-runner: $(RUNNER_SRC:%.c=build/obj/%.o)
-	$(CC) $(CFLAGS) -rdynamic $^ -o $@ -ldl -lm -lpthread
+# would fight the memory limit), no library but libdl.  It exports nothing
+# but the CUDA launch entry points it interposes (src/runner/exports.list):
+# no function or variable of the runner is reachable by name from a kernel.
+build/emile-runner: $(RUNNER_SRC:%.c=build/obj/%.o) src/runner/exports.list
+	$(CC) $(CFLAGS) -Wl,--dynamic-list=src/runner/exports.list $(filter %.o,$^) -o $@ -ldl -lm -lpthread
 
 build/test/%: tests/unit/%.c build/libemile-san.a
 	@mkdir -p $(dir $@)

@@ -11,7 +11,9 @@
  * a kernel owns nothing that outlives the call.  It may launch any number of
  * inner kernels (OpenMP regions, CUDA launches) but must have finished all of
  * its work on the given stream when the stream is synchronised (cuda) or when
- * the call returns (cpu).  Return 0 on success, non-zero on failure.
+ * the call returns (cpu).  Return EMILE_OK (0) on success, one of the
+ * EMILE_ERR_* codes below on failure (any other non-zero value is a failure
+ * too; the harness then says only its number).
  *
  * Tensors arrive in the op's order (inputs first, then outputs) and are also
  * found by name.  Strides are in elements, not bytes.  Op parameters (sizes,
@@ -77,6 +79,40 @@ typedef struct emile_args {
 } emile_args_t;
 
 typedef int (*emile_kernel_fn)(const emile_args_t *args);
+
+/* Return codes.  0 is success; the others name why a kernel refused or
+ * failed, so that the harness can say which limit or unsupported case was
+ * hit.  Values are part of the ABI: never renumber.  (A kernel may also
+ * print one line to stderr saying more; the harness quotes it, filtered.) */
+enum {
+    EMILE_OK = 0,
+    EMILE_ERR_ARGS = 1,        /* a tensor missing, of the wrong rank, or abi_version unknown */
+    EMILE_ERR_SHAPE = 2,       /* shapes that disagree with each other or with the params */
+    EMILE_ERR_PARAM = 3,       /* a parameter out of range (a size <= 0, heads not divisible) */
+    EMILE_ERR_DTYPE = 4,       /* a dtype the kernel does not support */
+    EMILE_ERR_LIMIT = 5,       /* a size beyond what the kernel supports (grid, index width) */
+    EMILE_ERR_MEMORY = 6,      /* scratch memory could not be allocated */
+    EMILE_ERR_DEVICE = 7,      /* a device call or launch failed */
+    EMILE_ERR_UNSUPPORTED = 8  /* a case the kernel does not implement (e.g. non-causal) */
+};
+
+/* The name and meaning of a return code ("EMILE_ERR_DTYPE: a dtype the
+ * kernel does not support"), or NULL for a number the ABI does not name. */
+static inline const char *emile_status_str(int rc)
+{
+    switch (rc) {
+    case EMILE_OK: return "EMILE_OK: success";
+    case EMILE_ERR_ARGS: return "EMILE_ERR_ARGS: a tensor missing, of the wrong rank, or an unknown ABI version";
+    case EMILE_ERR_SHAPE: return "EMILE_ERR_SHAPE: shapes that disagree with each other or with the params";
+    case EMILE_ERR_PARAM: return "EMILE_ERR_PARAM: a parameter out of range";
+    case EMILE_ERR_DTYPE: return "EMILE_ERR_DTYPE: a dtype the kernel does not support";
+    case EMILE_ERR_LIMIT: return "EMILE_ERR_LIMIT: a size beyond what the kernel supports";
+    case EMILE_ERR_MEMORY: return "EMILE_ERR_MEMORY: scratch memory could not be allocated";
+    case EMILE_ERR_DEVICE: return "EMILE_ERR_DEVICE: a device call or launch failed";
+    case EMILE_ERR_UNSUPPORTED: return "EMILE_ERR_UNSUPPORTED: a case the kernel does not implement";
+    default: return 0;
+    }
+}
 
 /* The name of the entry point every kernel exports. */
 #define EMILE_ENTRY_SYMBOL "emile_kernel"

@@ -16,7 +16,7 @@
 typedef struct run_timing {
     int rc;                /* the kernel's return value */
     double elapsed_ns;     /* the time that counts */
-    double cpu_ns;         /* process CPU time during the call (cpu) */
+    double cpu_ns;         /* CPU time of all threads during the call (cpu; runner_main) */
     double wall_ns;        /* host wall time, call to completion */
     int escaped;           /* work finished after the stream's end event */
 } run_timing_t;
@@ -24,7 +24,8 @@ typedef struct run_timing {
 typedef struct device {
     const char *name;
     /* Before seccomp: open the device, allocate a device arena of `bytes`
-     * (NULL on cpu: the host arena is used directly), a flush buffer. */
+     * (NULL on cpu: the host arena is used directly), a flush buffer (its
+     * size and how it was chosen in flush_bytes and flush_source). */
     int (*init)(struct device *d, uint8_t *host_arena, size_t bytes, char *err, size_t n);
     /* Device address of arena offset off. */
     void *(*ptr)(struct device *d, size_t off);
@@ -40,6 +41,8 @@ typedef struct device {
     void *stream;
     uint8_t *host;
     size_t bytes;
+    size_t flush_bytes;
+    char flush_source[200];
     void *priv;
 } device_t;
 

@@ -1,14 +1,18 @@
 /* device_cpu.c -- the cpu "device": tensors live in the shared host arena
  * itself, so upload and download are no-ops and the worker sees outputs as
- * soon as they are written.  The timer is the host's monotonic clock; the
- * process CPU clock beside it tells how many cores the kernel kept busy. */
+ * soon as they are written (it reads them from its own mapping).  The timer
+ * is the host's monotonic clock; the runner reads every thread's CPU clock
+ * around the call to tell how many cores the kernel kept busy. */
 #include "device.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "runner/cache_size.h"
 
 typedef struct cpu_priv {
     uint8_t *flush_buf;
@@ -22,12 +26,24 @@ static double now_ns(clockid_t c)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static size_t llc_bytes(void)
+/* What the memory limit (RLIMIT_AS, set by the worker from the task's
+ * limit) leaves for the flush buffer: a quarter of the room not mapped yet,
+ * so the kernel keeps the rest; 0 when there is no limit. */
+static size_t flush_cap(void)
 {
-    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    long c = l3 > 0 ? l3 : (l2 > 0 ? l2 : 32L << 20);
-    return (size_t)c;
+    struct rlimit r;
+    if (getrlimit(RLIMIT_AS, &r) != 0 || r.rlim_cur == RLIM_INFINITY)
+        return 0;
+    size_t mapped = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        unsigned long pages = 0;
+        if (fscanf(f, "%lu", &pages) == 1)
+            mapped = (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+        fclose(f);
+    }
+    size_t limit = (size_t)r.rlim_cur;
+    return limit > mapped ? (limit - mapped) / 4 : 1;
 }
 
 static int cpu_init(device_t *d, uint8_t *host, size_t bytes, char *err, size_t n)
@@ -37,15 +53,16 @@ static int cpu_init(device_t *d, uint8_t *host, size_t bytes, char *err, size_t 
         snprintf(err, n, "out of memory");
         return -1;
     }
-    /* Twice the last-level cache, at least 32 MiB: writing it evicts the
-     * kernel's inputs, so every timed run starts from memory. */
-    p->flush_bytes = 2 * llc_bytes();
-    if (p->flush_bytes < (32u << 20))
-        p->flush_bytes = 32u << 20;
+    /* Twice the last-level cache from sysfs (never sysconf: see
+     * cache_size.h), within what the memory limit leaves: writing it evicts
+     * the kernel's inputs, so every timed run starts from memory. */
+    p->flush_bytes = cache_flush_bytes("/sys", flush_cap(), d->flush_source, sizeof d->flush_source);
+    d->flush_bytes = p->flush_bytes;
     p->flush_buf = malloc(p->flush_bytes);
     if (!p->flush_buf) {
         free(p);
-        snprintf(err, n, "cannot allocate the cache-flush buffer");
+        snprintf(err, n, "cannot allocate the cache-flush buffer (%zu MiB: %s)", d->flush_bytes >> 20,
+                 d->flush_source);
         return -1;
     }
     memset(p->flush_buf, 1, p->flush_bytes);
@@ -104,14 +121,11 @@ static int cpu_timed_call(device_t *d, emile_kernel_fn fn, emile_args_t *args, r
                           char *err, size_t n)
 {
     (void)d; (void)err; (void)n;
-    double c0 = now_ns(CLOCK_PROCESS_CPUTIME_ID);
     double t0 = now_ns(CLOCK_MONOTONIC);
     t->rc = fn(args);
     double t1 = now_ns(CLOCK_MONOTONIC);
-    double c1 = now_ns(CLOCK_PROCESS_CPUTIME_ID);
     t->elapsed_ns = t1 - t0;
     t->wall_ns = t1 - t0;
-    t->cpu_ns = c1 - c0;
     t->escaped = 0;
     return 0;
 }

@@ -65,9 +65,9 @@ typedef struct cuda_priv {
 #define CUDA_STREAM_ATTR_ACCESS_POLICY_WINDOW 1
 
 /* ---- launch capture ---------------------------------------------------
- * The runner exports cudaLaunchKernel (linked with -rdynamic), so a
- * candidate's <<<...>>> launches resolve to this function before the
- * runtime's: each launch's configuration and the kernel's resources are
+ * The runner exports cudaLaunchKernel and the two __cudaLaunchKernel entry
+ * points (and nothing else: src/runner/exports.list), so a candidate's
+ * <<<...>>> launches resolve to these functions before the runtime's: each launch's configuration and the kernel's resources are
  * recorded, then the real launch is made.  Per-kernel reports come from
  * here (name, grid, block, registers, shared and local memory). */
 static cuda_api_t *g_api;
@@ -205,6 +205,9 @@ static int cuda_init(device_t *d, uint8_t *host, size_t bytes, char *err, size_t
     int l2 = 0;
     p->api.DeviceGetAttribute(&l2, CUDA_ATTR_L2_CACHE_SIZE, 0);
     p->flush_bytes = (size_t)(l2 > 0 ? l2 : (50 << 20)) * 4;
+    d->flush_bytes = p->flush_bytes;
+    snprintf(d->flush_source, sizeof d->flush_source, "%s x 4",
+             l2 > 0 ? "the device's L2 size (cudaDevAttrL2CacheSize)" : "50 MiB assumed (no L2 size reported)");
     CK(p->api.Malloc(&p->flush_buf, p->flush_bytes), "cudaMalloc(flush)");
     CK(p->api.StreamCreate(&d->stream), "cudaStreamCreate");
     g_api = &p->api;

@@ -1,44 +1,74 @@
 /*
  * runner_main.c -- emile-runner: the process that hosts ONE kernel (a
- * candidate or a reference) for the worker.  Started by the worker inside
- * the sandbox (process group, resource limits, private directory, no
- * network where the kernel allows it); it then drops root, installs the
- * seccomp filter, loads the kernel and obeys line commands on the control
- * socket.  The reference and the candidates live in different runners with
- * different arenas, so a candidate can neither call nor read the reference.
+ * candidate or a reference) for the worker, or none (--null: the worker's
+ * yardstick for the round trip of its commands).  Started by the worker
+ * inside the sandbox (new pid, mount, IPC and network namespaces where the
+ * kernel allows them, a session of its own, resource limits, a private
+ * directory); it then drops root, sizes its device, confines its file
+ * system view (Landlock), installs the seccomp filters, loads the kernel
+ * and obeys line commands on the control socket.  The reference and the
+ * candidates live in different runners with different arenas, so a
+ * candidate can neither call nor read the reference.
  *
- *   emile-runner CTL_FD ARENA_FD BACKEND KERNEL_SO [--no-seccomp] [--user UID]
+ *   emile-runner CTL_FD ARENA_FD BACKEND KERNEL_SO|--null [--no-seccomp] [--no-landlock] [--user UID]
+ *
+ * (--no-seccomp and --no-landlock: for a profiler that injects code into
+ * the runner and talks to its host, on a kernel already validated.)
+ *
+ * Nothing the runner says is believed because it says it: the kernel shares
+ * this address space and may rewrite any of it.  The worker times every
+ * command with its own clock, reads outputs from its own mapping of the
+ * arena (cpu), parses every reply strictly and checks the runner's CPU
+ * clock from outside.  What the runner reports (the kernel's time inside
+ * the call, its threads' CPU time) is cross-checked against those.
+ *
+ * Greeting, before the kernel is loaded (so still the runner's own words):
+ *   init seccomp=S landlock=ABI uid=UID omp=passive|user flush=BYTES flush_source=TEXT...
+ * then, once it is loaded: "ready", or "fatal message".
  *
  * Commands (one line each; NONCE is the worker's random token, echoed so a
- * kernel cannot forge a reply it did not see):
+ * stale or forged line is recognised):
  *   bind NONCE SLOT NPARAMS {NAME VALUE}* NTENSORS
  *        {NAME DTYPE NDIM SHAPE.. STRIDES.. OFFSET BYTES IS_OUT SNAP_OFFSET GUARD}*
  *   upload NONCE OFFSET BYTES        host arena -> device arena
  *   fetch NONCE OFFSET BYTES         device arena -> host arena (same offset)
- *   run NONCE SLOT POISON FLUSH      -> ok NONCE RC ELAPSED_NS CPU_NS WALL_NS ESCAPED
+ *   prep NONCE SLOT FLUSH            poison the slot's outputs; cpu: flush the
+ *                                    caches now; cuda: queue the L2 flush for
+ *                                    the next run; then synchronise (not timed)
+ *   run NONCE SLOT                   the timed call only
+ *                                    -> ok NONCE RC ELAPSED_NS CPU_NS ESCAPED
+ *   snap NONCE SLOT                  each output with its guards -> its
+ *                                    snapshot offset in the host arena
+ *   launches NONCE                   (cuda) the launches of the last run
+ *   ping NONCE                       -> ok NONCE
  *   quit
  * Replies: "ok NONCE ..." or "err NONCE message".  A fatal event (forbidden
- * system call) is reported as "fatal message" before exiting.
+ * system call, a fatal signal) is reported as "fatal message" before exiting.
  */
+#include <dirent.h>
 #include <dlfcn.h>
-#include <limits.h>
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 #include "device.h"
-#include "launches.h"
 #include "emile.h"
+#include "launches.h"
+#include "sandbox/landlock.h"
 #include "sandbox/seccomp_filter.h"
 
 #define MAX_SLOTS 8
@@ -60,6 +90,7 @@ typedef struct slot {
 
 static int g_ctl = -1;
 static slot_t g_slots[MAX_SLOTS];
+static int g_flush_pending;          /* cuda: the next run starts with an L2 flush */
 
 static void reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void reply(const char *fmt, ...)
@@ -86,15 +117,36 @@ static void reply(const char *fmt, ...)
     }
 }
 
+/* Write msg to the control socket and stderr (async-signal-safe). */
+static void say_fatal(const char *msg, size_t n)
+{
+    ssize_t w1 = write(g_ctl, msg, n);
+    ssize_t w2 = write(2, msg, n);
+    (void)w1;
+    (void)w2;
+}
+
 /* SIGSYS from the seccomp filter: name the call and leave. */
 static void on_sigsys(int sig, siginfo_t *si, void *uc)
 {
     (void)sig;
     char msg[640], what[400] = "";
+    const char *name = seccomp_syscall_name(si->si_syscall);
 #if defined(__x86_64__)
+    const greg_t *g = uc ? ((ucontext_t *)uc)->uc_mcontext.gregs : NULL;
+    if (g && (si->si_syscall == SYS_mmap || si->si_syscall == SYS_mprotect || si->si_syscall == SYS_pkey_mprotect)) {
+        long prot = (long)g[REG_RDX];
+        long flags = si->si_syscall == SYS_mmap ? (long)g[REG_R10] : 0;
+        if ((prot & PROT_WRITE) || (flags & MAP_ANONYMOUS) || si->si_syscall != SYS_mmap)
+            name = si->si_syscall == SYS_mmap
+                       ? "mmap (anonymous or writable executable memory: code that no file backs)"
+                       : "mprotect (memory made executable: code that no file backs, or loaded at run time)";
+        else
+            name = "mmap (executable memory: the kernel loaded code at run time)";
+    }
     /* mmap(addr, len, prot, flags, fd, off): name the file being mapped. */
-    if (si->si_syscall == SYS_mmap && uc) {
-        long fd = (long)((ucontext_t *)uc)->uc_mcontext.gregs[REG_R8];
+    if (g && si->si_syscall == SYS_mmap) {
+        long fd = (long)g[REG_R8];
         char link[64];
         int ln = snprintf(link, sizeof link, "/proc/self/fd/%ld", fd);
         if (fd >= 0 && ln > 0) {
@@ -107,98 +159,171 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
         }
     }
 #endif
-    int n = snprintf(msg, sizeof msg, "fatal forbidden system call: %s (nr %d)%s\n",
-                     seccomp_syscall_name(si->si_syscall), si->si_syscall, what);
-    if (n > 0) {
-        ssize_t w1 = write(g_ctl, msg, (size_t)n);
-        ssize_t w2 = write(2, msg, (size_t)n);
-        (void)w1; (void)w2;
-    }
+    int n = snprintf(msg, sizeof msg, "fatal forbidden system call: %s (nr %d)%s\n", name, si->si_syscall, what);
+    if (n > 0)
+        say_fatal(msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1));
     _exit(98);
 }
 
+/* The first process of a pid namespace ignores the signals it sends itself
+ * with their default action (abort()'s SIGABRT, a file-size limit's
+ * SIGXFSZ): as pid 1, the runner gives them back their usual end, and
+ * says which signal it was. */
+static void on_fatal_signal(int sig)
+{
+    char msg[160];
+    int n = snprintf(msg, sizeof msg, "fatal killed by signal %d (%s)\n", sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+    if (n > 0)
+        say_fatal(msg, (size_t)n);
+    _exit(128 + sig);
+}
+
+static void act_as_init(void)
+{
+    static const int sigs[] = {SIGABRT, SIGTERM, SIGINT,  SIGHUP,    SIGQUIT, SIGXCPU,
+                               SIGXFSZ, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
+/* One command line from the control socket (peeked, then taken up to its
+ * newline: two calls, not one per byte).  Its length, or -1 at the end. */
 static int read_line(int fd, char *buf, size_t n)
 {
     size_t len = 0;
-    while (len + 1 < n) {
-        char c;
-        ssize_t r = read(fd, &c, 1);
-        if (r == 0)
+    for (;;) {
+        char tmp[LINE_MAX_LEN];
+        ssize_t got = recv(fd, tmp, sizeof tmp, MSG_PEEK);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
             return len ? (int)len : -1;
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (c == '\n')
+        char *nl = memchr(tmp, '\n', (size_t)got);
+        size_t take = nl ? (size_t)(nl - tmp) + 1 : (size_t)got;
+        ssize_t k = recv(fd, tmp, take, 0);
+        if (k <= 0)
+            continue;
+        size_t data = nl && (size_t)k == take ? (size_t)k - 1 : (size_t)k;
+        for (size_t i = 0; i < data && len + 1 < n; i++)
+            buf[len++] = tmp[i];
+        if (nl && (size_t)k == take)
             break;
-        buf[len++] = c;
     }
     buf[len] = 0;
     return (int)len;
 }
 
-/* Executable file mappings: a kernel that loads another shared object at
- * run time (e.g. the reference) is rejected. */
-static char g_baseline_maps[256][256];
-static int g_n_baseline;
+/* ---- executable mappings ---------------------------------------------- */
 
-static int scan_exec_maps(char (*out)[256], int max)
+/* Executable mappings: a kernel that loads another shared object at run
+ * time (e.g. the reference), or makes code in memory no file backs, is
+ * rejected.  Baselines: the file paths, and the anonymous executable
+ * ranges (none on cpu; the CUDA driver may have some), seen before. */
+#define MAX_MAPS 256
+typedef struct exec_maps {
+    int n_files, n_anon;
+    char files[MAX_MAPS][512];
+    char anon[32][64];          /* "start-end" */
+} exec_maps_t;
+
+static exec_maps_t g_baseline;
+
+static int scan_exec_maps(exec_maps_t *m)
 {
+    m->n_files = m->n_anon = 0;
     FILE *f = fopen("/proc/self/maps", "re");
     if (!f)
         return -1;
     char line[1024];
-    int n = 0;
     while (fgets(line, sizeof line, f)) {
-        char perms[8] = {0}, path[512] = {0};
-        if (sscanf(line, "%*s %7s %*s %*s %*s %511[^\n]", perms, path) < 1)
+        char range[64] = {0}, perms[8] = {0}, path[512] = {0};
+        if (sscanf(line, "%63s %7s %*s %*s %*s %511[^\n]", range, perms, path) < 2)
             continue;
-        if (perms[2] != 'x' || path[0] != '/')
+        if (perms[2] != 'x')
             continue;
+        if (path[0] != '/') {
+            /* [vdso] and [vsyscall] are the kernel's own. */
+            if (strcmp(path, "[vdso]") != 0 && strcmp(path, "[vsyscall]") != 0 && strcmp(path, "[uprobes]") != 0 &&
+                m->n_anon < 32)
+                snprintf(m->anon[m->n_anon++], 64, "%s", range);
+            continue;
+        }
         /* A binary replaced on disk (a rebuild) shows as "PATH (deleted)". */
         char *del = strstr(path, " (deleted)");
         if (del)
             *del = 0;
         int dup = 0;
-        for (int i = 0; i < n; i++)
-            dup |= strcmp(out[i], path) == 0;
-        if (!dup && n < max)
-            snprintf(out[n++], 256, "%s", path);
+        for (int i = 0; i < m->n_files; i++)
+            dup |= strcmp(m->files[i], path) == 0;
+        if (!dup && m->n_files < MAX_MAPS)
+            snprintf(m->files[m->n_files++], 512, "%s", path);
     }
     fclose(f);
-    return n;
+    return 0;
 }
 
 /* Libraries a kernel may legitimately bring in when it is loaded: the
- * compiler's and CUDA's runtimes (its DT_NEEDED entries). */
+ * compiler's and CUDA's runtimes (its DT_NEEDED entries), matched on the
+ * whole name ("librt" does not admit librtmp.so). */
 static int runtime_library(const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    const char *ok[] = {"libgomp", "libm.", "libm-", "libstdc++", "libgcc_s", "libcudart", "libcuda.",
-                        "libnvidia", "libc.", "libc-", "libdl", "libpthread", "librt", "ld-linux", "libmvec"};
-    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-        if (strncmp(base, ok[i], strlen(ok[i])) == 0)
+    const char *ok[] = {"libgomp", "libm", "libstdc++", "libgcc_s", "libcudart", "libcuda", "libnvidia",
+                        "libc", "libdl", "libpthread", "librt", "ld-linux-x86-64", "ld-linux", "libmvec"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        size_t l = strlen(ok[i]);
+        if (strncmp(base, ok[i], l) == 0 && (base[l] == '.' || base[l] == '-'))
             return 1;
+    }
     return 0;
 }
 
-static const char *new_exec_mapping(void)
+/* Code that appeared since the baseline ("anonymous executable memory
+ * RANGE", or a file not known before and not allowed by `allowed`), or
+ * NULL. */
+static const char *new_exec_code(int (*allowed)(const char *path), const char *self)
 {
-    static char now[256][256];
-    int n = scan_exec_maps(now, 256);
-    for (int i = 0; i < n; i++) {
+    static exec_maps_t now;
+    static char what[320];
+    if (scan_exec_maps(&now) != 0)
+        return NULL;
+    for (int i = 0; i < now.n_anon; i++) {
         int known = 0;
-        for (int j = 0; j < g_n_baseline && !known; j++)
-            known = strcmp(now[i], g_baseline_maps[j]) == 0;
-        /* The CUDA driver maps its own libraries lazily. */
-        if (!known && !strstr(now[i], "libcuda") && !strstr(now[i], "libnvidia") &&
-            !strstr(now[i], "libcudart"))
-            return now[i];
+        for (int j = 0; j < g_baseline.n_anon && !known; j++)
+            known = strcmp(now.anon[i], g_baseline.anon[j]) == 0;
+        if (!known) {
+            snprintf(what, sizeof what, "anonymous executable memory at %s (code that no file backs)", now.anon[i]);
+            return what;
+        }
+    }
+    for (int i = 0; i < now.n_files; i++) {
+        int known = (self && strcmp(now.files[i], self) == 0) || (allowed && allowed(now.files[i]));
+        for (int j = 0; j < g_baseline.n_files && !known; j++)
+            known = strcmp(now.files[i], g_baseline.files[j]) == 0;
+        if (!known) {
+            snprintf(what, sizeof what, "%s", now.files[i]);
+            return what;
+        }
     }
     return NULL;
 }
+
+/* The CUDA driver maps its own libraries lazily. */
+static int cuda_library(const char *path)
+{
+    return strstr(path, "libcuda") || strstr(path, "libnvidia") || strstr(path, "libcudart");
+}
+
+static int cuda_or_runtime_library(const char *path)
+{
+    return cuda_library(path) || runtime_library(path);
+}
+
+/* ---- commands ------------------------------------------------------------ */
 
 static int parse_bind(char *save, device_t *dev, char *err, size_t n)
 {
@@ -263,139 +388,120 @@ bad:
 #undef NEXT
 }
 
-static int do_run(device_t *dev, emile_kernel_fn fn, slot_t *sl, int poison, int flush,
-                  run_timing_t *t, char *err, size_t n)
+/* The CPU time of every thread of this process, summed (ns).  Each
+ * thread's own clock, not the process clock: without a CPU-time rlimit the
+ * process clock does not see other threads' time since their last tick,
+ * and with one it moves in whole ticks -- either way 0 or 2.35 cores for a
+ * 100 us kernel.  A thread's clock read by another thread of the process
+ * is exact (the scheduler brings it up to date). */
+static double threads_cpu_ns(void)
 {
-    for (int i = 0; i < sl->n_tensors; i++)
-        if (sl->is_out[i] && poison && dev->poison(dev, sl->off[i], sl->bytes[i], err, n) != 0)
-            return -1;
-    if (flush && dev->flush(dev, err, n) != 0)
-        return -1;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return 0;
+    double sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long tid = atol(e->d_name);
+        if (tid <= 0)
+            continue;
+        /* MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED) of the kernel's uapi. */
+        clockid_t c = (clockid_t)((~(unsigned long)tid << 3) | 6);
+        struct timespec ts;
+        if (clock_gettime(c, &ts) == 0)
+            sum += (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+    }
+    closedir(d);
+    return sum;
+}
+
+static double process_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static emile_args_t args_for(device_t *dev, slot_t *sl, emile_tensor_t *copy)
+{
+    /* A kernel may scribble over the descriptors: give it a copy. */
+    memcpy(copy, sl->tensors, sizeof sl->tensors);
     emile_args_t args = {
         .abi_version = EMILE_ABI_VERSION,
         .n_tensors = sl->n_tensors,
-        .tensors = sl->tensors,
+        .tensors = copy,
         .n_params = sl->n_params,
         .params = sl->params,
         .stream = dev->stream,
     };
-    /* A kernel may scribble over the descriptors: give it a copy. */
+    return args;
+}
+
+/* prep: poison every output, flush (cpu now; cuda with the next run),
+ * then wait until the device is idle.  Not timed. */
+static int do_prep(device_t *dev, slot_t *sl, int flush, int cuda, char *err, size_t n)
+{
+    for (int i = 0; i < sl->n_tensors; i++)
+        if (sl->is_out[i] && dev->poison(dev, sl->off[i], sl->bytes[i], err, n) != 0)
+            return -1;
+    if (cuda)
+        g_flush_pending = flush;
+    else if (flush && dev->flush(dev, err, n) != 0)
+        return -1;
+    return dev->healthy(dev, err, n);
+}
+
+/* run: the timed call and nothing else (on cuda the queued flush first,
+ * as before every timed call: it keeps the GPU busy while the kernel's
+ * host code prepares its launches). */
+static int do_run(device_t *dev, emile_kernel_fn fn, slot_t *sl, int cuda, run_timing_t *t, char *err, size_t n)
+{
     emile_tensor_t copy[MAX_TENSORS];
-    memcpy(copy, sl->tensors, sizeof copy);
-    args.tensors = copy;
+    emile_args_t args = args_for(dev, sl, copy);
+    if (cuda && g_flush_pending && dev->flush(dev, err, n) != 0)
+        return -1;
+    g_flush_pending = 0;
+    double c0 = cuda ? 0 : threads_cpu_ns(), p0 = cuda ? 0 : process_cpu_ns();
     if (dev->timed_call(dev, fn, &args, t, err, n) != 0)
         return -1;
-    /* Snapshot each output with its guards right away: work a kernel left
-     * running after it returned is missing from what the worker checks. */
+    if (!cuda) {
+        /* Live threads' own clocks are exact; threads that ended during the
+         * call are only in the process clock (exact for them, and for
+         * threads that are not running now: OpenMP's sleep between
+         * regions). The larger of the two. */
+        double by_thread = threads_cpu_ns() - c0, by_process = process_cpu_ns() - p0;
+        t->cpu_ns = by_thread > by_process ? by_thread : by_process;
+    }
+    return dev->healthy(dev, err, n);
+}
+
+static int do_snap(device_t *dev, slot_t *sl, char *err, size_t n)
+{
     for (int i = 0; i < sl->n_tensors; i++)
         if (sl->is_out[i] &&
             dev->download(dev, sl->off[i] - sl->guard[i], sl->bytes[i] + 2 * sl->guard[i], sl->snap[i], err, n) != 0)
             return -1;
-    return dev->healthy(dev, err, n);
+    return 0;
 }
 
-int main(int argc, char **argv)
+/* The kernel of --null: does nothing, launches nothing. */
+static int null_kernel(const emile_args_t *args)
 {
-    if (argc < 5) {
-        fprintf(stderr, "usage: emile-runner CTL_FD ARENA_FD BACKEND KERNEL_SO [--no-seccomp] [--user UID]\n"
-                        "(started by `emile worker`, not by hand)\n");
-        return 2;
-    }
-    g_ctl = atoi(argv[1]);
-    int arena_fd = atoi(argv[2]);
-    const char *backend = argv[3], *so_path = argv[4];
-    int use_seccomp = 1;
-    long uid = -1;
-    for (int i = 5; i < argc; i++) {
-        if (strcmp(argv[i], "--no-seccomp") == 0)
-            use_seccomp = 0;
-        else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
-            uid = atol(argv[++i]);
-    }
-    char err[512] = {0};
-    struct stat st;
-    if (fstat(arena_fd, &st) != 0) {
-        reply("fatal arena: %s", strerror(errno));
-        return 3;
-    }
-    uint8_t *arena = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, arena_fd, 0);
-    if (arena == MAP_FAILED) {
-        reply("fatal mmap arena: %s", strerror(errno));
-        return 3;
-    }
-    if (uid >= 0 && geteuid() == 0) {
-        if (setgroups(0, NULL) != 0 || setgid((gid_t)uid) != 0 || setuid((uid_t)uid) != 0) {
-            reply("fatal cannot drop privileges to uid %ld: %s", uid, strerror(errno));
-            return 3;
-        }
-    }
-    /* Die with the worker (set after the uid change, which clears it). */
-    pid_t parent = getppid();
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (getppid() != parent)
-        return 7;
-    /* Not dumpable: no other process of the sandbox user (another runner,
-     * e.g. the reference's) can open our /proc/PID/mem, and we cannot open
-     * theirs because they did the same. */
-    if (!getenv("EMILE_RUNNER_DUMPABLE"))
-        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    /* Load CUDA modules when the kernel is loaded, not at its first launch:
-     * the driver's work is done before the exec-mapping filter goes on. */
-    if (strcmp(backend, "cuda") == 0)
-        setenv("CUDA_MODULE_LOADING", "EAGER", 1);
-    device_t *dev = strcmp(backend, "cuda") == 0 ? device_cuda() : device_cpu();
-    if (!dev || dev->init(dev, arena, (size_t)st.st_size, err, sizeof err) != 0) {
-        reply("fatal device init: %s", err[0] ? err : "backend not available");
-        return 4;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_sigsys;
-    sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGSYS, &sa, NULL);
-    int seccomp_on = 0;
-    if (use_seccomp) {
-        if (seccomp_install(strcmp(backend, "cuda") == 0, g_ctl, err, sizeof err) == 0)
-            seccomp_on = 1;
-        else
-            fprintf(stderr, "emile-runner: %s (continuing without the filter)\n", err);
-    }
-    g_n_baseline = scan_exec_maps(g_baseline_maps, 256);
-    void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
-    if (h) {
-        /* Code its constructors loaded is as foreign as code loaded later. */
-        char resolved[4096];
-        const char *self = realpath(so_path, resolved) ? resolved : so_path;
-        static char after[256][256];
-        int na = scan_exec_maps(after, 256);
-        for (int i = 0; i < na; i++) {
-            int known = 0;
-            for (int j = 0; j < g_n_baseline && !known; j++)
-                known = strcmp(after[i], g_baseline_maps[j]) == 0;
-            if (!known && strcmp(after[i], self) != 0 && !runtime_library(after[i])) {
-                reply("fatal the kernel loaded code while being loaded: %s", after[i]);
-                return 5;
-            }
-        }
-    }
-    if (!h) {
-        reply("fatal cannot load kernel: %s", dlerror());
-        return 5;
-    }
-    emile_kernel_fn fn = (emile_kernel_fn)dlsym(h, EMILE_ENTRY_SYMBOL);
-    if (!fn) {
-        reply("fatal the kernel does not export %s (declare it with EMILE_KERNEL_EXPORT)", EMILE_ENTRY_SYMBOL);
-        return 5;
-    }
-    /* The kernel and its own libraries (libgomp, libm) join the baseline. */
-    g_n_baseline = scan_exec_maps(g_baseline_maps, 256);
-    /* The CUDA driver maps memory as it pleases: on cuda, code loaded at
-     * run time is caught by the mapping scan after each run instead. */
-    if (seccomp_on && strcmp(backend, "cuda") != 0 && seccomp_forbid_exec_mappings(0, err, sizeof err) != 0)
-        fprintf(stderr, "emile-runner: %s\n", err);
-    reply("ready seccomp=%d uid=%d", seccomp_on, (int)geteuid());
+    (void)args;
+    return EMILE_OK;
+}
 
-    char line[LINE_MAX_LEN];
+static slot_t *slot_arg(char **save)
+{
+    char *a = strtok_r(NULL, " ", save);
+    int s = a ? atoi(a) : -1;
+    return s >= 0 && s < MAX_SLOTS && g_slots[s].bound ? &g_slots[s] : NULL;
+}
+
+/* The command loop; returns the exit status. */
+static int serve(device_t *dev, emile_kernel_fn fn, int cuda)
+{
+    char line[LINE_MAX_LEN], err[512];
     while (read_line(g_ctl, line, sizeof line) >= 0) {
         char *save = NULL;
         char *cmd = strtok_r(line, " ", &save);
@@ -417,7 +523,7 @@ int main(int argc, char **argv)
         } else if (strcmp(cmd, "upload") == 0 || strcmp(cmd, "fetch") == 0) {
             char *a = strtok_r(NULL, " ", &save), *b = strtok_r(NULL, " ", &save);
             size_t off = a ? strtoull(a, NULL, 10) : 0, bytes = b ? strtoull(b, NULL, 10) : 0;
-            if (!a || !b || off + bytes > dev->bytes) {
+            if (!a || !b || off > dev->bytes || bytes > dev->bytes - off) {
                 reply("err %s bad range", nonce);
                 continue;
             }
@@ -427,34 +533,60 @@ int main(int argc, char **argv)
                 reply("ok %s", nonce);
             else
                 reply("err %s %s", nonce, err);
+        } else if (strcmp(cmd, "prep") == 0) {
+            slot_t *sl = slot_arg(&save);
+            char *f = strtok_r(NULL, " ", &save);
+            if (!sl || !f) {
+                reply("err %s bad prep command", nonce);
+                continue;
+            }
+            if (do_prep(dev, sl, atoi(f), cuda, err, sizeof err) == 0)
+                reply("ok %s", nonce);
+            else {
+                reply("err %s %s", nonce, err);
+                if (cuda)
+                    return 6;          /* a device error is sticky */
+            }
         } else if (strcmp(cmd, "run") == 0) {
-            char *a = strtok_r(NULL, " ", &save), *b = strtok_r(NULL, " ", &save), *c = strtok_r(NULL, " ", &save);
-            int s = a ? atoi(a) : -1;
-            if (s < 0 || s >= MAX_SLOTS || !g_slots[s].bound || !b || !c) {
+            slot_t *sl = slot_arg(&save);
+            if (!sl) {
                 reply("err %s bad run command", nonce);
                 continue;
             }
             run_timing_t t = {0};
-            if (do_run(dev, fn, &g_slots[s], atoi(b), atoi(c), &t, err, sizeof err) != 0) {
+            if (do_run(dev, fn, sl, cuda, &t, err, sizeof err) != 0) {
                 reply("err %s %s", nonce, err);
-                /* A device error is sticky: this runner is done. */
-                if (strcmp(backend, "cuda") == 0)
+                if (cuda)
                     return 6;
                 continue;
             }
-            const char *foreign = new_exec_mapping();
+            /* On cpu the filter forbids new executable memory outright; the
+             * CUDA driver maps as it pleases, so there a scan looks. */
+            const char *foreign = cuda ? new_exec_code(cuda_library, NULL) : NULL;
             if (foreign) {
                 reply("err %s the kernel loaded code at run time: %s", nonce, foreign);
                 continue;
             }
-            reply("ok %s %d %.0f %.0f %.0f %d", nonce, t.rc, t.elapsed_ns, t.cpu_ns, t.wall_ns, t.escaped);
+            reply("ok %s %d %.0f %.0f %d", nonce, t.rc, t.elapsed_ns, t.cpu_ns, t.escaped);
+        } else if (strcmp(cmd, "snap") == 0) {
+            slot_t *sl = slot_arg(&save);
+            if (!sl) {
+                reply("err %s bad snap command", nonce);
+                continue;
+            }
+            if (do_snap(dev, sl, err, sizeof err) == 0)
+                reply("ok %s", nonce);
+            else
+                reply("err %s %s", nonce, err);
+        } else if (strcmp(cmd, "ping") == 0) {
+            reply("ok %s", nonce);
         } else if (strcmp(cmd, "launches") == 0) {
             /* Up to 8 launches of the last run, one line. */
             const launch_record_t *l = NULL;
-            int n = strcmp(backend, "cuda") == 0 ? runner_launches(&l) : 0;
+            int nl = cuda ? runner_launches(&l) : 0;
             char out[3800];
-            size_t off = (size_t)snprintf(out, sizeof out, "%d", n);
-            for (int i = 0; i < n && i < 8 && off < sizeof out - 400; i++)
+            size_t off = (size_t)snprintf(out, sizeof out, "%d", nl);
+            for (int i = 0; i < nl && i < 8 && off < sizeof out - 400; i++)
                 off += (size_t)snprintf(out + off, sizeof out - off, " %.200s %u %u %u %u %u %u %zu %zu %zu %d %d",
                                         l[i].name, l[i].grid[0], l[i].grid[1], l[i].grid[2], l[i].block[0],
                                         l[i].block[1], l[i].block[2], l[i].dyn_smem, l[i].static_smem, l[i].local,
@@ -465,4 +597,169 @@ int main(int argc, char **argv)
         }
     }
     return 0;
+}
+
+/* ---- start-up ------------------------------------------------------------ */
+
+/* The file system the kernel may see: the system trees, its own directory
+ * and the directories of every library mapped so far (the CUDA runtime and
+ * driver wherever they are installed), LD_LIBRARY_PATH. */
+static int confine(int cuda, char *err, size_t n)
+{
+    static char dirs[SANDBOX_FS_EXTRA][256], cwd[PATH_MAX], exe[PATH_MAX], store[4096];
+    static exec_maps_t maps;
+    sandbox_fs_t fs;
+    memset(&fs, 0, sizeof fs);
+    if (getcwd(cwd, sizeof cwd))
+        fs.own_dir = cwd;
+    fs.devices = cuda;
+    ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[el > 0 ? el : 0] = 0;
+    scan_exec_maps(&maps);
+    int k = 0;
+    for (int i = 0; i < maps.n_files && k < SANDBOX_FS_EXTRA / 2; i++) {
+        /* Not the runner's own directory (a test keeps its copy of the
+         * runner beside the worker's directories), nor any directory above
+         * our own. */
+        if (strcmp(maps.files[i], exe) == 0)
+            continue;
+        snprintf(dirs[k], sizeof dirs[k], "%s", maps.files[i]);
+        char *slash = strrchr(dirs[k], '/');
+        if (!slash || slash == dirs[k])
+            continue;
+        *slash = 0;
+        size_t dl = strlen(dirs[k]);
+        if (strncmp(cwd, dirs[k], dl) == 0 && (cwd[dl] == '/' || cwd[dl] == 0))
+            continue;
+        int dup = 0;
+        for (int j = 0; j < k; j++)
+            dup |= strcmp(dirs[j], dirs[k]) == 0;
+        if (!dup) {
+            fs.extra_ro[k] = dirs[k];
+            k++;
+        }
+    }
+    sandbox_fs_add_list(&fs, getenv("LD_LIBRARY_PATH"), store, sizeof store);
+    return sandbox_landlock_apply(&fs, err, n);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr, "usage: emile-runner CTL_FD ARENA_FD BACKEND KERNEL_SO|--null [--no-seccomp] [--user UID]\n"
+                        "(started by `emile worker`, not by hand)\n");
+        return 2;
+    }
+    g_ctl = atoi(argv[1]);
+    int arena_fd = atoi(argv[2]);
+    const char *backend = argv[3], *so_path = argv[4];
+    int use_seccomp = 1, use_landlock = 1, null_kernel_only = strcmp(so_path, "--null") == 0;
+    int cuda = strcmp(backend, "cuda") == 0;
+    long uid = -1;
+    for (int i = 5; i < argc; i++) {
+        if (strcmp(argv[i], "--no-seccomp") == 0)
+            use_seccomp = 0;
+        else if (strcmp(argv[i], "--no-landlock") == 0)
+            use_landlock = 0;
+        else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+            uid = atol(argv[++i]);
+    }
+    if (getpid() == 1)
+        act_as_init();
+    char err[512] = {0};
+    struct stat st;
+    if (fstat(arena_fd, &st) != 0) {
+        reply("fatal arena: %s", strerror(errno));
+        return 3;
+    }
+    uint8_t *arena = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, arena_fd, 0);
+    if (arena == MAP_FAILED) {
+        reply("fatal mmap arena: %s", strerror(errno));
+        return 3;
+    }
+    if (uid >= 0 && geteuid() == 0) {
+        if (setgroups(0, NULL) != 0 || setgid((gid_t)uid) != 0 || setuid((uid_t)uid) != 0) {
+            reply("fatal cannot drop privileges to uid %ld: %s", uid, strerror(errno));
+            return 3;
+        }
+    }
+    /* Die with the worker (set after the uid change, which clears it).  In
+     * a pid namespace getppid() is 0 from the start, and stays so. */
+    pid_t parent = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent)
+        return 7;
+    /* Not dumpable: no other process of the sandbox user can open our
+     * /proc/PID/mem, and we cannot open theirs because they did the same. */
+    if (!getenv("EMILE_RUNNER_DUMPABLE"))
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* Load CUDA modules when the kernel is loaded, not at its first launch:
+     * the driver's work is done before the kernel's own code runs. */
+    if (cuda)
+        setenv("CUDA_MODULE_LOADING", "EAGER", 1);
+    /* OpenMP threads sleep between parallel regions rather than spin (set
+     * before the kernel's libgomp reads it, unless the user chose): a
+     * spinning thread makes the runner's CPU clock, which the worker reads,
+     * say nothing about the kernel's work, and on a loaded machine it costs
+     * the kernel itself far more than a wake-up (docs/SECURITY.md). */
+    const char *omp = getenv("OMP_WAIT_POLICY");
+    int omp_passive = !omp || strcasecmp(omp, "passive") == 0;
+    if (!omp)
+        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    device_t *dev = cuda ? device_cuda() : device_cpu();
+    if (!dev || dev->init(dev, arena, (size_t)st.st_size, err, sizeof err) != 0) {
+        reply("fatal device init: %s", err[0] ? err : "backend not available");
+        return 4;
+    }
+    char why[256] = "";
+    int landlock = use_landlock ? confine(cuda, why, sizeof why) : 0;
+    if (landlock < 0) {
+        reply("fatal landlock: %s", why);
+        return 4;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigsys;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSYS, &sa, NULL);
+    int seccomp_on = 0;
+    if (use_seccomp) {
+        if (seccomp_install(cuda, g_ctl, err, sizeof err) == 0 && seccomp_forbid_anon_exec(err, sizeof err) == 0)
+            seccomp_on = 1;
+        else
+            fprintf(stderr, "emile-runner: %s (continuing without the filter)\n", err);
+    }
+    reply("init seccomp=%d landlock=%d uid=%d omp=%s flush=%zu flush_source=%s", seccomp_on, landlock,
+          (int)geteuid(), omp_passive ? "passive" : "user", dev->flush_bytes, dev->flush_source);
+    scan_exec_maps(&g_baseline);
+    emile_kernel_fn fn = null_kernel;
+    if (!null_kernel_only) {
+        void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            reply("fatal cannot load kernel: %s", dlerror());
+            return 5;
+        }
+        /* Code its constructors loaded (or made) is as foreign as code
+         * loaded later. */
+        char resolved[4096];
+        const char *self = realpath(so_path, resolved) ? resolved : so_path;
+        const char *foreign = new_exec_code(cuda ? cuda_or_runtime_library : runtime_library, self);
+        if (foreign) {
+            reply("fatal the kernel loaded code while being loaded: %s", foreign);
+            return 5;
+        }
+        fn = (emile_kernel_fn)dlsym(h, EMILE_ENTRY_SYMBOL);
+        if (!fn) {
+            reply("fatal the kernel does not export %s (declare it with EMILE_KERNEL_EXPORT)", EMILE_ENTRY_SYMBOL);
+            return 5;
+        }
+    }
+    /* The kernel and its own libraries (libgomp, libm) join the baseline. */
+    scan_exec_maps(&g_baseline);
+    /* The CUDA driver maps memory as it pleases: on cuda, code loaded at
+     * run time is caught by the mapping scan after each run instead. */
+    if (seccomp_on && !cuda && seccomp_forbid_exec_mappings(0, err, sizeof err) != 0)
+        fprintf(stderr, "emile-runner: %s\n", err);
+    reply("ready");
+    return serve(dev, fn, cuda);
 }

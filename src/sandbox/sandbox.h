@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "sandbox/landlock.h"
+
 typedef struct sandbox_limits {
     double wall_s;         /* wall clock; the group is SIGKILLed after it */
     double cpu_s;          /* RLIMIT_CPU (all threads together) */
@@ -19,14 +21,35 @@ typedef struct sandbox_limits {
     size_t fsize_bytes;    /* RLIMIT_FSIZE: largest file (and log) written */
     long nproc;            /* RLIMIT_NPROC; set only with drop_uid >= 0 (it counts the uid's
                               every process and thread) */
-    int isolate_net;       /* try unshare(CLONE_NEWNET) */
+    long nofile;           /* RLIMIT_NOFILE when > 0 (pipes and sockets cannot hoard memory) */
+    int isolate_net;       /* a network namespace of its own */
+    int namespaces;        /* pid (fresh /proc), mount, IPC and, as a user, user namespaces */
     long drop_uid;         /* >= 0 and running as root: become this uid */
+    const sandbox_fs_t *fs; /* sandbox_run: Landlock view for the child (NULL: none) */
 } sandbox_limits_t;
 
-/* Defaults: the task's limits; the sandbox user is "nobody" when root. */
+/* The isolation layers a child got (sandbox_proc_t.layers, sandbox_run's
+ * *layers). */
+enum {
+    SANDBOX_NET = 1 << 0,      /* network namespace */
+    SANDBOX_PID = 1 << 1,      /* pid namespace */
+    SANDBOX_USER = 1 << 2,     /* user namespace (only as an ordinary user) */
+    SANDBOX_PROC = 1 << 3,     /* mount namespace with a /proc of its own */
+    SANDBOX_IPC = 1 << 4,      /* IPC namespace */
+    SANDBOX_LANDLOCK = 1 << 5  /* Landlock applied by sandbox_run's child */
+};
+
+/* Defaults: the task's limits; the sandbox user is "nobody" when root;
+ * namespaces and a network namespace on. */
 void sandbox_limits_default(sandbox_limits_t *l);
 /* The uid untrusted code runs as when we are root (nobody), or -1. */
 long sandbox_untrusted_uid(void);
+/* The uid a reference runs as when we are root: a second unprivileged uid,
+ * never the candidates' (EMILE_REFERENCE_UID, else the first of 65533,
+ * 65532, ... that no account uses), or -1 when not root. */
+long sandbox_reference_uid(void);
+/* A JSON-ready description of layers ("pid,user,proc,ipc,net,landlock"). */
+void sandbox_describe_layers(int layers, char *buf, size_t n);
 
 /* Keep only the allow-listed environment (PATH, LD_LIBRARY_PATH, locale,
  * CUDA_/NVIDIA_/NV_, OMP_/GOMP_ and Emile's own compiler settings): what
@@ -59,6 +82,9 @@ void sandbox_die_with_parent(pid_t parent);
 int sandbox_run(const char *dir, char *const argv[], const sandbox_limits_t *l,
                 int *status, int *timed_out, char **log, double *seconds,
                 char *err, size_t errlen);
+/* The same, and *layers: the isolation layers the child got. */
+int sandbox_run_layers(const char *dir, char *const argv[], const sandbox_limits_t *l, int *status,
+                       int *timed_out, char **log, double *seconds, int *layers, char *err, size_t errlen);
 
 /* A long-lived runner: spawned with a control socket and the arena fd. */
 typedef struct sandbox_proc {
@@ -69,6 +95,7 @@ typedef struct sandbox_proc {
     int status;            /* waitpid status once exited */
     int timed_out;
     int net_isolated;
+    int layers;            /* SANDBOX_* bits the child got */
 } sandbox_proc_t;
 
 /* argv[0] is the runner binary; the strings "{CTL}" and "{ARENA}" in argv
@@ -83,7 +110,7 @@ int sandbox_request(sandbox_proc_t *p, const char *line, char *reply, size_t n, 
 int sandbox_read_line(sandbox_proc_t *p, char *reply, size_t n, double timeout_s);
 void sandbox_kill(sandbox_proc_t *p);
 /* "crashed: SIGSEGV (Segmentation fault)", "timed out after 30 s", ... plus
- * the tail of the child's output. */
+ * the tail of the child's output (filtered: sandbox/output_filter.h). */
 void sandbox_describe_death(const sandbox_proc_t *p, double timeout_s, char *buf, size_t n);
 void sandbox_describe_status(int status, int timed_out, double timeout_s, char *buf, size_t n);
 

@@ -45,6 +45,24 @@ static const struct { long nr; const char *name; } denied[] = {
     {SYS_pidfd_getfd, "pidfd_getfd"}, {SYS_process_madvise, "process_madvise"},
     {SYS_name_to_handle_at, "name_to_handle_at"}, {SYS_open_by_handle_at, "open_by_handle_at"},
     {SYS_ftruncate, "ftruncate"}, {SYS_fallocate, "fallocate"},
+    /* Memory no rlimit counts, or that outlives the process. */
+    {SYS_memfd_create, "memfd_create"}, {SYS_memfd_secret, "memfd_secret"},
+    {SYS_shmget, "shmget"}, {SYS_shmat, "shmat"}, {SYS_shmctl, "shmctl"}, {SYS_shmdt, "shmdt"},
+    {SYS_msgget, "msgget"}, {SYS_msgsnd, "msgsnd"}, {SYS_msgrcv, "msgrcv"}, {SYS_msgctl, "msgctl"},
+    {SYS_semget, "semget"}, {SYS_semop, "semop"}, {SYS_semctl, "semctl"}, {SYS_semtimedop, "semtimedop"},
+    {SYS_mq_open, "mq_open"}, {SYS_mq_unlink, "mq_unlink"}, {SYS_mq_timedsend, "mq_timedsend"},
+    {SYS_mq_timedreceive, "mq_timedreceive"}, {SYS_mq_notify, "mq_notify"},
+    /* Other processes, other users' keys, the kernel's internals. */
+    {SYS_pidfd_open, "pidfd_open"}, {SYS_kcmp, "kcmp"}, {SYS_migrate_pages, "migrate_pages"},
+    {SYS_keyctl, "keyctl"}, {SYS_add_key, "add_key"}, {SYS_request_key, "request_key"},
+    {SYS_perf_event_open, "perf_event_open"}, {SYS_userfaultfd, "userfaultfd"},
+    {SYS_process_mrelease, "process_mrelease"}, {SYS_io_uring_enter, "io_uring_enter"},
+    {SYS_io_uring_register, "io_uring_register"},
+    {SYS_open_tree, "open_tree"}, {SYS_move_mount, "move_mount"}, {SYS_fsopen, "fsopen"},
+    {SYS_fsconfig, "fsconfig"}, {SYS_fsmount, "fsmount"}, {SYS_fspick, "fspick"},
+    {SYS_mount_setattr, "mount_setattr"}, {SYS_setresgid, "setresgid"}, {SYS_setregid, "setregid"},
+    {SYS_setgroups, "setgroups"}, {SYS_setfsuid, "setfsuid"}, {SYS_setfsgid, "setfsgid"},
+    {SYS_vhangup, "vhangup"}, {SYS_acct, "acct"}, {SYS_swapon, "swapon"}, {SYS_swapoff, "swapoff"},
 };
 
 const char *seccomp_syscall_name(long nr)
@@ -70,6 +88,17 @@ const char *seccomp_syscall_name(long nr)
     case SYS_rt_tgsigqueueinfo: return "rt_tgsigqueueinfo (another process)";
     case SYS_ioctl: return "ioctl (TIOCSTI or TIOCLINUX: typing into a terminal)";
     case SYS_prctl: return "prctl (PR_SET_PDEATHSIG: outliving the process that started it)";
+    case SYS_fcntl: return "fcntl (F_SETOWN/F_SETOWN_EX/F_SETSIG: signals sent to another process)";
+    case SYS_prlimit64: return "prlimit64 (another process's limits)";
+    case SYS_personality: return "personality (a new execution domain, e.g. READ_IMPLIES_EXEC)";
+    case SYS_sched_setaffinity: return "sched_setaffinity (another process)";
+    case SYS_sched_setscheduler: return "sched_setscheduler (another process)";
+    case SYS_sched_setparam: return "sched_setparam (another process)";
+    case SYS_sched_setattr: return "sched_setattr (another process)";
+    case SYS_setpriority: return "setpriority (another process)";
+    case SYS_ioprio_set: return "ioprio_set (another process)";
+    case SYS_move_pages: return "move_pages (another process)";
+    case SYS_pkey_mprotect: return "pkey_mprotect (executable memory)";
     default: return "unknown";
     }
 }
@@ -87,7 +116,7 @@ int seccomp_install(int write_errno, int ctl_fd, char *err, size_t n)
     const unsigned wflags = 01 | 02 | 0100 | 01000 | 02000; /* WRONLY RDWR CREAT TRUNC APPEND */
     const size_t nd = sizeof denied / sizeof denied[0];
 
-    struct sock_filter prog[256];
+    struct sock_filter prog[1024];
     size_t k = 0;
     /* Architecture: anything but x86-64 (e.g. the x32 or i386 ABIs) dies. */
     prog[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
@@ -168,6 +197,51 @@ int seccomp_install(int write_errno, int ctl_fd, char *err, size_t n)
     /* openat2 hides its flags in a struct: never (glibc does not need it). */
     prog[k++] = (struct sock_filter)JEQ(SYS_openat2, 0, 1);
     prog[k++] = (struct sock_filter)RET(wdeny);
+    /* fcntl: no F_SETOWN, F_SETOWN_EX or F_SETSIG: with them a descriptor's
+     * I/O signal (any signal, SIGKILL included) goes to a process of our
+     * choosing, and no kill() call appears. */
+    prog[k++] = (struct sock_filter)JEQ(SYS_fcntl, 0, 6);
+    prog[k++] = (struct sock_filter)LD_ARG(1);
+    prog[k++] = (struct sock_filter)JEQ(8 /* F_SETOWN */, 2, 0);
+    prog[k++] = (struct sock_filter)JEQ(15 /* F_SETOWN_EX */, 1, 0);
+    prog[k++] = (struct sock_filter)JEQ(10 /* F_SETSIG */, 0, 1);
+    prog[k++] = (struct sock_filter)RET(trap);
+    prog[k++] = (struct sock_filter)RET(allow);
+    /* personality: only the query (0xffffffff); READ_IMPLIES_EXEC would
+     * make every readable mapping executable behind the filter's back. */
+    prog[k++] = (struct sock_filter)LD_NR;
+    prog[k++] = (struct sock_filter)JEQ(SYS_personality, 0, 4);
+    prog[k++] = (struct sock_filter)LD_ARG(0);
+    prog[k++] = (struct sock_filter)JEQ(0xffffffffu, 0, 1);
+    prog[k++] = (struct sock_filter)RET(allow);
+    prog[k++] = (struct sock_filter)RET(trap);
+    /* Calls that name a process in argument 0: 0 (ourselves) or our pid. */
+    static const long self_arg0[] = {SYS_prlimit64, SYS_sched_setaffinity, SYS_sched_setscheduler,
+                                     SYS_sched_setparam, SYS_sched_setattr, SYS_move_pages};
+    for (size_t i = 0; i < sizeof self_arg0 / sizeof self_arg0[0]; i++) {
+        prog[k++] = (struct sock_filter)LD_NR;
+        prog[k++] = (struct sock_filter)JEQ((unsigned)self_arg0[i], 0, 5);
+        prog[k++] = (struct sock_filter)LD_ARG(0);
+        prog[k++] = (struct sock_filter)JEQ(0, 2, 0);
+        prog[k++] = (struct sock_filter)JEQ(pid, 1, 0);
+        prog[k++] = (struct sock_filter)RET(trap);
+        prog[k++] = (struct sock_filter)RET(allow);
+    }
+    /* setpriority(PRIO_PROCESS, 0 or self) and ioprio_set(IOPRIO_WHO_PROCESS,
+     * 0 or self) only: not a process group, not every process of the uid. */
+    static const struct { long nr; unsigned which; } who_calls[] = {{SYS_setpriority, 0}, {SYS_ioprio_set, 1}};
+    for (size_t i = 0; i < 2; i++) {
+        prog[k++] = (struct sock_filter)LD_NR;
+        prog[k++] = (struct sock_filter)JEQ((unsigned)who_calls[i].nr, 0, 7);
+        prog[k++] = (struct sock_filter)LD_ARG(0);
+        prog[k++] = (struct sock_filter)JEQ(who_calls[i].which, 0, 3);
+        prog[k++] = (struct sock_filter)LD_ARG(1);
+        prog[k++] = (struct sock_filter)JEQ(0, 2, 0);
+        prog[k++] = (struct sock_filter)JEQ(pid, 1, 0);
+        prog[k++] = (struct sock_filter)RET(trap);
+        prog[k++] = (struct sock_filter)RET(allow);
+    }
+    prog[k++] = (struct sock_filter)LD_NR;
     /* Signals: only to this process (abort() and raise() use tgkill). */
     prog[k++] = (struct sock_filter)JEQ(SYS_kill, 3, 0);
     prog[k++] = (struct sock_filter)JEQ(SYS_rt_sigqueueinfo, 2, 0);
@@ -190,6 +264,42 @@ int seccomp_install(int write_errno, int ctl_fd, char *err, size_t n)
     }
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0) {
         snprintf(err, n, "seccomp: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Before the kernel is loaded: executable memory only from files, never
+ * writable (W^X), never made executable after the fact.  The loader maps a
+ * shared object's code from its file, read and execute; code copied into
+ * anonymous memory (or written into a private file mapping) cannot run. */
+int seccomp_forbid_anon_exec(char *err, size_t n)
+{
+    const unsigned trap = SECCOMP_RET_TRAP;
+    struct sock_filter prog[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        JEQ(AUDIT_ARCH_X86_64, 1, 0),
+        RET(SECCOMP_RET_KILL_PROCESS),
+        LD_NR,
+        JEQ(SYS_mmap, 0, 7),
+        LD_ARG(2),
+        JSET(4 /* PROT_EXEC */, 0, 4),
+        JSET(2 /* PROT_WRITE */, 2, 0),
+        LD_ARG(3),
+        JSET(0x20 /* MAP_ANONYMOUS */, 0, 1),
+        RET(trap),
+        RET(SECCOMP_RET_ALLOW),
+        JEQ(SYS_mprotect, 1, 0),
+        JEQ(SYS_pkey_mprotect, 0, 3),
+        LD_ARG(2),
+        JSET(4 /* PROT_EXEC */, 0, 1),
+        RET(trap),
+        RET(SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog fprog = {.len = (unsigned short)(sizeof prog / sizeof prog[0]), .filter = prog};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0) {
+        snprintf(err, n, "seccomp (anonymous executable memory): %s", strerror(errno));
         return -1;
     }
     return 0;
@@ -222,6 +332,12 @@ int seccomp_forbid_exec_mappings(int soft, char *err, size_t n)
 }
 
 #else
+
+int seccomp_forbid_anon_exec(char *err, size_t n)
+{
+    snprintf(err, n, "seccomp filter not available on this architecture");
+    return -1;
+}
 
 int seccomp_forbid_exec_mappings(int soft, char *err, size_t n)
 {

@@ -6,8 +6,15 @@
  *
  * Denied: creating processes (fork, vfork, clone without CLONE_THREAD,
  * exec), network sockets (anything but AF_UNIX), opening files for writing
- * and every call that changes the file system, signalling or tracing other
- * processes, leaving the process group, namespaces, mounts, modules, bpf,
+ * and every call that changes the file system, signalling, tracing,
+ * limiting or rescheduling other processes (kill/tgkill to another pid,
+ * tkill, fcntl F_SETOWN/F_SETOWN_EX/F_SETSIG, prlimit64 and the sched_*,
+ * setpriority, ioprio_set, move_pages calls on another pid, pidfd_open,
+ * process_vm_*, kcmp), memory that no rlimit counts or that outlives the
+ * process (memfd_create, memfd_secret, System V shared memory, message
+ * queues and semaphores, POSIX message queues), leaving the process group,
+ * namespaces, mounts (old and new API), modules, bpf, io_uring, keyrings,
+ * perf_event_open, userfaultfd, personality changes (READ_IMPLIES_EXEC),
  * typing into a terminal (ioctl TIOCSTI and TIOCLINUX, on any descriptor)
  * and resetting the parent-death signal (prctl PR_SET_PDEATHSIG).
  * Threads (clone with CLONE_THREAD) and read-only opens are allowed, so
@@ -27,6 +34,10 @@
 /* 0 on success; -1 with err when the kernel or the architecture does not
  * allow it (the caller records that the sandbox is weaker). */
 int seccomp_install(int write_errno, int ctl_fd, char *err, size_t n);
+/* Before the kernel is loaded: no anonymous executable memory, no memory
+ * both writable and executable, no mprotect to PROT_EXEC (file mappings
+ * with PROT_EXEC, the loader's, stay allowed). */
+int seccomp_forbid_anon_exec(char *err, size_t n);
 /* Second filter, once the kernel is loaded: no new executable memory (no
  * dlopen, no JIT) while it runs.  soft: EACCES instead of SIGSYS. */
 int seccomp_forbid_exec_mappings(int soft, char *err, size_t n);

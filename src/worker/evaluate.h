@@ -15,7 +15,16 @@ typedef struct worker_ctx worker_ctx_t;
 worker_ctx_t *worker_ctx_new(char *err, size_t n);
 void worker_ctx_free(worker_ctx_t *w);
 
-/* The evaluate reply of docs/PROTOCOL.md (without "id"); never NULL. */
+/* Progress of an evaluation: one event object per phase step,
+ * {"event":"progress","phase":"compile|reference|validate|time|held_back|
+ * counters","detail":"...","k":2,"n":3,"elapsed_s":1.2} (borrowed: copy
+ * what is kept).  NULL: none. */
+typedef void (*worker_progress_fn)(const json_t *event, void *user);
+void worker_ctx_set_progress(worker_ctx_t *w, worker_progress_fn fn, void *user);
+
+/* The evaluate reply of docs/PROTOCOL.md (without "id"); never NULL.
+ * options may carry "source_name": how compile errors name the source
+ * (default "kernel.c" / "kernel.cu"). */
 json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *source,
                         const json_t *options);
 /* 0 when the task's tensors, with the harness's copies of them, fit the

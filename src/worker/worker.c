@@ -22,7 +22,32 @@ static json_t *error_reply(json_t *id, const char *msg)
     return r;
 }
 
-static json_t *handle(worker_ctx_t *w, const json_t *req)
+/* Progress events of the request being answered: one line each on the
+ * worker's output, before the reply, carrying the request's id (only for
+ * requests that ask, with "progress": true). */
+typedef struct progress_sink {
+    FILE *out;
+    json_t *id;
+} progress_sink_t;
+
+static void write_progress(const json_t *event, void *user)
+{
+    progress_sink_t *p = user;
+    json_t *ev = json_deep_copy(event);
+    if (!ev)
+        return;
+    if (p->id)
+        json_object_set(ev, "id", p->id);
+    char *text = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    if (text) {
+        fprintf(p->out, "%s\n", text);
+        fflush(p->out);
+        free(text);
+    }
+}
+
+static json_t *handle(worker_ctx_t *w, const json_t *req, FILE *out)
 {
     json_t *id = json_object_get(req, "id");
     const char *cmd = json_string_value(json_object_get(req, "cmd"));
@@ -60,8 +85,19 @@ static json_t *handle(worker_ctx_t *w, const json_t *req)
         json_t *as = lang ? json_deep_copy(task) : NULL;
         if (as)
             json_object_set_new(as, "lang", json_string(lang));
-        reply = worker_evaluate(w, as ? as : task, src, json_object_get(req, "options"));
+        progress_sink_t sink = {out, id};
+        worker_ctx_set_progress(w, json_is_true(json_object_get(req, "progress")) ? write_progress : NULL, &sink);
+        json_t *options = json_deep_copy(json_object_get(req, "options"));
+        if (!options)
+            options = json_object();
+        /* How compile errors name the source: the request's display name. */
+        const char *name = json_string_value(json_object_get(json_object_get(req, "kernel"), "source_name"));
+        if (name && !json_object_get(options, "source_name"))
+            json_object_set_new(options, "source_name", json_string(name));
+        reply = worker_evaluate(w, as ? as : task, src, options);
+        json_decref(options);
         json_decref(as);
+        worker_ctx_set_progress(w, NULL, NULL);
     } else {
         return error_reply(id, "unknown cmd (hello, devices, evaluate)");
     }
@@ -100,7 +136,7 @@ int worker_serve(FILE *in, FILE *out)
             snprintf(msg, sizeof msg, "request is not a JSON object: %s", req ? "not an object" : je.text);
             reply = error_reply(NULL, msg);
         } else {
-            reply = handle(w, req);
+            reply = handle(w, req, out);
         }
         json_decref(req);
         char *text = json_dumps(reply, JSON_COMPACT);

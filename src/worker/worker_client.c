@@ -224,6 +224,12 @@ static int read_line(worker_client_t *c, double deadline, char **line)
 
 json_t *worker_client_call(worker_client_t *c, json_t *req, char *err, size_t n)
 {
+    return worker_client_call_progress(c, req, NULL, NULL, err, n);
+}
+
+json_t *worker_client_call_progress(worker_client_t *c, json_t *req, worker_client_progress_fn progress, void *user,
+                                    char *err, size_t n)
+{
     if (c->dead_reason[0]) {
         /* Gone already: say why it went, not how it was reaped. */
         snprintf(err, n, "the worker (%s) %s", c->cmd, c->dead_reason);
@@ -231,6 +237,8 @@ json_t *worker_client_call(worker_client_t *c, json_t *req, char *err, size_t n)
     }
     int id = c->next_id++;
     json_object_set_new(req, "id", json_integer(id));
+    if (progress)
+        json_object_set_new(req, "progress", json_true());
     char *text = json_dumps(req, JSON_COMPACT);
     char why[160];
     /* One deadline for the whole call, sending included: a worker that
@@ -281,7 +289,15 @@ json_t *worker_client_call(worker_client_t *c, json_t *req, char *err, size_t n)
         }
         json_t *reply = json_loads(line, 0, NULL);
         free(line);
-        if (reply && json_integer_value(json_object_get(reply, "id")) == id)
+        int ours = reply && json_integer_value(json_object_get(reply, "id")) == id;
+        if (ours && json_object_get(reply, "event")) {
+            /* A progress event of this call, not its reply. */
+            if (progress)
+                progress(reply, user);
+            json_decref(reply);
+            continue;
+        }
+        if (ours)
             return reply;
         /* Anything else on the worker's stdout (a remote shell's banner):
          * skip it. */

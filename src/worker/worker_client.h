@@ -43,6 +43,17 @@ int worker_client_open(worker_client_t *c, const char *cmd, char *err, size_t n)
  * worker died (its exit status said), or gave no reply within timeout_s
  * (then it is killed: a worker that hangs must not hang the cook). */
 json_t *worker_client_call(worker_client_t *c, json_t *req, char *err, size_t n);
+
+/* Progress of a call: each {"event":"progress",...} line the worker sends
+ * before its reply (docs/PROTOCOL.md), borrowed for the call's length. */
+typedef void (*worker_client_progress_fn)(const json_t *event, void *user);
+
+/* worker_client_call, and with progress non-NULL the request asks for
+ * progress events ("progress": true) and each one is passed to progress
+ * as it arrives; the reply is the same.  progress NULL: exactly
+ * worker_client_call. */
+json_t *worker_client_call_progress(worker_client_t *c, json_t *req, worker_client_progress_fn progress, void *user,
+                                    char *err, size_t n);
 void worker_client_close(worker_client_t *c);
 
 /* A bound on one evaluate call of a task with these limits: compiles of

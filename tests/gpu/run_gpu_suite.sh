@@ -85,6 +85,34 @@ expect $K/zeros.cu invalid
 expect $K/cache_replay.cu invalid
 expect $K/deferred.cu "invalid|crashed"
 expect $K/does_not_compile.cu compile_error
+# The trust boundary (docs/SECURITY.md): answers never in the candidate's
+# memory, times the worker's clock cannot explain, work after the call,
+# another context's memory.
+expect_named() {  # file statuses needle
+  expect "$1" "$2"
+  local err; err=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get('error') or '')" "$work/r.json" 2>/dev/null)
+  if [ -n "$3" ]; then
+    if echo "$err" | grep -q "$3"; then ok "  $(basename "$1") names the class ($3)"
+    else bad "  $(basename "$1") does not name the class ($3): $err"; fi
+  fi
+}
+expect_named $K/steals_answers.cu invalid "NaN/Inf or unwritten"
+expect_named $K/forges_event_timing.cu invalid "faster than the harness saw from outside"
+expect_named $K/lingers_after_return.cu "invalid|crashed" ""
+expect_named $K/reads_other_context.cu "crashed|invalid" ""
+
+# The sandbox the reply reports on the GPU host: a pid namespace, seccomp,
+# Landlock where the kernel has it; and how many descriptors the CUDA
+# runner keeps open (RLIMIT_NOFILE is 512: src/worker/kernel_env.h).
+$E profile "$small" $K/well_behaved.cu --json > "$work/sb.json" 2>/dev/null
+python3 -c "
+import json,sys; r=json.load(open(sys.argv[1])); print('sandbox:', json.dumps(r.get('sandbox')))
+t=(r.get('report') or {}).get('trust'); print('trust:', json.dumps(t))" "$work/sb.json"
+if python3 -c "
+import json,sys; s=json.load(open(sys.argv[1]))['sandbox']
+assert s['seccomp'] and s['pid_namespace'], s" "$work/sb.json"; then
+  ok "cuda runner: seccomp and a pid namespace in effect"
+else bad "cuda runner: the sandbox layers ($(head -c 300 "$work/sb.json"))"; fi
 
 # side_stream: if it validated, its time must have been counted in full
 if [ -f $K/side_stream.cu ]; then

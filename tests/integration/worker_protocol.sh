@@ -3,7 +3,10 @@
 # one JSON request a line in, one reply a line out, each reply sent as soon
 # as its request is answered (not at exit); hello says protocol 1; a
 # malformed line or an unknown cmd gets {"ok":false,...} and the worker goes
-# on; evaluate of a valid kernel is valid with a report; EOF ends it, exit 0.
+# on; evaluate of a valid kernel is valid with a report; EOF ends it, exit 0;
+# a request that asks gets progress events before its reply; compile errors
+# name the source_name given; the reply's sandbox object names its layers;
+# the runner exports no function of its own by name.
 source "$(dirname "$0")/lib.bash"
 it_setup worker_protocol
 
@@ -106,6 +109,39 @@ head -n 1 "$OUT_F" >"$IT_TMP/big.reply"
 check_jq "worker, a task too big for memory: not valid, the error names the task's memory need (not an arena)" \
   "$IT_TMP/big.reply" '.id == 9 and .status != "valid" and (.error | test("memory|bytes|too large"; "i")) and (.error | test("arena|reference"; "i") | not)'
 check_eq "worker, a task too big for memory: it goes on answering" "10" "$(sed -n 2p "$OUT_F" | jq -r .id 2>/dev/null)"
+
+# ---- progress events, a source name, the sandbox's layers ------------------------
+# check_lines NAME FILE EXPR: EXPR true of all the output's lines (jq -s).
+check_lines() {
+  if jq -e -s "$3" "$2" >/dev/null 2>&1; then ok "$1"; else
+    not_ok "$1" "jq -e -s '$3' is false" "on: $(head -c 600 "$2" | tr '\n' ' ')"
+  fi
+}
+jq -nc --argjson t "$TASKJ" --rawfile k kernels/attention/cpu/v2_flash.c \
+  '{cmd: "evaluate", id: 21, progress: true, task: $t, kernel: {source: $k}}' >"$IT_TMP/progress.req"
+run "$EMILE" worker <"$IT_TMP/progress.req"
+check_rc "worker, evaluate with progress: exit 0" 0
+check_lines "worker, evaluate with progress: events first, each with the id, a phase, k, n, elapsed_s; the reply last" \
+  "$OUT_F" 'length >= 5 and (.[:-1] | all(.event == "progress" and .id == 21 and (.phase | type) == "string"
+   and (.k | type) == "number" and (.n | type) == "number" and .elapsed_s >= 0))
+   and (.[-1] | .id == 21 and .status == "valid" and (has("event") | not))'
+check_lines "worker, evaluate with progress: the phases in order (reference, compile, validate, time, held_back)" \
+  "$OUT_F" '[.[:-1][].phase] as $p | ($p | index("compile")) < ($p | index("validate"))
+   and ($p | index("validate")) < ($p | index("time")) and ($p | index("time")) < ($p | index("held_back"))
+   and ($p | index("reference")) != null'
+check_lines "worker, evaluate: the sandbox names its layers (pid namespace, its own /proc, seccomp)" \
+  "$OUT_F" '.[-1].sandbox | .seccomp == true and .pid_namespace == true and .private_proc == true
+   and (.layers | contains("pid")) and (.landlock_abi | type) == "number"'
+jq -nc --argjson t "$TASKJ" \
+  '{cmd: "evaluate", id: 22, task: $t, kernel: {source_name: "attn_v9.c",
+    source: "#include \"emile.h\"\nint f(void) { return undeclared_thing; }\n"}}' >"$IT_TMP/name.req"
+run "$EMILE" worker <"$IT_TMP/name.req"
+check_jq "worker, a compile error: the log names attn_v9.c:2, not the sandbox's path" "$OUT_F" \
+  '.status == "compile_error" and (.compile.log | contains("attn_v9.c:2")) and (.compile.log | contains("emile-w-") | not)
+   and (.compile.command | contains("emile-w-") | not)'
+exports=$(nm -D --defined-only "$(dirname "$EMILE")/emile-runner" | awk '$2 == "T" {print $3}' | sort | tr '\n' ' ')
+check_eq "the runner exports only the CUDA launch entry points it interposes" \
+  "__cudaLaunchKernel __cudaLaunchKernel_ptsz cudaLaunchKernel " "$exports"
 
 # ---- the same conversation through a pipe, all at once ---------------------------
 printf '%s\n' '{"cmd":"hello","id":1}' '' 'garbage' '{"cmd":"nope","id":3}' '{"cmd":"hello","id":4}' >"$IT_TMP/batch.req"

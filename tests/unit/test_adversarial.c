@@ -34,6 +34,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <signal.h>
 #include <dlfcn.h>
 #include <glob.h>
 #include <limits.h>
@@ -65,7 +66,14 @@ static struct {
     glob_t tmp_before;        /* /tmp/emile_escaped_* before the run */
     double t0;
     json_t *reply;            /* the current test's reply (freed by teardown) */
+    char *src;                /* the current test's source (freed by teardown) */
+    json_t *task2;            /* another task, freed by teardown */
 } G;
+
+/* A secret in the worker's environment, as an API key would be: no reply
+ * may ever hold it. */
+#define SECRET_NAME "EMILE_TEST_API_KEY"
+#define SECRET_VALUE "sk-test-4f1b2c3d5e6f7a8b9c0d"
 
 static double now(void)
 {
@@ -281,6 +289,21 @@ static void test_kernel(void **state)
         assert_contains(error_of(r), "loaded code at run time");
         assert_contains(error_of(r), "libz");
     }
+    /* Nothing of the user's files or environment in a reply, whatever the
+     * kernel printed or included. */
+    char *text = json_dumps(r, JSON_COMPACT);
+    assert_non_null(text);
+    int leaked = strstr(text, SECRET_VALUE) || strstr(text, "root:x:0:0");
+    char leak_at[200] = "";
+    if (leaked) {
+        const char *at = strstr(text, SECRET_VALUE) ? strstr(text, SECRET_VALUE) : strstr(text, "root:x:0:0");
+        snprintf(leak_at, sizeof leak_at, "%.120s", at > text + 40 ? at - 40 : text);
+    }
+    free(text);
+    if (leaked)
+        fail_msg("%s: the reply holds a secret or a line of /etc/passwd: ...%s", file, leak_at);
+    if (strcmp(file, "includes_passwd.c") == 0)
+        assert_contains(json_string_value(json_object_get(json_object_get(r, "compile"), "log")), "/etc/passwd");
     if (strcmp(file, "does_not_compile.c") == 0) {
         const json_t *comp = json_object_get(r, "compile");
         assert_true(json_is_false(json_object_get(comp, "ok")));
@@ -548,6 +571,169 @@ static void test_candidate_cannot_kill_reference(void **state)
         fail_msg("after a candidate killed the reference's runner (tkill), the control is %s: %s", st, msg);
 }
 
+/* A value of the worker's secret-looking environment printed by a kernel
+ * (as if it had got hold of it) never reaches the reply: the crash message
+ * quotes the runner's output filtered. */
+static void test_secret_redacted(void **state)
+{
+    (void)state;
+    char *src = G.src = variant("#include <stdio.h>\n#include <stdlib.h>\n",
+                                "    fprintf(stderr, \"leak: \" \"" SECRET_VALUE "\" \"\\n\");\n"
+                                "    fflush(stderr);\n"
+                                "    abort();\n");
+    json_t *r = evaluate(src);
+    print_message("prints a secret: %s %.200s\n", status_of(r), error_of(r));
+    assert_string_equal(status_of(r), "crashed");
+    assert_null(strstr(error_of(r), SECRET_VALUE));
+    assert_contains(error_of(r), "[redacted " SECRET_NAME "]");
+}
+
+/* A kernel's named return code is named in the message. */
+static void test_return_code_named(void **state)
+{
+    (void)state;
+    char *src = G.src = variant("", "    return EMILE_ERR_DTYPE;\n");
+    json_t *r = evaluate(src);
+    assert_string_equal(status_of(r), "invalid");
+    assert_contains(error_of(r), "returned 4 (EMILE_ERR_DTYPE");
+}
+
+/* Compile errors name the file the user gave (source_name), never the
+ * sandbox's path. */
+static void test_compile_error_names_source(void **state)
+{
+    (void)state;
+    json_t *opts = json_pack("{s:i, s:s}", "reps", 5, "source_name", "attn_v9.c");
+    json_decref(G.reply);
+    G.reply = worker_evaluate(G.w, G.task, "#include \"emile.h\"\nint broken(void) { return undeclared_thing; }\n",
+                              opts);
+    json_decref(opts);
+    assert_string_equal(status_of(G.reply), "compile_error");
+    const char *log = json_string_value(json_object_get(json_object_get(G.reply, "compile"), "log"));
+    assert_contains(log, "attn_v9.c:2");
+    assert_contains(log, "undeclared_thing");
+    if (strstr(log, G.tmp) || strstr(log, "emile-w-"))
+        fail_msg("the compile log names the sandbox's path: %s", log);
+}
+
+/* A reference runner that dies between evaluations (killed from outside:
+ * no candidate can reach it) is started again; the next candidate is not
+ * blamed. */
+static void test_dead_reference_restarted(void **state)
+{
+    (void)state;
+    char *src = G.src = test_read_file(KDIR "/well_behaved.c");
+    assert_non_null(src);
+    json_t *r = evaluate(src);
+    assert_string_equal(status_of(r), "valid");
+    /* The reference's runner: its command line names <tmp>/.../ref-N. */
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    struct dirent *e;
+    int killed = 0;
+    char needle[600];
+    snprintf(needle, sizeof needle, "%s/", G.tmp);
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char path[300], buf[4096];
+        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < n; i++)
+            if (!buf[i])
+                buf[i] = ' ';
+        buf[n] = 0;
+        if (strstr(buf, "emile-runner") && strstr(buf, needle) && strstr(buf, "/ref-"))
+            killed += kill(atoi(e->d_name), SIGKILL) == 0;
+    }
+    closedir(d);
+    assert_true(killed >= 1);
+    usleep(100000);
+    r = evaluate(src);
+    if (strcmp(status_of(r), "valid") != 0)
+        fail_msg("after the reference's runner died, the control is %s: %s", status_of(r), error_of(r));
+}
+
+/* Parallelism is right at 100 us: one thread of about 100 us reads about
+ * 1.0 cores; two such threads read about 2 when they overlap -- on a
+ * loaded machine they wait for a core, so what is asserted is the CPU the
+ * reading stands for: about 100 us per thread (each thread's own CPU clock
+ * and the process clock for threads that ended, no CPU-time rlimit to make
+ * the clocks tick-coarse, which read 0.00 or 2.35 cores at this size). */
+static void check_parallelism(int threads, double lo, double hi)
+{
+    char cheat[1200];
+    snprintf(cheat, sizeof cheat,
+             "    {\n"
+             "        int rc0 = attn_rows(&a, 0, a.S);\n"
+             "        if (rc0)\n"
+             "            return rc0;\n"
+             "        pthread_t t;\n"
+             "        int two = %d == 2;\n"
+             "        if (two && pthread_create(&t, NULL, spin_100us, NULL) != 0)\n"
+             "            return 9;\n"
+             "        spin_100us(NULL);\n"
+             "        if (two)\n"
+             "            pthread_join(t, NULL);\n"
+             "        return 0;\n"
+             "    }\n",
+             threads);
+    char *src = G.src = variant("#include <pthread.h>\n#include <time.h>\n"
+                                "/* 100 us of this thread's own CPU. */\n"
+                                "static void *spin_100us(void *x)\n"
+                                "{\n"
+                                "    struct timespec t0, t;\n"
+                                "    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);\n"
+                                "    do\n"
+                                "        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);\n"
+                                "    while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec < 100000);\n"
+                                "    return x;\n"
+                                "}\n",
+                                cheat);
+    /* A task small enough that the attention itself takes a few us. */
+    G.task2 = json_deep_copy(G.task);
+    json_object_set_new(G.task2, "params", json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "batch", 1, "seq", 16,
+                                                     "q_heads", 2, "kv_heads", 1, "head_dim", 8, "causal", 1));
+    json_t *opts = json_pack("{s:i}", "reps", 30);
+    json_decref(G.reply);
+    G.reply = worker_evaluate(G.w, G.task2, src, opts);
+    json_decref(opts);
+    const json_t *rep = json_object_get(G.reply, "report");
+    double par = json_number_value(json_object_get(rep, "parallelism"));
+    double med = json_number_value(json_object_get(json_object_get(rep, "time_ms"), "median"));
+    print_message("%d thread(s) of 100 us: %s, median %.3f ms, parallelism %.2f\n", threads, status_of(G.reply), med,
+                  par);
+    if (strcmp(status_of(G.reply), "valid") != 0)
+        fail_msg("the %d-thread kernel is %s: %s", threads, status_of(G.reply), error_of(G.reply));
+    double cpu_ms = par * med;
+    if (!(cpu_ms >= lo && cpu_ms <= hi))
+        fail_msg("%d thread(s) of 100 us read parallelism %.2f over %.3f ms: %.3f ms of CPU, expected %.2f..%.2f ms",
+                 threads, par, med, cpu_ms, lo, hi);
+    /* A loaded machine stretches the call's time (the threads wait for a
+     * core), never its CPU: the ratio can only fall below 1 and 2.  A clock
+     * that moves in ticks read 0.00 or 2.35 for one thread of 100 us. */
+    if (threads == 1 && !(par >= 0.3 && par <= 1.25))
+        fail_msg("one thread of 100 us reads parallelism %.2f, expected about 1", par);
+    if (threads == 2 && !(par > 0 && par <= 2.3))
+        fail_msg("two threads of 100 us read parallelism %.2f, expected up to 2", par);
+}
+
+static void test_parallelism_one_thread(void **state)
+{
+    (void)state;
+    check_parallelism(1, 0.08, 0.16);
+}
+
+static void test_parallelism_two_threads(void **state)
+{
+    (void)state;
+    check_parallelism(2, 0.20, 0.45);
+}
+
 /* The runner binary replaced on disk while the worker runs (a rebuild, a
  * package upgrade): the reference's runner, started before, now sees its own
  * executable mapped as "PATH (deleted)" in /proc/self/maps.  That is not
@@ -557,14 +743,15 @@ static void test_candidate_cannot_kill_reference(void **state)
 static void test_runner_replaced_on_disk(void **state)
 {
     (void)state;
-    char *src = test_read_file(KDIR "/well_behaved.c");
+    /* The source stays in G.src until the teardown: a failing assertion
+     * (a longjmp) leaks nothing. */
+    char *src = G.src = test_read_file(KDIR "/well_behaved.c");
     assert_non_null(src);
     json_t *r = evaluate(src);
     if (strcmp(status_of(r), "valid") != 0)
         fail_msg("the control before the replacement: %s: %s", status_of(r), error_of(r));
     assert_int_equal(test_private_runner(G.tmp), 0);      /* a new inode at the same path */
     r = evaluate(src);
-    free(src);
     if (strcmp(status_of(r), "valid") != 0)
         fail_msg("after the runner binary was replaced on disk, the control is %s: %s", status_of(r), error_of(r));
 }
@@ -616,6 +803,7 @@ static int group_setup(void **state)
                        "seed", 1234);
     free(ref);
     G.options = json_pack("{s:i}", "reps", 5);
+    setenv(SECRET_NAME, SECRET_VALUE, 1);
     char err[512];
     G.w = worker_ctx_new(err, sizeof err);
     if (!G.w) {
@@ -630,6 +818,10 @@ static int test_teardown(void **state)
     (void)state;
     json_decref(G.reply);
     G.reply = NULL;
+    free(G.src);
+    G.src = NULL;
+    json_decref(G.task2);
+    G.task2 = NULL;
     return 0;
 }
 
@@ -675,7 +867,7 @@ int main(void)
             files[0] = t;
         }
 
-    struct CMUnitTest *tests = calloc((size_t)n + 12, sizeof *tests);
+    struct CMUnitTest *tests = calloc((size_t)n + 20, sizeof *tests);
     int k = 0;
     tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_expectations_complete);
     for (int i = 0; i < n; i++)
@@ -688,6 +880,12 @@ int main(void)
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_candidate_cannot_kill_reference, test_teardown);
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_worker_still_works, test_teardown);
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_runner_replaced_on_disk, test_teardown);
+    tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_secret_redacted, test_teardown);
+    tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_return_code_named, test_teardown);
+    tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_compile_error_names_source, test_teardown);
+    tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_dead_reference_restarted, test_teardown);
+    tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_parallelism_one_thread, test_teardown);
+    tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_parallelism_two_threads, test_teardown);
     int rc = _cmocka_run_group_tests("adversarial", tests, (size_t)k, group_setup, group_teardown);
     free(tests);
     for (int i = 0; i < n; i++)

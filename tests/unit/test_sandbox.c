@@ -7,7 +7,16 @@
  *   - a sandboxed child leads a session of its own (sid == pgid == pid):
  *     it has no controlling terminal, even when we have one (a pty here);
  *   - a sandboxed child dies with the process that started it (here a
- *     sandbox_run killed with SIGKILL), with and without the uid drop.
+ *     sandbox_run killed with SIGKILL), with and without the uid drop;
+ *   - a sandboxed child sees only itself in /proc (pid namespace, fresh
+ *     /proc), and with a Landlock view reads only the system trees and its
+ *     own directory (not /etc/passwd, not a file beside its directory);
+ *   - the seccomp filters: fcntl F_SETOWN/F_SETSIG, prlimit64 on another
+ *     pid, memfd_create, System V shared memory, personality changes and
+ *     executable memory that no file backs (mmap or mprotect) all raise
+ *     SIGSYS; a read-only executable file mapping (the loader's) passes;
+ *   - the output filter: secrets of our environment redacted, control
+ *     characters escaped, invalid UTF-8 escaped, head or tail kept.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,8 +37,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/resource.h>
+#include <sys/shm.h>
+#include <sys/syscall.h>
+
 #include "util/fs.h"
+#include "sandbox/landlock.h"
+#include "sandbox/output_filter.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/seccomp_filter.h"
 
 #define SECRET "sk-emile-test-7f3a9c1e5b2d8f40"
 
@@ -231,6 +249,25 @@ static int gone_or_zombie(pid_t pid)
 /* A process runs a sandboxed `sleep 60` through sandbox_run and is killed
  * with SIGKILL while it waits: the sleep, in a session of its own, must
  * not live on. */
+/* The pid (in our namespace) of a child of parent, or 0. */
+static pid_t child_of(pid_t parent)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)parent, (int)parent);
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f) {
+        if (fgets(buf, sizeof buf, f))
+            pid = atoi(buf);
+        fclose(f);
+    }
+    return pid;
+}
+
+/* A process runs a sandboxed `sleep 60` through sandbox_run and is killed
+ * with SIGKILL while it waits: the sleep, in a session (and a pid
+ * namespace) of its own, must not live on.  The child's pid is read from
+ * here: inside its pid namespace it is 1. */
 static void check_dies_with_parent(long drop_uid)
 {
     char dir[64];
@@ -254,13 +291,8 @@ static void check_dies_with_parent(long drop_uid)
     }
     pid_t child = 0;
     for (int i = 0; i < 500 && child <= 0; i++) {
-        FILE *f = fopen(pidfile, "r");
-        if (f) {
-            int v = 0;
-            if (fscanf(f, "%d", &v) == 1)
-                child = v;
-            fclose(f);
-        }
+        if (fs_exists(pidfile))
+            child = child_of(runner);
         if (child <= 0)
             usleep(10000);
     }
@@ -303,6 +335,222 @@ static void test_child_dies_with_parent_after_uid_drop(void **state)
     check_dies_with_parent(uid);
 }
 
+/* ---- namespaces and the file system view ------------------------------------ */
+
+/* Run `sh -c script` sandboxed (as sandbox_run's callers do), its output. */
+static char *run_sh(const char *dir, const char *script, const sandbox_fs_t *fs, int *layers)
+{
+    sandbox_limits_t l;
+    sandbox_limits_default(&l);
+    l.wall_s = 30;
+    l.fs = fs;
+    char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+    int st = 0, to = 0;
+    char *log = NULL, err[256];
+    assert_int_equal(sandbox_run_layers(dir, argv, &l, &st, &to, &log, NULL, layers, err, sizeof err), 0);
+    assert_false(to);
+    assert_non_null(log);
+    return log;
+}
+
+/* The child is alone: in /proc only its own processes (the shell, the ls
+ * it runs), and it is pid 1; it has no network but loopback. */
+static void test_child_sees_only_itself(void **state)
+{
+    (void)state;
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    int layers = 0;
+    char *log = run_sh(dir, "echo pid=$$; ls /proc | grep -c '^[0-9]' ; tail -n +3 /proc/net/dev | cut -d: -f1", NULL, &layers);
+    print_message("layers %#x: %s", layers, log);
+    fs_rm_rf(dir);
+    if (!(layers & SANDBOX_PID) || !(layers & SANDBOX_PROC)) {
+        free(log);
+        fail_msg("no pid namespace with its own /proc here (layers %#x)", layers);
+    }
+    int pid = 0, procs = 0;
+    const char *nl = strchr(log, '\n');
+    sscanf(log, "pid=%d", &pid);
+    if (nl)
+        sscanf(nl + 1, "%d", &procs);
+    /* /proc/net/dev of its network namespace: loopback only. */
+    int only_lo = strstr(log, "lo") && !strstr(log, "eth") && !strstr(log, "ens") && !strstr(log, "ifb");
+    free(log);
+    assert_int_equal(pid, 1);
+    if (procs < 1 || procs > 3)
+        fail_msg("the sandboxed shell sees %d processes in /proc", procs);
+    if ((layers & SANDBOX_NET) && !only_lo)
+        fail_msg("a network namespace of its own, yet it sees other interfaces");
+    if (geteuid() != 0)
+        assert_true(layers & SANDBOX_USER);
+}
+
+/* With a Landlock view: its own directory and /usr read, /etc/passwd and a
+ * file beside its directory not, nothing written outside its directory. */
+static void test_child_file_system_view(void **state)
+{
+    (void)state;
+    if (sandbox_landlock_abi() <= 0)
+        skip();
+    char dir[64], other[64];
+    make_dir(dir, sizeof dir);
+    make_dir(other, sizeof other);
+    char secret[128], mine[128];
+    snprintf(secret, sizeof secret, "%s/secret.txt", other);
+    snprintf(mine, sizeof mine, "%s/mine.txt", dir);
+    assert_int_equal(fs_write_file(secret, "SECRET-BESIDE\n", 14), 0);
+    assert_int_equal(fs_write_file(mine, "MINE\n", 5), 0);
+    chmod(secret, 0644);
+    chmod(mine, 0644);
+    sandbox_fs_t fs;
+    memset(&fs, 0, sizeof fs);
+    fs.own_dir = dir;
+    fs.own_write = 1;
+    char script[512];
+    snprintf(script, sizeof script,
+             "cat mine.txt; cat %s 2>/dev/null || echo no-secret; head -c 4 /etc/passwd 2>/dev/null || echo no-passwd; "
+             "test -r /usr/include/stdio.h && echo usr-ok; echo w > made.txt && echo own-write-ok; "
+             "echo w > %s/made.txt 2>/dev/null || echo no-write-beside",
+             secret, other);
+    int layers = 0;
+    char *log = run_sh(dir, script, &fs, &layers);
+    print_message("%s", log);
+    char beside[160];
+    snprintf(beside, sizeof beside, "%s/made.txt", other);
+    int wrote_beside = fs_exists(beside);
+    fs_rm_rf(dir);
+    fs_rm_rf(other);
+    assert_true(layers & SANDBOX_LANDLOCK);
+    assert_non_null(strstr(log, "MINE"));
+    assert_null(strstr(log, "SECRET-BESIDE"));
+    assert_non_null(strstr(log, "no-secret"));
+    assert_non_null(strstr(log, "no-passwd"));
+    assert_null(strstr(log, "root"));
+    assert_non_null(strstr(log, "usr-ok"));
+    assert_non_null(strstr(log, "own-write-ok"));
+    assert_non_null(strstr(log, "no-write-beside"));
+    assert_false(wrote_beside);
+    free(log);
+}
+
+/* ---- the seccomp filters ------------------------------------------------------ */
+
+/* In a forked child: both filters of a runner (before loading), then
+ * `what`; the child's end: 0 when the call went through, SIGSYS when the
+ * filter trapped it. */
+static int filtered_call(int what)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char err[256];
+        signal(SIGSYS, SIG_DFL);
+        if (seccomp_install(0, -1, err, sizeof err) != 0 || seccomp_forbid_anon_exec(err, sizeof err) != 0)
+            _exit(90);
+        int p[2] = {-1, -1};
+        struct rlimit r = {1, 1};
+        void *m;
+        switch (what) {
+        case 0:
+            if (pipe(p) != 0)
+                _exit(91);
+            fcntl(p[0], F_SETOWN, getppid());
+            break;
+        case 1:
+            if (pipe(p) != 0)
+                _exit(91);
+            fcntl(p[0], 10 /* F_SETSIG */, SIGKILL);
+            break;
+        case 2:
+            prlimit(getppid(), RLIMIT_CPU, &r, NULL);
+            break;
+        case 3:
+            syscall(SYS_memfd_create, "x", 0);
+            break;
+        case 4:
+            shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+            break;
+        case 5:
+            personality(READ_IMPLIES_EXEC);
+            break;
+        case 6:
+            mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            break;
+        case 7:
+            m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            mprotect(m, 4096, PROT_READ | PROT_EXEC);
+            break;
+        case 8: {
+            /* The loader's way: a file mapped read + execute. */
+            int fd = open("/bin/sh", O_RDONLY);
+            if (fd < 0 || mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0) == MAP_FAILED)
+                _exit(92);
+            break;
+        }
+        case 9:
+            prlimit(0, RLIMIT_CPU, NULL, &r);   /* our own: allowed */
+            break;
+        }
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return WIFSIGNALED(st) ? WTERMSIG(st) : -1;
+}
+
+static void test_seccomp_denials(void **state)
+{
+    (void)state;
+    static const char *names[] = {"fcntl F_SETOWN",  "fcntl F_SETSIG",      "prlimit64 on another pid",
+                                  "memfd_create",    "shmget",              "personality(READ_IMPLIES_EXEC)",
+                                  "anonymous mmap PROT_EXEC", "mprotect PROT_EXEC"};
+    for (int i = 0; i < 8; i++) {
+        int got = filtered_call(i);
+        if (got == 90)
+            skip();                               /* no seccomp here */
+        if (got != SIGSYS)
+            fail_msg("%s: the child ended with %d, not SIGSYS", names[i], got);
+    }
+    assert_int_equal(filtered_call(8), 0);
+    assert_int_equal(filtered_call(9), 0);
+}
+
+/* ---- the output filter ---------------------------------------------------------- */
+
+static void test_output_filter(void **state)
+{
+    (void)state;
+    setenv("EMILE_TEST_TOKEN", "tok-0123456789", 1);
+    setenv("EMILE_TEST_SHORTKEY", "abc", 1);        /* under 8 characters: left alone */
+    setenv("EMILE_TEST_PLAIN", "visible-value-123", 1);
+    const char *in = "a tok-0123456789 b abc visible-value-123\x1b[2J\x07 c\xff\n";
+    char *out = output_filter(in, strlen(in), 0, OUTPUT_KEEP_HEAD);
+    assert_non_null(out);
+    assert_string_equal(out, "a [redacted EMILE_TEST_TOKEN] b abc visible-value-123\\x1b[2J\\x07 c\\xff\n");
+    free(out);
+    /* One line, the tail kept. */
+    out = output_filter("first\nsecond\tthird", 18, 10, OUTPUT_KEEP_TAIL | OUTPUT_ONE_LINE);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "ond third"));
+    assert_null(strchr(out, '\n'));
+    assert_non_null(strstr(out, "bytes cut"));
+    free(out);
+    /* The head kept, UTF-8 left whole. */
+    out = output_filter("h\xc3\xa9llo world", 12, 3, OUTPUT_KEEP_HEAD);
+    assert_non_null(out);
+    assert_int_equal(strncmp(out, "h\xc3\xa9", 3), 0);
+    assert_non_null(strstr(out, "more bytes"));
+    free(out);
+    assert_true(output_secret_name("OPENAI_API_KEY", 14));
+    assert_true(output_secret_name("my_password", 11));
+    assert_false(output_secret_name("PATH", 4));
+    unsetenv("EMILE_TEST_TOKEN");
+    unsetenv("EMILE_TEST_SHORTKEY");
+    unsetenv("EMILE_TEST_PLAIN");
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--scrub-child") == 0)
@@ -313,6 +561,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_child_has_no_terminal),
         cmocka_unit_test(test_child_dies_with_parent),
         cmocka_unit_test(test_child_dies_with_parent_after_uid_drop),
+        cmocka_unit_test(test_child_sees_only_itself),
+        cmocka_unit_test(test_child_file_system_view),
+        cmocka_unit_test(test_seccomp_denials),
+        cmocka_unit_test(test_output_filter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

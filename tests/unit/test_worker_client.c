@@ -5,7 +5,9 @@
  * status, and a worker that never answers is stopped at the timeout
  * instead of hanging the cook -- also when it never reads its request (the
  * pipe fills), and later calls say why it is gone; a template that prompts
- * at our terminal (ssh) can read the answer when we are in its foreground.
+ * at our terminal (ssh) can read the answer when we are in its foreground;
+ * progress events before a reply reach the callback, in order, and never
+ * stand for the reply.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -55,6 +57,62 @@ static void test_reply_matched_past_banner(void **state)
     json_decref(req);
     worker_client_close(&w);
     assert_int_equal(w.pid, 0);
+}
+
+/* Progress events (lines with "event" and the request's id) go to the
+ * callback in order; the reply is the line without "event"; the request
+ * asked for them.  Without a callback the same events are skipped. */
+typedef struct seen {
+    int n;
+    char phases[8][32];
+    int k[8];
+} seen_t;
+
+static void on_progress(const json_t *ev, void *user)
+{
+    seen_t *s = user;
+    if (s->n < 8) {
+        snprintf(s->phases[s->n], sizeof s->phases[s->n], "%s", json_string_value(json_object_get(ev, "phase")));
+        s->k[s->n] = (int)json_integer_value(json_object_get(ev, "k"));
+    }
+    s->n++;
+}
+
+static void test_progress_events(void **state)
+{
+    (void)state;
+    worker_client_t w;
+    char err[512] = "";
+    /* The worker answers only a request that asked for progress. */
+    const char *cmd = "while read req; do case \"$req\" in *'\"progress\":true'*) "
+                      "echo '{\"event\":\"progress\",\"id\":1,\"phase\":\"compile\",\"k\":0,\"n\":0}'; "
+                      "echo '{\"event\":\"progress\",\"id\":1,\"phase\":\"validate\",\"k\":2,\"n\":4}'; "
+                      "echo '{\"id\":1,\"ok\":true,\"status\":\"valid\"}';; "
+                      "*) echo '{\"event\":\"progress\",\"id\":2,\"phase\":\"time\"}'; "
+                      "echo '{\"id\":2,\"ok\":true,\"status\":\"quiet\"}';; esac; done";
+    assert_int_equal(worker_client_open(&w, cmd, err, sizeof err), 0);
+    w.timeout_s = 20;
+    seen_t seen = {0};
+    json_t *req = json_pack("{ss}", "cmd", "evaluate");
+    json_t *reply = worker_client_call_progress(&w, req, on_progress, &seen, err, sizeof err);
+    assert_non_null(reply);
+    assert_string_equal(json_string_value(json_object_get(reply, "status")), "valid");
+    assert_true(json_is_true(json_object_get(req, "progress")));
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.phases[0], "compile");
+    assert_string_equal(seen.phases[1], "validate");
+    assert_int_equal(seen.k[1], 2);
+    json_decref(reply);
+    json_decref(req);
+    /* The old call: no progress asked for, an event skipped all the same. */
+    req = json_pack("{ss}", "cmd", "evaluate");
+    reply = worker_client_call(&w, req, err, sizeof err);
+    assert_non_null(reply);
+    assert_string_equal(json_string_value(json_object_get(reply, "status")), "quiet");
+    assert_null(json_object_get(req, "progress"));
+    json_decref(reply);
+    json_decref(req);
+    worker_client_close(&w);
 }
 
 /* A long reply line arriving in many pieces is put back together. */
@@ -351,6 +409,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reply_matched_past_banner),
         cmocka_unit_test(test_long_reply_in_pieces),
+        cmocka_unit_test(test_progress_events),
         cmocka_unit_test(test_dead_worker_named),
         cmocka_unit_test(test_killed_worker_named),
         cmocka_unit_test(test_hung_worker_times_out),

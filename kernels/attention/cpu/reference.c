@@ -14,7 +14,9 @@
  *
  * Sizes come from the tensor descriptors (the params batch, seq, ... must
  * agree with them when given), strides are honoured (no contiguity assumed),
- * and only f32 is supported: any other dtype returns non-zero.
+ * and only f32 is supported.  Failures return the ABI's named codes
+ * (EMILE_ERR_DTYPE for another dtype, EMILE_ERR_MEMORY when the score matrix
+ * cannot be allocated, ...) with one line on stderr saying which case.
  *
  * Scratch: one S x S f32 score matrix per call (malloc'd and freed here).
  *
@@ -26,6 +28,7 @@
  *      kernels/attention/cpu/reference.c -o k.so -lm
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include "emile.h"
 
@@ -40,17 +43,23 @@ static float *at(const view_t *t, int64_t b, int64_t s, int64_t h, int64_t d)
     return t->p + b * t->sb + s * t->ss + h * t->sh + d * t->sd;
 }
 
-/* Fill a view from a descriptor; 0 when it is a 4-d f32 tensor. */
-static int view_of(const emile_tensor_t *t, view_t *v)
+/* Fill a view from a descriptor; EMILE_OK when it is a 4-d f32 tensor. */
+static int view_of(const emile_tensor_t *t, const char *name, view_t *v)
 {
-    if (!t || t->dtype != EMILE_DTYPE_F32 || t->ndim != 4 || !t->data)
-        return -1;
+    if (!t || t->ndim != 4 || !t->data) {
+        fprintf(stderr, "reference.c: tensor %s is missing or not 4-d\n", name);
+        return EMILE_ERR_ARGS;
+    }
+    if (t->dtype != EMILE_DTYPE_F32) {
+        fprintf(stderr, "reference.c: %s has dtype %d; this reference supports f32 only\n", name, t->dtype);
+        return EMILE_ERR_DTYPE;
+    }
     v->p = (float *)t->data;
     v->sb = t->strides[0];
     v->ss = t->strides[1];
     v->sh = t->strides[2];
     v->sd = t->strides[3];
-    return 0;
+    return EMILE_OK;
 }
 
 /* A param, when present, must match the size read from the shapes. */
@@ -65,29 +74,39 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
     emile_tensor_t *tq = emile_tensor(args, "q"), *tk = emile_tensor(args, "k");
     emile_tensor_t *tv = emile_tensor(args, "v"), *to = emile_tensor(args, "o");
     view_t q, k, v, o;
-    if (view_of(tq, &q) || view_of(tk, &k) || view_of(tv, &v) || view_of(to, &o))
-        return 1;
+    int rc = view_of(tq, "q", &q);
+    rc = rc ? rc : view_of(tk, "k", &k);
+    rc = rc ? rc : view_of(tv, "v", &v);
+    rc = rc ? rc : view_of(to, "o", &o);
+    if (rc)
+        return rc;
     const int64_t B = tq->shape[0], S = tq->shape[1], Hq = tq->shape[2], D = tq->shape[3];
     const int64_t Hkv = tk->shape[2];
     /* Shapes must agree with each other and with the params. */
     for (int i = 0; i < 4; i++)
         if (to->shape[i] != tq->shape[i] || tv->shape[i] != tk->shape[i])
-            return 2;
+            return EMILE_ERR_SHAPE;
     if (tk->shape[0] != B || tk->shape[1] != S || tk->shape[3] != D)
-        return 2;
-    if (B <= 0 || S <= 0 || D <= 0 || Hkv <= 0 || Hq % Hkv != 0)
-        return 2;
+        return EMILE_ERR_SHAPE;
+    if (B <= 0 || S <= 0 || D <= 0 || Hkv <= 0 || Hq % Hkv != 0) {
+        fprintf(stderr, "reference.c: sizes must be positive and q_heads a multiple of kv_heads\n");
+        return EMILE_ERR_PARAM;
+    }
     if (!agrees(args, "batch", B) || !agrees(args, "seq", S) ||
         !agrees(args, "q_heads", Hq) || !agrees(args, "kv_heads", Hkv) ||
         !agrees(args, "head_dim", D))
-        return 2;
+        return EMILE_ERR_SHAPE;
     const int causal = emile_param(args, "causal", 1.0) != 0.0;
     const float scale = (float)emile_param(args, "scale", 1.0 / sqrt((double)D));
     const int64_t group = Hq / Hkv;
 
     float *scores = malloc((size_t)S * (size_t)S * sizeof *scores);
-    if (!scores)
-        return 3;
+    if (!scores) {
+        fprintf(stderr, "reference.c: its seq x seq score matrix (%lld x %lld f32, %.3g GiB) does not fit "
+                        "the task's memory limit\n", (long long)S, (long long)S,
+                (double)S * (double)S * 4 / (1 << 30));
+        return EMILE_ERR_MEMORY;
+    }
 
     for (int64_t b = 0; b < B; b++) {
         for (int64_t h = 0; h < Hq; h++) {
@@ -131,5 +150,5 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
         }
     }
     free(scores);
-    return 0;
+    return EMILE_OK;
 }

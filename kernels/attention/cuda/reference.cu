@@ -26,6 +26,7 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 #include <math.h>
+#include <stdio.h>
 #include "emile.h"
 
 #ifndef EMILE_REF_SCRATCH_MB
@@ -43,11 +44,13 @@ typedef struct attn_problem {
 
 static int attn_parse(const emile_args_t *a, attn_problem *p)
 {
-    if (!a || a->abi_version != EMILE_ABI_VERSION) return 1;
+    if (!a || a->abi_version != EMILE_ABI_VERSION) return EMILE_ERR_ARGS;
     emile_tensor_t *t[4] = {emile_tensor(a, "q"), emile_tensor(a, "k"),
                             emile_tensor(a, "v"), emile_tensor(a, "o")};
-    for (int i = 0; i < 4; i++)
-        if (!t[i] || !t[i]->data || t[i]->ndim != 4 || t[i]->dtype != t[0]->dtype) return 2;
+    for (int i = 0; i < 4; i++) {
+        if (!t[i] || !t[i]->data || t[i]->ndim != 4) return EMILE_ERR_ARGS;
+        if (t[i]->dtype != t[0]->dtype) return EMILE_ERR_DTYPE;
+    }
     p->batch = (int)emile_param(a, "batch", (double)t[0]->shape[0]);
     p->seq = (int)emile_param(a, "seq", (double)t[0]->shape[1]);
     p->hq = (int)emile_param(a, "q_heads", (double)t[0]->shape[2]);
@@ -56,20 +59,23 @@ static int attn_parse(const emile_args_t *a, attn_problem *p)
     p->causal = emile_param(a, "causal", 0.0) != 0.0;
     p->scale = (float)emile_param(a, "scale", 1.0 / sqrt((double)p->d));
     p->dtype = t[0]->dtype;
-    if (p->batch <= 0 || p->seq <= 0 || p->hq <= 0 || p->hkv <= 0 || p->d <= 0) return 3;
-    if (p->hq % p->hkv) return 3;
+    if (p->batch <= 0 || p->seq <= 0 || p->hq <= 0 || p->hkv <= 0 || p->d <= 0) return EMILE_ERR_PARAM;
+    if (p->hq % p->hkv) return EMILE_ERR_PARAM;
     const int hs[4] = {p->hq, p->hkv, p->hkv, p->hq};
     for (int i = 0; i < 4; i++) {
         if (t[i]->shape[0] != p->batch || t[i]->shape[1] != p->seq ||
-            t[i]->shape[2] != hs[i] || t[i]->shape[3] != p->d) return 4;
+            t[i]->shape[2] != hs[i] || t[i]->shape[3] != p->d) return EMILE_ERR_SHAPE;
     }
     int64_t *dst[4] = {p->sq, p->sk, p->sv, p->so};
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) dst[i][j] = t[i]->strides[j];
     p->q = t[0]->data; p->k = t[1]->data; p->v = t[2]->data; p->o = t[3]->data;
     if (p->dtype != EMILE_DTYPE_F32 && p->dtype != EMILE_DTYPE_F16 &&
-        p->dtype != EMILE_DTYPE_BF16) return 5;
-    return 0;
+        p->dtype != EMILE_DTYPE_BF16) {
+        fprintf(stderr, "reference.cu: dtype %d is not supported (f32, f16, bf16)\n", p->dtype);
+        return EMILE_ERR_DTYPE;
+    }
+    return EMILE_OK;
 }
 
 /* ---- element access ----------------------------------------------------- */
@@ -157,7 +163,10 @@ static int ref_run(const attn_problem *p, cudaStream_t st)
     if (cap > (size_t)pairs) cap = pairs;
     if (cap > 65535) cap = 65535;
     float *scores = 0;
-    if (cudaMallocAsync((void **)&scores, cap * per_head, st) != cudaSuccess) return 10;
+    if (cudaMallocAsync((void **)&scores, cap * per_head, st) != cudaSuccess) {
+        fprintf(stderr, "reference.cu: its score scratch (%zu bytes) could not be allocated\n", cap * per_head);
+        return EMILE_ERR_MEMORY;
+    }
     const int nt = (p->seq + 15) / 16;
     for (int pair0 = 0; pair0 < pairs; pair0 += (int)cap) {
         const int n = pairs - pair0 < (int)cap ? pairs - pair0 : (int)cap;
@@ -166,7 +175,7 @@ static int ref_run(const attn_problem *p, cudaStream_t st)
         ref_pv<T><<<dim3((p->d + 31) / 32, (p->seq + 7) / 8, n), dim3(32, 8), 0, st>>>(*p, scores, pair0);
     }
     cudaFreeAsync(scores, st);
-    return cudaGetLastError() == cudaSuccess ? 0 : 11;
+    return cudaGetLastError() == cudaSuccess ? EMILE_OK : EMILE_ERR_DEVICE;
 }
 
 EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
@@ -174,12 +183,15 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
     attn_problem p;
     int rc = attn_parse(args, &p);
     if (rc) return rc;
-    if (p.seq > 65535 * 16) return 6;
+    if (p.seq > 65535 * 16) {
+        fprintf(stderr, "reference.cu: seq %d is beyond its grid limit (%d)\n", p.seq, 65535 * 16);
+        return EMILE_ERR_LIMIT;
+    }
     cudaStream_t st = (cudaStream_t)args->stream;
     switch (p.dtype) {
     case EMILE_DTYPE_F32: return ref_run<float>(&p, st);
     case EMILE_DTYPE_F16: return ref_run<__half>(&p, st);
     case EMILE_DTYPE_BF16: return ref_run<__nv_bfloat16>(&p, st);
     }
-    return 5;
+    return EMILE_ERR_DTYPE;
 }

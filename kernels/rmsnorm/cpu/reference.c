@@ -8,33 +8,48 @@
  *
  * One row at a time, single-threaded, no intrinsics, the sum of squares
  * accumulated in f32 in order (as an eager f32 framework would).  Strides
- * from the descriptors are honoured; f32 only (other dtypes return non-zero).
+ * from the descriptors are honoured; f32 only (another dtype returns
+ * EMILE_ERR_DTYPE, with one line on stderr).
  *
  * Build (what the harness does):
  *   cc -std=gnu11 -O3 -march=native -fopenmp -fPIC -shared -Iinclude \
  *      kernels/rmsnorm/cpu/reference.c -o k.so -lm
  */
 #include <math.h>
+#include <stdio.h>
 #include "emile.h"
 
-static int is_f32(const emile_tensor_t *t, int ndim)
+/* EMILE_OK when t is an f32 tensor of ndim dimensions. */
+static int check(const emile_tensor_t *t, const char *name, int ndim)
 {
-    return t && t->dtype == EMILE_DTYPE_F32 && t->ndim == ndim && t->data;
+    if (!t || t->ndim != ndim || !t->data) {
+        fprintf(stderr, "reference.c: tensor %s is missing or not %d-d\n", name, ndim);
+        return EMILE_ERR_ARGS;
+    }
+    if (t->dtype != EMILE_DTYPE_F32) {
+        fprintf(stderr, "reference.c: %s has dtype %d; this reference supports f32 only\n", name, t->dtype);
+        return EMILE_ERR_DTYPE;
+    }
+    return EMILE_OK;
 }
 
 EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
 {
     const emile_tensor_t *tx = emile_tensor(args, "x"), *tw = emile_tensor(args, "w");
     const emile_tensor_t *ty = emile_tensor(args, "y");
-    if (!is_f32(tx, 2) || !is_f32(tw, 1) || !is_f32(ty, 2))
-        return 1;
+    int rc = check(tx, "x", 2);
+    rc = rc ? rc : check(tw, "w", 1);
+    rc = rc ? rc : check(ty, "y", 2);
+    if (rc)
+        return rc;
     const int64_t rows = tx->shape[0], cols = tx->shape[1];
-    if (ty->shape[0] != rows || ty->shape[1] != cols || tw->shape[0] != cols ||
-        rows <= 0 || cols <= 0)
-        return 2;
+    if (rows <= 0 || cols <= 0)
+        return EMILE_ERR_PARAM;
+    if (ty->shape[0] != rows || ty->shape[1] != cols || tw->shape[0] != cols)
+        return EMILE_ERR_SHAPE;
     if (emile_param(args, "rows", (double)rows) != (double)rows ||
         emile_param(args, "cols", (double)cols) != (double)cols)
-        return 2;
+        return EMILE_ERR_SHAPE;
     const float eps = (float)emile_param(args, "eps", 1e-6);
     const float *x = tx->data, *w = tw->data;
     float *y = ty->data;
@@ -51,5 +66,5 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
         for (int64_t c = 0; c < cols; c++)
             y[r * yr + c * yc] = x[r * xr + c * xc] * inv * w[c * ws];
     }
-    return 0;
+    return EMILE_OK;
 }

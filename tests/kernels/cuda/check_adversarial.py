@@ -37,6 +37,10 @@ EXPECT = {
     "zeros": ("bf16", "wrong (zeros)"),
     "cache_replay": ("bf16", "valid on call 1, wrong on call 2 with new inputs"),
     "deferred": ("bf16", "NaN right after the stream sync, valid after a device sync"),
+    "steals_answers": ("bf16", "valid on call 1 (computed), NaN on calls 2-3 (nothing to steal here)"),
+    "forges_event_timing": ("bf16", "valid (only the runner's timer is forged)"),
+    "lingers_after_return": ("bf16", "NaN in the second half right after the stream sync, valid after a device sync"),
+    "reads_other_context": ("bf16", "CUDA error (illegal address) or NaN: computes nothing"),
 }
 
 

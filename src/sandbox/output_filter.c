@@ -1,0 +1,143 @@
+/* output_filter.c -- see output_filter.h. */
+#include "sandbox/output_filter.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
+
+int output_secret_name(const char *name, size_t len)
+{
+    static const char *const words[] = {"KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL"};
+    for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
+        size_t wl = strlen(words[w]);
+        for (size_t i = 0; i + wl <= len; i++)
+            if (strncasecmp(name + i, words[w], wl) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+/* text with every secret value replaced (malloc'd, *len updated). */
+static char *redact(const char *text, size_t *len)
+{
+    char *out = malloc(*len + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, text, *len);
+    out[*len] = 0;
+    size_t n = *len;
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq || !output_secret_name(*e, (size_t)(eq - *e)))
+            continue;
+        const char *val = eq + 1;
+        size_t vl = strlen(val);
+        if (vl < 8)
+            continue;
+        char tag[160];
+        int tl = snprintf(tag, sizeof tag, "[redacted %.*s]", (int)(eq - *e > 120 ? 120 : eq - *e), *e);
+        if (tl < 0)
+            continue;
+        size_t from = 0;
+        for (;;) {
+            char *hit = memmem(out + from, n - from, val, vl);
+            if (!hit)
+                break;
+            size_t at = (size_t)(hit - out);
+            size_t nn = n - vl + (size_t)tl;
+            char *grown = nn > n ? realloc(out, nn + 1) : out;
+            if (!grown) {
+                memset(hit, '*', vl);   /* no memory: blank it in place */
+                from = at + vl;
+                continue;
+            }
+            out = grown;
+            memmove(out + at + tl, out + at + vl, n - at - vl);
+            memcpy(out + at, tag, (size_t)tl);
+            n = nn;
+            out[n] = 0;
+            from = at + (size_t)tl;
+        }
+    }
+    *len = n;
+    return out;
+}
+
+/* Length of a valid UTF-8 sequence at p (at most left bytes), 0 if none. */
+static size_t utf8_len(const unsigned char *p, size_t left)
+{
+    size_t need = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2 : 0;
+    if (need == 0 || need > left)
+        return 0;
+    for (size_t i = 1; i < need; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return need;
+}
+
+char *output_filter(const char *text, size_t len, size_t cap, int flags)
+{
+    if (!text)
+        text = "";
+    size_t n = len;
+    char *red = redact(text, &n);
+    if (!red)
+        return NULL;
+    /* Escape into a buffer up to four times the size. */
+    char *esc = malloc(4 * n + 1);
+    if (!esc) {
+        free(red);
+        return NULL;
+    }
+    size_t m = 0;
+    const unsigned char *u = (const unsigned char *)red;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        int keep = (c >= 0x20 && c < 0x7f) || ((c == '\n' || c == '\t') && !(flags & OUTPUT_ONE_LINE));
+        if (keep) {
+            esc[m++] = (char)c;
+            i++;
+            continue;
+        }
+        size_t ul = c >= 0x80 ? utf8_len(u + i, n - i) : 0;
+        if (ul > 0) {
+            memcpy(esc + m, u + i, ul);
+            m += ul;
+            i += ul;
+            continue;
+        }
+        if ((flags & OUTPUT_ONE_LINE) && (c == '\n' || c == '\t' || c == '\r')) {
+            esc[m++] = ' ';
+        } else {
+            m += (size_t)sprintf(esc + m, "\\x%02x", c);
+        }
+        i++;
+    }
+    esc[m] = 0;
+    free(red);
+    if (cap == 0 || m <= cap)
+        return esc;
+    /* Cut on a character boundary, keeping the head or the tail. */
+    char *out = malloc(cap + 96);
+    if (!out) {
+        free(esc);
+        return NULL;
+    }
+    if (flags & OUTPUT_KEEP_TAIL) {
+        size_t from = m - cap;
+        while (from < m && ((unsigned char)esc[from] & 0xc0) == 0x80)
+            from++;
+        snprintf(out, cap + 96, "(%zu bytes cut) ...%s", from, esc + from);
+    } else {
+        size_t to = cap;
+        while (to > 0 && ((unsigned char)esc[to] & 0xc0) == 0x80)
+            to--;
+        memcpy(out, esc, to);
+        snprintf(out + to, 96, "\n... (%zu more bytes)", m - to);
+    }
+    free(esc);
+    return out;
+}

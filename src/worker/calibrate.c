@@ -1,0 +1,128 @@
+/* calibrate.c -- see calibrate.h. */
+#include "calibrate.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernel_env.h"
+#include "stats.h"
+#include "timing.h"
+#include "util/fs.h"
+
+void calibrate_stop(worker_ctx_t *w)
+{
+    if (w->null_alive)
+        runner_stop(&w->null_run);
+    w->null_alive = 0;
+    if (w->null_dir[0])
+        fs_rm_rf(w->null_dir);
+    w->null_dir[0] = 0;
+}
+
+static int start_null(worker_ctx_t *w, char *err, size_t n)
+{
+    calibrate_stop(w);
+    const task_t *t = &w->task;
+    /* One slot at the task's size: the null runner needs no more arena. */
+    memset(&w->null_layout, 0, sizeof w->null_layout);
+    if (layout_add_slot(&w->null_layout, "null", &t->op, &t->params, t->dtype, err, n) != 0)
+        return -1;
+    if (kernel_dir_make(w->base, "null", &w->counter, &w->rng, w->cand_uid, w->null_dir, sizeof w->null_dir) != 0) {
+        snprintf(err, n, "cannot prepare the null runner's directory");
+        return -1;
+    }
+    sandbox_limits_t l;
+    kernel_runner_limits(t, w->backend, w->cand_uid, &l);
+    runner_t *r = &w->null_run;
+    int rc = runner_start(r, w->backend, w->null_dir, NULL, w->null_layout.total, &l);
+    w->null_alive = 1;
+    char *line = rc == RUNNER_OK ? layout_bind_line(&w->null_layout, 0, "") : NULL;
+    if (rc == RUNNER_OK)
+        rc = line ? runner_cmd(r, NULL, 0, 0, "bind", line + strlen("bind  ")) : RUNNER_ERR;
+    free(line);
+    if (rc != RUNNER_OK) {
+        snprintf(err, n, "the null runner failed: %.400s", r->msg);
+        calibrate_stop(w);
+        return -1;
+    }
+    return 0;
+}
+
+int calibrate_task(worker_ctx_t *w, char *err, size_t n)
+{
+    memset(&w->calib, 0, sizeof w->calib);
+    if (start_null(w, err, n) != 0)
+        return -1;
+    int cuda = strcmp(w->backend->name, "cuda") == 0;
+    runner_t *r = &w->null_run;
+    double over[CALIBRATE_SAMPLES], outside[CALIBRATE_SAMPLES], prep[CALIBRATE_SAMPLES];
+    double prep_cpu[CALIBRATE_SAMPLES], idle[CALIBRATE_SAMPLES], up[CALIBRATE_SAMPLES], snap[CALIBRATE_SAMPLES];
+    double main_cpu[CALIBRATE_SAMPLES], proc_cpu[CALIBRATE_SAMPLES];
+    const slot_layout_t *sl = &w->null_layout.slots[0];
+    char range[64];
+    snprintf(range, sizeof range, "%zu %zu", sl->begin, sl->end - sl->begin);
+    int k = 0, rc = RUNNER_OK;
+    double mark = runner_cpu_ns(r);
+    for (; k < CALIBRATE_SAMPLES && rc == RUNNER_OK; k++) {
+        up[k] = snap[k] = 0;
+        if (cuda) {
+            rc = runner_cmd(r, NULL, 0, 0, "upload", range);
+            up[k] = r->last_outside_ns;
+        }
+        double c0 = runner_cpu_ns(r);
+        idle[k] = c0 >= 0 && mark >= 0 ? c0 - mark : 0;
+        if (rc == RUNNER_OK)
+            rc = runner_prep(r, 0, 1);
+        prep[k] = r->last_outside_ns;
+        double c1 = runner_cpu_ns(r);
+        prep_cpu[k] = c1 >= 0 && c0 >= 0 ? c1 - c0 : 0;
+        run_result_t res;
+        memset(&res, 0, sizeof res);
+        if (rc == RUNNER_OK)
+            rc = runner_run(r, 0, &res);
+        over[k] = res.outside_ns - res.elapsed_ns;
+        outside[k] = res.outside_ns;
+        main_cpu[k] = res.cpu_thread_ns;
+        proc_cpu[k] = res.cpu_proc_ns;
+        if (rc == RUNNER_OK && cuda) {
+            rc = runner_snap(r, 0);
+            snap[k] = r->last_outside_ns;
+        }
+        mark = runner_cpu_ns(r);
+    }
+    if (rc != RUNNER_OK) {
+        snprintf(err, n, "the null runner failed: %.400s", r->msg);
+        calibrate_stop(w);
+        return -1;
+    }
+    size_t flush = r->flush_bytes ? r->flush_bytes : 1;
+    calib_t *c = &w->calib;
+    c->samples = k;
+    c->run_overhead_p50 = stats_quantile(over, k, 0.5);
+    c->run_overhead_p90 = stats_quantile(over, k, 0.9);
+    c->run_outside_p50 = stats_quantile(outside, k, 0.5);
+    c->prep_wall_p50 = stats_quantile(prep, k, 0.5);
+    c->prep_cpu_per_byte = cuda ? 0 : stats_quantile(prep_cpu, k, 0.5) / (double)flush;
+    c->idle_cpu_p90 = stats_quantile(idle, k, 0.9);
+    c->upload_p50 = stats_quantile(up, k, 0.5);
+    c->snap_p50 = stats_quantile(snap, k, 0.5);
+    c->main_cpu_p90 = stats_quantile(main_cpu, k, 0.9);
+    c->proc_cpu_p90 = stats_quantile(proc_cpu, k, 0.9);
+    c->forge_bound_ns = timing_forge_bound(c->run_overhead_p50);
+    c->ok = 1;
+    return 0;
+}
+
+double calibrate_sample(worker_ctx_t *w)
+{
+    char err[512];
+    if (!w->null_alive || w->null_run.dead) {
+        if (start_null(w, err, sizeof err) != 0)
+            return -1;
+    }
+    run_result_t res;
+    if (runner_run(&w->null_run, 0, &res) != RUNNER_OK)
+        return -1;
+    return res.outside_ns - res.elapsed_ns;
+}

@@ -1,0 +1,242 @@
+/* compile.c -- see compile.h. */
+#include "compile.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend/lang.h"
+#include "sandbox/landlock.h"
+#include "sandbox/output_filter.h"
+#include "sandbox/sandbox.h"
+#include "util/fs.h"
+
+size_t compile_mem_bytes(const task_t *t)
+{
+    size_t task = (size_t)(t->memory_limit_mb * 1048576.0);
+    return task > COMPILE_MEM_FLOOR ? task : COMPILE_MEM_FLOOR;
+}
+
+/* Replace every occurrence of from by to (malloc'd). */
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to), count = 0;
+    if (fl == 0)
+        return strdup(s);
+    for (const char *p = strstr(s, from); p; p = strstr(p + fl, from))
+        count++;
+    char *out = malloc(strlen(s) + count * (tl > fl ? tl - fl : 0) + 1);
+    if (!out)
+        return NULL;
+    char *o = out;
+    for (const char *p = s;;) {
+        const char *hit = strstr(p, from);
+        if (!hit) {
+            strcpy(o, p);
+            break;
+        }
+        memcpy(o, p, (size_t)(hit - p));
+        o += hit - p;
+        memcpy(o, to, tl);
+        o += tl;
+        p = hit + fl;
+    }
+    return out;
+}
+
+char *compile_rename_paths(const char *text, const char *dir, const char *ext, const char *name)
+{
+    char src[1200], prefix[1100];
+    snprintf(src, sizeof src, "%s/kernel%s", dir, ext);
+    snprintf(prefix, sizeof prefix, "%s/", dir);
+    char *a = replace_all(text, src, name);
+    char *b = a ? replace_all(a, prefix, "") : NULL;
+    char *c = b ? replace_all(b, dir, ".") : NULL;   /* -I<dir> */
+    free(a);
+    free(b);
+    return c;
+}
+
+/* The directory two levels above a program found on PATH (/usr/bin/gcc ->
+ * /usr; /opt/cuda-12/bin/nvcc -> /opt/cuda-12): a toolchain's tree. */
+static void toolchain_root(const char *prog, char *out, size_t n)
+{
+    out[0] = 0;
+    char path[PATH_MAX], real[PATH_MAX];
+    if (strchr(prog, '/')) {
+        snprintf(path, sizeof path, "%s", prog);
+    } else {
+        const char *env = getenv("PATH");
+        char dirs[4096];
+        snprintf(dirs, sizeof dirs, "%s", env ? env : "/usr/bin:/bin");
+        char *save = NULL;
+        path[0] = 0;
+        for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+            snprintf(path, sizeof path, "%s/%s", d, prog);
+            if (access(path, X_OK) == 0)
+                break;
+            path[0] = 0;
+        }
+    }
+    if (!path[0] || !realpath(path, real))
+        return;
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(real, '/');
+        if (!slash || slash == real)
+            return;
+        *slash = 0;
+    }
+    snprintf(out, n, "%s", real);
+}
+
+/* Every absolute path among the compiler's arguments that exists outside
+ * dir (a build script, a site-packages folder, nvcc): readable, with its
+ * folder for a file. */
+static void allow_argument_paths(sandbox_fs_t *fs, int *k, char *const argv[], const char *dir, char (*store)[PATH_MAX],
+                                 int room)
+{
+    size_t dl = strlen(dir);
+    for (int i = 1; argv[i] && *k < room; i++) {
+        if (argv[i][0] != '/' || (strncmp(argv[i], dir, dl) == 0 && (argv[i][dl] == '/' || !argv[i][dl])))
+            continue;
+        struct stat st;
+        if (stat(argv[i], &st) != 0)
+            continue;
+        snprintf(store[*k], PATH_MAX, "%s", argv[i]);
+        if (!S_ISDIR(st.st_mode)) {
+            char *slash = strrchr(store[*k], '/');
+            if (!slash || slash == store[*k])
+                continue;
+            *slash = 0;
+        }
+        fs->extra_ro[*k] = store[*k];
+        (*k)++;
+    }
+}
+
+/* The directory two levels above a program's path as given (a venv's
+ * bin/python3 -> the venv), before symlinks are followed. */
+static void given_root(const char *prog, char *out, size_t n)
+{
+    out[0] = 0;
+    if (prog[0] != '/')
+        return;
+    snprintf(out, n, "%s", prog);
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(out, '/');
+        if (!slash || slash == out) {
+            out[0] = 0;
+            return;
+        }
+        *slash = 0;
+    }
+}
+
+int compile_kernel(const backend_t *b, const task_t *t, long uid, const char *dir, const char *source,
+                   const char *lang, const char *source_name, json_t *compile, char *so_path, size_t so_n)
+{
+    char src[1024], name[256], nolang[256];
+    const lang_t *lg = lang_for(b->name, lang, nolang, sizeof nolang);
+    if (!lg) {
+        json_object_set_new(compile, "ok", json_false());
+        json_object_set_new(compile, "log", json_string(nolang));
+        return -1;
+    }
+    snprintf(src, sizeof src, "%s/kernel%s", dir, lg->src_ext);
+    snprintf(so_path, so_n, "%s/kernel.so", dir);
+    snprintf(name, sizeof name, "%s", source_name && *source_name ? source_name : src + strlen(dir) + 1);
+    if (fs_write_file(src, source, strlen(source)) != 0) {
+        json_object_set_new(compile, "ok", json_false());
+        json_object_set_new(compile, "log", json_string("cannot write the source file"));
+        return -1;
+    }
+    if (uid >= 0 && geteuid() == 0) {
+        int rc = chown(src, (uid_t)uid, (gid_t)uid);
+        (void)rc;
+    }
+    char *argv[64], buf[8192];
+    if (lg->compile_argv(src, so_path, dir, argv, 64, buf, sizeof buf) != 0) {
+        json_object_set_new(compile, "ok", json_false());
+        json_object_set_new(compile, "log", json_string("compile command too long"));
+        return -1;
+    }
+    char cmd[2048] = "";
+    for (int i = 0; argv[i]; i++) {
+        strncat(cmd, argv[i], sizeof cmd - strlen(cmd) - 2);
+        strcat(cmd, " ");
+    }
+    char *shown = compile_rename_paths(cmd, dir, lg->src_ext, name);
+    json_object_set_new(compile, "command", json_string(shown ? shown : cmd));
+    free(shown);
+    /* The file system the compiler sees: the system trees, its own
+     * toolchain's tree (a compiler outside /usr: the tree of the program
+     * as given, a venv, and as its symlinks resolve), the paths its
+     * arguments name (a build script, site-packages, nvcc), LD_LIBRARY_PATH,
+     * and this directory, writable. */
+    static char roots[SANDBOX_FS_EXTRA][PATH_MAX], store[4096];
+    sandbox_fs_t fs;
+    memset(&fs, 0, sizeof fs);
+    fs.own_dir = dir;
+    fs.own_write = 1;
+    int k = 0;
+    toolchain_root(argv[0], roots[k], sizeof roots[k]);
+    if (roots[k][0]) {
+        fs.extra_ro[k] = roots[k];
+        k++;
+    }
+    given_root(argv[0], roots[k], sizeof roots[k]);
+    if (roots[k][0]) {
+        fs.extra_ro[k] = roots[k];
+        k++;
+    }
+    allow_argument_paths(&fs, &k, argv, dir, roots, SANDBOX_FS_EXTRA / 2);
+    sandbox_fs_add_list(&fs, getenv("LD_LIBRARY_PATH"), store, sizeof store);
+    sandbox_limits_t l;
+    sandbox_limits_default(&l);
+    l.wall_s = t->compile_limit_s;
+    l.cpu_s = t->compile_limit_s * 2 + 10;
+    l.mem_bytes = compile_mem_bytes(t);
+    l.fsize_bytes = (size_t)512 << 20;    /* the object file itself */
+    l.nproc = 0;
+    l.drop_uid = uid;
+    l.fs = &fs;
+    int st = 0, to = 0, layers = 0;
+    double secs = 0;
+    char *log = NULL, err[512];
+    if (sandbox_run_layers(dir, argv, &l, &st, &to, &log, &secs, &layers, err, sizeof err) != 0) {
+        json_object_set_new(compile, "ok", json_false());
+        json_object_set_new(compile, "log", json_string(err));
+        return -1;
+    }
+    json_object_set_new(compile, "seconds", json_real(secs));
+    char lay[128];
+    sandbox_describe_layers(layers, lay, sizeof lay);
+    json_object_set_new(compile, "sandbox", json_string(lay));
+    char *renamed = compile_rename_paths(log ? log : "", dir, lg->src_ext, name);
+    char *clean = renamed ? output_filter(renamed, strlen(renamed), 6000, OUTPUT_KEEP_HEAD) : NULL;
+    json_object_set_new(compile, "log", json_string(clean ? clean : ""));
+    free(clean);
+    free(renamed);
+    free(log);
+    int ok = !to && WIFEXITED(st) && WEXITSTATUS(st) == 0 && fs_exists(so_path);
+    if (!ok && (to || !WIFEXITED(st))) {
+        char why[256];
+        sandbox_describe_status(st, to, l.wall_s, why, sizeof why);
+        json_object_set_new(compile, "error", json_string(why));
+    } else if (!ok && (strstr(json_string_value(json_object_get(compile, "log")), "out of memory") ||
+                        strstr(json_string_value(json_object_get(compile, "log")), "memory exhausted") ||
+                        strstr(json_string_value(json_object_get(compile, "log")), "Cannot allocate memory"))) {
+        char why[256];
+        snprintf(why, sizeof why, "the compiler ran out of memory (the compile memory limit is %zu MiB: the task's "
+                                  "memory_limit_mb, at least %zu MiB)",
+                 l.mem_bytes >> 20, COMPILE_MEM_FLOOR >> 20);
+        json_object_set_new(compile, "error", json_string(why));
+    }
+    json_object_set_new(compile, "ok", json_boolean(ok));
+    return ok ? 0 : -1;
+}

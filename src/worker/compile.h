@@ -1,0 +1,43 @@
+/*
+ * compile.h -- building a kernel's source in the compile sandbox: its own
+ * directory, the unprivileged uid given (as root), new namespaces, and a
+ * Landlock view of the file system holding only the system and toolchain
+ * trees and that directory -- an `#include "/etc/passwd"` or of a file in
+ * $HOME fails with the compiler's own error and quotes nothing.  Memory is
+ * bounded by the task's memory limit (never below COMPILE_MEM_FLOOR).  The
+ * log is filtered before it is quoted (secrets redacted, control
+ * characters escaped, 6000 bytes kept) and names the user's file
+ * (source_name), not the sandbox's path.
+ */
+#ifndef EMILE_WORKER_COMPILE_H
+#define EMILE_WORKER_COMPILE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "backend/backend.h"
+#include "task/task.h"
+
+/* A compiler needs no more for any kernel of ours: gcc -O3 builds the CPU
+ * ladder within 128 MiB of address space, nvcc the CUDA ladder (rung7,
+ * wgmma) within 256 MiB; twice the larger. */
+#define COMPILE_MEM_FLOOR ((size_t)512 << 20)
+
+/* RLIMIT_AS for compiles of a task: its memory limit, at least the floor. */
+size_t compile_mem_bytes(const task_t *t);
+
+/* Build source, in language lang (backend/lang.h; NULL or "" the
+ * backend's default), in dir (which exists, holds emile.h and is owned by
+ * uid when uid >= 0) into dir/kernel.so; fills compile (the reply's
+ * object: ok, seconds, command, log, error) and so_path.  source_name: how
+ * the log names the source (NULL: "kernel" and the language's extension).
+ * 0 when built. */
+int compile_kernel(const backend_t *b, const task_t *t, long uid, const char *dir, const char *source,
+                   const char *lang, const char *source_name, json_t *compile, char *so_path, size_t so_n);
+
+/* text with every "dir/kernel<ext>" replaced by name, every other "dir/"
+ * removed and dir itself shown as "." (malloc'd): what the user reads names
+ * their file. */
+char *compile_rename_paths(const char *text, const char *dir, const char *ext, const char *name);
+
+#endif

@@ -1,0 +1,28 @@
+/* stats.c -- see stats.h. */
+#include "stats.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double stats_quantile(const double *v, int n, double q)
+{
+    if (n <= 0)
+        return 0;
+    double *s = malloc(sizeof(double) * (size_t)n);
+    if (!s)
+        return 0;
+    memcpy(s, v, sizeof(double) * (size_t)n);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    double pos = q * (n - 1);
+    int lo = (int)floor(pos), hi = (int)ceil(pos);
+    double r = s[lo] + (s[hi] - s[lo]) * (pos - lo);
+    free(s);
+    return r;
+}

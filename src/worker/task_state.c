@@ -1,0 +1,173 @@
+/* task_state.c -- see task_state.h. */
+#include "task_state.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calibrate.h"
+#include "runner/cache_size.h"
+
+void task_state_free(worker_ctx_t *w)
+{
+    calibrate_stop(w);
+    if (w->oracle)
+        w->oracle->ops->free(w->oracle);
+    w->oracle = NULL;
+    if (w->task_loaded)
+        task_free(&w->task);
+    w->task_loaded = 0;
+    for (int s = 0; s < N_SETS; s++) {
+        free(w->sets[s].pristine);
+        for (int k = 0; k < OP_MAX_TENSORS; k++)
+            free(w->sets[s].expected[k]);
+        memset(&w->sets[s], 0, sizeof w->sets[s]);
+    }
+    json_decref(w->oracle_check);
+    w->oracle_check = NULL;
+    free(w->task_key);
+    w->task_key = NULL;
+}
+
+static char *task_key(const json_t *task_json)
+{
+    json_t *k = json_object();
+    const char *fields[] = {"op", "params", "dtype", "backend", "reference_source", "tolerance", "seed",
+                            "time_limit_s", "memory_limit_mb"};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        json_t *v = json_object_get(task_json, fields[i]);
+        if (v)
+            json_object_set(k, fields[i], v);
+    }
+    char *s = json_dumps(k, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(k);
+    return s;
+}
+
+int worker_task_fits(const task_t *t, const json_t *device, char *err, size_t n)
+{
+    double mem = json_number_value(json_object_get(device, "memory_bytes"));
+    double bytes = 0, out = 0;
+    for (int k = 0; k < t->op.n_tensors; k++) {
+        double b = (double)op_tensor_numel(&t->op, k, &t->params) *
+                   (double)emile_dtype_size(op_tensor_dtype(&t->op, k, t->dtype));
+        bytes += b;
+        if (t->op.tensors[k].is_output)
+            out += b;
+    }
+    /* Two arenas (the reference's, the candidate's) of six slots, each
+     * with its outputs' snapshots. */
+    double need = 12 * (bytes + out);
+    if (mem > 0 && need > mem) {
+        snprintf(err, n, "the task's tensors take %.3g GB (about %.3g GB with the harness's copies): more memory "
+                         "than this %s device has (%.3g GB); reduce the sizes",
+                 bytes / 1e9, need / 1e9, t->backend, mem / 1e9);
+        return -1;
+    }
+    return 0;
+}
+
+static int build_layout(const task_t *t, arena_layout_t *a, char *err, size_t n)
+{
+    memset(a, 0, sizeof *a);
+    op_params_t ragged, small;
+    op_validation_params(&t->op, &t->params, &ragged, &small);
+    static const char *names[N_SLOTS] = {"task", "ragged", "small", "timing", "timing2", "held"};
+    for (int s = 0; s < N_SLOTS; s++) {
+        const op_params_t *p = s == SLOT_RAGGED ? &ragged : s == SLOT_SMALL ? &small : &t->params;
+        if (layout_add_slot(a, names[s], &t->op, p, t->dtype, err, n) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int alloc_sets(worker_ctx_t *w)
+{
+    static const struct { int slot; const char *name; } def[N_SETS] = {
+        {SLOT_TASK, "task"},     {SLOT_RAGGED, "ragged"}, {SLOT_SMALL, "small"}, {SLOT_TIMING, "timing"},
+        {SLOT_TIMING2, "timing2"}, {SLOT_HELD, "held-1"}, {SLOT_HELD, "held-2"}, {SLOT_HELD, "held-3"}};
+    for (int s = 0; s < N_SETS; s++) {
+        const slot_layout_t *sl = &w->layout.slots[def[s].slot];
+        w->sets[s].slot = def[s].slot;
+        snprintf(w->sets[s].name, sizeof w->sets[s].name, "%s", def[s].name);
+        if (!(w->sets[s].pristine = malloc(sl->end - sl->begin)))
+            return -1;
+    }
+    return 0;
+}
+
+int task_state_ensure(worker_ctx_t *w, const json_t *task_json, const backend_t *b)
+{
+    char *key = task_key(task_json);
+    if (w->task_key && key && strcmp(key, w->task_key) == 0) {
+        free(key);
+        return w->task_status;
+    }
+    task_state_free(w);
+    w->task_key = key;
+    w->task_status = ORACLE_INVALID;
+    w->task_error[0] = 0;
+    w->backend = b;
+    task_init(&w->task);
+    w->task_loaded = 1;
+    char err[1024];
+    if (task_from_json(&w->task, task_json, NULL, err, sizeof err) != 0 ||
+        task_finalize(&w->task, err, sizeof err) != 0) {
+        snprintf(w->task_error, sizeof w->task_error, "bad task: %s", err);
+        return w->task_status;
+    }
+    if (worker_task_fits(&w->task, w->device, err, sizeof err) != 0) {
+        snprintf(w->task_error, sizeof w->task_error, "%s", err);
+        return w->task_status = ORACLE_ERROR;
+    }
+    if (build_layout(&w->task, &w->layout, err, sizeof err) != 0) {
+        snprintf(w->task_error, sizeof w->task_error, "bad task: %s", err);
+        return w->task_status;
+    }
+    if (alloc_sets(w) != 0) {
+        snprintf(w->task_error, sizeof w->task_error, "out of memory for the input sets");
+        return w->task_status = ORACLE_ERROR;
+    }
+    worker_progress(w, "reference", "building and checking the reference", 0, 0);
+    oracle_env_t env = {.task = &w->task, .layout = &w->layout, .backend = b, .base = w->base,
+                        .counter = &w->counter, .uid = w->ref_uid, .rng = &w->rng};
+    w->oracle = oracle_reference_new(&env);
+    if (!w->oracle) {
+        snprintf(w->task_error, sizeof w->task_error, "out of memory");
+        return w->task_status = ORACLE_ERROR;
+    }
+    int rc = w->oracle->ops->prepare(w->oracle, w->task_error, sizeof w->task_error);
+    w->oracle_check = w->oracle->ops->describe(w->oracle);
+    if (rc != ORACLE_OK)
+        return w->task_status = rc;
+    /* The yardstick for this task's commands on this machine; without it
+     * the timing policy uses a fixed, looser bound (and says so). */
+    if (calibrate_task(w, err, sizeof err) != 0)
+        fprintf(stderr, "emile worker: %s\n", err);
+    if (!b->host_mem_limit || w->flush_buf) {
+        w->task_status = ORACLE_OK;
+        return 0;
+    }
+    char src[200];
+    w->flush_bytes = cache_flush_bytes("/sys", 0, src, sizeof src);
+    w->flush_buf = calloc(1, w->flush_bytes);
+    if (!w->flush_buf)
+        w->flush_bytes = 0;
+    w->task_status = ORACLE_OK;
+    return 0;
+}
+
+int task_state_fill(worker_ctx_t *w, char *err, size_t n)
+{
+    for (int s = 0; s < N_SETS; s++) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "set %s (%d of %d)", w->sets[s].name, s + 1, N_SETS);
+        worker_progress(w, "reference", detail, s + 1, N_SETS);
+        int rc = w->oracle->ops->fill(w->oracle, w->sets[s].slot, w->sets[s].name, w->sets[s].pristine,
+                                      w->sets[s].expected, err, n);
+        if (rc != ORACLE_OK)
+            return rc;
+    }
+    return ORACLE_OK;
+}
+

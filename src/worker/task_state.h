@@ -1,0 +1,25 @@
+/*
+ * task_state.h -- what the worker keeps for the task it is evaluating
+ * candidates of, while the task stays the same: the task, its arena
+ * layout (six slots), the oracle (the reference, built, started and
+ * checked), the yardstick (calibrate.h) and the eight input sets; and,
+ * for each evaluation, the sets drawn afresh and answered by the oracle
+ * before the candidate starts.
+ */
+#ifndef EMILE_WORKER_TASK_STATE_H
+#define EMILE_WORKER_TASK_STATE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "worker_internal.h"
+
+/* The task's state for task_json (built anew when the task changed): 0, or
+ * an ORACLE_* code with w->task_error. */
+int task_state_ensure(worker_ctx_t *w, const json_t *task_json, const backend_t *b);
+/* Every set of this evaluation drawn and answered: 0, or an ORACLE_* code
+ * with err. */
+int task_state_fill(worker_ctx_t *w, char *err, size_t n);
+void task_state_free(worker_ctx_t *w);
+
+#endif

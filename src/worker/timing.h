@@ -1,0 +1,77 @@
+/*
+ * timing.h -- the timing policy: what a kernel's time is, and when a time
+ * cannot be believed.  docs/SECURITY.md gives the measurements behind each
+ * bound.
+ *
+ *   warm-up   2 runs (cuda 3) on the timing sets, checked, not counted;
+ *   reps      as many as fit 1 s (cuda 0.3 s), 5..50 (cuda 20..200),
+ *             alternating at random between two sets the kernel had never
+ *             seen before timing began, every output checked on a sample;
+ *   forged    the kernel's reported time must be explained by what the
+ *             worker sees itself: (a) its own clock around the run command:
+ *             invalid when the median of (outside - reported) over the timed
+ *             runs exceeds TIMING_FORGE_FACTOR x the median of the same gap
+ *             on the null runner, sampled between the timed runs (the load
+ *             of the moment), + TIMING_FORGE_CONST_NS, + a share of the
+ *             reported time for the worker's own wake-up after a long call
+ *             (TIMING_WALL_SLACK) -- a verdict where (b) cannot judge (cuda),
+ *             reported where it can (a loaded machine delays the worker's
+ *             wake-up by whole scheduler slices);
+ *             (b) cpu: the runner's CPU clocks read from here, which no load
+ *             inflates: none of its threads can have used more CPU during a
+ *             call than the call took, nor all of them more than the call
+ *             times the cores (median over the runs, slack
+ *             TIMING_CPU_SLACK_FACTOR x the null runner's own +
+ *             TIMING_CPU_SLACK_NS);
+ *   roofline  invalid when the time implies more than TIMING_ROOFLINE_MAX
+ *             percent of the measured roofline (measured again first: a
+ *             measurement taken under load comes out low);
+ *   held-back up to N_HELD fresh sets, each drawn and answered before the
+ *             candidate started, each shown once, timed from the moment
+ *             its inputs appear to the moment its outputs are copied out:
+ *             valid once one of them takes at most TIMING_HELD_NOISE
+ *             (relative) + TIMING_HELD_CONST_NS over the median of the
+ *             timed runs (same clock); a kernel fast only on inputs it has
+ *             seen fails all three;
+ *   outside   (cpu) the runner's CPU clock, read by the worker: CPU used
+ *             between commands beyond the flush and an allowance is work
+ *             outside the timed call.
+ */
+#ifndef EMILE_WORKER_TIMING_H
+#define EMILE_WORKER_TIMING_H
+
+#include <jansson.h>
+
+#include "worker_internal.h"
+
+#define TIMING_FORGE_FACTOR 3.0
+#define TIMING_FORGE_CONST_NS 50e3
+#define TIMING_WALL_SLACK 0.10
+#define TIMING_CPU_SLACK_FACTOR 2.0
+#define TIMING_CPU_SLACK_NS 100e3
+#define TIMING_HELD_NOISE 0.30
+#define TIMING_HELD_CONST_NS 100e3
+#define TIMING_OUTSIDE_SHARE 0.25
+#define TIMING_OUTSIDE_CONST_NS 300e3
+#define TIMING_ROOFLINE_MAX 125.0
+
+/* The forged-time bound for a yardstick overhead (ns). */
+double timing_forge_bound(double overhead_p50_ns);
+
+/* The median over n runs of (outside - reported), ns. */
+double timing_median_gap(const double *reported, const double *outside, int n);
+
+/* The most a held-back run may take, given the timed runs' median on the
+ * same clock (ns). */
+double timing_held_limit(double median_ns);
+
+/* The median over n runs of (used - allowed_per_run * scale), ns: how far
+ * a CPU reading exceeds what the reported time allows. */
+double timing_median_excess(const double *used, const double *reported, double scale, int n);
+
+/* Warm-up, timed runs, the trust checks and the held-back sets; on
+ * success the report is in e->reply ("report") and 0 is returned, else
+ * the status is set and -1 returned. */
+int timing_run(eval_state_t *e, const json_t *options, json_t *kernels);
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * patches_timer_symbol.c -- CHEAT (class: time measured inside the untrusted
+ * process, through a symbol the runner exports).  A constructor looks up
+ * the runner's device_cpu() by name (dlsym in the global scope: the runner
+ * was linked with -rdynamic) and replaces the device's timed_call with one
+ * that computes honestly and reports a tenth of the time.
+ *
+ * Must be caught by: nothing of the runner being reachable by name (no
+ * -rdynamic; only the CUDA launch entry points are exported, by list).
+ * Without the symbol it has no way in and returns EMILE_ERR_UNSUPPORTED;
+ * with it, the worker's outside clock would still catch the forged time.
+ * Expected verdict: invalid.
+ */
+#include <dlfcn.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include "emile.h"
+
+/* ---- the honest part: v2-style flash attention, one query row at a time ---- */
+
+typedef struct {
+    float *p;
+    int64_t sb, ss, sh, sd;
+} view_t;
+
+typedef struct {
+    view_t q, k, v, o;
+    int64_t B, S, Hq, Hkv, D;
+    int causal;
+    float scale;
+} attn_t;
+
+static int view_of(const emile_tensor_t *t, view_t *v)
+{
+    if (!t || t->dtype != EMILE_DTYPE_F32 || t->ndim != 4 || !t->data)
+        return -1;
+    v->p = (float *)t->data;
+    v->sb = t->strides[0];
+    v->ss = t->strides[1];
+    v->sh = t->strides[2];
+    v->sd = t->strides[3];
+    return 0;
+}
+
+/* Read and check the arguments; 0 on success. */
+static int attn_setup(const emile_args_t *args, attn_t *a)
+{
+    emile_tensor_t *tq = emile_tensor(args, "q"), *tk = emile_tensor(args, "k");
+    emile_tensor_t *tv = emile_tensor(args, "v"), *to = emile_tensor(args, "o");
+    if (view_of(tq, &a->q) || view_of(tk, &a->k) || view_of(tv, &a->v) || view_of(to, &a->o))
+        return 1;
+    a->B = tq->shape[0];
+    a->S = tq->shape[1];
+    a->Hq = tq->shape[2];
+    a->D = tq->shape[3];
+    a->Hkv = tk->shape[2];
+    if (a->B <= 0 || a->S <= 0 || a->D <= 0 || a->Hkv <= 0 || a->Hq % a->Hkv != 0 ||
+        tk->shape[1] != a->S || tk->shape[3] != a->D)
+        return 2;
+    a->causal = emile_param(args, "causal", 1.0) != 0.0;
+    a->scale = (float)emile_param(args, "scale", 1.0 / sqrt((double)a->D));
+    return 0;
+}
+
+/* o[b, i, h, :] for every b, h and the query rows i in [lo, hi).  (unused:
+ * some cheats never compute.) */
+static __attribute__((unused)) int attn_rows(const attn_t *a, int64_t lo, int64_t hi)
+{
+    const int64_t group = a->Hq / a->Hkv;
+    const float qmul = a->scale * 1.44269504f;    /* exp(x) = exp2(x log2 e) */
+    float *acc = malloc((size_t)a->D * sizeof *acc);
+    if (!acc)
+        return 3;
+    for (int64_t b = 0; b < a->B; b++)
+        for (int64_t h = 0; h < a->Hq; h++)
+            for (int64_t i = lo; i < hi; i++) {
+                const float *qi = a->q.p + b * a->q.sb + i * a->q.ss + h * a->q.sh;
+                const int64_t hk = h / group, nk = a->causal ? i + 1 : a->S;
+                float m = -INFINITY, l = 0.0f;
+                for (int64_t d = 0; d < a->D; d++)
+                    acc[d] = 0.0f;
+                for (int64_t j = 0; j < nk; j++) {
+                    const float *kj = a->k.p + b * a->k.sb + j * a->k.ss + hk * a->k.sh;
+                    const float *vj = a->v.p + b * a->v.sb + j * a->v.ss + hk * a->v.sh;
+                    float s = 0.0f;
+                    for (int64_t d = 0; d < a->D; d++)
+                        s += qi[d * a->q.sd] * kj[d * a->k.sd];
+                    s *= qmul;
+                    if (s > m) {                       /* new max: rescale */
+                        const float corr = exp2f(m - s);
+                        l *= corr;
+                        for (int64_t d = 0; d < a->D; d++)
+                            acc[d] *= corr;
+                        m = s;
+                    }
+                    const float p = exp2f(s - m);
+                    l += p;
+                    for (int64_t d = 0; d < a->D; d++)
+                        acc[d] += p * vj[d * a->v.sd];
+                }
+                float *oi = a->o.p + b * a->o.sb + i * a->o.ss + h * a->o.sh;
+                for (int64_t d = 0; d < a->D; d++)
+                    oi[d * a->o.sd] = acc[d] / l;
+            }
+    free(acc);
+    return 0;
+}
+
+/* ---- the cheat: src/runner/device.h as it was when this was written ---- */
+
+typedef struct run_timing {
+    int rc;
+    double elapsed_ns, cpu_ns, wall_ns;
+    int escaped;
+} run_timing_t;
+
+typedef struct device {
+    const char *name;
+    void *init, *ptr, *upload, *download, *poison, *flush;
+    int (*timed_call)(struct device *d, emile_kernel_fn fn, emile_args_t *args, run_timing_t *t,
+                      char *err, size_t n);
+    void *healthy;
+} device_t;
+
+static int (*g_real_timed)(struct device *, emile_kernel_fn, emile_args_t *, run_timing_t *, char *, size_t);
+static int g_patched;
+
+static int forged_timed(struct device *d, emile_kernel_fn fn, emile_args_t *args, run_timing_t *t, char *err,
+                        size_t n)
+{
+    int rc = g_real_timed(d, fn, args, t, err, n);
+    t->elapsed_ns /= 10;
+    t->wall_ns /= 10;
+    t->cpu_ns /= 10;
+    return rc;
+}
+
+__attribute__((constructor)) static void install(void)
+{
+    device_t *(*get)(void) = (device_t * (*)(void)) dlsym(RTLD_DEFAULT, "device_cpu");
+    if (!get)
+        return;
+    device_t *d = get();
+    g_real_timed = d->timed_call;
+    d->timed_call = forged_timed;
+    g_patched = 1;
+}
+
+EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
+{
+    if (!g_patched)
+        return EMILE_ERR_UNSUPPORTED;
+    attn_t a;
+    int rc = attn_setup(args, &a);
+    if (rc)
+        return rc;
+    return attn_rows(&a, 0, a.S);
+}

@@ -1,0 +1,85 @@
+/*
+ * test_timing.c -- the timing policy's arithmetic (src/worker/timing.c,
+ * stats.c): quantiles, the forged-time bound and the median gap between
+ * the worker's clock and the reported time, the CPU excess, the held-back
+ * limit -- each checked on numbers worked out by hand, with a forger's and
+ * an honest kernel's runs side by side.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+
+#include "emile_test.h"
+#include "worker/stats.h"
+#include "worker/timing.h"
+
+static void test_quantiles(void **state)
+{
+    (void)state;
+    const double v[] = {5, 1, 4, 2, 3};
+    assert_near(stats_quantile(v, 5, 0.5), 3, 0);
+    assert_near(stats_quantile(v, 5, 0.0), 1, 0);
+    assert_near(stats_quantile(v, 5, 1.0), 5, 0);
+    assert_near(stats_quantile(v, 5, 0.9), 4.6, 1e-12);
+    assert_near(stats_quantile(v, 0, 0.5), 0, 0);
+    /* The input is left as it was. */
+    assert_near(v[0], 5, 0);
+}
+
+/* An honest kernel: the outside clock sees the call plus ~80 us; a forger
+ * reporting an eighth of 4 ms. */
+static void test_forged_gap(void **state)
+{
+    (void)state;
+    const double honest_in[] = {4.00e6, 4.02e6, 3.98e6, 4.01e6, 4.00e6};
+    const double honest_out[] = {4.08e6, 4.10e6, 4.07e6, 9.00e6 /* a late wake-up */, 4.09e6};
+    const double forged_in[] = {0.5e6, 0.5e6, 0.5e6, 0.5e6, 0.5e6};
+    const double forged_out[] = {4.08e6, 4.10e6, 4.07e6, 4.09e6, 4.08e6};
+    double bound = timing_forge_bound(70e3);
+    assert_near(bound, 3 * 70e3 + TIMING_FORGE_CONST_NS, 1e-6);
+    double g = timing_median_gap(honest_in, honest_out, 5);
+    assert_near(g, 90e3, 1e-6);
+    assert_true(g <= bound);
+    g = timing_median_gap(forged_in, forged_out, 5);
+    assert_near(g, 3.58e6, 1e-6);
+    assert_true(g > bound);
+}
+
+/* A thread cannot use more CPU during a call than the call took. */
+static void test_cpu_excess(void **state)
+{
+    (void)state;
+    const double reported[] = {1e6, 1e6, 1e6};
+    const double honest_thread[] = {1.03e6, 1.02e6, 1.04e6};
+    const double forger_thread[] = {8.0e6, 8.1e6, 7.9e6};
+    assert_near(timing_median_excess(honest_thread, reported, 1, 3), 0.03e6, 1e-6);
+    assert_near(timing_median_excess(forger_thread, reported, 1, 3), 7.0e6, 1e-6);
+    /* All threads together, on 2 cores. */
+    const double both[] = {2.05e6, 2.0e6, 2.1e6};
+    assert_near(timing_median_excess(both, reported, 2, 3), 0.05e6, 1e-6);
+}
+
+static void test_held_limit(void **state)
+{
+    (void)state;
+    double lim = timing_held_limit(1e6);
+    assert_near(lim, 1e6 * (1 + TIMING_HELD_NOISE) + TIMING_HELD_CONST_NS, 1e-6);
+    /* A 2x cache is caught, a 20% slower fresh set is not. */
+    assert_true(2e6 > lim);
+    assert_true(1.2e6 <= lim);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quantiles),
+        cmocka_unit_test(test_forged_gap),
+        cmocka_unit_test(test_cpu_excess),
+        cmocka_unit_test(test_held_limit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
