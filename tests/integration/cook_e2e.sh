@@ -121,10 +121,16 @@ run "$EMILE" cook --op attention --batch 1 --seq 256 --q-heads 4 --kv-heads 2 --
   --dtype f32 --reference kernels/attention/cpu/reference.c --max-iters 2 --target 99 --store "$STORE"
 check_rc "cook through flags exits 0" 0
 check_contains "cook through flags starts run 2" "$OUT_F" "run 2: attention"
+# A task from flags alone has no name: it is named by its op and shape,
+# never printed as an empty name.
+FLAGS_NAME="attention batch=1 seq=256 q_heads=4 kv_heads=2 head_dim=32 causal=1 f32"
+check_contains "cook through flags names the task by its shape" "$OUT_F" "run 2: $FLAGS_NAME on "
+check_not_contains "cook through flags prints no empty name" "$OUT_F" "attention  on"
 run "$EMILE" show 2 --json --store "$STORE"
 SHOW2=$IT_TMP/show2.json
 cp "$OUT_F" "$SHOW2"
 check_jq "flags: run 2 is done" "$SHOW2" '.status == "done"'
+check_jq "flags: the stored task has that name" "$SHOW2" ".task.name == \"$FLAGS_NAME\""
 check_jq "flags: the task has the flags' values" "$SHOW2" \
   '.task.op == "attention" and (.task.params | del(.scale)) == {"batch":1,"seq":256,"q_heads":4,"kv_heads":2,"head_dim":32,"causal":1}
    and .task.dtype == "f32" and .task.max_iters == 2 and .task.target == 99 and .task.backend == "cpu" and .task.agent == "builtin"'
@@ -146,13 +152,22 @@ else
 fi
 EVS=$IT_TMP/events.json
 jq -s . "$EV" >"$EVS" 2>/dev/null || echo '[]' >"$EVS"
-check_jq "--events: first a run event, last a done event" "$EVS" '.[0].event == "run" and .[-1].event == "done"'
+check_jq "--events: a run event before any iteration, the last a done event" "$EVS" \
+  '([.[].event] | index("run")) as $r | $r != null and ([.[].event] | index("iteration")) > $r and .[-1].event == "done"'
 check_jq "--events: one iteration event per iteration (0 and 1)" "$EVS" \
   '[.[] | select(.event == "iteration") | .iteration.iter] == [0, 1]'
-check_jq "--events: only run, iteration and done events, one run and one done" "$EVS" \
-  'length > 0 and all(.[]; .event == "run" or .event == "iteration" or .event == "done")
+check_jq "--events: run, progress, worker, iteration and done events only; one run, one done" "$EVS" \
+  'length > 0 and all(.[]; .event == "run" or .event == "progress" or .event == "worker" or .event == "iteration" or .event == "done")
    and ([.[] | select(.event == "run")] | length) == 1 and ([.[] | select(.event == "done")] | length) == 1'
-check_jq "--events: every event names run 3" "$EVS" 'length > 0 and all(.[]; .run == 3)'
+check_jq "--events: every event from the run event on names run 3" "$EVS" \
+  '([.[].event] | index("run")) as $r | length > $r and all(.[$r:][]; .run == 3)'
+check_jq "--events: progress events name their phase, with the elapsed time" "$EVS" \
+  'any(.[]; .event == "progress") and all(.[] | select(.event == "progress"); (.phase | type) == "string" and (.elapsed_s | type) == "number")'
+check_jq "--events: the phases say the worker is asked, the reference runs, the agent proposes, a candidate is evaluated" "$EVS" \
+  '[.[] | select(.event == "progress") | .phase] as $p | ($p | index("device")) != null and ($p | index("reference")) != null
+   and ($p | index("propose")) != null and ($p | index("evaluate")) != null'
+check_jq "--events: the candidate's evaluate phase names iteration 1 and its worker" "$EVS" \
+  'any(.[]; .event == "progress" and .phase == "evaluate" and .iter == 1 and .worker == 1)'
 check_jq "--events: done says done and the best" "$EVS" '.[-1].status == "done" and (.[-1].best_iter | type) == "number" and .[-1].best_iter >= 0'
 check_jq "--events: iteration events carry status and reason" "$EVS" \
   'any(.[]; .event == "iteration") and all(.[] | select(.event == "iteration"); (.iteration.status | length) > 0 and (.iteration.reason | length) > 0)'
