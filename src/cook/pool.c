@@ -15,7 +15,6 @@
 #include "worker/worker_client.h"
 
 #define START_FAILURES_MAX 3   /* a slot whose worker cannot start this often is down */
-#define LOST_IN_A_ROW_MAX 3    /* nor one that loses its worker this often without an answer */
 
 enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
@@ -32,7 +31,7 @@ typedef struct slot {
     char label[1100];          /* for messages: "emile worker" or the command */
     worker_client_t w;
     int up, dead, tried;       /* worker running; down for good; first start done */
-    int start_failures, lost_in_a_row;
+    int start_failures;
     char why[1200];            /* the last failure */
     pid_t starting;            /* a worker being started (a close kills it), or 0 */
     int starting_group;        /* ... which leads its own process group */
@@ -321,8 +320,6 @@ static void lost(slot_t *s, pool_job_t *j, const char *why)
     s->up = 0;
     s->current = NULL;
     snprintf(s->why, sizeof s->why, "%s", why);
-    if (++s->lost_in_a_row >= LOST_IN_A_ROW_MAX)
-        s->dead = 1;
     int again = j->tries < p->max_tries;
     if (again) {
         j->avoid = s->index;
@@ -333,8 +330,6 @@ static void lost(slot_t *s, pool_job_t *j, const char *why)
     pthread_cond_broadcast(&p->work);
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
-    if (s->dead)
-        emit_worker(p, s, j->run, "down", "it lost its worker three times in a row");
     if (!again) {
         size_t off = (size_t)snprintf(j->error, sizeof j->error, "its worker was lost %d time%s:",
                                       j->tries, j->tries == 1 ? "" : "s");
@@ -385,7 +380,6 @@ static void run_job(slot_t *s, pool_job_t *j)
     j->slot = s->index;
     pthread_mutex_lock(&p->mu);
     s->current = NULL;
-    s->lost_in_a_row = 0;
     pthread_mutex_unlock(&p->mu);
     finish(p, j);
 }
@@ -400,7 +394,9 @@ static void nap_locked(pool_t *p, double secs)
         ;
 }
 
-/* Start (or restart) the slot's worker.  Locked on entry and exit. */
+/* Start (or restart) the slot's worker.  Locked on entry and exit.  The
+ * slot counts as tried only once its event is out, so whoever waits for
+ * the first tries (pool_open) has seen what became of each. */
 static void bring_up_locked(slot_t *s)
 {
     pool_t *p = s->p;
@@ -408,7 +404,6 @@ static void bring_up_locked(slot_t *s)
     int fatal = 0;
     int rc = start_worker(s, &fatal);
     pthread_mutex_lock(&p->mu);
-    s->tried = 1;
     pool_job_t *orphans = NULL;
     if (rc == 0) {
         s->up = 1;
@@ -417,8 +412,6 @@ static void bring_up_locked(slot_t *s)
         s->dead = 1;
         orphans_locked(p, &orphans);
     }
-    pthread_cond_broadcast(&p->changed);
-    pthread_cond_broadcast(&p->work);
     int dead = s->dead;
     char why[sizeof s->why];
     snprintf(why, sizeof why, "%s", s->why);
@@ -426,6 +419,9 @@ static void bring_up_locked(slot_t *s)
     emit_worker(p, s, 0, rc == 0 ? "up" : dead ? "down" : "failed", rc == 0 ? NULL : why);
     finish_list(p, orphans);
     pthread_mutex_lock(&p->mu);
+    s->tried = 1;
+    pthread_cond_broadcast(&p->changed);
+    pthread_cond_broadcast(&p->work);
     if (rc != 0 && !dead)
         nap_locked(p, s->start_failures < 5 ? (double)(1 << s->start_failures) : 30.0);
 }
