@@ -339,6 +339,9 @@ static void on_event(void *ctx, cook_event_kind_t kind, const json_t *ev)
     pthread_mutex_lock(&r->mu);
     if (kind != COOK_EVENT_PROGRESS)
         clear_live_locked(r);
+    /* The cook's own phase (device, propose) ends with what follows it. */
+    if (kind == COOK_EVENT_RUN || kind == COOK_EVENT_ITERATION)
+        r->global.since = 0;
     switch (kind) {
     case COOK_EVENT_RUN: on_run(r, ev); break;
     case COOK_EVENT_PROGRESS: on_progress(r, ev); break;

@@ -90,7 +90,11 @@ typedef struct remeasure {
     /* out */
     json_t *samples;           /* the candidate's times, the first included */
     json_t *incumbent;         /* the incumbent's fresh times */
-    json_t *failed;            /* a re-measure that was not valid (reply), or NULL */
+    json_t *failed;            /* a re-measure that failed validation, crashed or
+                                  timed out (its reply), or NULL */
+    json_t *rejected;          /* re-measures whose outputs were right but whose
+                                  timing the worker rejected (their errors) */
+    int measured;              /* the candidate's measurements, the first included */
     char error[600];           /* a re-measure that got no answer */
 } remeasure_t;
 
@@ -100,8 +104,12 @@ typedef struct remeasure {
 void cook_remeasure(cook_run_t *r, remeasure_t *rm, int n, int rounds, int incumbent_iter);
 /* Fold a re-measure into the candidate's iteration: time_ms the median of
  * the samples (gflops, roofline_pct and speedup with it), "remeasure"
- * with both series; a re-measure that failed validation makes the
- * iteration that status. */
+ * with both series.  A re-measure that failed validation, crashed or timed
+ * out makes the iteration invalid: a kernel wrong one run in a few is not
+ * one to build on.  A re-measure whose outputs were right but whose timing
+ * the worker rejected (a held-back set much slower than the median, say)
+ * is itself a timing figure, and one noisy figure decides nothing: the
+ * iteration is invalid only when most of its measurements were rejected. */
 void cook_remeasure_apply(json_t *it, const remeasure_t *rm, int incumbent_iter,
                           double incumbent_ms, double ref_ms);
 void cook_remeasure_free(remeasure_t *rm);

@@ -213,7 +213,7 @@ static int cook_reference(cook_run_t *r)
     json_t *req = evaluate_request(r, r->task->reference_source, r->task->reference_lang, NULL);
     pool_job_t j;
     init_job(&j, r, req, 0, "reference");
-    snprintf(j.detail, sizeof j.detail, "the reference: compile, check against float64, validate, profile");
+    snprintf(j.detail, sizeof j.detail, "compile, check against float64, validate, profile");
     double t0 = clock_mono_s();
     pool_run(r->c->pool, &j, 1, NULL, NULL);
     json_decref(req);

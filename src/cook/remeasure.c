@@ -70,6 +70,15 @@ double cook_median(const json_t *numbers)
     return m;
 }
 
+/* An "invalid" whose validation passed: the outputs were right, the
+ * worker rejected the timing (held-back set, outside clock, roofline). */
+static int timing_rejected(const json_t *reply)
+{
+    const char *s = json_string_value(json_object_get(reply, "status"));
+    return s && strcmp(s, "invalid") == 0 &&
+           json_is_true(json_object_get(json_object_get(reply, "validation"), "ok"));
+}
+
 /* What one job of the chains measures. */
 typedef struct sample {
     remeasure_t *rm;
@@ -104,6 +113,8 @@ void cook_remeasure(cook_run_t *r, remeasure_t *rm, int n, int rounds, int incum
     for (int c = 0; c < n; c++) {
         rm[c].samples = json_array();
         rm[c].incumbent = json_array();
+        rm[c].rejected = json_array();
+        rm[c].measured = 1;
         json_array_append_new(rm[c].samples, json_real(reply_ms(rm[c].reply)));
         for (int s = 0; s < per; s++, k++) {
             int is_inc = with_incumbent && s % 2 == 1;
@@ -141,7 +152,14 @@ void cook_remeasure(cook_run_t *r, remeasure_t *rm, int n, int rounds, int incum
         } else if (reply_valid(reply)) {
             json_array_append_new(what[k].incumbent ? m->incumbent : m->samples,
                                   json_real(reply_ms(reply)));
-        } else if (!what[k].incumbent && !m->failed) {
+            m->measured += !what[k].incumbent;
+        } else if (what[k].incumbent) {
+            /* The incumbent's figures are only beside the candidate's. */
+        } else if (timing_rejected(reply)) {
+            const char *e = json_string_value(json_object_get(reply, "error"));
+            json_array_append_new(m->rejected, json_string(e ? e : "its timing was rejected"));
+            m->measured++;
+        } else if (!m->failed) {
             m->failed = json_incref((json_t *)reply);
         }
         pool_job_clear(&jobs[k]);
@@ -170,7 +188,18 @@ void cook_remeasure_apply(json_t *it, const remeasure_t *rm, int incumbent_iter,
     }
     if (rm->error[0])
         json_object_set_new(o, "error", json_string(rm->error));
+    if (json_array_size(rm->rejected) > 0)
+        json_object_set(o, "rejected", rm->rejected);
     json_object_set_new(it, "remeasure", o);
+    size_t nrej = json_array_size(rm->rejected);
+    if (!rm->failed && nrej > 0 && 2 * nrej > (size_t)rm->measured) {
+        char msg[1400];
+        snprintf(msg, sizeof msg, "valid when first measured, then its timing was rejected in %zu of %d "
+                 "measurements: %.1200s", nrej, rm->measured, json_string_value(json_array_get(rm->rejected, 0)));
+        json_object_set_new(it, "status", json_string("invalid"));
+        json_object_set_new(it, "error", json_string(msg));
+        return;
+    }
     if (rm->failed) {
         /* Valid once, not again: a kernel that fails one run in a few is
          * not a kernel to build on. */
@@ -199,5 +228,6 @@ void cook_remeasure_free(remeasure_t *rm)
     json_decref(rm->samples);
     json_decref(rm->incumbent);
     json_decref(rm->failed);
-    rm->samples = rm->incumbent = rm->failed = NULL;
+    json_decref(rm->rejected);
+    rm->samples = rm->incumbent = rm->failed = rm->rejected = NULL;
 }

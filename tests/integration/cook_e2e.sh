@@ -19,6 +19,9 @@ check_contains "cook prints the iteration table header" "$COOK_OUT" "iter"
 check_contains "cook prints a summary line with the best" "$COOK_OUT" "best: iteration "
 check_contains "cook names the run and store at the end" "$COOK_OUT" "run 1 in $STORE"
 check_eq "cook writes nothing on stderr" "" "$(cat "$ERR_F")"
+# Not a terminal: no live line, no escape sequence (as make and cargo).
+if grep -q $'\033' "$COOK_OUT"; then not_ok "cook into a pipe draws no live line" "$(grep -c $'\033' "$COOK_OUT") lines with ESC"
+else ok "cook into a pipe draws no live line"; fi
 
 run "$EMILE" runs --json --store "$STORE"
 check_rc "runs --json exits 0" 0
@@ -140,6 +143,23 @@ check_jq "flags: reference valid, best faster" "$SHOW2" \
   '.iterations[0].status == "valid" and .best_iter as $b | (.iterations[] | select(.iter == $b) | .speedup) > 1'
 check_jq "flags: the reference source is kernels/attention/cpu/reference.c" "$SHOW2" \
   ".task.reference_source == $(jq -Rs . kernels/attention/cpu/reference.c)"
+
+# ---- 3b. on a terminal: a live line of the phase in flight ------------------
+if command -v script >/dev/null 2>&1; then
+  printf -v COOK_CMD '%q ' "$EMILE" cook "$TASK" --max-iters 1 --store "$IT_TMP/tty.db"
+  run script -qfec "$COOK_CMD" /dev/null
+  check_rc "cook on a terminal exits 0" 0
+  TTY_OUT=$OUT_F
+  check_contains "on a terminal: the live line is redrawn in place" "$TTY_OUT" $'\r\033[K'
+  check "on a terminal: the live line names the reference's phase and its elapsed seconds" \
+    grep -qaE $'\033\\[K  iter 0 reference: compile[^\r]* [0-9]+s' "$TTY_OUT"
+  check "on a terminal: the live line names the candidate being evaluated" \
+    grep -qaE $'\033\\[K  iter 1 evaluate: [^\r]* [0-9]+s' "$TTY_OUT"
+  check_eq "on a terminal: still one iteration line each (0 and 1)" "0,1" \
+    "$(tr '\r' '\n' <"$TTY_OUT" | sed 's/^\x1b\[K//' | grep -aoE '^ {0,4}[0-9]+ {2,}[^ ]' | awk '{print $1}' | paste -sd, -)"
+else
+  not_ok "on a terminal: script(1) from util-linux is not installed"
+fi
 
 # ---- 4. --events: NDJSON on stdout -----------------------------------------
 run "$EMILE" cook "$TASK" --max-iters 1 --events --store "$STORE"

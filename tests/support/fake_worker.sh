@@ -16,6 +16,10 @@
 #                time, 60 ms after (never tagged noisy)
 #     flaky      the reference 100 ms; another kernel 50 ms the first time,
 #                then invalid
+#     heldback   the reference 100 ms; another kernel 50 ms the first time,
+#                then its timing rejected once (outputs right: validation ok),
+#                then 40 ms
+#     heldback2  as heldback, but its timing rejected every time after
 #     dieonce    as noisy, but the first evaluation of a kernel other than
 #                the reference kills this worker (FAKE_DIR/died-KEY marks it)
 #     diealways  the reference as noisy; any other kernel kills this worker
@@ -44,6 +48,7 @@ valid() {   # id ms [noisy] [extra]
     "$1" "$2" "$2" "$2" "$pct" "$pct" "$diag" "${4:-}"
 }
 invalid() { printf '{"id":%s,"ok":true,"status":"invalid","error":"%s","compile":{"ok":true,"log":""},"report":null}\n' "$1" "$2"; }
+rejected() { printf '{"id":%s,"ok":true,"status":"invalid","error":"a run on inputs the kernel had never seen took 5x the median","validation":{"ok":true},"compile":{"ok":true,"log":""},"report":null}\n' "$1"; }
 
 while IFS= read -r line; do
   id=$(printf '%s' "$line" | sed -n 's/.*"id":\([0-9]*\).*/\1/p')
@@ -89,6 +94,8 @@ while IFS= read -r line; do
   case $mode in
     firstbest) if [ "$n" -eq 0 ]; then valid "$id" 50; else valid "$id" 60; fi ;;
     flaky) if [ "$n" -eq 0 ]; then valid "$id" 50; else invalid "$id" "wrong on set ragged"; fi ;;
+    heldback) if [ "$n" -eq 0 ]; then valid "$id" 50; elif [ "$n" -eq 1 ]; then rejected "$id"; else valid "$id" 40; fi ;;
+    heldback2) if [ "$n" -eq 0 ]; then valid "$id" 50; else rejected "$id"; fi ;;
     *) if [ "$n" -eq 0 ]; then valid "$id" 50 noisy; else valid "$id" 10; fi ;;
   esac
 done

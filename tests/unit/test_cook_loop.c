@@ -211,6 +211,43 @@ static void test_flaky_candidate_not_kept(void **state)
     json_decref(its);
 }
 
+/* A re-measure whose outputs were right but whose timing the worker
+ * rejected once is one noisy figure: the candidate stays, at the median
+ * of its other measurements.  Rejected in most of them, it goes. */
+static void test_timing_rejection_needs_a_majority(void **state)
+{
+    fixture_t *f = *state;
+    make_task(f, &f->task, 1, 256);
+    cook_config_t cfg = config(f, "heldback", 1, 2);
+    assert_int_equal(cook(f, &cfg), COOK_OK);
+    json_t *its = iterations(f, 1);
+    const json_t *it = json_array_get(its, 1);
+    assert_string_equal(json_string_value(json_object_get(it, "status")), "valid");
+    assert_true(fabs(num(it, "time_ms") - 45) < 1e-9);       /* median of 50 and 40 */
+    const json_t *rej = json_object_get(json_object_get(it, "remeasure"), "rejected");
+    assert_int_equal(json_array_size(rej), 1);
+    json_decref(its);
+
+    store_close(f->store);
+    unlink(f->db);
+    char path[700];
+    snprintf(path, sizeof path, "%s/log", f->dir);
+    unlink(path);
+    assert_int_equal(store_open(f->db, 0, &f->store), 0);
+    /* Fresh counters: the fake counts evaluations per kernel. */
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "rm -f '%s'/count-*", f->dir);
+    assert_int_equal(system(cmd), 0);
+    cfg = config(f, "heldback2", 1, 2);
+    assert_int_equal(cook(f, &cfg), COOK_OK);
+    its = iterations(f, 1);
+    it = json_array_get(its, 1);
+    assert_string_equal(json_string_value(json_object_get(it, "status")), "invalid");
+    assert_non_null(strstr(json_string_value(json_object_get(it, "error")),
+                           "valid when first measured, then its timing was rejected in 2 of 3 measurements"));
+    json_decref(its);
+}
+
 /* --confirm 0: the first figure stands, as before. */
 static void test_confirm_off(void **state)
 {
@@ -413,6 +450,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_noisy_result_measured_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_best_confirmed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flaky_candidate_not_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timing_rejection_needs_a_majority, setup, teardown),
         cmocka_unit_test_setup_teardown(test_confirm_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches_on_two_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_worker_candidate_tried_again, setup, teardown),
