@@ -196,6 +196,29 @@ cp "$OUT_F" "$IT_TMP/show3.json"
 check_same "--events: done's best_iter is the stored best" "$(jq '.[-1].best_iter' "$EVS")" "$(jq '.best_iter' "$IT_TMP/show3.json")"
 check_jq "--events: the run in the store has the 2 iterations" "$IT_TMP/show3.json" '.n_iters == 2 and .task.max_iters == 1'
 
+# ---- 5. a compile error keeps its log with the iteration -------------------
+# The worker's "(see compile.log)" names a file it deletes as it answers;
+# the log comes back in the reply and stays with the iteration.  (A
+# stand-in worker that compiles nothing, tests/support/fake_worker.sh.)
+NC=$IT_TMP/nocompile
+mkdir -p "$NC"
+printf 'ref 100' >"$NC/ref.c"
+run "$EMILE" cook --op attention --seq 128 --reference "$NC/ref.c" --max-iters 1 \
+  --worker "FAKE_DIR='$NC' FAKE_MODE=nocompile sh '$IT_ROOT/tests/support/fake_worker.sh'" --store "$NC/runs.db"
+check_rc "a cook whose candidate does not compile exits 0" 0
+check_contains "the cook says where the compiler's log is" "$OUT_F" "the compiler's log: emile show 1 --iter 1"
+check_not_contains "the cook names no deleted file" "$OUT_F" "see compile.log"
+run "$EMILE" show 1 --iter 1 --store "$NC/runs.db"
+check_rc "show 1 --iter 1 exits 0" 0
+check_contains "show --iter prints the compiler's log" "$OUT_F" "kernel.c:3:5: error: expected ; before } token"
+check_not_contains "show --iter passes no escape byte of the log to the terminal" "$OUT_F" $'\033'
+check_contains "show --iter shows the stored error" "$OUT_F" "error: the kernel does not compile (the compiler's log: emile show 1 --iter 1)"
+run "$EMILE" show 1 --iter 1 --json --store "$NC/runs.db"
+check_jq "show --iter --json is the iteration" "$OUT_F" '.iter == 1 and .status == "compile_error" and (.compile_log | contains("expected ;"))'
+run "$EMILE" show 1 --iter 7 --store "$NC/runs.db"
+check_rc "show --iter of an iteration the run lacks exits 1" 1
+check_contains "show --iter of an iteration the run lacks says so" "$ERR_F" "run 1 has no iteration 7 (it has 0..1)"
+
 run "$EMILE" runs --json --store "$STORE"
 check_jq "runs --json: three runs, newest first, all done" "$OUT_F" '[.[].id] == [3, 2, 1] and all(.[]; .status == "done")'
 

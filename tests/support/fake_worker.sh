@@ -20,6 +20,8 @@
 #                then its timing rejected once (outputs right: validation ok),
 #                then 40 ms
 #     heldback2  as heldback, but its timing rejected every time after
+#     nocompile  the reference as noisy; another kernel does not compile
+#                (the worker's words, "(see compile.log)", and a log)
 #     dieonce    as noisy, but the first evaluation of a kernel other than
 #                the reference kills this worker (FAKE_DIR/died-KEY marks it)
 #     diealways  the reference as noisy; any other kernel kills this worker
@@ -94,6 +96,7 @@ while IFS= read -r line; do
   case $mode in
     firstbest) if [ "$n" -eq 0 ]; then valid "$id" 50; else valid "$id" 60; fi ;;
     flaky) if [ "$n" -eq 0 ]; then valid "$id" 50; else invalid "$id" "wrong on set ragged"; fi ;;
+    nocompile) printf '{"id":%s,"ok":true,"status":"compile_error","error":"the kernel does not compile (see compile.log)","compile":{"ok":false,"log":"kernel.c:3:5: error: expected ; before } token\\n\\u001b[31mred\\u001b[0m"},"report":null}\n' "$id" ;;
     heldback) if [ "$n" -eq 0 ]; then valid "$id" 50; elif [ "$n" -eq 1 ]; then rejected "$id"; else valid "$id" 40; fi ;;
     heldback2) if [ "$n" -eq 0 ]; then valid "$id" 50; else rejected "$id"; fi ;;
     *) if [ "$n" -eq 0 ]; then valid "$id" 50 noisy; else valid "$id" 10; fi ;;
