@@ -26,32 +26,10 @@ done
 export PATH=$PATH:/usr/sbin
 
 SL=$IT_TMP/slurm
-mkdir -p "$SL"/{state,spool,log,munge,jobs}
-chmod 700 "$SL/munge"
-export SLURM_CONF=$SL/slurm.conf
-
-# ---- the cluster ---------------------------------------------------------------
-# alive PID: running, not a zombie (a daemon's zombie waits for an init
-# that may never reap it).
-alive() {
-  local w
-  read -r -a w <<<"$(proc_stat "$1")"
-  [ -n "${w[0]:-}" ] && [ "${w[0]}" != Z ]
-}
-slurm_stop() {
-  scontrol shutdown >/dev/null 2>&1 || true
-  local f pid
-  [ -s "$SL/munge/pid" ] && kill -TERM "$(cat "$SL/munge/pid")" 2>/dev/null
-  for f in "$SL"/slurmctld.pid "$SL"/slurmd-*.pid "$SL"/munge/pid; do
-    [ -s "$f" ] || continue
-    pid=$(cat "$f")
-    for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-}
+source "$IT_ROOT/tests/support/slurm_loopback.bash"
 slurm_cleanup() {
   local rc=$?
-  slurm_stop
+  slurm_loopback_stop "$SL"
   set +e
   (exit $rc)
   it_cleanup
@@ -63,66 +41,15 @@ dump_logs() {
   for f in "$SL"/log/*.log; do echo "# --- $f"; tail -n 15 "$f" | sed 's/^/#   /'; done
 }
 
-dd if=/dev/urandom of="$SL/munge/key" bs=1024 count=1 2>/dev/null
-chmod 400 "$SL/munge/key"
-if ! munged --key-file="$SL/munge/key" --socket="$SL/munge/sock" --pid-file="$SL/munge/pid" \
-     --log-file="$SL/log/munged.log" --seed-file="$SL/munge/seed" --force 2>"$SL/log/munged.err"; then
-  not_ok "munged starts as $(id -un)" "$(head -c 600 "$SL/log/munged.err" | tr '\n' '|')"
-  exit 1
-fi
-
-HOST=$(hostname)
 USER_NAME=$(id -un)
-started=0
-for attempt in 1 2 3; do
-  P=$((20000 + RANDOM % 30000))
-  cat >"$SLURM_CONF" <<EOF
-ClusterName=emiletest
-SlurmctldHost=$HOST(127.0.0.1)
-SlurmUser=$USER_NAME
-SlurmdUser=$USER_NAME
-SlurmctldPort=$P
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$SL/munge/sock
-StateSaveLocation=$SL/state
-SlurmdSpoolDir=$SL/spool/%n
-SlurmctldPidFile=$SL/slurmctld.pid
-SlurmdPidFile=$SL/slurmd-%n.pid
-SlurmctldLogFile=$SL/log/slurmctld.log
-SlurmdLogFile=$SL/log/slurmd-%n.log
-ProctrackType=proctrack/pgid
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-ReturnToService=2
-MpiDefault=none
-SwitchType=switch/none
-JobCompType=jobcomp/none
-AccountingStorageType=accounting_storage/none
-PlugStackConfig=/dev/null
-SlurmdTimeout=30
-KillWait=5
-NodeName=n1 NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$((P + 1)) CPUs=2 State=UNKNOWN
-NodeName=n2 NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$((P + 2)) CPUs=2 State=UNKNOWN
-PartitionName=emile Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
-EOF
-  slurmctld -f "$SLURM_CONF" 2>>"$SL/log/start.err" || continue
-  slurmd -f "$SLURM_CONF" -N n1 2>>"$SL/log/start.err" || { slurm_stop; continue; }
-  slurmd -f "$SLURM_CONF" -N n2 2>>"$SL/log/start.err" || { slurm_stop; continue; }
-  for _ in $(seq 100); do
-    [ "$(sinfo -h -N -o '%N %t' 2>/dev/null | grep -c idle)" -eq 2 ] && { started=1; break; }
-    sleep 0.2
-  done
-  [ $started = 1 ] && break
-  slurm_stop
-done
-if [ $started = 1 ]; then ok "a two-node Slurm cluster runs on loopback as $USER_NAME"
+if slurm_loopback_start "$SL" 2 2>"$IT_TMP/start.err"; then
+  ok "a two-node Slurm cluster runs on loopback as $USER_NAME"
 else
-  not_ok "a two-node Slurm cluster runs on loopback as $USER_NAME" "$(head -c 600 "$SL/log/start.err" | tr '\n' '|')"
+  not_ok "a two-node Slurm cluster runs on loopback as $USER_NAME" "$(head -c 600 "$IT_TMP/start.err" | tr '\n' '|')"
   dump_logs
   exit 1
 fi
+mkdir -p "$SL/jobs"
 run srun --quiet -N1 -n1 -w n2 sh -c 'echo "$SLURMD_NODENAME $(id -un)"'
 check_eq "srun runs a job on node n2 as $USER_NAME" "n2 $USER_NAME" "$(out)"
 
@@ -237,10 +164,10 @@ check_eq "the lost worker's replacement ran on the other node" "$OTHER" "$(node_
 LEFT=$(squeue -h -o %i 2>/dev/null | wc -l | tr -d ' ')
 check_eq "no job is left in the queue" "0" "$LEFT"
 if [ "$IT_FAILS" -gt 0 ]; then dump_logs; fi
-slurm_stop
+slurm_loopback_stop "$SL"
 for d in slurmctld:"$SL"/slurmctld.pid slurmd-n1:"$SL"/slurmd-n1.pid slurmd-n2:"$SL"/slurmd-n2.pid \
          munged:"$SL"/munge/pid; do
   name=${d%%:*} f=${d#*:}
-  if [ -s "$f" ] && alive "$(cat "$f")"; then not_ok "$name is stopped"; else ok "$name is stopped"; fi
+  if [ -s "$f" ] && slurm_loopback_alive "$(cat "$f")"; then not_ok "$name is stopped"; else ok "$name is stopped"; fi
 done
 it_finish
