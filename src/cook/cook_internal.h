@@ -58,7 +58,9 @@ void cook_loop(cook_run_t *r);
 
 /* ---- iteration.c --------------------------------------------------------- */
 
-/* The iteration object (store.h) of a worker's evaluate reply. */
+/* The iteration object (store.h) of a worker's evaluate reply, with
+ * "validated" (the outputs passed every check; an "invalid" iteration may
+ * have been rejected for its timing alone) when the reply says. */
 json_t *cook_iteration(int iter, const char *label, const char *reason, const char *source,
                        const char *lang, const json_t *params, const json_t *reply,
                        double elapsed_s, double ref_ms);

@@ -41,6 +41,11 @@ json_t *cook_iteration(int iter, const char *label, const char *reason, const ch
     json_object_set(it, "error", json_is_string(e) ? e : json_null());
     const char *log = json_string_value(json_object_get(json_object_get(reply, "compile"), "log"));
     json_object_set_new(it, "compile_log", json_string(log ? log : ""));
+    /* Whether the outputs passed every check, apart from the verdict on
+     * the timing (an "invalid" may be either). */
+    json_t *vok = json_object_get(json_object_get(reply, "validation"), "ok");
+    if (json_is_boolean(vok))
+        json_object_set(it, "validated", vok);
     json_t *rep = json_object_get(reply, "report");
     json_object_set(it, "report", json_is_object(rep) ? rep : json_null());
     if (json_is_object(rep)) {

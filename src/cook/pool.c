@@ -3,6 +3,7 @@
  * a fault replaces the worker and puts the job back for another slot. */
 #include "cook/pool.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -467,10 +468,35 @@ static void expand(const char *t, int i, char *out, size_t n)
     out[off < n ? off : n - 1] = '\0';
 }
 
-/* The i-th device of $CUDA_VISIBLE_DEVICES (a list), else "i". */
-static void visible_device(int i, char *out, size_t n)
+/* The GPUs this host shows us: the entries of $CUDA_VISIBLE_DEVICES when
+ * set, else the driver's list (/proc/driver/nvidia/gpus, one directory a
+ * GPU: no CUDA needed to count them), else 1. */
+static int gpu_count(void)
 {
     const char *list = getenv("CUDA_VISIBLE_DEVICES");
+    int n = 0;
+    if (list && *list) {
+        for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
+            n++;
+        return n > 0 ? n : 1;
+    }
+    DIR *d = opendir("/proc/driver/nvidia/gpus");
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n > 0 ? n : 1;
+}
+
+/* The GPU of local worker i: the (i mod GPUs)-th of $CUDA_VISIBLE_DEVICES
+ * or of the host's, so that more workers than GPUs share them (one
+ * compiles while another times: the worker's timing lock keeps timing one
+ * at a time per GPU). */
+void pool_local_gpu(int i, char *out, size_t n)
+{
+    const char *list = getenv("CUDA_VISIBLE_DEVICES");
+    i %= gpu_count();
     snprintf(out, n, "%d", i);
     if (!list || !*list)
         return;
@@ -492,7 +518,7 @@ static void name_slot(pool_t *p, slot_t *s, const pool_options_t *o, int t, int 
     } else if (o->per_template > 1 && strcmp(p->backend, "cuda") == 0) {
         /* Local workers on one host: one GPU each. */
         char dev[64];
-        visible_device(copy, dev, sizeof dev);
+        pool_local_gpu(copy, dev, sizeof dev);
         snprintf(s->cmd, sizeof s->cmd, "CUDA_VISIBLE_DEVICES='%s' exec '%s' worker", dev,
                  emile_self_path());
         snprintf(s->label, sizeof s->label, "emile worker on GPU %s", dev);

@@ -57,6 +57,18 @@ next_store
 reject "cook DIR with flags" 2 "$IT_ROOT/examples is a directory, not a task file" \
   "$EMILE" cook "$IT_ROOT/examples" "${SMALL[@]}" --reference "$REF" --store "$CS"
 
+# The pool's flags.
+for bad in "--workers 0:--workers needs an integer between 1 and 64 (got '0')" \
+           "--workers many:--workers needs an integer between 1 and 64 (got 'many')" \
+           "--confirm 11:--confirm needs an integer between 0 and 10 (got '11')" \
+           "--worker-timeout 0:--worker-timeout needs a number of seconds above 0 (got '0')" \
+           "--worker :--worker needs a command"; do
+  flag=${bad%%:*} msg=${bad#*:}
+  next_store
+  # shellcheck disable=SC2086
+  reject "cook $flag" 2 "$msg" "$EMILE" cook "${SMALL[@]}" --reference "$REF" ${flag%% *} "${flag#* }" --store "$CS"
+done
+
 # An LLM agent without its API key: refused before a run is created or the
 # reference is profiled (no worker is started: --worker names one that
 # would leave a mark).

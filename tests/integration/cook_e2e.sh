@@ -120,8 +120,10 @@ check_contains "roofline.svg marks the best" "$EXP/roofline.svg" "class=\"point 
 check "roofline.svg is a closed svg document" sh -c "head -c 300 '$EXP/roofline.svg' | grep -q '<svg' && grep -q '</svg>' '$EXP/roofline.svg'"
 
 # ---- 3. the same cook through flags only -----------------------------------
+# (--confirm 0 here and below: re-measures are section 1's and the unit
+# tests' business; these sections are about flags, terminals and events.)
 run "$EMILE" cook --op attention --batch 1 --seq 256 --q-heads 4 --kv-heads 2 --head-dim 32 --causal \
-  --dtype f32 --reference kernels/attention/cpu/reference.c --max-iters 2 --target 99 --store "$STORE"
+  --dtype f32 --reference kernels/attention/cpu/reference.c --max-iters 2 --target 99 --confirm 0 --store "$STORE"
 check_rc "cook through flags exits 0" 0
 check_contains "cook through flags starts run 2" "$OUT_F" "run 2: attention"
 # A task from flags alone has no name: it is named by its op and shape,
@@ -146,7 +148,7 @@ check_jq "flags: the reference source is kernels/attention/cpu/reference.c" "$SH
 
 # ---- 3b. on a terminal: a live line of the phase in flight ------------------
 if command -v script >/dev/null 2>&1; then
-  printf -v COOK_CMD '%q ' "$EMILE" cook "$TASK" --max-iters 1 --store "$IT_TMP/tty.db"
+  printf -v COOK_CMD '%q ' "$EMILE" cook "$TASK" --max-iters 1 --confirm 0 --store "$IT_TMP/tty.db"
   run script -qfec "$COOK_CMD" /dev/null
   check_rc "cook on a terminal exits 0" 0
   TTY_OUT=$OUT_F
@@ -162,7 +164,7 @@ else
 fi
 
 # ---- 4. --events: NDJSON on stdout -----------------------------------------
-run "$EMILE" cook "$TASK" --max-iters 1 --events --store "$STORE"
+run "$EMILE" cook "$TASK" --max-iters 1 --confirm 0 --events --store "$STORE"
 check_rc "cook --events exits 0" 0
 EV=$OUT_F
 if jq -e . "$EV" >/dev/null 2>&1 && [ "$(nonempty_lines "$EV")" -eq "$(jq -c . "$EV" | wc -l)" ]; then

@@ -5,9 +5,10 @@
 # munge key it makes (scripts/setup.sh installs slurm-wlm and munge).
 # Checked:
 #   1. the same cook on two local workers and on two srun jobs gives the
-#      same iterations (labels, parameters, statuses: the first batch is
-#      the agent's answer to the reference, which does not depend on
-#      timing noise);
+#      same iterations: the same candidates (labels, parameters: the first
+#      batch is the agent's answer to the reference, which does not depend
+#      on timing noise) with the same verdict on their outputs (the times,
+#      and a verdict on a time, vary with the load of the machine);
 #   2. a worker's job killed with scancel while it evaluates a candidate:
 #      that evaluation fails, the candidate is tried again on another job,
 #      a new job replaces the lost one, and the run ends done;
@@ -68,15 +69,15 @@ check_rc "the cook on 2 srun workers exits 0" 0
 SLURM_OUT=$OUT_F
 check_contains "the Slurm cook says it has 2 workers" "$SLURM_OUT" ", 2 workers"
 check_eq "each srun worker ran as a Slurm job" "2" "$(cat "$SL"/jobs/worker-* 2>/dev/null | wc -l | tr -d ' ')"
-SHAPE='[.iterations[] | {iter: .iter, label: .label, params: .params, status: .status}]'
+SHAPE='[.iterations[] | {iter: .iter, label: .label, params: .params, validated: .validated}]'
 run "$EMILE" show 1 --json --store "$IT_TMP/local.db"
 cp "$OUT_F" "$IT_TMP/local.json"
 run "$EMILE" show 1 --json --store "$IT_TMP/slurm.db"
 cp "$OUT_F" "$IT_TMP/slurm.json"
-check_same "Slurm's iterations equal the local run's (labels, parameters, statuses)" \
+check_same "Slurm's iterations equal the local run's (candidates, verdicts on their outputs)" \
   "$(jq -c "$SHAPE" "$IT_TMP/local.json")" "$(jq -c "$SHAPE" "$IT_TMP/slurm.json")"
-check_jq "the Slurm run: 3 iterations, done, the reference valid" "$IT_TMP/slurm.json" \
-  '.status == "done" and (.iterations | length) == 3 and .iterations[0].status == "valid"'
+check_jq "the Slurm run: 3 iterations, done, the reference valid, every output checked" "$IT_TMP/slurm.json" \
+  '.status == "done" and (.iterations | length) == 3 and .iterations[0].status == "valid" and all(.iterations[]; .validated == true)'
 check_jq "the Slurm run used both workers" "$IT_TMP/slurm.json" '([.iterations[].worker] | unique) == [1, 2]'
 
 # Waits until the cook's NDJSON (file $1) shows iteration >= $2 being

@@ -324,6 +324,30 @@ static void test_template_index(void **state)
     }
 }
 
+/* Local GPU workers: one per GPU of $CUDA_VISIBLE_DEVICES, in turn. */
+static void test_local_gpus(void **state)
+{
+    (void)state;
+    char *saved = getenv("CUDA_VISIBLE_DEVICES") ? strdup(getenv("CUDA_VISIBLE_DEVICES")) : NULL;
+    setenv("CUDA_VISIBLE_DEVICES", "4,5,GPU-1234", 1);
+    const char *want[] = {"4", "5", "GPU-1234", "4", "5"};
+    for (int i = 0; i < 5; i++) {
+        char dev[64];
+        pool_local_gpu(i, dev, sizeof dev);
+        assert_string_equal(dev, want[i]);
+    }
+    setenv("CUDA_VISIBLE_DEVICES", "2", 1);
+    char dev[64];
+    pool_local_gpu(3, dev, sizeof dev);
+    assert_string_equal(dev, "2");                      /* one GPU: every worker shares it */
+    if (saved) {
+        setenv("CUDA_VISIBLE_DEVICES", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("CUDA_VISIBLE_DEVICES");
+    }
+}
+
 /* A worker's progress line, relayed with our run, iteration and slot; its
  * own fields only, and nothing without a phase. */
 static void test_progress_relayed(void **state)
@@ -368,6 +392,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_worker_starts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_relayed, setup, teardown),
+        cmocka_unit_test(test_local_gpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
