@@ -5,6 +5,7 @@
  * as make and cargo are), and a table at the end of a menu. */
 #include "cook.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -332,10 +333,13 @@ static void on_event(void *ctx, cook_event_kind_t kind, const json_t *ev)
         char *s = json_dumps(ev, JSON_COMPACT);
         if (s) {
             printf("%s\n", s);
-            fflush(stdout);
             free(s);
         }
     }
+    /* SIGPIPE is ignored while the pool runs (pool.h): a reader that went
+     * away (| head) shows as a failed write, and the cook stops as on ^C. */
+    if ((fflush(stdout) != 0 || ferror(stdout)) && errno == EPIPE)
+        g_stop = 1;
     pthread_mutex_lock(&r->mu);
     if (kind != COOK_EVENT_PROGRESS)
         clear_live_locked(r);
