@@ -9,20 +9,22 @@
 source "$(dirname "$0")/lib.bash"
 IT_NAME=include_graph
 
+# Lowest first: util, sandbox, backend (with its languages), task (which
+# names a backend's language), then the rest.
 declare -A ALLOWED=(
   [util]=""
   [sandbox]="util"
-  [task]="util"
-  [store]="util"
-  [report]="util"
   [backend]="sandbox util"
+  [task]="backend util"
+  [store]="util"
+  [report]="backend util"
   [profile]="task util"
   [runner]="sandbox util"
   [engine]="backend util"
   [worker]="backend profile sandbox task util"
-  [agent]="task util"
+  [agent]="backend task util"
   [taste]="backend engine sandbox store util"
-  [cook]="agent worker store task util"
+  [cook]="agent backend worker store task util"
   [serve]="cook report store task util"
   [cli]="agent backend cook report sandbox serve store task taste util worker"
 )
