@@ -10,11 +10,11 @@ WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
 ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
-PKGS    := jansson sqlite3 libcurl libmicrohttpd libpcre2-8 libutf8proc
+PKGS    := jansson sqlite3 libcurl libmicrohttpd libpcre2-8 libutf8proc libcrypto
 CPPFLAGS:= -Iinclude -Isrc -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 $(WARN) -fno-strict-aliasing
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lsqlite3 -lcurl -lmicrohttpd -lpcre2-8 -lutf8proc) -ldl -lm -lpthread
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lsqlite3 -lcurl -lmicrohttpd -lpcre2-8 -lutf8proc -lcrypto) -ldl -lm -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # The runner's cache sizing (src/runner/cache_size.c) is in the library too,

@@ -20,7 +20,7 @@ SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 # --- 1. Debian packages ------------------------------------------------------
 pkgs=(build-essential pkg-config libjansson-dev libsqlite3-dev libcmocka-dev
       libcurl4-openssl-dev libmicrohttpd-dev sqlite3 chromium jq libpcre2-dev libutf8proc-dev
-      unzip)
+      unzip libssl-dev slurm-wlm munge)
 python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -2,9 +2,13 @@
  * agent.h -- the one interface every agent implements: "given the task and
  * the history, propose the next candidate and say why".
  *
- * The cook loop (src/cli/cook.c) calls propose() once per iteration, then
- * has the worker compile, validate and profile the proposal, records the
- * outcome in the store and appends it to the history before the next call.
+ * The cook loop (src/cook/) calls propose() once per iteration, then has a
+ * worker compile, validate and profile the proposal, records the outcome in
+ * the store and appends it to the history before the next call.  An agent
+ * whose ops say "batch" is asked for several candidates at once (one per
+ * worker): between those calls the history ends with the candidates already
+ * proposed, as iterations with status "pending" (iter, label, params), and
+ * each call must propose something not among them.
  * An agent must be a function of (task, device, history) plus its own
  * configuration, so a resumed run continues exactly where it stopped: keep
  * no state that the history does not hold (an LLM agent rebuilds its
@@ -18,7 +22,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
-#include "../task/task.h"
+#include "task/task.h"
 
 enum {
     AGENT_OK = 0,      /* a proposal was made */
@@ -69,6 +73,8 @@ typedef struct agent_ops {
     int (*propose)(agent_t *a, const agent_context_t *ctx, agent_proposal_t *out,
                    char *err, size_t errlen);
     void (*destroy)(agent_t *a);
+    int batch;         /* 1: may be asked again before the last proposal is
+                          measured (see above); 0: one candidate at a time */
 } agent_ops_t;
 
 const agent_ops_t *agent_find(const char *name);

@@ -21,9 +21,89 @@ static int is_task_flag(const char *name)
     return 0;
 }
 
+/* Options that take a value and are not the task's. */
+static const char *const value_flags[] = {"store", "worker", "workers", "confirm", "worker-timeout", "iter"};
+
+static int is_value_flag(const char *name)
+{
+    for (size_t i = 0; i < sizeof value_flags / sizeof value_flags[0]; i++)
+        if (strcmp(value_flags[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+int cli_flag_takes_value(const char *name)
+{
+    return is_task_flag(name) || is_value_flag(name);
+}
+
+int cli_flag_known(const char *name)
+{
+    static const char *const switches[] = {"json", "events", "quiet", "counters", "remeasure", "causal",
+                                           "no-causal"};
+    for (size_t i = 0; i < sizeof switches / sizeof switches[0]; i++)
+        if (strcmp(switches[i], name) == 0)
+            return 1;
+    return cli_flag_takes_value(name);
+}
+
+/* An integer in [lo, hi] for --name; 0, or -1 after the message. */
+static int int_value(const char *name, const char *v, long lo, long hi, int *out)
+{
+    char *end = NULL;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) {
+        fprintf(stderr, "emile: --%s needs an integer between %ld and %ld (got '%s')\n", name, lo, hi, v);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+/* A value option into c; 0, or 2 after the message. */
+static int set_value(cli_common_t *c, const char *name, const char *v)
+{
+    if (!strcmp(name, "store")) {
+        c->store = v;
+    } else if (!strcmp(name, "worker")) {
+        if (!*v) {
+            fprintf(stderr, "emile: --worker needs a command (e.g. 'ssh gpu1 emile worker')\n");
+            return 2;
+        }
+        if (c->n_workers == CLI_MAX_WORKERS) {
+            fprintf(stderr, "emile: at most %d --worker commands (each may run several: --workers N)\n",
+                    CLI_MAX_WORKERS);
+            return 2;
+        }
+        if (!c->worker)
+            c->worker = v;
+        c->workers[c->n_workers++] = v;
+    } else if (!strcmp(name, "workers")) {
+        if (int_value(name, v, 1, 64, &c->per_worker) != 0)
+            return 2;
+    } else if (!strcmp(name, "confirm")) {
+        if (int_value(name, v, 0, 10, &c->confirm) != 0)
+            return 2;
+    } else if (!strcmp(name, "iter")) {
+        if (int_value(name, v, 0, 1000000, &c->iter) != 0)
+            return 2;
+    } else {
+        char *end = NULL;
+        double s = strtod(v, &end);
+        if (!*v || *end || !(s > 0) || s > 1e6) {
+            fprintf(stderr, "emile: --%s needs a number of seconds above 0 (got '%s')\n", name, v);
+            return 2;
+        }
+        c->worker_timeout = s;
+    }
+    return 0;
+}
+
 int cli_parse(int argc, char **argv, task_t *t, cli_common_t *c, int need_task)
 {
     memset(c, 0, sizeof *c);
+    c->confirm = -1;
+    c->iter = -1;
     char err[1024];
     /* The task file first, so flags override it wherever they stand. */
     const char *task_file = NULL;
@@ -33,8 +113,7 @@ int cli_parse(int argc, char **argv, task_t *t, cli_common_t *c, int need_task)
             task_file = argv[i];
             break;
         }
-        if (argv[i][0] == '-' && argv[i][1] == '-' && (is_task_flag(argv[i] + 2) || !strcmp(argv[i], "--store") ||
-                                                       !strcmp(argv[i], "--worker")))
+        if (argv[i][0] == '-' && argv[i][1] == '-' && (is_task_flag(argv[i] + 2) || is_value_flag(argv[i] + 2)))
             i++;
     }
     if (task_file && task_load_file(t, task_file, err, sizeof err) != 0) {
@@ -64,13 +143,13 @@ int cli_parse(int argc, char **argv, task_t *t, cli_common_t *c, int need_task)
             if (task_set(t, "causal", "1", err, sizeof err) != 0) goto bad;
         } else if (!strcmp(name, "no-causal") && t) {
             if (task_set(t, "causal", "0", err, sizeof err) != 0) goto bad;
-        } else if (!strcmp(name, "store") || !strcmp(name, "worker")) {
+        } else if (is_value_flag(name)) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "emile: --%s needs a value\n", name);
                 return 2;
             }
-            if (name[0] == 's') c->store = argv[++i];
-            else c->worker = argv[++i];
+            if (set_value(c, name, argv[++i]) != 0)
+                return 2;
         } else if (t && is_task_flag(name)) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "emile: --%s needs a value\n", name);

@@ -15,9 +15,16 @@ int cmd_worker(int argc, char **argv);
 /* Shared option parsing: fills a task from a file and/or flags. */
 #include "store/store.h"
 #include "task/task.h"
+#define CLI_MAX_WORKERS 16
 typedef struct cli_common {
     const char *store;
-    const char *worker;
+    const char *worker;              /* the first --worker */
+    const char *workers[CLI_MAX_WORKERS]; /* every --worker, in order */
+    int n_workers;
+    int per_worker;                  /* --workers N (0: not given) */
+    int confirm;                     /* --confirm N (-1: not given) */
+    double worker_timeout;           /* --worker-timeout S (0: not given) */
+    int iter;                        /* --iter N (-1: not given) */
     int json, events, quiet, counters, remeasure;
     const char *positional[4];
     int n_positional;
@@ -28,6 +35,10 @@ typedef struct cli_common {
  * Returns 0, or 2 after printing a message (an unknown flag, a bad value,
  * a --store whose folder does not exist). */
 int cli_parse(int argc, char **argv, task_t *t, cli_common_t *c, int need_task);
+/* 1 when --name takes a value (a task flag, --store, --worker, ...). */
+int cli_flag_takes_value(const char *name);
+/* 1 when --name is an option of some command. */
+int cli_flag_known(const char *name);
 
 /* What a command does with the run store, which decides what it may create
  * and what a missing store means. */

@@ -9,7 +9,7 @@
 #include "cli.h"
 #include "report/report_md.h"
 #include "util/fs.h"
-#include "cook.h"
+#include "cook/cook.h"
 #include "worker/evaluate.h"
 #include "worker/worker_client.h"
 
@@ -39,8 +39,7 @@ int cmd_profile(int argc, char **argv)
     if (by_ext)
         snprintf(t.lang, sizeof t.lang, "%s", by_ext->name);
     char err[1024];
-    cook_options_t o = {.worker_cmd = c.worker};
-    json_t *device = cook_fetch_device(&o, t.backend, err, sizeof err);
+    json_t *device = cook_fetch_device(c.worker, t.backend, err, sizeof err);
     if (!device || worker_task_fits(&t, device, err, sizeof err) != 0) {
         fprintf(stderr, "emile: %s\n", err);
         json_decref(device);

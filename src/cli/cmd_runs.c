@@ -96,6 +96,72 @@ static int load_run(const cli_common_t *c, store_t **s, long long *run, json_t *
     return 0;
 }
 
+/* Text from a compiler or an agent on the terminal: control bytes (ESC
+ * above all) shown as '?', lines and tabs kept. */
+static void print_defanged(const char *label, const char *text)
+{
+    if (!text || !*text)
+        return;
+    printf("%s", label);
+    for (const char *p = text; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        putchar((ch < 0x20 && ch != '\n' && ch != '\t') || ch == 0x7f ? '?' : ch);
+    }
+    if (text[strlen(text) - 1] != '\n')
+        putchar('\n');
+}
+
+/* `emile show RUN --iter N`: one iteration in full -- its words, the
+ * compiler's log (kept with the iteration: the worker's files are gone),
+ * a re-measure, workers lost on the way.  --json: the object. */
+static int show_iteration(const cli_common_t *c, long long run, const json_t *its)
+{
+    const json_t *it = NULL;
+    size_t i;
+    json_t *x;
+    json_array_foreach(its, i, x)
+        if (json_integer_value(json_object_get(x, "iter")) == c->iter)
+            it = x;
+    if (!it) {
+        fprintf(stderr, "emile: run %lld has no iteration %d (it has 0..%zu)\n", run, c->iter,
+                json_array_size(its) ? json_array_size(its) - 1 : 0);
+        return 1;
+    }
+    if (c->json) {
+        print_json(it);
+        return 0;
+    }
+    const char *st = json_string_value(json_object_get(it, "status"));
+    printf("run %lld, iteration %d: %s\n", run, c->iter, st ? st : "?");
+    char line[1024];
+    iteration_line_header(line, sizeof line);
+    printf("%s\n", line);
+    iteration_line(line, sizeof line, it, num(json_array_get(its, 0), "time_ms"));
+    printf("%s\n", line);
+    print_defanged("label: ", json_string_value(json_object_get(it, "label")));
+    print_defanged("why: ", json_string_value(json_object_get(it, "reason")));
+    print_defanged("error: ", json_string_value(json_object_get(it, "error")));
+    if (json_is_integer(json_object_get(it, "worker")))
+        printf("worker: %lld\n", (long long)json_integer_value(json_object_get(it, "worker")));
+    const json_t *rm = json_object_get(it, "remeasure");
+    if (json_is_object(rm)) {
+        char *t = json_dumps(rm, JSON_COMPACT | JSON_SORT_KEYS);
+        printf("measured again: %s\n", t ? t : "");
+        free(t);
+    }
+    json_array_foreach(json_object_get(it, "lost"), i, x)
+        print_defanged("lost a worker: ", json_string_value(json_object_get(x, "error")));
+    const char *log = json_string_value(json_object_get(it, "compile_log"));
+    if (log && *log)
+        print_defanged("compiler's log:\n", log);
+    const char *src = json_string_value(json_object_get(it, "source"));
+    size_t lines = 0;
+    for (const char *p = src; p && *p; p++)
+        lines += *p == '\n';
+    printf("source: %zu lines (emile show %lld --iter %d --json has it)\n", lines, run, c->iter);
+    return 0;
+}
+
 int cmd_show(int argc, char **argv)
 {
     cli_common_t c;
@@ -107,7 +173,9 @@ int cmd_show(int argc, char **argv)
     int rc = load_run(&c, &s, &run, &rj, &its);
     if (rc)
         return rc;
-    if (c.json) {
+    if (c.iter >= 0) {
+        rc = show_iteration(&c, run, its);
+    } else if (c.json) {
         json_object_set(rj, "iterations", its);
         print_json(rj);
     } else {
@@ -127,7 +195,7 @@ int cmd_show(int argc, char **argv)
     json_decref(rj);
     json_decref(its);
     store_close(s);
-    return 0;
+    return rc;
 }
 
 static int write_text(const char *dir, const char *name, const char *text)

@@ -1,22 +1,25 @@
-/* cook.c -- see cook.h. */
+/* cook.c -- see cook.h.  The cook itself is src/cook; this file only
+ * draws its events: iteration lines and a summary on stdout (on stderr with
+ * --events, whose NDJSON has stdout), a live line of the phases in flight
+ * redrawn twice a second while that stream is a terminal (quiet otherwise,
+ * as make and cargo are), and a table at the end of a menu. */
 #include "cook.h"
 
+#include <errno.h>
 #include <math.h>
-#include <stdarg.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "agent/agent.h"
-#include "backend/backend.h"
-#include "backend/lang.h"
 #include "cli.h"
+#include "cook/cook.h"
 #include "report/iteration_line.h"
-#include "store/store.h"
-#include "worker/evaluate.h"
-#include "worker/worker_client.h"
 #include "util/clock.h"
 
 static volatile sig_atomic_t g_stop;
@@ -27,461 +30,424 @@ static void on_stop(int sig)
     g_stop = 1;
 }
 
-typedef struct cook {
-    const cook_options_t *o;
-    store_t *store;
-    worker_client_t worker;
-    int64_t run;
-    task_t *task;
-    json_t *task_json;
-    json_t *device;
-    json_t *history;
-    int best_iter;
-    double ref_ms;
-} cook_t;
+#define LIVE_SLOTS 64
 
-static void event(cook_t *c, const char *name, json_t *extra)
+typedef struct phase {
+    char text[240];            /* "iter 3 compile kernel.c" */
+    double since;              /* when it began (0: nothing) */
+    int iter;
+} phase_t;
+
+typedef struct render {
+    const cli_cook_options_t *o;
+    FILE *lines;               /* iteration lines and summary */
+    int live;                  /* draw the live line */
+    int menu;                  /* several runs: lines say which */
+    int drawn;                 /* a live line is on the screen */
+    pthread_mutex_t mu;
+    pthread_t ticker;
+    int ticking, closing;
+    phase_t global;            /* a phase of no worker (propose, device) */
+    phase_t slot[LIVE_SLOTS + 1];
+    int failed_runs;
+} render_t;
+
+/* ---- the live line ------------------------------------------------------- */
+
+static int columns(FILE *f)
 {
-    if (!c->o->events) {
-        json_decref(extra);
+    struct winsize ws;
+    if (ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+        return ws.ws_col;
+    return 80;
+}
+
+static void clear_live_locked(render_t *r)
+{
+    if (r->drawn) {
+        fputs("\r\033[K", r->lines);
+        fflush(r->lines);
+        r->drawn = 0;
+    }
+}
+
+static void append(char *buf, size_t n, const phase_t *p, double now)
+{
+    if (p->since <= 0)
         return;
-    }
-    json_t *e = extra ? extra : json_object();
-    json_object_set_new(e, "event", json_string(name));
-    json_object_set_new(e, "run", json_integer(c->run));
-    char *s = json_dumps(e, JSON_COMPACT);
-    printf("%s\n", s);
-    fflush(stdout);
-    free(s);
-    json_decref(e);
+    size_t len = strlen(buf);
+    snprintf(buf + len, n - len, "%s%s %.0fs", len ? "  |  " : "  ", p->text, now - p->since);
 }
 
-static void say(cook_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(cook_t *c, const char *fmt, ...)
+static void draw_live_locked(render_t *r)
 {
-    if (c->o->quiet)
+    if (!r->live)
         return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(c->o->events ? stderr : stdout, fmt, ap);
-    va_end(ap);
-    fflush(c->o->events ? stderr : stdout);
+    char buf[2048] = "";
+    double now = clock_mono_s();
+    for (int i = 0; i <= LIVE_SLOTS; i++)
+        append(buf, sizeof buf, &r->slot[i], now);
+    if (!buf[0])
+        append(buf, sizeof buf, &r->global, now);
+    if (g_stop && strlen(buf) + 40 < sizeof buf)
+        strcat(buf, "  (stopping once these are in)");
+    /* Control bytes from a worker or an agent must not drive the terminal. */
+    for (char *p = buf; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    int w = columns(r->lines) - 1;
+    if ((int)strlen(buf) > w)
+        buf[w] = '\0';
+    fputs("\r\033[K", r->lines);
+    fputs(buf, r->lines);
+    fflush(r->lines);
+    r->drawn = buf[0] != '\0';
 }
 
-/* The agents' evaluate tool: the same worker call, not recorded. */
-/* lang: the source's language when it is not the task's (the reference). */
-static int evaluate_in(cook_t *c, const char *source, const char *lang, const json_t *options, json_t **reply,
-                       char *err, size_t n)
+static void *ticker_main(void *arg)
 {
-    json_t *req = json_object();
-    json_object_set_new(req, "cmd", json_string("evaluate"));
-    json_object_set(req, "task", c->task_json);
-    json_object_set_new(req, "kernel", json_pack("{ss}", "source", source));
-    if (lang)
-        json_object_set_new(json_object_get(req, "kernel"), "lang", json_string(lang));
-    if (options)
-        json_object_set(req, "options", (json_t *)options);
-    *reply = worker_client_call(&c->worker, req, err, n);
-    json_decref(req);
-    return *reply ? 0 : -1;
-}
-
-static int tool_evaluate(void *ctx, const char *source, const json_t *options, json_t **reply, char *err, size_t n)
-{
-    return evaluate_in(ctx, source, NULL, options, reply, err, n);
-}
-
-static void tool_record(void *ctx, const char *role, const json_t *content, long long tin, long long tout)
-{
-    cook_t *c = ctx;
-    int iter = (int)json_array_size(c->history);
-    store_message_add(c->store, c->run, iter, role, content, tin, tout);
-}
-
-static json_t *iteration_from_reply(int iter, const char *label, const char *reason, const char *source,
-                                    const char *lang, json_t *params, json_t *reply, double elapsed,
-                                    double ref_ms)
-{
-    json_t *it = json_object();
-    json_object_set_new(it, "iter", json_integer(iter));
-    json_object_set_new(it, "label", json_string(label ? label : ""));
-    json_object_set_new(it, "reason", json_string(reason ? reason : ""));
-    json_object_set_new(it, "source", json_string(source));
-    json_object_set_new(it, "lang", json_string(lang));
-    json_object_set(it, "params", params ? params : json_null());
-    const char *status = json_string_value(json_object_get(reply, "status"));
-    json_object_set_new(it, "status", json_string(status ? status : "error"));
-    json_t *e = json_object_get(reply, "error");
-    json_object_set(it, "error", e ? e : json_null());
-    const char *log = json_string_value(json_object_get(json_object_get(reply, "compile"), "log"));
-    json_object_set_new(it, "compile_log", json_string(log ? log : ""));
-    json_t *rep = json_object_get(reply, "report");
-    json_object_set(it, "report", rep ? rep : json_null());
-    if (rep) {
-        double t = json_number_value(json_object_get(json_object_get(rep, "time_ms"), "median"));
-        json_object_set_new(it, "time_ms", json_real(t));
-        json_object_set(it, "gflops", json_object_get(rep, "gflops"));
-        json_object_set(it, "roofline_pct", json_object_get(rep, "roofline_pct"));
-        json_object_set_new(it, "speedup", json_real(ref_ms > 0 && t > 0 ? ref_ms / t : (iter == 0 ? 1.0 : 0)));
+    render_t *r = arg;
+    pthread_mutex_lock(&r->mu);
+    while (!r->closing) {
+        pthread_mutex_unlock(&r->mu);
+        struct timespec ts = {0, 500 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&r->mu);
+        if (!r->closing)
+            draw_live_locked(r);
     }
-    json_object_set_new(it, "elapsed_s", json_real(elapsed));
-    return it;
-}
-
-static int is_valid(const json_t *it)
-{
-    const char *s = json_string_value(json_object_get(it, "status"));
-    return s && strcmp(s, "valid") == 0;
-}
-
-static double it_num(const json_t *it, const char *k)
-{
-    return json_number_value(json_object_get(it, k));
-}
-
-static void recompute_best(cook_t *c)
-{
-    size_t i;
-    json_t *it;
-    double best = INFINITY;
-    c->best_iter = -1;
-    json_array_foreach(c->history, i, it) {
-        if (is_valid(it) && it_num(it, "time_ms") > 0 && it_num(it, "time_ms") < best) {
-            best = it_num(it, "time_ms");
-            c->best_iter = (int)json_integer_value(json_object_get(it, "iter"));
-        }
-        if (json_integer_value(json_object_get(it, "iter")) == 0 && is_valid(it))
-            c->ref_ms = it_num(it, "time_ms");
-    }
-}
-
-static const json_t *iteration_at(const cook_t *c, int iter)
-{
-    size_t i;
-    json_t *it;
-    json_array_foreach(c->history, i, it) if (json_integer_value(json_object_get(it, "iter")) == iter) return it;
+    pthread_mutex_unlock(&r->mu);
     return NULL;
 }
 
-/* Stores an iteration and shows it; -1 with err set (the store's words)
- * when it cannot be stored. */
-static int record(cook_t *c, json_t *it, char *err, size_t n)
+/* ---- lines --------------------------------------------------------------- */
+
+static void say(render_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(render_t *r, const char *fmt, ...)
 {
-    if (store_iteration_add(c->store, c->run, it) != 0) {
-        snprintf(err, n, "cannot record iteration %lld: %s", (long long)json_integer_value(json_object_get(it, "iter")),
-                 store_errmsg(c->store));
-        return -1;
-    }
-    json_array_append(c->history, it);
-    int old = c->best_iter;
-    recompute_best(c);
-    if (c->best_iter != old && c->best_iter >= 0)
-        store_run_set_best(c->store, c->run, c->best_iter);
-    char line[1024];
-    iteration_line(line, sizeof line, it, c->ref_ms);
-    say(c, "%s\n", line);
-    const char *reason = json_string_value(json_object_get(it, "reason"));
-    if (reason && *reason && json_integer_value(json_object_get(it, "iter")) > 0)
-        say(c, "      why: %s\n", reason);
-    event(c, "iteration", json_pack("{sO}", "iteration", it));
-    return 0;
+    if (r->o->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(r->lines, fmt, ap);
+    va_end(ap);
+    fflush(r->lines);
 }
 
-static json_t *evaluate(cook_t *c, const char *source, const char *lang, char *err, size_t n)
+static double num(const json_t *o, const char *k)
 {
-    json_t *reply = NULL;
-    if (evaluate_in(c, source, lang, NULL, &reply, err, n) != 0)
-        return NULL;
-    if (!json_is_true(json_object_get(reply, "ok"))) {
-        snprintf(err, n, "the worker refused the request: %s",
-                 json_string_value(json_object_get(reply, "error")) ? json_string_value(json_object_get(reply, "error")) : "?");
-        json_decref(reply);
-        return NULL;
-    }
-    return reply;
+    return json_number_value(json_object_get(o, k));
 }
 
-static void summary(cook_t *c, const char *status, const char *note)
+static const char *str(const json_t *o, const char *k)
 {
-    const json_t *best = c->best_iter >= 0 ? iteration_at(c, c->best_iter) : NULL;
-    say(c, "\n%s: %s\n", status, note);
-    if (best) {
-        const json_t *rep = json_object_get(best, "report");
-        say(c, "best: iteration %d (%s): %.4g ms, %.4g GFLOP/s, %.1f%% of roofline, %.2fx the reference\n",
-            c->best_iter, json_string_value(json_object_get(best, "label")), it_num(best, "time_ms"),
-            it_num(rep, "gflops"), it_num(rep, "roofline_pct"), c->ref_ms / it_num(best, "time_ms"));
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static void on_run(render_t *r, const json_t *ev)
+{
+    long long run = json_integer_value(json_object_get(ev, "run"));
+    const char *name = str(ev, "name"), *op = str(ev, "op");
+    int max = (int)json_integer_value(json_object_get(ev, "max_iters"));
+    json_t *resumed = json_object_get(ev, "resumed_at");
+    int workers = (int)json_integer_value(json_object_get(ev, "workers"));
+    char who[64] = "";
+    if (workers > 1)
+        snprintf(who, sizeof who, ", %d workers", workers);
+    if (json_is_integer(resumed)) {
+        int at = (int)json_integer_value(resumed);
+        if (at > max) {
+            say(r, "run %lld has no iteration left to cook: iterations 0..%d are recorded and its "
+                   "budget is %d (emile resume %lld --max-iters N goes on)\n",
+                run, at - 1, max, run);
+            return;
+        }
+        say(r, "resuming run %lld at iteration %d; the budget goes to %d%s\n", run, at, max, who);
+    } else {
+        /* The name usually begins with the op ("attention b1 ..."). */
+        int same = strncmp(name, op, strlen(op)) == 0;
+        const char *lang = str(ev, "lang");
+        say(r, "run %lld: %s%s%s on %s (%s%s%s), target %.0f%% of roofline, up to %d iterations, agent %s%s\n",
+            run, same ? "" : op, same ? "" : " ", name, str(ev, "device"), str(ev, "backend"), *lang ? ", " : "",
+            lang, num(ev, "target"), max, str(ev, "agent"), who);
     }
-    /* LLM runs: tokens and the estimated cost (store_message_add keeps the
-     * run's token totals; each assistant message carries its cost). */
-    json_t *msgs = NULL, *rj = NULL;
-    double cost = 0;
-    if (store_messages(c->store, c->run, &msgs) == 0) {
+    if (!r->menu) {
+        char hdr[512];
+        iteration_line_header(hdr, sizeof hdr);
+        say(r, "%s\n", hdr);
+    }
+}
+
+/* The lines under an iteration: the agent's reason, where a compile
+ * error's log is, a re-measure, workers lost on the way. */
+static void iteration_notes(render_t *r, const json_t *it, long long run)
+{
+    int iter = (int)json_integer_value(json_object_get(it, "iter"));
+    const char *reason = str(it, "reason");
+    if (*reason && iter > 0)
+        say(r, "      why: %s\n", reason);
+    const char *status = str(it, "status");
+    if (strcmp(status, "compile_error") == 0 && *str(it, "compile_log"))
+        say(r, "      the compiler's log: emile show %lld --iter %d\n", run, iter);
+    const json_t *rm = json_object_get(it, "remeasure");
+    if (json_is_object(rm)) {
+        char s[400] = "";
         size_t i;
-        json_t *m;
-        json_array_foreach(msgs, i, m) cost += json_number_value(json_object_get(json_object_get(m, "content"), "cost_usd"));
+        json_t *v;
+        json_array_foreach(json_object_get(rm, "samples_ms"), i, v) {
+            size_t len = strlen(s);
+            snprintf(s + len, sizeof s - len, "%s%.4g", i ? ", " : "", json_number_value(v));
+        }
+        const json_t *inc = json_object_get(rm, "incumbent");
+        char incs[300] = "";
+        if (json_is_object(inc))
+            snprintf(incs, sizeof incs, "; iteration %lld beside it: %.4g ms (recorded %.4g)",
+                     (long long)json_integer_value(json_object_get(inc, "iter")), num(inc, "median_ms"),
+                     num(inc, "stored_ms"));
+        char verdict[64];
+        if (strcmp(status, "valid") == 0)
+            snprintf(verdict, sizeof verdict, "%.4g ms, the median", num(it, "time_ms"));
+        else
+            snprintf(verdict, sizeof verdict, "%s", status);
+        say(r, "      measured again (%s): %s ms -> %s%s\n", str(rm, "why"), s, verdict, incs);
     }
-    if (json_array_size(msgs) > 0 && store_run_get(c->store, c->run, &rj) == 0)
-        say(c, "LLM: %lld tokens in, %lld out, estimated cost $%.4f\n",
-            (long long)json_integer_value(json_object_get(rj, "tokens_in")),
-            (long long)json_integer_value(json_object_get(rj, "tokens_out")), cost);
-    json_decref(msgs);
-    json_decref(rj);
-    say(c, "run %lld in %s  (emile show %lld; emile export %lld DIR)\n", (long long)c->run,
-        c->o->store_path ? c->o->store_path : "the default store", (long long)c->run, (long long)c->run);
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(it, "lost"), i, a)
+        say(r, "      lost a worker on the way: %s\n", str(a, "error"));
 }
 
-static int loop(cook_t *c)
+static void on_iteration(render_t *r, const json_t *ev)
 {
-    char err[2048];
-    int rc = 0;
+    const json_t *it = json_object_get(ev, "iteration");
+    long long run = json_integer_value(json_object_get(ev, "run"));
+    int iter = (int)json_integer_value(json_object_get(it, "iter"));
+    for (int i = 0; i <= LIVE_SLOTS; i++)
+        if (r->slot[i].iter == iter)
+            r->slot[i].since = 0;
+    char line[1024];
+    iteration_line(line, sizeof line, it, NAN);
+    if (r->menu)
+        say(r, "[run %lld] %s\n", run, line);
+    else
+        say(r, "%s\n", line);
+    iteration_notes(r, it, run);
+}
+
+static void on_progress(render_t *r, const json_t *ev)
+{
+    json_t *w = json_object_get(ev, "worker");
+    int slot = json_is_integer(w) ? (int)json_integer_value(w) : -1;
+    phase_t *p = slot >= 0 ? &r->slot[slot > LIVE_SLOTS ? LIVE_SLOTS : slot] : &r->global;
+    char where[64] = "";
+    json_t *iter = json_object_get(ev, "iter");
+    if (r->menu && json_is_integer(json_object_get(ev, "run")))
+        snprintf(where, sizeof where, "run %lld ", (long long)json_integer_value(json_object_get(ev, "run")));
+    if (json_is_integer(iter)) {
+        size_t len = strlen(where);
+        snprintf(where + len, sizeof where - len, "iter %lld ", (long long)json_integer_value(iter));
+    }
+    char kn[48] = "";
+    if (json_is_integer(json_object_get(ev, "n")))
+        snprintf(kn, sizeof kn, " %lld/%lld", (long long)json_integer_value(json_object_get(ev, "k")),
+                 (long long)json_integer_value(json_object_get(ev, "n")));
+    snprintf(p->text, sizeof p->text, "%s%s%s%s%.80s", where, str(ev, "phase"), kn,
+             *str(ev, "detail") ? ": " : "", str(ev, "detail"));
+    /* A worker's own phases arrive with their elapsed time. */
+    p->since = clock_mono_s() - (json_is_number(json_object_get(ev, "elapsed_s")) ? num(ev, "elapsed_s") : 0);
+    p->iter = json_is_integer(iter) ? (int)json_integer_value(iter) : -1;
+    if (slot >= 0)
+        r->global.since = 0;
+    draw_live_locked(r);
+}
+
+static void on_worker(render_t *r, const json_t *ev)
+{
+    const char *state = str(ev, "state");
+    if (strcmp(state, "lost") == 0)
+        fprintf(stderr, "emile: worker %lld (%s): %s; starting another\n",
+                (long long)json_integer_value(json_object_get(ev, "worker")), str(ev, "cmd"), str(ev, "why"));
+    else if (strcmp(state, "down") == 0)
+        fprintf(stderr, "emile: worker %lld (%s) is down for this cook: %s\n",
+                (long long)json_integer_value(json_object_get(ev, "worker")), str(ev, "cmd"), str(ev, "why"));
+}
+
+static void on_done(render_t *r, const json_t *ev)
+{
+    long long run = json_integer_value(json_object_get(ev, "run"));
+    const char *status = str(ev, "status"), *note = str(ev, "note");
+    for (int i = 0; i <= LIVE_SLOTS; i++)
+        r->slot[i].since = 0;
+    r->global.since = 0;
+    if (strcmp(status, "failed") == 0) {
+        if (r->menu)
+            fprintf(stderr, "emile: run %lld: %s\n", run, note);
+        else
+            fprintf(stderr, "emile: %s\n", note);
+        r->failed_runs++;
+    }
+    if (r->menu) {
+        say(r, "[run %lld] %s: %s\n", run, status, note);
+        return;
+    }
+    say(r, "\n%s: %s\n", status, note);
+    const json_t *best = json_object_get(ev, "best");
+    if (json_is_object(best))
+        say(r, "best: iteration %lld (%s): %.4g ms, %.4g GFLOP/s, %.1f%% of roofline, %.2fx the reference\n",
+            (long long)json_integer_value(json_object_get(best, "iter")), str(best, "label"), num(best, "time_ms"),
+            num(best, "gflops"), num(best, "roofline_pct"), num(best, "speedup"));
+    const json_t *llm = json_object_get(ev, "llm");
+    if (json_is_object(llm))
+        say(r, "LLM: %lld tokens in, %lld out, estimated cost $%.4f\n",
+            (long long)json_integer_value(json_object_get(llm, "tokens_in")),
+            (long long)json_integer_value(json_object_get(llm, "tokens_out")), num(llm, "cost_usd"));
+    say(r, "run %lld in %s  (emile show %lld; emile export %lld DIR)\n", run,
+        r->o->store_path ? r->o->store_path : "the default store", run, run);
+}
+
+static void on_menu(render_t *r, const json_t *ev)
+{
+    say(r, "\n%5s  %-8s  %10s  %9s  %8s  %5s  %s\n", "run", "status", "best ms", "roofline", "speedup",
+        "iters", "task");
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(ev, "runs"), i, row) {
+        char ms[32] = "-", pct[32] = "-", sp[32] = "-";
+        if (num(row, "time_ms") > 0) {
+            snprintf(ms, sizeof ms, "%.4g", num(row, "time_ms"));
+            snprintf(pct, sizeof pct, "%.1f%%", num(row, "roofline_pct"));
+            snprintf(sp, sizeof sp, "%.2fx", num(row, "speedup"));
+        }
+        say(r, "%5lld  %-8s  %10s  %9s  %8s  %5lld  %s\n", (long long)json_integer_value(json_object_get(row, "run")),
+            str(row, "status"), ms, pct, sp, (long long)json_integer_value(json_object_get(row, "n_iters")),
+            str(row, "name"));
+    }
+    say(r, "in %s  (emile show RUN; emile export RUN DIR)\n", r->o->store_path ? r->o->store_path : "the default store");
+}
+
+static void on_event(void *ctx, cook_event_kind_t kind, const json_t *ev)
+{
+    render_t *r = ctx;
+    if (r->o->events) {
+        char *s = json_dumps(ev, JSON_COMPACT);
+        if (s) {
+            printf("%s\n", s);
+            free(s);
+        }
+    }
+    /* SIGPIPE is ignored while the pool runs (pool.h): a reader that went
+     * away (| head) shows as a failed write, and the cook stops as on ^C. */
+    if ((fflush(stdout) != 0 || ferror(stdout)) && errno == EPIPE)
+        g_stop = 1;
+    pthread_mutex_lock(&r->mu);
+    if (kind != COOK_EVENT_PROGRESS)
+        clear_live_locked(r);
+    /* The cook's own phase (device, propose) ends with what follows it. */
+    if (kind == COOK_EVENT_RUN || kind == COOK_EVENT_ITERATION)
+        r->global.since = 0;
+    switch (kind) {
+    case COOK_EVENT_RUN: on_run(r, ev); break;
+    case COOK_EVENT_PROGRESS: on_progress(r, ev); break;
+    case COOK_EVENT_ITERATION: on_iteration(r, ev); break;
+    case COOK_EVENT_WORKER: on_worker(r, ev); break;
+    case COOK_EVENT_DONE: on_done(r, ev); break;
+    case COOK_EVENT_MENU: on_menu(r, ev); break;
+    default: break;
+    }
+    if (kind != COOK_EVENT_PROGRESS && kind != COOK_EVENT_DONE && kind != COOK_EVENT_MENU)
+        draw_live_locked(r);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- the commands ----------------------------------------------------------- */
+
+static void render_init(render_t *r, const cli_cook_options_t *o, int menu)
+{
+    memset(r, 0, sizeof *r);
+    r->o = o;
+    r->menu = menu;
+    r->lines = o->events ? stderr : stdout;
+    r->live = !o->quiet && isatty(fileno(r->lines));
+    for (int i = 0; i <= LIVE_SLOTS; i++)
+        r->slot[i].iter = -1;
+    pthread_mutex_init(&r->mu, NULL);
+    if (r->live)
+        r->ticking = pthread_create(&r->ticker, NULL, ticker_main, r) == 0;
+}
+
+static void render_end(render_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->closing = 1;
+    clear_live_locked(r);
+    pthread_mutex_unlock(&r->mu);
+    if (r->ticking)
+        pthread_join(r->ticker, NULL);
+    pthread_mutex_destroy(&r->mu);
+}
+
+static cook_config_t config_of(const cli_cook_options_t *o, render_t *r)
+{
+    cook_config_t cfg = {.workers = o->workers, .n_workers = o->n_workers, .per_worker = o->per_worker,
+                         .confirm_rounds = o->confirm_rounds, .worker_timeout_s = o->worker_timeout_s,
+                         .on_event = on_event, .event_ctx = r, .stop = &g_stop};
+    return cfg;
+}
+
+static void catch_stops(void)
+{
+    g_stop = 0;
     signal(SIGINT, on_stop);
     signal(SIGTERM, on_stop);
-    if (worker_client_open(&c->worker, c->o->worker_cmd, err, sizeof err) != 0) {
-        fprintf(stderr, "emile: %s\n", err);
-        store_run_set_status(c->store, c->run, "failed", err);
-        return 1;
-    }
-    c->worker.timeout_s = worker_client_evaluate_timeout(c->task->compile_limit_s,
-                                                         c->task->time_limit_s);
-    event(c, "run", NULL);
-    char hdr[512];
-    iteration_line_header(hdr, sizeof hdr);
-    say(c, "%s\n", hdr);
-    recompute_best(c);
-    if (!iteration_at(c, 0)) {
-        double t0 = clock_mono_s();
-        json_t *reply = evaluate(c, c->task->reference_source, c->task->reference_lang, err, sizeof err);
-        if (!reply) {
-            fprintf(stderr, "emile: %s\n", err);
-            store_run_set_status(c->store, c->run, "failed", err);
-            worker_client_close(&c->worker);
-            return 1;
-        }
-        json_t *it = iteration_from_reply(0, "reference", "the reference: the oracle and the floor",
-                                          c->task->reference_source, c->task->reference_lang, NULL, reply,
-                                          clock_mono_s() - t0, 0);
-        json_decref(reply);
-        rc = record(c, it, err, sizeof err);
-        int valid = is_valid(it);
-        char msg[2048];
-        if (rc != 0)
-            snprintf(msg, sizeof msg, "%s", err);
-        else
-            snprintf(msg, sizeof msg, "the reference is not usable (%s): %.1800s",
-                     json_string_value(json_object_get(it, "status")),
-                     json_string_value(json_object_get(it, "error")) ? json_string_value(json_object_get(it, "error")) : "");
-        json_decref(it);
-        if (rc != 0 || !valid) {
-            fprintf(stderr, "emile: %s\n", msg);
-            store_run_set_status(c->store, c->run, "failed", msg);
-            event(c, "done", json_pack("{sssi}", "status", "failed", "best_iter", -1));
-            worker_client_close(&c->worker);
-            return 1;
-        }
-    }
-    const agent_ops_t *ops = agent_find(c->task->agent);
-    agent_t *agent = NULL;
-    if (!ops) {
-        snprintf(err, sizeof err, "unknown agent '%s' (builtin, anthropic, openai)", c->task->agent);
-        rc = -1;
-    } else if (ops->create(c->task->agent_config, c->task, &agent, err, sizeof err) != 0) {
-        rc = -1;
-    }
-    const char *status = "done", *note = "the iteration budget is spent";
-    char notebuf[2200];
-    agent_tools_t tools = {.ctx = c, .evaluate = tool_evaluate, .record_message = tool_record};
-    json_t *messages = NULL;
-    store_messages(c->store, c->run, &messages);
-    int next = (int)json_array_size(c->history);
-    while (rc == 0) {
-        const json_t *best = iteration_at(c, c->best_iter);
-        double pct = best ? it_num(json_object_get(best, "report"), "roofline_pct") : 0;
-        if (pct >= c->task->target_pct) {
-            snprintf(notebuf, sizeof notebuf, "target reached: %.1f%% of roofline >= %.1f%%", pct, c->task->target_pct);
-            note = notebuf;
-            break;
-        }
-        if (next > c->task->max_iters)
-            break;
-        if (g_stop) {
-            status = "stopped";
-            note = "stopped on request";
-            break;
-        }
-        agent_context_t ctx = {.task = c->task, .task_json = c->task_json, .device = c->device,
-                               .history = c->history, .messages = messages, .next_iter = next,
-                               .best_iter = c->best_iter, .tools = &tools};
-        agent_proposal_t p;
-        memset(&p, 0, sizeof p);
-        err[0] = 0;
-        int arc = ops->propose(agent, &ctx, &p, err, sizeof err);
-        if (arc == AGENT_DONE) {
-            /* An LLM agent says why it stopped (budget, refusal, no tool call). */
-            snprintf(notebuf, sizeof notebuf, "%s", err[0] ? err : "the agent has nothing left to try");
-            note = notebuf;
-            agent_proposal_free(&p);
-            break;
-        }
-        if (arc != AGENT_OK) {
-            rc = -1;
-            agent_proposal_free(&p);
-            break;
-        }
-        double t0 = clock_mono_s();
-        json_t *reply = evaluate(c, p.source, NULL, err, sizeof err);
-        if (!reply) {
-            agent_proposal_free(&p);
-            rc = -1;
-            break;
-        }
-        const lang_t *lg = lang_for(c->task->backend, c->task->lang, NULL, 0);
-        json_t *it = iteration_from_reply(next, p.label, p.reason, p.source, lg ? lg->tag : "c", p.params, reply,
-                                          clock_mono_s() - t0, c->ref_ms);
-        json_decref(reply);
-        agent_proposal_free(&p);
-        rc = record(c, it, err, sizeof err);
-        json_decref(it);
-        next++;
-        json_decref(messages);
-        messages = NULL;
-        store_messages(c->store, c->run, &messages);
-    }
-    json_decref(messages);
-    if (ops && agent)
-        ops->destroy(agent);
-    worker_client_close(&c->worker);
-    if (rc != 0) {
-        status = "failed";
-        snprintf(notebuf, sizeof notebuf, "%s", err);
-        note = notebuf;
-        fprintf(stderr, "emile: %s\n", err);
-    }
-    store_run_set_status(c->store, c->run, status, note);
-    summary(c, status, note);
-    event(c, "done", json_pack("{sssi}", "status", status, "best_iter", c->best_iter));
-    return rc == 0 ? 0 : 1;
 }
 
-json_t *cook_fetch_device(const cook_options_t *o, const char *backend, char *err, size_t n)
+int cli_cook_start(task_t *const *tasks, int n, const cli_cook_options_t *o)
 {
-    worker_client_t w;
-    if (worker_client_open(&w, o->worker_cmd, err, n) != 0)
-        return NULL;
-    w.timeout_s = WORKER_CLIENT_DEVICES_TIMEOUT_S;
-    json_t *req = json_pack("{ssss}", "cmd", "devices", "backend", backend);
-    json_t *reply = worker_client_call(&w, req, err, n);
-    json_decref(req);
-    worker_client_close(&w);
-    json_t *dev = json_incref(json_array_get(json_object_get(reply, "devices"), 0));
-    if (!dev) {
-        const char *why = json_string_value(json_object_get(json_array_get(json_object_get(reply, "unavailable"), 0), "why"));
-        /* No reply is the worker's failure, not the backend's. */
-        char prev[1024];
-        snprintf(prev, sizeof prev, "%.1000s", err);
-        if (!reply)
-            snprintf(err, n, "cannot ask the worker about backend %s: %.1000s", backend, prev);
-        else
-            snprintf(err, n, "backend %s is not available: %.1000s", backend,
-                     why ? why : "the worker named no reason");
-    }
-    json_decref(reply);
-    return dev;
-}
-
-/* Frees what cook_start and cook_resume gathered in c (NULL members are
- * fine). */
-static void cook_free(cook_t *c)
-{
-    json_decref(c->task_json);
-    json_decref(c->device);
-    json_decref(c->history);
-    store_close(c->store);
-}
-
-int cook_start(task_t *task, const cook_options_t *o)
-{
-    cook_t c;
-    memset(&c, 0, sizeof c);
-    c.o = o;
-    c.task = task;
-    char err[2048];
-    int rc = 1;
-    if (!agent_find(task->agent)) {
-        fprintf(stderr, "emile: unknown agent '%s' (builtin, anthropic, openai)\n", task->agent);
-        return 2;
-    }
-    c.device = cook_fetch_device(o, task->backend, err, sizeof err);
-    if (!c.device) {
+    render_t r;
+    render_init(&r, o, n > 1);
+    catch_stops();
+    cook_config_t cfg = config_of(o, &r);
+    char err[4096];
+    int status;
+    cook_t *c = cook_prepare(tasks, n, &cfg, &status, err, sizeof err);
+    if (!c) {
+        render_end(&r);
         fprintf(stderr, "emile: %s\n", err);
-        goto out;
+        return status;
     }
-    if (worker_task_fits(task, c.device, err, sizeof err) != 0) {
+    /* Only now, with nothing left to refuse, is the store made. */
+    store_t *s = NULL;
+    if (cli_store_open(o->store_path, CLI_STORE_WRITE, &s) != 0) {
+        cook_free(c);
+        render_end(&r);
+        return COOK_FAILED;
+    }
+    int rc = cook_run_new(c, s, err, sizeof err);
+    /* A run's failure was said as it ended; a failure before any run was not. */
+    if (rc != COOK_OK && r.failed_runs == 0)
         fprintf(stderr, "emile: %s\n", err);
-        rc = 2;
-        goto out;
-    }
-    if (cli_store_open(o->store_path, CLI_STORE_WRITE, &c.store) != 0)
-        goto out;
-    c.task_json = task_to_json(task);
-    c.history = json_array();
-    if (!c.task_json || !c.history) {
-        fprintf(stderr, "emile: out of memory\n");
-        goto out;
-    }
-    if (store_run_create(c.store, c.task_json, task->backend, task->agent, c.device, &c.run) != 0) {
-        fprintf(stderr, "emile: %s\n", store_errmsg(c.store));
-        goto out;
-    }
-    const backend_t *be = backend_find(task->backend);
-    int other_lang = be && be->langs && strcmp(be->langs[0], task->lang) != 0;
-    say(&c, "run %lld: %s %s on %s (%s%s%s), target %.0f%% of roofline, up to %d iterations, agent %s\n",
-        (long long)c.run, task->op.name, task->name[0] ? task->name : "",
-        json_string_value(json_object_get(c.device, "name")), task->backend, other_lang ? ", " : "",
-        other_lang ? task->lang : "", task->target_pct, task->max_iters, task->agent);
-    rc = loop(&c);
-out:
-    cook_free(&c);
+    cook_free(c);
+    store_close(s);
+    render_end(&r);
     return rc;
 }
 
-int cook_resume(int64_t run, int max_iters, const cook_options_t *o)
+int cli_cook_resume(int64_t run, int max_iters, const cli_cook_options_t *o)
 {
-    cook_t c;
-    memset(&c, 0, sizeof c);
-    c.o = o;
-    c.run = run;
-    json_t *rj = NULL;
-    task_t task;
-    task_init(&task);
-    char err[1024];
-    int rc = 1;
     /* A run to resume lives in a store that exists: none is created. */
-    if (cli_store_open(o->store_path, CLI_STORE_READ, &c.store) != 0)
-        goto out;
-    if (store_run_get(c.store, run, &rj) != 0) {
-        fprintf(stderr, "emile: %s\n", store_errmsg(c.store));
-        goto out;
-    }
-    if (task_from_json(&task, json_object_get(rj, "task"), NULL, err, sizeof err) != 0 ||
-        task_finalize(&task, err, sizeof err) != 0) {
-        fprintf(stderr, "emile: run %lld has an unusable task: %s\n", (long long)run, err);
-        goto out;
-    }
-    if (max_iters >= 0)
-        task.max_iters = max_iters;
-    c.task = &task;
-    c.task_json = task_to_json(&task);
-    c.device = json_incref(json_object_get(rj, "device"));
-    if (store_iterations(c.store, run, &c.history) != 0) {
-        fprintf(stderr, "emile: %s\n", store_errmsg(c.store));
-        goto out;
-    }
-    store_run_set_status(c.store, run, "running", NULL);
-    say(&c, "resuming run %lld at iteration %zu of %d\n", (long long)run, json_array_size(c.history), task.max_iters);
-    rc = loop(&c);
-out:
-    json_decref(rj);
-    task_free(&task);
-    cook_free(&c);
+    store_t *s = NULL;
+    if (cli_store_open(o->store_path, CLI_STORE_READ, &s) != 0)
+        return 1;
+    render_t r;
+    render_init(&r, o, 0);
+    catch_stops();
+    cook_config_t cfg = config_of(o, &r);
+    char err[4096];
+    int rc = cook_resume(s, run, max_iters, &cfg, err, sizeof err);
+    if (rc != COOK_OK && r.failed_runs == 0)
+        fprintf(stderr, "emile: %s\n", err);
+    store_close(s);
+    render_end(&r);
     return rc;
 }

@@ -17,9 +17,13 @@ static void usage(FILE *f)
             "             --causal|--no-causal --dtype f32|f16|bf16 --reference FILE --target PCT\n"
             "             --max-iters N --backend cpu|cuda --lang c|cuda|triton --agent builtin|anthropic|openai\n"
             "             --model NAME --base-url URL --events --quiet\n"
+            "             --workers N (evaluate N candidates at once) --confirm N (re-measures of a\n"
+            "             new best or a noisy result; 0: off) --worker-timeout S\n"
+            "             lists make a menu: --seq 1024,2048,4096; or a menu file {\"menu\": [...]}\n"
             "  profile TASK.json KERNEL   compile, validate and profile one kernel [--json] [--counters]\n"
             "  runs                       list runs\n"
-            "  show RUN                   a run's iterations [--json]\n"
+            "  show RUN                   a run's iterations [--json]; --iter N: one in full (its\n"
+            "                             compiler's log, re-measures, lost workers)\n"
             "  export RUN DIR             best kernel source and .so, report.md/json, roofline.svg\n"
             "  resume RUN [--max-iters N] continue a run that was stopped or killed\n"
             "  devices [BACKEND]          backends found and their measured ceilings [--remeasure] [--json]\n"
@@ -29,7 +33,8 @@ static void usage(FILE *f)
             "                             [--device cpu|cuda] [--reference RUN|FILE] (taste --help)\n"
             "  worker                     the sandboxed evaluation worker (JSON lines on stdin/stdout)\n\n"
             "common: --store PATH (run store; default ~/.local/share/emile/runs.db)\n"
-            "        --worker CMD (e.g. 'ssh gpu1 emile worker')\n");
+            "        --worker CMD (e.g. 'ssh gpu1 emile worker'; repeat it for several; {i} is the\n"
+            "        copy's index with --workers N)\n");
 }
 
 int main(int argc, char **argv)

@@ -98,6 +98,7 @@ const char asset_index_html[] =
     "        <a id=\"run-best\" class=\"button\" hidden>Best kernel</a>\n"
     "      </div>\n"
     "      <p id=\"run-job\" class=\"msg\"></p>\n"
+    "      <p id=\"run-progress\" class=\"progress\" aria-live=\"polite\" hidden></p>\n"
     "      <p id=\"run-summary\" class=\"summary\">Pick a task on the left and start cooking, or open a past run below.</p>\n"
     "      <div class=\"table-wrap\">\n"
     "        <table id=\"iters\" class=\"data\">\n"

@@ -101,6 +101,8 @@ const char asset_style_css[] =
     "button.danger { border-color: #e3a49f; color: var(--bad); }\n"
     ".msg { min-height: 1.2em; margin: 8px 0 0; font-size: 13px; }\n"
     ".msg.error { color: var(--bad); }\n"
+    ".progress { margin: 6px 0 0; font-size: 13px; color: var(--muted); display: flex; flex-direction: column; gap: 2px; }\n"
+    ".progress .phase { font-family: ui-monospace, monospace; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }\n"
     ".notice { background: #fff7e0; border: 1px solid #f0dc9c; border-radius: 8px; padding: 10px 12px; }\n"
     "\n"
     "/* ---- the run ---- */\n"

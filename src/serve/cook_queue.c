@@ -3,6 +3,7 @@
  * wait; submitting to an idle device starts a new one. */
 #include "cook_queue.h"
 #include "cook_child.h"
+#include "cook/cook_event.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/fs.h"
@@ -385,13 +386,14 @@ typedef struct outcome {
     char error[512];
 } outcome_t;
 
-/* One line of the child's stdout.  Its "done" goes into *out_done. */
+/* One line of the child's stdout (cook_event.h's events).  Its "done"
+ * goes into *out_done. */
 static void handle_event(cook_queue_t *q, job_t *j, outcome_t *out_done, const char *line)
 {
     json_t *ev = json_loads(line, 0, NULL);
-    const char *name = json_string_value(json_object_get(ev, "event"));
-    if (!json_is_object(ev) || !name) {
-        json_decref(ev);     /* not an event: ignore, the CLI may log */
+    cook_event_kind_t kind = cook_event_kind(ev);
+    if (kind == COOK_EVENT_UNKNOWN) {
+        json_decref(ev);     /* not an event of ours: ignore, the CLI may log */
         return;
     }
     json_int_t run = json_integer_value(json_object_get(ev, "run"));
@@ -401,25 +403,49 @@ static void handle_event(cook_queue_t *q, job_t *j, outcome_t *out_done, const c
     json_t *out = json_object();
     json_object_set_new(out, "job", json_integer(j->id));
     json_object_set_new(out, "run", j->run ? json_integer(j->run) : json_null());
-    if (strcmp(name, "run") == 0) {
+    switch (kind) {
+    case COOK_EVENT_RUN:
         json_object_set_new(out, "kind", json_string(j->kind));
         json_object_set_new(out, "backend", json_string(j->backend));
         events_publish(q->hub, "run", out);
         publish_jobs(q);
-    } else if (strcmp(name, "iteration") == 0) {
+        break;
+    case COOK_EVENT_ITERATION:
         json_object_set(out, "iteration", json_object_get(ev, "iteration"));
         events_publish(q->hub, "iteration", out);
-    } else if (strcmp(name, "done") == 0) {
+        break;
+    case COOK_EVENT_DONE: {
         const char *st = json_string_value(json_object_get(ev, "status"));
         snprintf(out_done->status, sizeof out_done->status, "%s", st ? st : "done");
         json_t *b = json_object_get(ev, "best_iter");
         out_done->best_iter = json_is_integer(b) ? (int)json_integer_value(b) : -1;
         const char *e = json_string_value(json_object_get(ev, "error"));
+        if (!e && strcmp(out_done->status, "failed") == 0)
+            e = json_string_value(json_object_get(ev, "note"));
         if (e)
             snprintf(out_done->error, sizeof out_done->error, "%s", e);
-    } else {
+        break;
+    }
+    case COOK_EVENT_WORKER: {
+        /* Shown where the phases are: "worker 2 lost: ...". */
+        char words[600];
+        snprintf(words, sizeof words, "worker %lld %s%s%.500s",
+                 (long long)json_integer_value(json_object_get(ev, "worker")),
+                 json_string_value(json_object_get(ev, "state")) ? json_string_value(json_object_get(ev, "state")) : "?",
+                 json_object_get(ev, "why") ? ": " : "",
+                 json_string_value(json_object_get(ev, "why")) ? json_string_value(json_object_get(ev, "why")) : "");
+        json_object_set_new(out, "phase", json_string("worker"));
+        json_object_set_new(out, "detail", json_string(words));
+        json_object_set(out, "worker", json_object_get(ev, "worker"));
+        json_object_set_new(out, "elapsed_s", json_real(0));
+        events_publish(q->hub, "progress", out);
+        break;
+    }
+    default:
+        /* Progress, and a menu's table: the child's object as it is. */
         json_object_update_missing(out, ev);
         events_publish(q->hub, "progress", out);
+        break;
     }
     pthread_mutex_unlock(&q->mu);
     json_decref(out);

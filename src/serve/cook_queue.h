@@ -8,16 +8,27 @@
  *     EMILE cook TASKFILE --store STORE --events
  *     EMILE resume RUN --store STORE --events
  *
- * The child prints NDJSON on stdout -- {"event":"run","run":ID}, then
- * {"event":"iteration","run":ID,"iteration":{...}} per iteration, then
- * {"event":"done","run":ID,"status":"done|stopped|failed","best_iter":N} --
- * and each is republished on the event hub with the job's id added:
+ * The child prints the cook's events as NDJSON on stdout (src/cook/
+ * cook_event.h, the one definition: "run", "progress", "iteration",
+ * "worker", "done"), and each is republished on the event hub with the
+ * job's id added:
  *
  *   "jobs"       {"jobs":[active jobs, as cookq_jobs]}     on every change
  *   "run"        {"job","run","kind","backend"}
  *   "iteration"  {"job","run","iteration"}
- *   "progress"   {"job", ...the child's object}             other events
+ *   "progress"   {"job","run", ...the child's progress object: "phase",
+ *                "detail", "iter", "worker", "k", "n", "elapsed_s"}; a
+ *                worker event comes as phase "worker" with its words
  *   "done"       {"job","run","status","best_iter","error"} exactly once
+ *
+ * Why a child and not the cook module in a thread: a cook runs an agent
+ * (an LLM's replies parsed, a ladder rendered) and a pool of worker
+ * processes for minutes or hours; a crash, an abort or a leak in it must
+ * cost that cook only, never the server and the other cooks and browsers
+ * it serves.  A child also gives a stop its plain meaning (SIGTERM: finish
+ * the candidates in flight, then end "stopped"; SIGKILL to its group after
+ * a grace period), and its workers die with it (PDEATHSIG).  The events
+ * cross as NDJSON either way, parsed by cook_event_kind.
  *
  * Stopping sends SIGTERM: the CLI finishes the current candidate and ends
  * the run as "stopped".  A child that dies without "done" ends its job as

@@ -213,6 +213,12 @@ class Kitchen(unittest.TestCase):
         }""", arg=Kitchen.run_id, timeout=60000)
         page.wait_for_selector("#run-stop:not([hidden])")
         page.wait_for_selector("#iters tbody tr[data-iter]", timeout=120000)
+        # While it cooks, the phase in flight and its seconds (issue 15 item 6).
+        page.wait_for_function("""() => {
+            const p = document.querySelector('#run-progress');
+            return p && !p.hidden && /iteration \\d+: (propose|evaluate|confirm)/.test(p.textContent)
+                   && /\\(\\d+ s\\)/.test(p.textContent);
+        }""", timeout=60000)
         page.click("#run-stop")
         # Any end, then the one expected: a cook that ended by itself fails
         # at once with its note, instead of after the whole wait.
@@ -221,6 +227,7 @@ class Kitchen(unittest.TestCase):
         self.assertEqual(status, "stopped", "the run ended " + status + ": " + page.text_content("#run-job"))
         page.wait_for_selector("#run-resume:not([hidden])")
         self.assertTrue(page.is_hidden("#run-stop"))
+        self.assertTrue(page.is_hidden("#run-progress"), "no phase is shown once the run ended")
         screenshot(page, "kitchen-stopped.png")
         Kitchen.stopped_run_id = int(re.match(r"^Run (\d+)", page.text_content("#run-title")).group(1))
 

@@ -49,6 +49,39 @@ next_store
 reject "task file that does not exist" 2 "cannot read task file $IT_TMP/none.json" "$EMILE" cook "$IT_TMP/none.json" --store "$CS"
 
 echo "{\"params\": {\"seq\": 256}, \"reference\": \"$REF\"}" >"$IT_TMP/noop.json"
+# A directory where the task file goes: named as such (not "no op given").
+next_store
+reject "cook DIR" 2 "$IT_TMP is a directory, not a task file" "$EMILE" cook "$IT_TMP" --store "$CS"
+check "cook DIR: no store file is created" test ! -e "$CS"
+next_store
+reject "cook DIR with flags" 2 "$IT_ROOT/examples is a directory, not a task file" \
+  "$EMILE" cook "$IT_ROOT/examples" "${SMALL[@]}" --reference "$REF" --store "$CS"
+
+# The pool's flags.
+for bad in "--workers 0:--workers needs an integer between 1 and 64 (got '0')" \
+           "--workers many:--workers needs an integer between 1 and 64 (got 'many')" \
+           "--confirm 11:--confirm needs an integer between 0 and 10 (got '11')" \
+           "--worker-timeout 0:--worker-timeout needs a number of seconds above 0 (got '0')" \
+           "--worker :--worker needs a command"; do
+  flag=${bad%%:*} msg=${bad#*:}
+  next_store
+  # shellcheck disable=SC2086
+  reject "cook $flag" 2 "$msg" "$EMILE" cook "${SMALL[@]}" --reference "$REF" ${flag%% *} "${flag#* }" --store "$CS"
+done
+
+# An LLM agent without its API key: refused before a run is created or the
+# reference is profiled (no worker is started: --worker names one that
+# would leave a mark).
+for prov in anthropic:ANTHROPIC_API_KEY openai:OPENAI_API_KEY; do
+  agent=${prov%%:*} var=${prov#*:}
+  next_store
+  reject "--agent $agent without $var" 2 "$var is not set" \
+    env -u "$var" "$EMILE" cook "${SMALL[@]}" --reference "$REF" --agent "$agent" \
+    --worker "touch '$IT_TMP/worker-started'; exec '$EMILE' worker" --store "$CS"
+  check "--agent $agent without $var: no store file is created" test ! -e "$CS"
+  check "--agent $agent without $var: no worker was started" test ! -e "$IT_TMP/worker-started"
+done
+
 next_store
 reject "task without op" 2 'task has no "op"' "$EMILE" cook "$IT_TMP/noop.json" --store "$CS"
 

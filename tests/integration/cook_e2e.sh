@@ -19,6 +19,9 @@ check_contains "cook prints the iteration table header" "$COOK_OUT" "iter"
 check_contains "cook prints a summary line with the best" "$COOK_OUT" "best: iteration "
 check_contains "cook names the run and store at the end" "$COOK_OUT" "run 1 in $STORE"
 check_eq "cook writes nothing on stderr" "" "$(cat "$ERR_F")"
+# Not a terminal: no live line, no escape sequence (as make and cargo).
+if grep -q $'\033' "$COOK_OUT"; then not_ok "cook into a pipe draws no live line" "$(grep -c $'\033' "$COOK_OUT") lines with ESC"
+else ok "cook into a pipe draws no live line"; fi
 
 run "$EMILE" runs --json --store "$STORE"
 check_rc "runs --json exits 0" 0
@@ -117,14 +120,22 @@ check_contains "roofline.svg marks the best" "$EXP/roofline.svg" "class=\"point 
 check "roofline.svg is a closed svg document" sh -c "head -c 300 '$EXP/roofline.svg' | grep -q '<svg' && grep -q '</svg>' '$EXP/roofline.svg'"
 
 # ---- 3. the same cook through flags only -----------------------------------
+# (--confirm 0 here and below: re-measures are section 1's and the unit
+# tests' business; these sections are about flags, terminals and events.)
 run "$EMILE" cook --op attention --batch 1 --seq 256 --q-heads 4 --kv-heads 2 --head-dim 32 --causal \
-  --dtype f32 --reference kernels/attention/cpu/reference.c --max-iters 2 --target 99 --store "$STORE"
+  --dtype f32 --reference kernels/attention/cpu/reference.c --max-iters 2 --target 99 --confirm 0 --store "$STORE"
 check_rc "cook through flags exits 0" 0
 check_contains "cook through flags starts run 2" "$OUT_F" "run 2: attention"
+# A task from flags alone has no name: it is named by its op and shape,
+# never printed as an empty name.
+FLAGS_NAME="attention batch=1 seq=256 q_heads=4 kv_heads=2 head_dim=32 causal=1 f32"
+check_contains "cook through flags names the task by its shape" "$OUT_F" "run 2: $FLAGS_NAME on "
+check_not_contains "cook through flags prints no empty name" "$OUT_F" "attention  on"
 run "$EMILE" show 2 --json --store "$STORE"
 SHOW2=$IT_TMP/show2.json
 cp "$OUT_F" "$SHOW2"
 check_jq "flags: run 2 is done" "$SHOW2" '.status == "done"'
+check_jq "flags: the stored task has that name" "$SHOW2" ".task.name == \"$FLAGS_NAME\""
 check_jq "flags: the task has the flags' values" "$SHOW2" \
   '.task.op == "attention" and (.task.params | del(.scale)) == {"batch":1,"seq":256,"q_heads":4,"kv_heads":2,"head_dim":32,"causal":1}
    and .task.dtype == "f32" and .task.max_iters == 2 and .task.target == 99 and .task.backend == "cpu" and .task.agent == "builtin"'
@@ -135,8 +146,25 @@ check_jq "flags: reference valid, best faster" "$SHOW2" \
 check_jq "flags: the reference source is kernels/attention/cpu/reference.c" "$SHOW2" \
   ".task.reference_source == $(jq -Rs . kernels/attention/cpu/reference.c)"
 
+# ---- 3b. on a terminal: a live line of the phase in flight ------------------
+if command -v script >/dev/null 2>&1; then
+  printf -v COOK_CMD '%q ' "$EMILE" cook "$TASK" --max-iters 1 --confirm 0 --store "$IT_TMP/tty.db"
+  run script -qfec "$COOK_CMD" /dev/null
+  check_rc "cook on a terminal exits 0" 0
+  TTY_OUT=$OUT_F
+  check_contains "on a terminal: the live line is redrawn in place" "$TTY_OUT" $'\r\033[K'
+  check "on a terminal: the live line names the reference's phase and its elapsed seconds" \
+    grep -qaE $'\033\\[K  iter 0 reference: compile[^\r]* [0-9]+s' "$TTY_OUT"
+  check "on a terminal: the live line names the candidate being evaluated" \
+    grep -qaE $'\033\\[K  iter 1 evaluate: [^\r]* [0-9]+s' "$TTY_OUT"
+  check_eq "on a terminal: still one iteration line each (0 and 1)" "0,1" \
+    "$(tr '\r' '\n' <"$TTY_OUT" | sed 's/^\x1b\[K//' | grep -aoE '^ {0,4}[0-9]+ {2,}[^ ]' | awk '{print $1}' | paste -sd, -)"
+else
+  not_ok "on a terminal: script(1) from util-linux is not installed"
+fi
+
 # ---- 4. --events: NDJSON on stdout -----------------------------------------
-run "$EMILE" cook "$TASK" --max-iters 1 --events --store "$STORE"
+run "$EMILE" cook "$TASK" --max-iters 1 --confirm 0 --events --store "$STORE"
 check_rc "cook --events exits 0" 0
 EV=$OUT_F
 if jq -e . "$EV" >/dev/null 2>&1 && [ "$(nonempty_lines "$EV")" -eq "$(jq -c . "$EV" | wc -l)" ]; then
@@ -146,13 +174,22 @@ else
 fi
 EVS=$IT_TMP/events.json
 jq -s . "$EV" >"$EVS" 2>/dev/null || echo '[]' >"$EVS"
-check_jq "--events: first a run event, last a done event" "$EVS" '.[0].event == "run" and .[-1].event == "done"'
+check_jq "--events: a run event before any iteration, the last a done event" "$EVS" \
+  '([.[].event] | index("run")) as $r | $r != null and ([.[].event] | index("iteration")) > $r and .[-1].event == "done"'
 check_jq "--events: one iteration event per iteration (0 and 1)" "$EVS" \
   '[.[] | select(.event == "iteration") | .iteration.iter] == [0, 1]'
-check_jq "--events: only run, iteration and done events, one run and one done" "$EVS" \
-  'length > 0 and all(.[]; .event == "run" or .event == "iteration" or .event == "done")
+check_jq "--events: run, progress, worker, iteration and done events only; one run, one done" "$EVS" \
+  'length > 0 and all(.[]; .event == "run" or .event == "progress" or .event == "worker" or .event == "iteration" or .event == "done")
    and ([.[] | select(.event == "run")] | length) == 1 and ([.[] | select(.event == "done")] | length) == 1'
-check_jq "--events: every event names run 3" "$EVS" 'length > 0 and all(.[]; .run == 3)'
+check_jq "--events: every event from the run event on names run 3" "$EVS" \
+  '([.[].event] | index("run")) as $r | length > $r and all(.[$r:][]; .run == 3)'
+check_jq "--events: progress events name their phase, with the elapsed time" "$EVS" \
+  'any(.[]; .event == "progress") and all(.[] | select(.event == "progress"); (.phase | type) == "string" and (.elapsed_s | type) == "number")'
+check_jq "--events: the phases say the worker is asked, the reference runs, the agent proposes, a candidate is evaluated" "$EVS" \
+  '[.[] | select(.event == "progress") | .phase] as $p | ($p | index("device")) != null and ($p | index("reference")) != null
+   and ($p | index("propose")) != null and ($p | index("evaluate")) != null'
+check_jq "--events: the candidate's evaluate phase names iteration 1 and its worker" "$EVS" \
+  'any(.[]; .event == "progress" and .phase == "evaluate" and .iter == 1 and .worker == 1)'
 check_jq "--events: done says done and the best" "$EVS" '.[-1].status == "done" and (.[-1].best_iter | type) == "number" and .[-1].best_iter >= 0'
 check_jq "--events: iteration events carry status and reason" "$EVS" \
   'any(.[]; .event == "iteration") and all(.[] | select(.event == "iteration"); (.iteration.status | length) > 0 and (.iteration.reason | length) > 0)'
@@ -160,6 +197,29 @@ run "$EMILE" show 3 --json --store "$STORE"
 cp "$OUT_F" "$IT_TMP/show3.json"
 check_same "--events: done's best_iter is the stored best" "$(jq '.[-1].best_iter' "$EVS")" "$(jq '.best_iter' "$IT_TMP/show3.json")"
 check_jq "--events: the run in the store has the 2 iterations" "$IT_TMP/show3.json" '.n_iters == 2 and .task.max_iters == 1'
+
+# ---- 5. a compile error keeps its log with the iteration -------------------
+# The worker's "(see compile.log)" names a file it deletes as it answers;
+# the log comes back in the reply and stays with the iteration.  (A
+# stand-in worker that compiles nothing, tests/support/fake_worker.sh.)
+NC=$IT_TMP/nocompile
+mkdir -p "$NC"
+printf 'ref 100' >"$NC/ref.c"
+run "$EMILE" cook --op attention --seq 128 --reference "$NC/ref.c" --max-iters 1 \
+  --worker "FAKE_DIR='$NC' FAKE_MODE=nocompile sh '$IT_ROOT/tests/support/fake_worker.sh'" --store "$NC/runs.db"
+check_rc "a cook whose candidate does not compile exits 0" 0
+check_contains "the cook says where the compiler's log is" "$OUT_F" "the compiler's log: emile show 1 --iter 1"
+check_not_contains "the cook names no deleted file" "$OUT_F" "see compile.log"
+run "$EMILE" show 1 --iter 1 --store "$NC/runs.db"
+check_rc "show 1 --iter 1 exits 0" 0
+check_contains "show --iter prints the compiler's log" "$OUT_F" "kernel.c:3:5: error: expected ; before } token"
+check_not_contains "show --iter passes no escape byte of the log to the terminal" "$OUT_F" $'\033'
+check_contains "show --iter shows the stored error" "$OUT_F" "error: the kernel does not compile (the compiler's log: emile show 1 --iter 1)"
+run "$EMILE" show 1 --iter 1 --json --store "$NC/runs.db"
+check_jq "show --iter --json is the iteration" "$OUT_F" '.iter == 1 and .status == "compile_error" and (.compile_log | contains("expected ;"))'
+run "$EMILE" show 1 --iter 7 --store "$NC/runs.db"
+check_rc "show --iter of an iteration the run lacks exits 1" 1
+check_contains "show --iter of an iteration the run lacks says so" "$ERR_F" "run 1 has no iteration 7 (it has 0..1)"
 
 run "$EMILE" runs --json --store "$STORE"
 check_jq "runs --json: three runs, newest first, all done" "$OUT_F" '[.[].id] == [3, 2, 1] and all(.[]; .status == "done")'

@@ -95,7 +95,7 @@ else not_ok "the killed cook had printed a line for each iteration recorded befo
 run "$EMILE" resume 1 --store "$STORE"
 check_rc "resume 1 exits 0" 0
 RES_OUT=$OUT_F
-check_contains "resume says where it starts" "$RES_OUT" "resuming run 1 at iteration $K of $MAX"
+check_contains "resume says where it starts" "$RES_OUT" "resuming run 1 at iteration $K; the budget goes to $MAX"
 PRINTED=$(iter_nums "$RES_OUT")
 run "$EMILE" show 1 --json --store "$STORE"
 AFTER=$IT_TMP/after.json
@@ -126,6 +126,11 @@ check_eq "store: PRAGMA integrity_check after resume is ok" "ok" "$(sqlite3 "$ST
 run "$EMILE" resume 1 --store "$STORE"
 check_rc "resume of a finished run exits 0" 0
 check_eq "resume of a finished run adds no iteration" "$N" "$(iters_in_store)"
+if [ "$N" -eq $((MAX + 1)) ]; then
+  check_contains "resume of a spent run says so, with the way on" "$OUT_F" \
+    "run 1 has no iteration left to cook: iterations 0..$MAX are recorded and its budget is $MAX (emile resume 1 --max-iters N goes on)"
+  check_not_contains "resume of a spent run never says 'at iteration N of M' past M" "$OUT_F" "resuming run 1"
+fi
 check_eq "resume of a finished run leaves it done" "done" "$(sqlite3 "$STORE" 'SELECT status FROM runs WHERE id = 1')"
 if [ "$N" -eq $((MAX + 1)) ]; then
   run "$EMILE" resume 1 --max-iters $((MAX + 1)) --store "$STORE"

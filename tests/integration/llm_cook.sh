@@ -53,11 +53,11 @@ cook_against() {   # provider
   if [ "$prov" = anthropic ]; then
     run env ANTHROPIC_API_KEY=sk-e2e-test "$EMILE" cook examples/cpu_attention.json --seq 128 \
       --agent anthropic --base-url "$url" --model claude-e2e --max-iters 3 \
-      --store "$dir/runs.db" --quiet
+      --confirm 0 --store "$dir/runs.db" --quiet
   else
     run env -u OPENAI_API_KEY "$EMILE" cook examples/cpu_attention.json --seq 128 \
       --agent openai --base-url "$url" --model local-e2e --max-iters 3 \
-      --store "$dir/runs.db" --quiet
+      --confirm 0 --store "$dir/runs.db" --quiet
   fi
   check_rc "$prov: emile cook exits 0" 0
   cat "$OUT_F" "$ERR_F" >"$dir/cook.out"

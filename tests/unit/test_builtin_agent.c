@@ -341,6 +341,84 @@ static void test_real_climb_from_reference(void **state)
     harness_close(NULL);
 }
 
+/* Record the proposal as in flight: "pending", as the cook shows a
+ * batch's earlier proposals to the agent. */
+static void pend_prop(void)
+{
+    int iter = (int)json_array_size(H.history);
+    json_array_append_new(H.history, json_pack("{s:i, s:s, s:s, s:O}", "iter", iter, "status", "pending",
+                                               "label", H.prop.label, "params", H.prop.params));
+}
+
+/* A batch: a climb to v3_simd, then v3_simd's parameter sweep (one step of
+ * one parameter each, never a candidate in flight), then, the sweep done,
+ * the policy's next climb. */
+static void test_real_batch_sweeps_a_new_rung(void **state)
+{
+    (void)state;
+    harness_open("f32", 64, 0);
+    assert_true(H.ops->batch);
+    add_iter(NULL, NULL, "valid", 100.0, "single_threaded,scalar_code");
+    assert_int_equal(propose(), AGENT_OK);
+    assert_string_equal(prop_rung(), "v3_simd");
+    json_t *first = json_deep_copy(H.prop.params);
+    pend_prop();
+    json_t *seen = json_array();
+    json_array_append(seen, first);
+    int sweep = 0;
+    for (;;) {
+        assert_int_equal(propose(), AGENT_OK);
+        if (strcmp(prop_rung(), "v3_simd") != 0)
+            break;
+        sweep++;
+        assert_contains(H.prop.reason, "parameter sweep");
+        assert_contains(H.prop.reason, "proposed in this batch");
+        /* One parameter one step from the rung's defaults. */
+        int differ = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach(first, k, v)
+            differ += !json_equal(v, json_object_get(H.prop.params, k));
+        assert_int_equal(differ, 1);
+        size_t i;
+        json_t *x;
+        json_array_foreach(seen, i, x)
+            assert_false(json_equal(x, H.prop.params));   /* never one in flight */
+        json_array_append(seen, H.prop.params);
+        pend_prop();
+        assert_true(sweep < 40);
+    }
+    assert_true(sweep >= 4);                             /* four parameters, each up or down */
+    assert_string_equal(prop_rung(), "v4_parallel");     /* the sweep done: the next climb */
+    json_decref(first);
+    json_decref(seen);
+}
+
+/* A tuning batch: the best point's neighbours, none twice. */
+static void test_real_batch_of_tuning_steps(void **state)
+{
+    (void)state;
+    harness_open("f32", 64, 0);
+    add_iter(NULL, NULL, "valid", 100.0, "single_threaded,scalar_code");
+    add_iter("v1_blocked", V1_DEF, "valid", 50, "");
+    add_iter("v2_flash", V2_DEF, "valid", 40, "");
+    add_iter("v3_simd", V3_DEF, "valid", 10, "single_threaded");
+    add_iter("v4_parallel", V4_DEF, "valid", 3, "compute_bound");
+    json_t *seen = json_array();
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(propose(), AGENT_OK);
+        assert_string_equal(prop_rung(), "v4_parallel");
+        assert_contains(H.prop.reason, "Tuning v4_parallel");
+        size_t i;
+        json_t *x;
+        json_array_foreach(seen, i, x)
+            assert_false(json_equal(x, H.prop.params));
+        json_array_append(seen, H.prop.params);
+        pend_prop();
+    }
+    json_decref(seen);
+}
+
 static void test_real_source_starts_with_defines(void **state)
 {
     (void)state;
@@ -682,6 +760,8 @@ int main(void)
         cmocka_unit_test_teardown(test_real_climb_from_best_rung, harness_close),
         cmocka_unit_test_teardown(test_real_tune_when_all_rungs_tried, harness_close),
         cmocka_unit_test_teardown(test_real_run_to_done, harness_close),
+        cmocka_unit_test_teardown(test_real_batch_sweeps_a_new_rung, harness_close),
+        cmocka_unit_test_teardown(test_real_batch_of_tuning_steps, harness_close),
         cmocka_unit_test_teardown(test_real_errors, harness_close),
     };
     /* The fixture first, in a child: emile_root() is fixed per process. */

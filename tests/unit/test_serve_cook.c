@@ -12,7 +12,8 @@
  *   early  a word on stderr and exit 2 before any event
  *   fails  run, one iteration, done/failed without a reason (it is in the
  *          run's note in the store)
- *   noisy  non-JSON lines and unknown events around a quick cook
+ *   noisy  non-JSON lines, an unknown event, a progress event and a
+ *          worker event around a quick cook
  *
  * Checked: the events relayed over SSE and their order, the task file the
  * child gets (canonical, then deleted), one cook per device with queue
@@ -68,7 +69,11 @@ static const char fake_cli[] =
     "trap 'touch \"$dir/terminated-$run\"; echo \"{\\\"event\\\":\\\"done\\\",\\\"run\\\":$run,"
     "\\\"status\\\":\\\"stopped\\\",\\\"best_iter\\\":0}\"; exit 0' TERM\n"
     "[ \"$mode\" = noisy ] && { echo 'hello there'; echo '{not json'; "
-    "echo '{\"event\":\"log\",\"run\":'$run',\"message\":\"compiling\"}'; }\n"
+    "echo '{\"event\":\"log\",\"run\":'$run',\"message\":\"compiling\"}'; "
+    "echo '{\"event\":\"progress\",\"run\":'$run',\"phase\":\"compile\",\"detail\":\"kernel.c\","
+    "\"iter\":1,\"worker\":2,\"elapsed_s\":0.5}'; "
+    "echo '{\"event\":\"worker\",\"run\":'$run',\"worker\":2,\"state\":\"lost\",\"cmd\":\"srun x\","
+    "\"why\":\"killed by signal 9\"}'; }\n"
     "echo \"{\\\"event\\\":\\\"run\\\",\\\"run\\\":$run}\"\n"
     "it 0 1.5\n"
     "if [ \"$mode\" = crash ]; then echo 'fake: boom, the agent fell over' >&2; exit 3; fi\n"
@@ -581,9 +586,20 @@ static void test_noise_is_ignored(void **state)
     fx_t *f = *state;
     subscribe(f);
     json_decref(cook(f, "noisy", 11, "cpu", 202));
-    json_t *e = wait_event(f, "progress");          /* the unknown "log" event */
-    assert_string_equal(jstr(e, "event"), "log");
-    assert_string_equal(jstr(e, "message"), "compiling");
+    /* The unknown "log" event is not relayed; the progress event is, with
+     * the job's id; the worker event comes as a phase in words. */
+    json_t *e = wait_event(f, "progress");
+    assert_string_equal(jstr(e, "phase"), "compile");
+    assert_string_equal(jstr(e, "detail"), "kernel.c");
+    assert_int_equal(jint(e, "iter"), 1);
+    assert_int_equal(jint(e, "worker"), 2);
+    assert_int_equal(jint(e, "run"), 11);
+    assert_true(jint(e, "job") > 0);
+    assert_null(json_object_get(e, "message"));
+    json_decref(e);
+    e = wait_event(f, "progress");
+    assert_string_equal(jstr(e, "phase"), "worker");
+    assert_string_equal(jstr(e, "detail"), "worker 2 lost: killed by signal 9");
     json_decref(e);
     e = wait_event(f, "done");
     assert_string_equal(jstr(e, "status"), "done");

@@ -17,6 +17,13 @@
  *      best rung's is searched.
  *   3. Done when every neighbour of every valid rung has been measured.
  *
+ * Batches (the cook asks for one candidate per worker): the history then
+ * ends with the candidates already proposed ("pending").  A pending climb
+ * to a rung not measured yet is followed by that rung's parameter sweep
+ * (one step up and down of each parameter around its defaults); otherwise
+ * the policy above runs with the pending candidates counted as tried, so a
+ * tuning batch is the best point's other neighbours.
+ *
  * The policy is a function of the history alone (each proposal records its
  * rung and parameters), so a resumed run continues where it stopped.
  */
@@ -64,6 +71,12 @@ static double num(const json_t *o, const char *k)
 {
     const json_t *v = json_object_get(o, k);
     return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static int is_pending(const json_t *it)
+{
+    const char *s = json_string_value(json_object_get(it, "status"));
+    return s && strcmp(s, "pending") == 0;
 }
 
 static int is_valid(const json_t *it)
@@ -171,7 +184,9 @@ static void describe_best(const json_t *best, char *buf, size_t n)
     snprintf(buf, n, "best so far: iteration %lld (%s) %.3f ms, %.2f GFLOP/s, %.1f%% of roofline; diagnosis: %s",
              (long long)json_integer_value(json_object_get(best, "iter")),
              json_string_value(json_object_get(best, "label")) ? json_string_value(json_object_get(best, "label")) : "?",
-             num(best, "time_ms"), num(rep, "gflops"), num(rep, "roofline_pct"), tagbuf[0] ? tagbuf : "none");
+             num(best, "time_ms"), isnan(num(best, "gflops")) ? num(rep, "gflops") : num(best, "gflops"),
+             isnan(num(best, "roofline_pct")) ? num(rep, "roofline_pct") : num(best, "roofline_pct"),
+             tagbuf[0] ? tagbuf : "none");
 }
 
 static void make_label(const char *rung, const json_t *params, char *buf, size_t n)
@@ -274,7 +289,11 @@ static int tune(agent_t *a, const agent_context_t *ctx, const json_t *around, ag
     const json_t *tags = json_object_get(json_object_get(around, "report"), "diagnosis");
     const json_t *specs = json_object_get(r, "params");
     char desc[600];
-    describe_best(around, desc, sizeof desc);
+    if (is_pending(around))
+        snprintf(desc, sizeof desc, "Rung %s's parameter sweep while its default point (iteration %lld, "
+                 "proposed in this batch) is measured", id, (long long)json_integer_value(json_object_get(around, "iter")));
+    else
+        describe_best(around, desc, sizeof desc);
     /* Parameters that address a current tag first. */
     for (int pass = 0; pass < 2; pass++) {
         const char *k;
@@ -333,8 +352,10 @@ static int tune(agent_t *a, const agent_context_t *ctx, const json_t *around, ag
                     snprintf(reason, sizeof reason, "%s. Tuning %s: %s %s -> %s, because %s (%s)%s%s", desc, id, k,
                              from, to, tag, tag_detail(tags, tag), why ? "; " : "", why ? why : "");
                 else
-                    snprintf(reason, sizeof reason, "%s. Tuning %s: %s %s -> %s (coordinate search around the best "
-                                                    "point)%s%s", desc, id, k, from, to, why ? "; " : "", why ? why : "");
+                    snprintf(reason, sizeof reason, "%s. Tuning %s: %s %s -> %s (%s)%s%s", desc, id, k, from, to,
+                             is_pending(around) ? "one step of the sweep, measured beside the others"
+                                                : "coordinate search around the best point",
+                             why ? "; " : "", why ? why : "");
                 return emit(a, r, cand, reason, out, err, n);
             }
         }
@@ -348,9 +369,37 @@ static int by_time(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
+/* The first pending candidate when it climbs to a rung with no measured
+ * point yet (its sweep comes next), else NULL. */
+static const json_t *pending_climb(const json_t *history)
+{
+    const json_t *anchor = NULL;
+    size_t i;
+    json_t *it;
+    json_array_foreach(history, i, it) if (is_pending(it)) {
+        anchor = it;
+        break;
+    }
+    const char *rung = json_string_value(json_object_get(json_object_get(anchor, "params"), "rung"));
+    if (!rung)
+        return NULL;
+    json_array_foreach(history, i, it) {
+        const char *r = json_string_value(json_object_get(json_object_get(it, "params"), "rung"));
+        if (is_valid(it) && r && strcmp(r, rung) == 0)
+            return NULL;
+    }
+    return anchor;
+}
+
 static int builtin_propose(agent_t *a, const agent_context_t *ctx, agent_proposal_t *out, char *err, size_t n)
 {
     memset(out, 0, sizeof *out);
+    const json_t *climbing = pending_climb(ctx->history);
+    if (climbing) {
+        int rc = tune(a, ctx, climbing, out, err, n);
+        if (rc != AGENT_DONE)
+            return rc;
+    }
     size_t nh = json_array_size(ctx->history);
     json_t **valid = calloc(nh + 1, sizeof *valid);
     size_t nv = 0, i;
@@ -386,4 +435,5 @@ const agent_ops_t agent_builtin_ops = {
     .create = builtin_create,
     .propose = builtin_propose,
     .destroy = builtin_destroy,
+    .batch = 1,
 };

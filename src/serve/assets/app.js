@@ -122,6 +122,7 @@
     pendingJob: null,      /* the cook this tab started, until its run appears */
     runByJob: {},          /* job -> run, from 'run' events (they can beat the POST reply) */
     lastEvent: 0,
+    phases: {},            /* what the open run's cook does now, by worker ('-': none) */
     taste: null,
     tasting: false         /* this tab's POST /api/taste is unanswered */
   };
@@ -299,6 +300,42 @@
     return b ? b.iter : -1;
   }
 
+  /* ---- the cook's live phases (progress events) ---- */
+
+  function clearPhases(iter) {
+    Object.keys(S.phases).forEach(function (k) {
+      if (iter === undefined || S.phases[k].iter === iter) delete S.phases[k];
+    });
+    renderPhases();
+  }
+
+  /* One progress event: the phase of its worker (or of the cook). */
+  function notePhase(d) {
+    var key = d.worker === undefined || d.worker === null ? '-' : String(d.worker);
+    var words = (d.iter !== undefined && d.iter !== null ? 'iteration ' + d.iter + ': ' : '') + (d.phase || '');
+    if (d.n) words += ' ' + d.k + '/' + d.n;
+    if (d.detail) words += ' \u2014 ' + firstLine(d.detail, 120);
+    if (key !== '-') words = 'worker ' + key + ': ' + words;
+    S.phases[key] = {text: words, since: Date.now() - 1000 * (Number(d.elapsed_s) || 0), iter: d.iter};
+    if (key !== '-') delete S.phases['-'];
+    renderPhases();
+  }
+
+  function renderPhases() {
+    var el = $('run-progress');
+    var keys = Object.keys(S.phases).sort();
+    el.hidden = keys.length === 0;
+    clear(el);
+    var now = Date.now();
+    keys.forEach(function (k) {
+      var p = S.phases[k], line = document.createElement('span');
+      line.className = 'phase';
+      line.textContent = p.text + ' (' + Math.max(0, Math.round((now - p.since) / 1000)) + ' s)';
+      el.appendChild(line);
+    });
+  }
+  setInterval(function () { if (Object.keys(S.phases).length) renderPhases(); }, 1000);
+
   /* Open run id, or (keepSelection) reload the open run after an event.
    * Only an open names the run in the address: a reload comes from the
    * server at any moment, also while the Tasting Room is shown or just
@@ -308,6 +345,7 @@
    * the Kitchen. */
   function openRun(id, keepSelection) {
     var same = S.runId === id;
+    if (!same) clearPhases();
     S.runId = id;
     if (!same || !keepSelection) S.selected = null;
     if (!keepSelection && location.hash !== '#run/' + id) history.replaceState(null, '', '#run/' + id);
@@ -576,6 +614,7 @@
           if (S.iters[i].iter === it.iter) { S.iters[i] = it; replaced = true; }
         if (!replaced) S.iters.push(it);
         S.iters.sort(function (a, b) { return a.iter - b.iter; });
+        clearPhases(it.iter);
         if (S.run) renderRun();
       }
       refreshRunsSoon();
@@ -588,6 +627,7 @@
       }
       if (data.run && data.run === S.runId) {
         S.job = null;
+        clearPhases();
         openRun(S.runId, true);
         if (data.error && data.status !== 'done') $('run-job').textContent = data.status + ': ' + data.error;
       }
@@ -596,7 +636,7 @@
       if (S.runId) openRun(S.runId, true);
       loadRuns();
     } else if (type === 'progress') {
-      if (data.run === S.runId && data.message) $('run-job').textContent = firstLine(data.message, 200);
+      if (data.run && data.run === S.runId && data.phase) notePhase(data);
     }
   }
 

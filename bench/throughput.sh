@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# throughput.sh -- candidates validated and timed per minute by a cook on
+# 1..N workers, and what sharing a device does to their timing figures.
+#
+# For each worker count it cooks the same task from a fresh store with the
+# builtin agent (--confirm 0: one evaluation per candidate, so counts
+# compare), time-stamps the cook's NDJSON events as they arrive, and prints:
+#   candidates  evaluated after the reference (valid ones in brackets)
+#   wall_s      from the reference's iteration to the end of the run
+#   per_min     candidates per minute of that wall time
+#   scaling     per_min over the 1-worker per_min
+#   time_vs_1   the median, over the candidates both runs evaluated (same
+#               label), of time_ms here / time_ms on 1 worker: 1.00 means
+#               the same figures as one at a time
+#
+#   usage: bash bench/throughput.sh [--task FILE] [--max-workers N]
+#            [--candidates K] [--backend cpu|cuda] [--slurm] [--out FILE]
+#     --slurm   workers are srun jobs on a loopback Slurm cluster of two
+#               nodes started for the run (tests/support/slurm_loopback.bash)
+#     --out     also write the table as JSON lines
+# On a GPU host: bash bench/throughput.sh --backend cuda \
+#     --task examples/qwen3_4b_prefill_cuda.json --max-workers 8
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+task=examples/cpu_attention.json
+max_workers=4
+candidates=8
+backend=
+slurm=0
+out=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --task) task=$2; shift 2 ;;
+    --max-workers) max_workers=$2; shift 2 ;;
+    --candidates) candidates=$2; shift 2 ;;
+    --backend) backend=$2; shift 2 ;;
+    --slurm) slurm=1; shift ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "throughput.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+emile=$PWD/build/emile
+[ -x "$emile" ] || { echo "throughput.sh: build first (make)" >&2; exit 2; }
+command -v jq >/dev/null || { echo "throughput.sh: needs jq" >&2; exit 2; }
+
+tmp=$(mktemp -d)
+cleanup() {
+  if [ $slurm = 1 ]; then slurm_loopback_stop "$tmp/slurm"; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+template=()
+if [ $slurm = 1 ]; then
+  source tests/support/slurm_loopback.bash
+  slurm_loopback_start "$tmp/slurm" 2 || { echo "throughput.sh: no Slurm cluster" >&2; exit 1; }
+  template=(--worker "srun --quiet --nodes=1 --ntasks=1 --cpus-per-task=1 $emile worker")
+fi
+extra=()
+[ -n "$backend" ] && extra+=(--backend "$backend")
+
+echo "device host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name --format=csv,noheader | sed 's/^/gpu: /' || true
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "task: $task, $candidates candidates a cook, workers: ${template[*]:-local}"
+printf '%7s  %10s  %7s  %8s  %7s  %9s\n' workers candidates wall_s per_min scaling time_vs_1
+
+base_rate=
+for n in $(seq 1 "$max_workers"); do
+  ev=$tmp/events-$n.ndjson
+  # Each event stamped with the monotonic-enough wall clock as it arrives.
+  "$emile" cook "$task" --max-iters "$candidates" --target 100 --confirm 0 --workers "$n" \
+    "${template[@]}" "${extra[@]}" --events --store "$tmp/runs-$n.db" 2>"$tmp/err-$n" |
+    while IFS= read -r line; do printf '%s %s\n' "$(date +%s.%N)" "$line"; done >"$ev" || true
+  t0=$(awk '$0 ~ /"event":"iteration"/ && $0 ~ /"iter":0[,}]/ {print $1; exit}' "$ev")
+  t1=$(awk '$0 ~ /"event":"done"/ {print $1}' "$ev" | tail -1)
+  if [ -z "$t0" ] || [ -z "$t1" ]; then
+    echo "throughput.sh: the cook on $n workers did not finish: $(tail -c 300 "$tmp/err-$n")" >&2
+    continue
+  fi
+  cut -d' ' -f2- "$ev" | jq -c 'select(.event == "iteration" and .iteration.iter > 0) | .iteration
+                               | {label: .label, status: .status, time_ms: .time_ms}' >"$tmp/its-$n.json"
+  cands=$(wc -l <"$tmp/its-$n.json" | tr -d ' ')
+  valid=$(jq -s '[.[] | select(.status == "valid")] | length' "$tmp/its-$n.json")
+  wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
+  rate=$(awk -v c="$cands" -v w="$wall" 'BEGIN{printf "%.2f", (w > 0 ? 60 * c / w : 0)}')
+  [ -z "$base_rate" ] && base_rate=$rate
+  scaling=$(awk -v r="$rate" -v b="$base_rate" 'BEGIN{printf "%.2fx", (b > 0 ? r / b : 0)}')
+  ratio=$(jq -s --slurpfile one "$tmp/its-1.json" '
+      [ .[] | select(.status == "valid") as $it
+        | ($one[] | select(.label == $it.label and .status == "valid") | $it.time_ms / .time_ms) ]
+      | sort | if length == 0 then "-" else (.[length / 2 | floor] * 100 | round / 100 | tostring) end' \
+      "$tmp/its-$n.json" | tr -d '"')
+  printf '%7d  %4d (%3d)  %7s  %8s  %7s  %9s\n' "$n" "$cands" "$valid" "$wall" "$rate" "$scaling" "$ratio"
+  if [ -n "$out" ]; then
+    jq -nc --argjson n "$n" --argjson c "$cands" --argjson v "$valid" --argjson w "$wall" --argjson r "$rate" \
+      --arg ratio "$ratio" '{workers: $n, candidates: $c, valid: $v, wall_s: $w, per_min: $r, time_vs_1: $ratio}' >>"$out"
+  fi
+done

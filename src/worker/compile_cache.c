@@ -1,0 +1,295 @@
+/* compile_cache.c -- see compile_cache.h. */
+#include "worker/compile_cache.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/fs.h"
+#include "util/paths.h"
+
+#define MAX_OBJECT ((size_t)1 << 30)
+
+/* One field of the key: its name, its length, its bytes (so no two lists
+ * of fields hash alike by running into each other). */
+static void field(EVP_MD_CTX *h, const char *name, const void *data, size_t len)
+{
+    uint64_t l = len;
+    EVP_DigestUpdate(h, name, strlen(name) + 1);
+    EVP_DigestUpdate(h, &l, sizeof l);
+    EVP_DigestUpdate(h, data, len);
+}
+
+/* The compiler's path: argv0 itself when it names a file, else found on
+ * PATH.  0, or -1. */
+static int find_compiler(const char *argv0, char out[PATH_MAX])
+{
+    if (strchr(argv0, '/'))
+        return realpath(argv0, out) ? 0 : -1;
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        size_t len = strcspn(path, ":");
+        char cand[PATH_MAX];
+        snprintf(cand, sizeof cand, "%.*s/%s", (int)len, path, argv0);
+        if (access(cand, X_OK) == 0 && realpath(cand, out))
+            return 0;
+        path += len + (path[len] == ':');
+    }
+    return -1;
+}
+
+/* arg with every occurrence of dir written as "$DIR", into out. */
+static void without_dir(const char *arg, const char *dir, char *out, size_t n)
+{
+    size_t dl = dir ? strlen(dir) : 0, off = 0;
+    while (*arg && off + 1 < n) {
+        if (dl && strncmp(arg, dir, dl) == 0) {
+            off += (size_t)snprintf(out + off, n - off, "$DIR");
+            arg += dl;
+        } else {
+            out[off++] = *arg++;
+        }
+    }
+    out[off < n ? off : n - 1] = '\0';
+}
+
+int compile_cache_key(const char *source, char *const argv[], const char *work_dir,
+                      const char *const headers[], const char *device_key, compile_key_t *key,
+                      char *err, size_t n)
+{
+    if (!argv || !argv[0]) {
+        snprintf(err, n, "no compile command");
+        return -1;
+    }
+    char compiler[PATH_MAX];
+    struct stat st;
+    if (find_compiler(argv[0], compiler) != 0 || stat(compiler, &st) != 0) {
+        snprintf(err, n, "cannot find the compiler %s: %s", argv[0], strerror(errno ? errno : ENOENT));
+        return -1;
+    }
+    EVP_MD_CTX *h = EVP_MD_CTX_new();
+    if (!h || EVP_DigestInit_ex(h, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(h);
+        snprintf(err, n, "SHA-256 is not available");
+        return -1;
+    }
+    const char version[] = "emile compile cache 1";
+    field(h, "version", version, sizeof version);
+    field(h, "source", source, strlen(source));
+    char arg[8192];
+    for (int i = 0; argv[i]; i++) {
+        without_dir(argv[i], work_dir, arg, sizeof arg);
+        field(h, "arg", arg, strlen(arg));
+    }
+    char id[PATH_MAX + 128];
+    snprintf(id, sizeof id, "%s %lld %lld.%09ld %llu", compiler, (long long)st.st_size,
+             (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (unsigned long long)st.st_ino);
+    field(h, "compiler", id, strlen(id));
+    int rc = 0;
+    for (int i = 0; headers && headers[i] && rc == 0; i++) {
+        size_t len = 0;
+        char *text = fs_read_file(headers[i], (size_t)16 << 20, &len);
+        if (!text) {
+            snprintf(err, n, "cannot read %s: %s", headers[i], strerror(errno));
+            rc = -1;
+            break;
+        }
+        const char *base = strrchr(headers[i], '/');
+        field(h, "header", base ? base + 1 : headers[i], strlen(base ? base + 1 : headers[i]));
+        field(h, "content", text, len);
+        free(text);
+    }
+    const char *dk = device_key ? device_key : "";
+    field(h, "device", dk, strlen(dk));
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (rc == 0 && EVP_DigestFinal_ex(h, md, &mdlen) == 1 && mdlen == 32) {
+        for (unsigned i = 0; i < 32; i++)
+            snprintf(key->hex + 2 * i, 3, "%02x", md[i]);
+    } else if (rc == 0) {
+        snprintf(err, n, "SHA-256 failed");
+        rc = -1;
+    }
+    EVP_MD_CTX_free(h);
+    return rc;
+}
+
+int compile_cache_open(compile_cache_t *c, const char *dir, size_t max_bytes, char *err, size_t n)
+{
+    memset(c, 0, sizeof *c);
+    if (dir)
+        snprintf(c->dir, sizeof c->dir, "%s", dir);
+    else
+        snprintf(c->dir, sizeof c->dir, "%.1000s/kernels", emile_cache_dir());
+    c->max_bytes = max_bytes ? max_bytes : (size_t)2 << 30;
+    if (mkdir(c->dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, n, "cannot make the compile cache %s: %s", c->dir, strerror(errno));
+        return -1;
+    }
+    /* Objects here are loaded and run: nobody else may put one here. */
+    struct stat st;
+    if (lstat(c->dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022)) {
+        snprintf(err, n, "the compile cache %s is not a directory of ours closed to others", c->dir);
+        return -1;
+    }
+    return 0;
+}
+
+static void entry(const compile_cache_t *c, const compile_key_t *k, const char *ext, char *out, size_t n)
+{
+    snprintf(out, n, "%.1000s/%s%s", c->dir, k->hex, ext);
+}
+
+/* Copy src to dst (created with mode), refusing links.  0, or -1. */
+static int copy_file(const char *src, const char *dst, int mode)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (in < 0)
+        return -1;
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    int rc = out < 0 ? -1 : 0;
+    char buf[65536];
+    size_t total = 0;
+    while (rc == 0) {
+        ssize_t k = read(in, buf, sizeof buf);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            rc = k < 0 ? -1 : 0;
+            break;
+        }
+        total += (size_t)k;
+        if (total > MAX_OBJECT || fs_write_all(out, buf, (size_t)k) != 0)
+            rc = -1;
+    }
+    close(in);
+    if (out >= 0 && close(out) != 0)
+        rc = -1;
+    return rc;
+}
+
+int compile_cache_get(const compile_cache_t *c, const compile_key_t *key, const char *dest_so,
+                      char **log, char *err, size_t n)
+{
+    char so[1200], lg[1200];
+    entry(c, key, ".so", so, sizeof so);
+    entry(c, key, ".log", lg, sizeof lg);
+    if (log)
+        *log = NULL;
+    if (access(so, R_OK) != 0)
+        return 1;
+    if (copy_file(so, dest_so, 0755) != 0) {
+        snprintf(err, n, "cannot copy %s to %s: %s", so, dest_so, strerror(errno));
+        return -1;
+    }
+    utimensat(AT_FDCWD, so, NULL, 0);       /* last use, for the trim */
+    if (log)
+        *log = fs_read_file(lg, (size_t)1 << 20, NULL);
+    return 0;
+}
+
+typedef struct kept {
+    char name[80];
+    struct timespec used;
+    off_t size;
+} kept_t;
+
+static int by_use(const void *a, const void *b)
+{
+    const struct timespec *x = &((const kept_t *)a)->used, *y = &((const kept_t *)b)->used;
+    if (x->tv_sec != y->tv_sec)
+        return (x->tv_sec > y->tv_sec) - (x->tv_sec < y->tv_sec);
+    return (x->tv_nsec > y->tv_nsec) - (x->tv_nsec < y->tv_nsec);
+}
+
+/* Remove the least recently used objects until the directory fits. */
+static void trim(const compile_cache_t *c)
+{
+    DIR *d = opendir(c->dir);
+    if (!d)
+        return;
+    kept_t *k = NULL;
+    size_t nk = 0, cap = 0;
+    unsigned long long total = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len != 67 || strcmp(e->d_name + 64, ".so") != 0)
+            continue;
+        char p[1200];
+        struct stat st;
+        snprintf(p, sizeof p, "%.1000s/%.80s", c->dir, e->d_name);
+        if (stat(p, &st) != 0)
+            continue;
+        if (nk == cap) {
+            cap = cap ? cap * 2 : 64;
+            kept_t *nkp = realloc(k, cap * sizeof *k);
+            if (!nkp)
+                break;
+            k = nkp;
+        }
+        snprintf(k[nk].name, sizeof k[nk].name, "%.64s", e->d_name);
+        k[nk].used = st.st_mtim;
+        k[nk].size = st.st_size;
+        total += (unsigned long long)st.st_size;
+        nk++;
+    }
+    closedir(d);
+    qsort(k, nk, sizeof *k, by_use);
+    for (size_t i = 0; i < nk && total > c->max_bytes; i++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%.1000s/%s.so", c->dir, k[i].name);
+        unlink(p);
+        snprintf(p, sizeof p, "%.1000s/%s.log", c->dir, k[i].name);
+        unlink(p);
+        total -= (unsigned long long)k[i].size;
+    }
+    free(k);
+}
+
+/* Write src's bytes (or text) to final through a temporary name. */
+static int publish(const compile_cache_t *c, const char *src, const char *text, const char *final,
+                   char *err, size_t n)
+{
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%.1000s/.tmp-%d-%ld", c->dir, (int)getpid(), random());
+    int rc;
+    if (src) {
+        rc = copy_file(src, tmp, 0700);
+    } else {
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        rc = fd < 0 ? -1 : fs_write_all(fd, text, strlen(text));
+        if (fd >= 0 && close(fd) != 0)
+            rc = -1;
+    }
+    if (rc == 0 && rename(tmp, final) != 0)
+        rc = -1;
+    if (rc != 0) {
+        snprintf(err, n, "cannot keep %s in the compile cache: %s", final, strerror(errno));
+        unlink(tmp);
+    }
+    return rc;
+}
+
+int compile_cache_put(const compile_cache_t *c, const compile_key_t *key, const char *so_path,
+                      const char *log, char *err, size_t n)
+{
+    char so[1200], lg[1200];
+    entry(c, key, ".so", so, sizeof so);
+    entry(c, key, ".log", lg, sizeof lg);
+    /* The log first: whoever finds the object finds its log. */
+    if (publish(c, NULL, log ? log : "", lg, err, n) != 0 || publish(c, so_path, NULL, so, err, n) != 0)
+        return -1;
+    trim(c);
+    return 0;
+}
