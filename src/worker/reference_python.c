@@ -1,0 +1,249 @@
+/* reference_python.c -- see reference_python.h. */
+#include "worker/reference_python.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "profile/report.h"
+#include "worker/numeric.h"
+
+/* Bounds on one oracle call, from the task's limits: a safety net for a
+ * hanging reference, not a performance limit.  Loading imports torch and
+ * runs the file (tens of seconds when cold); describing runs the forward a
+ * few times per varied constant; the floors include torch.compile. */
+static double load_timeout(const task_t *t) { return 120 + 2 * t->time_limit_s; }
+static double fill_timeout(const task_t *t) { return 60 + 4 * t->time_limit_s; }
+static double floors_timeout(const task_t *t) { return 120 + 4 * t->compile_limit_s + 60 * t->time_limit_s; }
+
+static const char *device_of(const char *backend)
+{
+    return backend && strcmp(backend, "cuda") == 0 ? "cuda" : "cpu";
+}
+
+static const char *kind_name(int rc)
+{
+    return rc == ORACLE_PY_PROBLEM ? "problem" : rc == ORACLE_PY_MISSING ? "missing" : "failed";
+}
+
+json_t *reference_python_describe(const json_t *req)
+{
+    char err[4096] = "";
+    const char *source = json_string_value(json_object_get(req, "source"));
+    const char *filename = json_string_value(json_object_get(req, "filename"));
+    double mem = json_number_value(json_object_get(req, "memory_limit_mb"));
+    double tl = json_number_value(json_object_get(req, "time_limit_s"));
+    if (!source)
+        return json_pack("{sbssss}", "ok", 0, "kind", "problem", "error", "describe_problem needs \"source\"");
+    if (!(tl > 0))
+        tl = 60;
+    oracle_python_t o;
+    int rc = oracle_python_start(&o, source, filename ? filename : "problem.py",
+                                 device_of(json_string_value(json_object_get(req, "backend"))),
+                                 json_string_value(json_object_get(req, "dtype")), json_object_get(req, "constants"),
+                                 mem > 0 ? mem : 4096, 120 + 2 * tl, err, sizeof err);
+    json_t *reply = NULL;
+    if (rc == ORACLE_PY_OK) {
+        /* The per-dtype defaults a candidate is held to (op.c). */
+        op_t none;
+        memset(&none, 0, sizeof none);
+        json_t *tols = json_object();
+        const char *names[] = {"f32", "f16", "bf16", "f64"};
+        for (int d = 0; d < 4; d++)
+            json_object_set_new(tols, names[d], json_real(op_tolerance(&none, dtype_from_name(names[d]))));
+        rng_t g;
+        rng_seed(&g, rng_entropy());
+        json_t *dreq = json_pack("{sssIso}", "cmd", "describe", "seed", (json_int_t)(rng_next(&g) >> 12),
+                                 "tolerances", tols);
+        json_t *tol = json_object_get(req, "tolerance");
+        if (json_is_number(tol))
+            json_object_set(dreq, "tolerance", tol);
+        json_t *desc = NULL;
+        rc = oracle_python_call(&o, dreq, 120 + 20 * tl, &desc, err, sizeof err);
+        json_decref(dreq);
+        if (rc == ORACLE_PY_OK) {
+            json_object_del(desc, "ok");
+            reply = json_pack("{sbso}", "ok", 1, "problem", desc);
+            json_object_set_new(reply, "python", json_string(o.python));
+        }
+        oracle_python_stop(&o);
+    }
+    if (!reply)
+        reply = json_pack("{sbssss}", "ok", 0, "kind", kind_name(rc), "error", err);
+    return reply;
+}
+
+int reference_python_fill(reference_python_t *r, const task_t *t, const arena_layout_t *a, int s, rng_t *rng,
+                          uint8_t *arena, uint8_t **pristine, void **expected, char *err, size_t n)
+{
+    const slot_layout_t *sl = &a->slots[s];
+    size_t len = sl->end - sl->begin;
+    /* Guards (and the output regions) random, then the oracle's inputs. */
+    for (size_t i = 0; i + 8 <= len; i += 8) {
+        uint64_t x = rng_next(rng);
+        memcpy(arena + sl->begin + i, &x, 8);
+    }
+    int rc = oracle_python_fill(&r->proc, sl, rng_next(rng), arena, 0, expected, fill_timeout(t), err, n);
+    if (rc != ORACLE_PY_OK) {
+        char tmp[2048];
+        snprintf(tmp, sizeof tmp, "%s", err);
+        snprintf(err, n, "the PyTorch reference failed on set %s: %s", sl->name, tmp);
+        return rc;
+    }
+    if (!*pristine && !(*pristine = malloc(len ? len : 1))) {
+        snprintf(err, n, "out of memory for set %s", sl->name);
+        return ORACLE_PY_FAILED;
+    }
+    memcpy(*pristine, arena + sl->begin, len);
+    return ORACLE_PY_OK;
+}
+
+/* The PyTorch reference against the op's float64 evaluation on slot s. */
+static int check_f64(const task_t *t, const slot_layout_t *sl, const uint8_t *arena, void **expected,
+                     json_t *check, char *err, size_t n)
+{
+    double *bufs[OP_MAX_TENSORS] = {0};
+    int rc = 0;
+    for (int k = 0; k < sl->n_tensors && rc == 0; k++) {
+        bufs[k] = malloc(sizeof(double) * (sl->numel[k] ? sl->numel[k] : 1));
+        if (!bufs[k])
+            rc = -1;
+        else if (!sl->is_out[k])
+            for (size_t i = 0; i < sl->numel[k]; i++)
+                bufs[k][i] = num_get(arena + sl->off[k], sl->dtype[k], i);
+    }
+    if (rc == 0 && t->op.eval_f64(&t->op, &sl->params, bufs) != 0)
+        rc = -1;
+    double tol = t->tolerance > 0 ? t->tolerance : op_tolerance(&t->op, t->dtype), worst = 0;
+    for (int k = 0; k < sl->n_tensors && rc == 0; k++) {
+        if (!sl->is_out[k])
+            continue;
+        num_cmp_t c;
+        num_compare_f64(expected[k], sl->dtype[k], bufs[k], sl->numel[k], tol, &c);
+        worst = c.max_err > worst ? c.max_err : worst;
+        if (c.n_bad > 0) {
+            snprintf(err, n, "the PyTorch reference is not op %s: its output %s differs from the float64 "
+                             "evaluation of %s by %.3g (tolerance %.3g) at element %zu on the small set",
+                     t->op.name, sl->tname[k], t->op.name, c.max_err, tol, c.worst_index);
+            rc = -2;
+        }
+    }
+    for (int k = 0; k < sl->n_tensors; k++)
+        free(bufs[k]);
+    if (rc == -1)
+        snprintf(err, n, "the float64 evaluation failed (out of memory?)");
+    json_object_set_new(check, "checked", json_true());
+    json_object_set_new(check, "max_err", json_real(worst));
+    json_object_set_new(check, "tol", json_real(tol));
+    json_t *pj = json_object();
+    for (int i = 0; i < sl->params.n; i++)
+        json_object_set_new(pj, sl->params.names[i], json_real(sl->params.values[i]));
+    json_object_set_new(check, "params", pj);
+    return rc;
+}
+
+int reference_python_prepare(reference_python_t *r, const task_t *t, const arena_layout_t *a, int small,
+                             rng_t *rng, uint8_t *arena, uint8_t **pristine, void **expected,
+                             json_t **oracle_check, char *err, size_t n)
+{
+    reference_python_stop(r);
+    *oracle_check = json_object();
+    int rc = oracle_python_start(&r->proc, t->reference_source, t->reference_path[0] ? t->reference_path : "problem.py",
+                                 device_of(t->backend), dtype_name(t->dtype), t->constants, t->memory_limit_mb,
+                                 load_timeout(t), err, n);
+    if (rc != ORACLE_PY_OK)
+        return rc;
+    r->started = 1;
+    if (!t->op.eval_f64) {
+        json_object_set_new(*oracle_check, "checked", json_false());
+        json_object_set_new(*oracle_check, "why", json_string("the op has no float64 evaluation: the PyTorch "
+                                                              "reference is the oracle"));
+        return ORACLE_PY_OK;
+    }
+    rc = reference_python_fill(r, t, a, small, rng, arena, pristine, expected, err, n);
+    if (rc == ORACLE_PY_OK && check_f64(t, &a->slots[small], arena, expected, *oracle_check, err, n) != 0)
+        rc = ORACLE_PY_PROBLEM;
+    return rc;
+}
+
+static json_t *floors_of(reference_python_t *r, const task_t *t, rng_t *rng, char *err, size_t n)
+{
+    if (r->floors)
+        return r->floors;
+    json_t *req = json_pack("{ss s[II] sb}", "cmd", "floors", "seeds", (json_int_t)(rng_next(rng) >> 12),
+                            (json_int_t)(rng_next(rng) >> 12), "compile", 1);
+    json_t *reply = NULL;
+    if (oracle_python_call(&r->proc, req, floors_timeout(t), &reply, err, n) == ORACLE_PY_OK)
+        r->floors = reply;
+    json_decref(req);
+    return r->floors;
+}
+
+static double median_ms(const json_t *floor)
+{
+    return json_number_value(json_object_get(floor, "median_ms"));
+}
+
+json_t *reference_python_iteration(reference_python_t *r, const task_t *t, const json_t *device, rng_t *rng,
+                                   const json_t *oracle_check)
+{
+    char err[2048] = "";
+    json_t *reply = json_pack("{sbssso}", "ok", 1, "status", "error", "error", json_null());
+    if (oracle_check)
+        json_object_set(reply, "oracle", (json_t *)oracle_check);
+    json_object_set_new(reply, "compile", json_pack("{sbss}", "ok", 1, "log",
+                                                    "the PyTorch reference runs in the trusted oracle"));
+    json_object_set_new(reply, "validation", json_pack("{sbs[]}", "ok", 1, "checks"));
+    const json_t *floors = floors_of(r, t, rng, err, sizeof err);
+    const json_t *eager = json_object_get(floors, "eager");
+    const json_t *times = json_object_get(eager, "times_ns");
+    size_t reps = json_array_size(times);
+    if (!floors || reps == 0) {
+        json_object_set_new(reply, "status", json_string("reference_invalid"));
+        json_object_set_new(reply, "error", json_string(err[0] ? err : "the oracle measured no eager time"));
+        return reply;
+    }
+    double *el = calloc(reps, sizeof(double));
+    for (size_t i = 0; el && i < reps; i++)
+        el[i] = json_number_value(json_array_get(times, i));
+    profile_input_t in = {
+        .backend = t->backend,
+        .device = device,
+        .dtype = t->dtype,
+        .flops = op_flops(&t->op, &t->params),
+        .bytes = op_bytes(&t->op, &t->params, t->dtype),
+        .elapsed_ns = el,
+        .reps = (int)reps,
+        .warmup = (int)json_integer_value(json_object_get(eager, "warmup")),
+    };
+    json_t *rep = el ? profile_report(&in) : NULL;
+    free(el);
+    if (!rep) {
+        json_object_set_new(reply, "error", json_string("out of memory"));
+        return reply;
+    }
+    json_t *fl = json_object();
+    json_object_set_new(fl, "eager_ms", json_real(median_ms(eager)));
+    const json_t *comp = json_object_get(floors, "compile");
+    if (json_is_number(json_object_get(comp, "median_ms"))) {
+        json_object_set_new(fl, "compile_ms", json_real(median_ms(comp)));
+        json_object_set(fl, "compile_s", json_object_get(comp, "compile_s"));
+    } else if (json_string_value(json_object_get(comp, "error"))) {
+        json_object_set(fl, "compile_error", json_object_get(comp, "error"));
+    }
+    json_object_set_new(rep, "floors", fl);
+    json_object_set_new(rep, "reference", json_string("pytorch"));
+    json_object_set_new(reply, "report", rep);
+    json_object_set_new(reply, "status", json_string("valid"));
+    return reply;
+}
+
+void reference_python_stop(reference_python_t *r)
+{
+    if (r->started)
+        oracle_python_stop(&r->proc);
+    r->started = 0;
+    json_decref(r->floors);
+    r->floors = NULL;
+}
