@@ -29,6 +29,12 @@ typedef struct cli_common {
  * a --store whose folder does not exist). */
 int cli_parse(int argc, char **argv, task_t *t, cli_common_t *c, int need_task);
 
+/* A task whose reference is a PyTorch problem (.py, problem_pending):
+ * the worker describes it and its op is built from that (cli_problem.c).
+ * Returns 0, or the exit status after printing "emile: ..." (2 for a
+ * problem that cannot be an oracle or a missing Python/torch). */
+int cli_problem_resolve(task_t *t, const char *worker_cmd);
+
 /* What a command does with the run store, which decides what it may create
  * and what a missing store means. */
 typedef enum cli_store_use {

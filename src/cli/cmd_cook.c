@@ -13,11 +13,15 @@ int cmd_cook(int argc, char **argv)
     task_init(&t);
     cli_common_t c;
     int rc = cli_parse(argc, argv, &t, &c, 1);
+    if (rc == 0 && c.n_positional > 0) {
+        fprintf(stderr, "emile: unexpected argument '%s' (a task file ends in .json, a PyTorch problem in .py)\n",
+                c.positional[0]);
+        rc = 2;
+    }
+    if (rc == 0 && t.problem_pending)
+        rc = cli_problem_resolve(&t, c.worker);
     if (rc == 0) {
-        if (c.n_positional > 0) {
-            fprintf(stderr, "emile: unexpected argument '%s' (a task file ends in .json)\n", c.positional[0]);
-            rc = 2;
-        } else {
+        {
             cook_options_t o = {.store_path = c.store, .worker_cmd = c.worker, .events = c.events, .quiet = c.quiet};
             rc = cook_start(&t, &o);
         }

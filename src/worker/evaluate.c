@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -44,6 +45,7 @@
 #include "util/paths.h"
 #include "util/rng.h"
 #include "util/clock.h"
+#include "worker/reference_python.h"
 
 #define SLOT_TASK 0
 #define SLOT_RAGGED 1
@@ -71,6 +73,7 @@ struct worker_ctx {
     json_t *device;            /* the device object (with ceilings) */
     char device_backend[16];
     rng_t rng;
+    reference_python_t py;     /* the oracle of a PyTorch problem */
 };
 
 worker_ctx_t *worker_ctx_new(char *err, size_t n)
@@ -94,6 +97,7 @@ worker_ctx_t *worker_ctx_new(char *err, size_t n)
 
 static void free_reference(worker_ctx_t *w)
 {
+    reference_python_stop(&w->py);
     if (w->ref_loaded) {
         runner_stop(&w->ref);
         task_free(&w->ref_task);
@@ -562,6 +566,22 @@ static int ensure_reference(worker_ctx_t *w, const json_t *task_json, const back
     if (build_layout(&w->ref_task, &w->layout, err, sizeof err) != 0) {
         snprintf(w->ref_error, sizeof w->ref_error, "bad task: %s", err);
         return -1;
+    }
+    if (task_reference_is_python(&w->ref_task)) {
+        /* The oracle draws the inputs; the arena only holds them. */
+        w->ref.arena = mmap(NULL, w->layout.total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (w->ref.arena == MAP_FAILED) {
+            w->ref.arena = NULL;
+            snprintf(w->ref_error, sizeof w->ref_error, "cannot map %zu bytes for the input sets", w->layout.total);
+            return -1;
+        }
+        w->ref.arena_bytes = w->layout.total;
+        if (reference_python_prepare(&w->py, &w->ref_task, &w->layout, SLOT_SMALL, &w->rng, w->ref.arena,
+                                     &w->pristine[SLOT_SMALL], w->expected[SLOT_SMALL], &w->ref_oracle,
+                                     w->ref_error, sizeof w->ref_error) != 0)
+            return -1;
+        w->ref_status = 0;
+        return 0;
     }
     char dir[900], so[1000];
     if (make_dir(w, "ref", dir, sizeof dir) != 0) {
@@ -1081,6 +1101,13 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
     if (e.t->seed)
         rng_seed(&w->rng, e.t->seed + (uint64_t)w->counter);
     json_object_set(e.reply, "oracle", w->ref_oracle);
+    int python = task_reference_is_python(e.t);
+    if (python && strcmp(source, e.t->reference_source) == 0) {
+        json_decref(e.reply);
+        e.reply = reference_python_iteration(&w->py, e.t, w->device, &w->rng, w->ref_oracle);
+        json_object_set_new(e.reply, "seconds", json_real(clock_mono_s() - t_start));
+        return e.reply;
+    }
     char dir[900], so[1000];
     if (make_dir(w, "cand", dir, sizeof dir) != 0) {
         snprintf(err, sizeof err, "cannot prepare %s: %s", dir, strerror(errno));
@@ -1105,8 +1132,9 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
      * a candidate that grabs all device memory cannot starve the
      * reference, and the reference never runs while a candidate lives. */
     for (int s = 0; s < w->layout.n_slots; s++) {
-        draw_inputs(w, e.t, s, w->ref.arena);
-        if (reference_expect(w, s) != 0) {
+        if (python ? reference_python_fill(&w->py, e.t, &w->layout, s, &w->rng, w->ref.arena, &w->pristine[s],
+                                           w->expected[s], w->ref_error, sizeof w->ref_error) != 0
+                   : (draw_inputs(w, e.t, s, w->ref.arena), reference_expect(w, s) != 0)) {
             set_status(e.reply, "reference_invalid", w->ref_error);
             fs_rm_rf(dir);
             json_decref(kernels);
