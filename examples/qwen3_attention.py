@@ -5,8 +5,8 @@ A problem in KernelBench's convention: `emile cook examples/qwen3_attention.py
 --backend cuda --dtype bf16` (examples/qwen3_attention_cpu.json: a CPU size).
 The tensors are laid out [batch, seq, heads, head_dim], the kernel ABI's
 attention layout, and emile_op = "attention" matches the builtin attention op
-(batch, seq, q_heads, kv_heads and head_dim read from the shapes; causal and
-scale from emile_params), so the builtin agent climbs the same ladder as for
+(batch, seq, q_heads, kv_heads and head_dim read from the shapes, causal from
+emile_params, scale the op's default 1/sqrt(head_dim)), so the builtin agent climbs the same ladder as for
 the C task examples/qwen3_4b_prefill_cuda.json.
 """
 import math
@@ -37,7 +37,7 @@ kv_heads = 8
 head_dim = 128
 
 emile_op = "attention"
-emile_params = {"causal": 1, "scale": 1.0 / math.sqrt(head_dim)}
+emile_params = {"causal": 1}          # scale: 1/sqrt(head_dim), the op's default
 emile_vary = ["seq_len"]
 
 

@@ -164,7 +164,7 @@ static int set_vary(task_t *t, const json_t *val, char *err, size_t errlen)
 static const char *const known_keys[] = {
     "name", "op", "params", "dtype", "backend", "lang", "reference", "reference_source", "reference_lang",
     "reference_path", "target", "max_iters", "agent", "agent_config", "tolerance", "time_limit_s",
-    "compile_limit_s", "memory_limit_mb", "seed", "description", "constants", "vary"};
+    "compile_limit_s", "memory_limit_mb", "seed", "description", "constants", "vary", "compile_floor"};
 
 int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, size_t errlen)
 {
@@ -216,6 +216,13 @@ int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, 
         return -1;
     if ((val = json_object_get(j, "constants")) && set_constants(t, val, err, errlen) != 0)
         return -1;
+    if ((val = json_object_get(j, "compile_floor"))) {
+        if (!json_is_boolean(val)) {
+            snprintf(err, errlen, "\"compile_floor\" must be true or false");
+            return -1;
+        }
+        t->no_compile_floor = json_is_false(val);
+    }
     const char *s;
     if ((s = json_string_value(json_object_get(j, "name"))))
         snprintf(t->name, sizeof t->name, "%s", s);
@@ -535,6 +542,8 @@ json_t *task_to_json(const task_t *t)
     json_object_set_new(j, "seed", json_integer((json_int_t)t->seed));
     if (t->constants)
         json_object_set(j, "constants", t->constants);
+    if (t->no_compile_floor)
+        json_object_set_new(j, "compile_floor", json_false());
     /* A builtin op's validation sizes, when they are not its own. */
     const op_t *b = t->op.builtin ? op_find_builtin(t->op.name) : NULL;
     int same = b && b->n_vary == t->op.n_vary;

@@ -42,6 +42,9 @@ typedef struct task {
                                    ("op" or --op before resolution), or "" */
     json_t *constants;          /* module-level constants to override, or NULL */
     int dtype_set;              /* the dtype was given (file or flag) */
+    int no_compile_floor;       /* "compile_floor": false: time the reference
+                                   eager only (torch.compile takes ~30 s on
+                                   a small CPU) */
 } task_t;
 
 void task_init(task_t *t);

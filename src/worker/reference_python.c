@@ -172,7 +172,7 @@ static json_t *floors_of(reference_python_t *r, const task_t *t, rng_t *rng, cha
     if (r->floors)
         return r->floors;
     json_t *req = json_pack("{ss s[II] sb}", "cmd", "floors", "seeds", (json_int_t)(rng_next(rng) >> 12),
-                            (json_int_t)(rng_next(rng) >> 12), "compile", 1);
+                            (json_int_t)(rng_next(rng) >> 12), "compile", !t->no_compile_floor);
     json_t *reply = NULL;
     if (oracle_python_call(&r->proc, req, floors_timeout(t), &reply, err, n) == ORACLE_PY_OK)
         r->floors = reply;
