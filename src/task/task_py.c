@@ -28,6 +28,8 @@ json_t *task_problem_request(const task_t *t)
         json_object_set_new(req, "dtype", json_string(dtype_name(t->dtype)));
     if (t->constants)
         json_object_set(req, "constants", t->constants);
+    if (t->problem_op[0])
+        json_object_set_new(req, "op", json_string(t->problem_op));
     json_object_set_new(req, "memory_limit_mb", json_real(t->memory_limit_mb));
     json_object_set_new(req, "time_limit_s", json_real(t->time_limit_s));
     if (t->tolerance > 0)

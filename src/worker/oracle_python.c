@@ -271,8 +271,9 @@ int oracle_python_call(oracle_python_t *o, json_t *req, double timeout_s, json_t
         const char *kind = json_string_value(json_object_get(r, "kind"));
         const char *msg = json_string_value(json_object_get(r, "error"));
         snprintf(err, n, "%s", msg ? msg : "the PyTorch oracle failed without a message");
+        int problem = kind && strcmp(kind, "problem") == 0;
         json_decref(r);
-        return kind && strcmp(kind, "problem") == 0 ? ORACLE_PY_PROBLEM : ORACLE_PY_FAILED;
+        return problem ? ORACLE_PY_PROBLEM : ORACLE_PY_FAILED;
     }
     *reply = r;
     return ORACLE_PY_OK;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "profile/report.h"
+#include "task/task_py.h"
 #include "worker/numeric.h"
 
 /* Bounds on one oracle call, from the task's limits: a safety net for a
@@ -22,9 +23,65 @@ static const char *device_of(const char *backend)
     return backend && strcmp(backend, "cuda") == 0 ? "cuda" : "cpu";
 }
 
+static int check_f64(const task_t *t, const slot_layout_t *sl, const uint8_t *arena, void **expected,
+                     json_t *check, char *err, size_t n);
+
 static const char *kind_name(int rc)
 {
     return rc == ORACLE_PY_PROBLEM ? "problem" : rc == ORACLE_PY_MISSING ? "missing" : "failed";
+}
+
+/* The task the client will build, built here too: an emile_op that does
+ * not fit, or a reference that is not the op it names (the float64 check),
+ * is found before any run exists. */
+static int check_task(reference_python_t *r, const json_t *req, const json_t *desc, char *err, size_t n)
+{
+    task_t t;
+    task_init(&t);
+    const char *s;
+    t.reference_source = strdup(json_string_value(json_object_get(req, "source")));
+    snprintf(t.reference_path, sizeof t.reference_path, "%s",
+             (s = json_string_value(json_object_get(req, "filename"))) ? s : "problem.py");
+    snprintf(t.reference_lang, sizeof t.reference_lang, "py");
+    snprintf(t.backend, sizeof t.backend, "%s", device_of(json_string_value(json_object_get(req, "backend"))));
+    if ((s = json_string_value(json_object_get(req, "op"))))
+        snprintf(t.problem_op, sizeof t.problem_op, "%s", s);
+    if ((s = json_string_value(json_object_get(req, "dtype")))) {
+        t.dtype = dtype_from_name(s);
+        t.dtype_set = 1;
+    }
+    if (json_is_number(json_object_get(req, "tolerance")))
+        t.tolerance = json_number_value(json_object_get(req, "tolerance"));
+    if (json_is_number(json_object_get(req, "time_limit_s")))
+        t.time_limit_s = json_number_value(json_object_get(req, "time_limit_s"));
+    t.problem_pending = 1;
+    int rc = ORACLE_PY_OK;
+    if (task_from_problem(&t, desc, err, n) != 0 || task_finalize(&t, err, n) != 0)
+        rc = ORACLE_PY_PROBLEM;
+    if (rc == ORACLE_PY_OK && t.op.eval_f64) {
+        arena_layout_t a;
+        op_params_t ragged, small;
+        op_validation_params(&t.op, &t.params, &ragged, &small);
+        memset(&a, 0, sizeof a);
+        uint8_t *arena = NULL, *pristine = NULL;
+        void *expected[OP_MAX_TENSORS] = {0};
+        rng_t g;
+        rng_seed(&g, rng_entropy());
+        json_t *check = json_object();
+        if (layout_add_slot(&a, "small", &t.op, &small, t.dtype, err, n) != 0 || !(arena = malloc(a.total)))
+            rc = ORACLE_PY_FAILED;
+        if (rc == ORACLE_PY_OK)
+            rc = reference_python_fill(r, &t, &a, 0, &g, arena, &pristine, expected, err, n);
+        if (rc == ORACLE_PY_OK && check_f64(&t, &a.slots[0], arena, expected, check, err, n) != 0)
+            rc = ORACLE_PY_PROBLEM;
+        json_decref(check);
+        free(arena);
+        free(pristine);
+        for (int k = 0; k < OP_MAX_TENSORS; k++)
+            free(expected[k]);
+    }
+    task_free(&t);
+    return rc;
 }
 
 json_t *reference_python_describe(const json_t *req)
@@ -38,13 +95,15 @@ json_t *reference_python_describe(const json_t *req)
         return json_pack("{sbssss}", "ok", 0, "kind", "problem", "error", "describe_problem needs \"source\"");
     if (!(tl > 0))
         tl = 60;
-    oracle_python_t o;
-    int rc = oracle_python_start(&o, source, filename ? filename : "problem.py",
+    reference_python_t r;
+    memset(&r, 0, sizeof r);
+    int rc = oracle_python_start(&r.proc, source, filename ? filename : "problem.py",
                                  device_of(json_string_value(json_object_get(req, "backend"))),
                                  json_string_value(json_object_get(req, "dtype")), json_object_get(req, "constants"),
                                  mem > 0 ? mem : 4096, 120 + 2 * tl, err, sizeof err);
     json_t *reply = NULL;
     if (rc == ORACLE_PY_OK) {
+        r.started = 1;
         /* The per-dtype defaults a candidate is held to (op.c). */
         op_t none;
         memset(&none, 0, sizeof none);
@@ -60,14 +119,18 @@ json_t *reference_python_describe(const json_t *req)
         if (json_is_number(tol))
             json_object_set(dreq, "tolerance", tol);
         json_t *desc = NULL;
-        rc = oracle_python_call(&o, dreq, 120 + 20 * tl, &desc, err, sizeof err);
+        rc = oracle_python_call(&r.proc, dreq, 120 + 20 * tl, &desc, err, sizeof err);
         json_decref(dreq);
         if (rc == ORACLE_PY_OK) {
             json_object_del(desc, "ok");
-            reply = json_pack("{sbso}", "ok", 1, "problem", desc);
-            json_object_set_new(reply, "python", json_string(o.python));
+            rc = check_task(&r, req, desc, err, sizeof err);
+            if (rc == ORACLE_PY_OK) {
+                reply = json_pack("{sbsO}", "ok", 1, "problem", desc);
+                json_object_set_new(reply, "python", json_string(r.proc.python));
+            }
+            json_decref(desc);
         }
-        oracle_python_stop(&o);
+        reference_python_stop(&r);
     }
     if (!reply)
         reply = json_pack("{sbssss}", "ok", 0, "kind", kind_name(rc), "error", err);
