@@ -35,6 +35,12 @@ int cli_parse(int argc, char **argv, task_t *t, cli_common_t *c, int need_task);
  * problem that cannot be an oracle or a missing Python/torch). */
 int cli_problem_resolve(task_t *t, const char *worker_cmd);
 
+/* "vs PyTorch: 2.1x eager (.. ms), 1.3x torch.compile (.. ms)" for the
+ * best iteration of a run whose reference (history's iteration 0) measured
+ * PyTorch's floors; 1 when written, 0 when the run has none. */
+#include <jansson.h>
+int cli_floors_note(const json_t *history, const json_t *best, char *buf, size_t n);
+
 /* What a command does with the run store, which decides what it may create
  * and what a missing store means. */
 typedef enum cli_store_use {

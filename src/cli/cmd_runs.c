@@ -124,6 +124,11 @@ int cmd_show(int argc, char **argv)
             iteration_line(line, sizeof line, it, ref);
             printf("%s\n", line);
         }
+        const json_t *best = NULL;
+        json_array_foreach(its, i, it) if (json_integer_value(json_object_get(it, "iter")) ==
+                                           json_integer_value(json_object_get(rj, "best_iter"))) best = it;
+        if (best && cli_floors_note(its, best, line, sizeof line))
+            printf("%s\n", line);
     }
     json_decref(rj);
     json_decref(its);

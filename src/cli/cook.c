@@ -210,6 +210,9 @@ static void summary(cook_t *c, const char *status, const char *note)
         say(c, "best: iteration %d (%s): %.4g ms, %.4g GFLOP/s, %.1f%% of roofline, %.2fx the reference\n",
             c->best_iter, json_string_value(json_object_get(best, "label")), it_num(best, "time_ms"),
             it_num(rep, "gflops"), it_num(rep, "roofline_pct"), c->ref_ms / it_num(best, "time_ms"));
+        char floors[512];
+        if (cli_floors_note(c->history, best, floors, sizeof floors))
+            say(c, "%s\n", floors);
     }
     /* LLM runs: tokens and the estimated cost (store_message_add keeps the
      * run's token totals; each assistant message carries its cost). */

@@ -97,6 +97,8 @@ STORE=$IT_TMP/runs.db
 run "$EMILE" cook "$EX/softmax_cpu.json" --store "$STORE"
 check_rc "softmax.py cooks (exit 0)" 0
 check_contains "softmax.py: the builtin softmax op" "$OUT_F" "run 1: softmax"
+check_contains "softmax.py: the best is quoted against eager and torch.compile" "$OUT_F" "x eager ("
+check "softmax.py: ...both floors on one line" grep -qE '^vs PyTorch: [0-9.]+x eager \([0-9.]+ ms\)(, [0-9.]+x torch.compile|; no torch.compile floor)' "$OUT_F"
 run "$EMILE" show 1 --json --store "$STORE"
 SHOW=$IT_TMP/show1.json
 cp "$OUT_F" "$SHOW"
