@@ -76,7 +76,12 @@ def build_model(args, torch, transformers, dtype, device):
         cfg = transformers.Qwen3Config(rope_theta=1e6, rms_norm_eps=1e-6, tie_word_embeddings=True,
                                        **SHAPES[args.hf_random])
         torch.manual_seed(args.seed)
-        model = transformers.Qwen3ForCausalLM(cfg).to(dtype)
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)         # drawn in the run's dtype: 8 GB, not 16, for the 4B
+        try:
+            model = transformers.Qwen3ForCausalLM(cfg)
+        finally:
+            torch.set_default_dtype(old)
     model.config._attn_implementation = "sdpa"
     return model.to(device).eval()
 
