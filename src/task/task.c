@@ -184,9 +184,14 @@ int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, 
         }
     }
     json_t *opj = json_object_get(j, "op");
-    /* A .py reference not yet described: its op comes from the problem. */
-    int py_pending = !json_object_get(j, "reference_source") &&
-                     ends_with(json_string_value(json_object_get(j, "reference")), ".py");
+    /* A PyTorch reference not yet described (a .py path, or a pasted
+     * problem's text with reference_lang "py"): its op comes from the
+     * problem.  A described one (task_to_json's) always has "params". */
+    const char *lang = json_string_value(json_object_get(j, "reference_lang"));
+    int pasted = json_object_get(j, "reference_source") && lang && strcmp(lang, "py") == 0;
+    int py_pending = pasted ? !json_object_get(j, "params")
+                            : !json_object_get(j, "reference_source") &&
+                                  ends_with(json_string_value(json_object_get(j, "reference")), ".py");
     if (py_pending) {
         if (json_is_string(opj) && !op_find_builtin(json_string_value(opj))) {
             snprintf(err, errlen, "unknown op '%s' (a PyTorch problem may name a builtin op to match)",
@@ -307,11 +312,13 @@ int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, 
     if ((s = json_string_value(json_object_get(j, "reference_source")))) {
         free(t->reference_source);
         t->reference_source = strdup(s);
-        const char *lang = json_string_value(json_object_get(j, "reference_lang"));
         snprintf(t->reference_lang, sizeof t->reference_lang, "%s", lang ? lang : "c");
         const char *rp = json_string_value(json_object_get(j, "reference_path"));
         if (rp)
             snprintf(t->reference_path, sizeof t->reference_path, "%s", rp);
+        t->problem_pending = py_pending;
+        if (py_pending && !rp)
+            snprintf(t->reference_path, sizeof t->reference_path, "problem.py");
     } else if ((s = json_string_value(json_object_get(j, "reference")))) {
         char path[PATH_MAX];
         if (s[0] == '/' || !base_dir)

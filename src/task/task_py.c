@@ -37,6 +37,31 @@ json_t *task_problem_request(const task_t *t)
     return req;
 }
 
+json_t *task_problem_json(const task_t *t)
+{
+    json_t *j = json_object();
+    if (t->name[0])
+        json_object_set_new(j, "name", json_string(t->name));
+    json_object_set_new(j, "reference_source", json_string(t->reference_source ? t->reference_source : ""));
+    json_object_set_new(j, "reference_lang", json_string("py"));
+    json_object_set_new(j, "reference_path", json_string(t->reference_path));
+    if (t->problem_op[0])
+        json_object_set_new(j, "op", json_string(t->problem_op));
+    if (t->dtype_set)
+        json_object_set_new(j, "dtype", json_string(dtype_name(t->dtype)));
+    json_object_set_new(j, "backend", json_string(t->backend));
+    json_object_set_new(j, "target", json_real(t->target_pct));
+    json_object_set_new(j, "max_iters", json_integer(t->max_iters));
+    json_object_set_new(j, "agent", json_string(t->agent));
+    if (t->constants)
+        json_object_set(j, "constants", t->constants);
+    if (t->no_compile_floor)
+        json_object_set_new(j, "compile_floor", json_false());
+    json_object_set_new(j, "time_limit_s", json_real(t->time_limit_s));
+    json_object_set_new(j, "memory_limit_mb", json_real(t->memory_limit_mb));
+    return j;
+}
+
 /* "softmax" from ".../23_Softmax.py": an identifier of at most 40 chars. */
 static void op_name_of(const char *path, char *out, size_t n)
 {

@@ -39,4 +39,8 @@ int task_from_problem(task_t *t, const json_t *desc, char *err, size_t errlen);
  * file); NULL when out of memory. */
 json_t *task_problem_request(const task_t *t);
 
+/* A task whose problem is not described yet, as JSON that reads back the
+ * same (the source inlined, no "params"): what a page sends back. */
+json_t *task_problem_json(const task_t *t);
+
 #endif

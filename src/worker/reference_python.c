@@ -31,55 +31,105 @@ static const char *kind_name(int rc)
     return rc == ORACLE_PY_PROBLEM ? "problem" : rc == ORACLE_PY_MISSING ? "missing" : "failed";
 }
 
+/* The task the client will build from desc, with op (a builtin name, or
+ * NULL: the request's or the problem's own choice). */
+static int build_task(task_t *t, const json_t *req, const json_t *desc, const char *op, char *err, size_t n)
+{
+    task_init(t);
+    const char *s;
+    t->reference_source = strdup(json_string_value(json_object_get(req, "source")));
+    snprintf(t->reference_path, sizeof t->reference_path, "%s",
+             (s = json_string_value(json_object_get(req, "filename"))) ? s : "problem.py");
+    snprintf(t->reference_lang, sizeof t->reference_lang, "py");
+    snprintf(t->backend, sizeof t->backend, "%s", device_of(json_string_value(json_object_get(req, "backend"))));
+    if (op || (op = json_string_value(json_object_get(req, "op"))))
+        snprintf(t->problem_op, sizeof t->problem_op, "%s", op);
+    if ((s = json_string_value(json_object_get(req, "dtype")))) {
+        t->dtype = dtype_from_name(s);
+        t->dtype_set = 1;
+    }
+    if (json_is_number(json_object_get(req, "tolerance")))
+        t->tolerance = json_number_value(json_object_get(req, "tolerance"));
+    if (json_is_number(json_object_get(req, "time_limit_s")))
+        t->time_limit_s = json_number_value(json_object_get(req, "time_limit_s"));
+    t->problem_pending = 1;
+    if (task_from_problem(t, desc, err, n) != 0 || task_finalize(t, err, n) != 0)
+        return ORACLE_PY_PROBLEM;
+    return ORACLE_PY_OK;
+}
+
+/* The PyTorch reference against t's float64 evaluation on the small set. */
+static int f64_check(reference_python_t *r, const task_t *t, char *err, size_t n)
+{
+    arena_layout_t a;
+    op_params_t ragged, small;
+    op_validation_params(&t->op, &t->params, &ragged, &small);
+    memset(&a, 0, sizeof a);
+    uint8_t *arena = NULL, *pristine = NULL;
+    void *expected[OP_MAX_TENSORS] = {0};
+    rng_t g;
+    rng_seed(&g, rng_entropy());
+    json_t *check = json_object();
+    int rc = ORACLE_PY_OK;
+    if (layout_add_slot(&a, "small", &t->op, &small, t->dtype, err, n) != 0 || !(arena = malloc(a.total)))
+        rc = ORACLE_PY_FAILED;
+    if (rc == ORACLE_PY_OK)
+        rc = reference_python_fill(r, t, &a, 0, &g, arena, &pristine, expected, err, n);
+    if (rc == ORACLE_PY_OK && check_f64(t, &a.slots[0], arena, expected, check, err, n) != 0)
+        rc = ORACLE_PY_PROBLEM;
+    json_decref(check);
+    free(arena);
+    free(pristine);
+    for (int k = 0; k < OP_MAX_TENSORS; k++)
+        free(expected[k]);
+    return rc;
+}
+
+/* Above this many FLOPs of the small set, a builtin op is not tried
+ * automatically: its float64 evaluation would take more than a second or so. */
+#define AUTO_MATCH_MAX_FLOPS 2e9
+
+/* A problem that names no builtin op is matched to one by its shapes
+ * (task_py.h's rules) and verified by that op's float64 evaluation: the
+ * first builtin op that fits and agrees is written into desc as emile_op
+ * (with "emile_op_auto": true), so the builtin agent's ladder applies to
+ * KernelBench problems that never heard of Emile. */
+static void auto_match(reference_python_t *r, const json_t *req, json_t *desc)
+{
+    const op_t **ops;
+    int nb;
+    op_list_builtin(&ops, &nb);
+    for (int i = 0; i < nb; i++) {
+        if (ops[i]->n_tensors != (int)json_array_size(json_object_get(desc, "tensors")) || !ops[i]->eval_f64)
+            continue;
+        task_t t;
+        char err[1024];
+        int ok = build_task(&t, req, desc, ops[i]->name, err, sizeof err) == ORACLE_PY_OK;
+        if (ok) {
+            op_params_t ragged, small;
+            op_validation_params(&t.op, &t.params, &ragged, &small);
+            ok = op_flops(&t.op, &small) <= AUTO_MATCH_MAX_FLOPS && f64_check(r, &t, err, sizeof err) == ORACLE_PY_OK;
+        }
+        task_free(&t);
+        if (ok) {
+            json_object_set_new(desc, "emile_op", json_string(ops[i]->name));
+            json_object_set_new(desc, "emile_op_auto", json_true());
+            return;
+        }
+    }
+}
+
 /* The task the client will build, built here too: an emile_op that does
  * not fit, or a reference that is not the op it names (the float64 check),
  * is found before any run exists. */
-static int check_task(reference_python_t *r, const json_t *req, const json_t *desc, char *err, size_t n)
+static int check_task(reference_python_t *r, const json_t *req, json_t *desc, char *err, size_t n)
 {
+    if (!json_string_value(json_object_get(req, "op")) && !json_string_value(json_object_get(desc, "emile_op")))
+        auto_match(r, req, desc);
     task_t t;
-    task_init(&t);
-    const char *s;
-    t.reference_source = strdup(json_string_value(json_object_get(req, "source")));
-    snprintf(t.reference_path, sizeof t.reference_path, "%s",
-             (s = json_string_value(json_object_get(req, "filename"))) ? s : "problem.py");
-    snprintf(t.reference_lang, sizeof t.reference_lang, "py");
-    snprintf(t.backend, sizeof t.backend, "%s", device_of(json_string_value(json_object_get(req, "backend"))));
-    if ((s = json_string_value(json_object_get(req, "op"))))
-        snprintf(t.problem_op, sizeof t.problem_op, "%s", s);
-    if ((s = json_string_value(json_object_get(req, "dtype")))) {
-        t.dtype = dtype_from_name(s);
-        t.dtype_set = 1;
-    }
-    if (json_is_number(json_object_get(req, "tolerance")))
-        t.tolerance = json_number_value(json_object_get(req, "tolerance"));
-    if (json_is_number(json_object_get(req, "time_limit_s")))
-        t.time_limit_s = json_number_value(json_object_get(req, "time_limit_s"));
-    t.problem_pending = 1;
-    int rc = ORACLE_PY_OK;
-    if (task_from_problem(&t, desc, err, n) != 0 || task_finalize(&t, err, n) != 0)
-        rc = ORACLE_PY_PROBLEM;
-    if (rc == ORACLE_PY_OK && t.op.eval_f64) {
-        arena_layout_t a;
-        op_params_t ragged, small;
-        op_validation_params(&t.op, &t.params, &ragged, &small);
-        memset(&a, 0, sizeof a);
-        uint8_t *arena = NULL, *pristine = NULL;
-        void *expected[OP_MAX_TENSORS] = {0};
-        rng_t g;
-        rng_seed(&g, rng_entropy());
-        json_t *check = json_object();
-        if (layout_add_slot(&a, "small", &t.op, &small, t.dtype, err, n) != 0 || !(arena = malloc(a.total)))
-            rc = ORACLE_PY_FAILED;
-        if (rc == ORACLE_PY_OK)
-            rc = reference_python_fill(r, &t, &a, 0, &g, arena, &pristine, expected, err, n);
-        if (rc == ORACLE_PY_OK && check_f64(&t, &a.slots[0], arena, expected, check, err, n) != 0)
-            rc = ORACLE_PY_PROBLEM;
-        json_decref(check);
-        free(arena);
-        free(pristine);
-        for (int k = 0; k < OP_MAX_TENSORS; k++)
-            free(expected[k]);
-    }
+    int rc = build_task(&t, req, desc, NULL, err, n);
+    if (rc == ORACLE_PY_OK && t.op.eval_f64)
+        rc = f64_check(r, &t, err, n);
     task_free(&t);
     return rc;
 }

@@ -92,6 +92,15 @@ run "$EMILE" profile "$D/fused_rows.py" "$D/fused_rows_nobias.c" --json
 check_rc "user-defined op: a kernel that ignores the (constant-initialised) bias: exit 1" 1
 check_jq "user-defined op: ...is invalid, out0 named" "$OUT_F" '.status == "invalid" and (.error | contains("out0 off by"))'
 
+# ---- a problem that names no op is matched by its shapes, verified in float64 ----
+run "$EMILE" profile "$D/kernelbench_softmax.py" "$IT_ROOT/kernels/softmax/cpu/v1_parallel.c" --json
+check_rc "a KernelBench softmax (no emile_op): the softmax ladder's kernel is valid" 0
+check_jq "a KernelBench softmax: matched to the builtin softmax, checked in float64" "$OUT_F" \
+  '.status == "valid" and .oracle.checked == true and .oracle.max_err < .oracle.tol'
+run "$EMILE" profile "$D/fused_rows.py" "$D/fused_rows.c" --json
+check_jq "a problem no builtin op fits stays user-defined (no float64 check)" "$OUT_F" \
+  '.status == "valid" and .oracle.checked == false'
+
 # ---- the examples cook (CPU sizes) -------------------------------------------------
 STORE=$IT_TMP/runs.db
 run "$EMILE" cook "$EX/softmax_cpu.json" --store "$STORE"
