@@ -187,23 +187,32 @@ json_t *reference_python_describe(const json_t *req)
     return reply;
 }
 
+int reference_python_fill_slot(reference_python_t *r, const task_t *t, const slot_layout_t *sl, rng_t *rng,
+                               uint8_t *dst, void **expected, char *err, size_t n)
+{
+    size_t len = sl->end - sl->begin;
+    /* Guards (and the output regions) random, then the oracle's inputs. */
+    for (size_t i = 0; i + 8 <= len; i += 8) {
+        uint64_t x = rng_next(rng);
+        memcpy(dst + i, &x, 8);
+    }
+    int rc = oracle_python_fill(&r->proc, sl, rng_next(rng), dst, sl->begin, expected, fill_timeout(t), err, n);
+    if (rc != ORACLE_PY_OK) {
+        char tmp[2048];
+        snprintf(tmp, sizeof tmp, "%s", err);
+        snprintf(err, n, "the PyTorch reference failed on set %s: %s", sl->name, tmp);
+    }
+    return rc;
+}
+
 int reference_python_fill(reference_python_t *r, const task_t *t, const arena_layout_t *a, int s, rng_t *rng,
                           uint8_t *arena, uint8_t **pristine, void **expected, char *err, size_t n)
 {
     const slot_layout_t *sl = &a->slots[s];
     size_t len = sl->end - sl->begin;
-    /* Guards (and the output regions) random, then the oracle's inputs. */
-    for (size_t i = 0; i + 8 <= len; i += 8) {
-        uint64_t x = rng_next(rng);
-        memcpy(arena + sl->begin + i, &x, 8);
-    }
-    int rc = oracle_python_fill(&r->proc, sl, rng_next(rng), arena, 0, expected, fill_timeout(t), err, n);
-    if (rc != ORACLE_PY_OK) {
-        char tmp[2048];
-        snprintf(tmp, sizeof tmp, "%s", err);
-        snprintf(err, n, "the PyTorch reference failed on set %s: %s", sl->name, tmp);
+    int rc = reference_python_fill_slot(r, t, sl, rng, arena + sl->begin, expected, err, n);
+    if (rc != ORACLE_PY_OK)
         return rc;
-    }
     if (!*pristine && !(*pristine = malloc(len ? len : 1))) {
         snprintf(err, n, "out of memory for set %s", sl->name);
         return ORACLE_PY_FAILED;

@@ -45,6 +45,12 @@ int reference_python_prepare(reference_python_t *r, const task_t *t, const arena
                              rng_t *rng, uint8_t *arena, uint8_t **pristine, void **expected,
                              json_t **oracle_check, char *err, size_t n);
 
+/* Slot sl into dst, its range [begin, end) slot-relative: random guard
+ * bytes, the oracle's inputs, and the expected outputs into expected[k]
+ * (allocated when NULL).  0, or an ORACLE_PY_* code with err. */
+int reference_python_fill_slot(reference_python_t *r, const task_t *t, const slot_layout_t *sl, rng_t *rng,
+                               uint8_t *dst, void **expected, char *err, size_t n);
+
 /* Slot s: random guard bytes over the slot's range of arena, the oracle's
  * inputs in it, a pristine copy (*pristine allocated when NULL) and the
  * expected outputs.  0, or an ORACLE_PY_* code with err. */
