@@ -15,7 +15,7 @@ import traceback
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODULES = ["token_test", "kitchen_test"]
+MODULES = ["token_test", "kitchen_test", "problem_test"]
 MESSAGE_LINES = 24       # of each failure's message (Playwright's call logs are long)
 
 

@@ -238,6 +238,23 @@
     problemMessage('', false);
   }
 
+  /* Typed or pasted text is the user's own problem: the loaded file's name
+   * goes, and of its constants only those the text still assigns stay. */
+  function onRefEdited() {
+    var ta = $('f-ref');
+    if (isPython(ta.value) && ta.dataset.path && /\.py$/.test(ta.dataset.path)) {
+      ta.dataset.path = '';
+      var extra = JSON.parse(ta.dataset.pyextra || '{}');
+      if (extra.constants) {
+        Object.keys(extra.constants).forEach(function (k) {
+          if (!new RegExp('^' + k + '\\s*=', 'm').test(ta.value)) delete extra.constants[k];
+        });
+      }
+      ta.dataset.pyextra = JSON.stringify(extra);
+    }
+    onRefInput();
+  }
+
   function problemMessage(text, isError) {
     var m = $('f-problem');
     m.textContent = text || '';
@@ -270,7 +287,9 @@
                      ': ' + sig + (r.vary.length ? '; validation varies ' + r.vary.join(', ') : ''), false);
       return r;
     }).catch(function (e) {
-      problemMessage(e.line ? 'line ' + e.line + ': ' + e.message : e.message, true);
+      /* "problem.py:15: get_inputs() raised ..." -> "line 15: get_inputs() raised ..." */
+      var text = e.line ? 'line ' + e.line + ': ' + e.message.replace(/^[^\n]*?:\d+: /, '') : e.message;
+      problemMessage(text, true);
       if (e.line) selectLine(e.line);
       throw e;
     });
@@ -821,7 +840,7 @@
     $('f-op').addEventListener('change', function () { renderParams(null); });
     $('f-agent').addEventListener('change', onAgentChange);
     $('f-file').addEventListener('change', onFile);
-    $('f-ref').addEventListener('input', onRefInput);
+    $('f-ref').addEventListener('input', onRefEdited);
     $('f-cancel').addEventListener('click', onCancel);
     $('f-example').addEventListener('change', function () {
       var i = $('f-example').value;
