@@ -24,7 +24,7 @@ int cmd_profile(int argc, char **argv)
         return rc;
     }
     if (c.n_positional != 1) {
-        fprintf(stderr, "emile: usage: emile profile TASK.json|PROBLEM.py KERNEL [--json] [--counters]\n");
+        fprintf(stderr, "emile: usage: emile profile TASK.json KERNEL [--json] [--counters] (or PROBLEM.py KERNEL)\n");
         task_free(&t);
         return 2;
     }

@@ -103,7 +103,10 @@ check_jq "a problem no builtin op fits stays user-defined (no float64 check)" "$
 
 # ---- the examples cook (CPU sizes) -------------------------------------------------
 STORE=$IT_TMP/runs.db
-run "$EMILE" cook "$EX/softmax_cpu.json" --store "$STORE"
+# --target 99: the loop must propose, whatever share of this machine's
+# measured roofline the reference already reaches (a busy machine measures
+# low ceilings).
+run "$EMILE" cook "$EX/softmax_cpu.json" --target 99 --store "$STORE"
 check_rc "softmax.py cooks (exit 0)" 0
 check_contains "softmax.py: the builtin softmax op" "$OUT_F" "run 1: softmax"
 check_contains "softmax.py: the best is quoted against eager and torch.compile" "$OUT_F" "x eager ("
@@ -142,7 +145,7 @@ check_eq "export RUN FILE: nothing on stdout" "" "$(head -c 200 "$OUT_F")"
 
 sed "s#\"rmsnorm.py\"#\"$EX/rmsnorm.py\"#; s#\"max_iters\": 2#\"max_iters\": 1, \"compile_floor\": false#" \
   "$EX/rmsnorm_py_cpu.json" >"$IT_TMP/rmsnorm.json"
-run "$EMILE" cook "$IT_TMP/rmsnorm.json" --store "$STORE"
+run "$EMILE" cook "$IT_TMP/rmsnorm.json" --target 99 --store "$STORE"
 check_rc "rmsnorm.py cooks (exit 0)" 0
 run "$EMILE" show 2 --json --store "$STORE"
 check_jq "rmsnorm.py: the builtin rmsnorm op, eps from the constructor, the weight a tensor" "$OUT_F" \
@@ -153,7 +156,7 @@ check_jq "rmsnorm.py: the rmsnorm ladder's kernel is valid" "$OUT_F" \
 
 sed "s#\"qwen3_attention.py\"#\"$EX/qwen3_attention.py\"#; s#\"max_iters\": 4#\"max_iters\": 1, \"compile_floor\": false#; s#\"seq_len\": 256#\"seq_len\": 128#" \
   "$EX/qwen3_attention_cpu.json" >"$IT_TMP/attention.json"
-run "$EMILE" cook "$IT_TMP/attention.json" --store "$STORE"
+run "$EMILE" cook "$IT_TMP/attention.json" --target 99 --store "$STORE"
 check_rc "qwen3_attention.py cooks (exit 0)" 0
 run "$EMILE" show 3 --json --store "$STORE"
 check_jq "qwen3_attention.py: the builtin attention op, its parameters from the shapes" "$OUT_F" \
