@@ -66,8 +66,8 @@ class PastedProblem(unittest.TestCase):
                                timeout=120000)
         msg = page.text_content("#f-problem")
         self.assertIn("user-defined", msg)
-        self.assertIn("x [300, 48] f32", msg)
-        self.assertIn("-> out1 [300] f32", msg)
+        self.assertIn("x [2000, 512] f32", msg)
+        self.assertIn("-> out1 [2000] f32", msg)
         self.assertIn("validation varies rows", msg)
         page.wait_for_function("() => /^Run \\d+/.test(document.querySelector('#run-title').textContent)",
                                timeout=120000)

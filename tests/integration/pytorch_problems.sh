@@ -86,7 +86,7 @@ bad "sizes as task params" "a PyTorch problem's sizes are its module-level const
 run "$EMILE" profile "$D/fused_rows.py" "$D/fused_rows.c" --json
 check_rc "user-defined op: a right kernel is valid (exit 0)" 0
 check_jq "user-defined op: the kernel validated on the task, ragged and small sets" "$OUT_F" \
-  '.status == "valid" and ([.validation.checks[] | select(.output == "out0") | .params.rows] | .[0:3]) == [300, 260, 97]'
+  '.status == "valid" and ([.validation.checks[] | select(.output == "out0") | .params.rows] | .[0:3]) == [2000, 1747, 97]'
 check_jq "user-defined op: both outputs checked" "$OUT_F" '[.validation.checks[].output] | unique == ["out0", "out1"]'
 run "$EMILE" profile "$D/fused_rows.py" "$D/fused_rows_nobias.c" --json
 check_rc "user-defined op: a kernel that ignores the (constant-initialised) bias: exit 1" 1

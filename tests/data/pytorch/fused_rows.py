@@ -17,8 +17,8 @@ class Model(nn.Module):
         return s, s.sum(dim=1)
 
 
-rows = 300
-features = 48
+rows = 2000
+features = 512
 emile_vary = ["rows"]
 
 
