@@ -11,7 +11,8 @@
 /* Flags that take a value and go to the task (task_set keys). */
 static const char *const task_flags[] = {
     "op", "batch", "seq", "q-heads", "kv-heads", "head-dim", "dtype", "reference", "target", "max-iters",
-    "backend", "lang", "agent", "model", "base-url", "tolerance", "time-limit", "seed", "scale", "rows", "cols", "eps"};
+    "backend", "lang", "agent", "model", "base-url", "tolerance", "time-limit", "seed", "scale", "rows", "cols", "eps",
+    "const"};
 
 static int is_task_flag(const char *name)
 {
@@ -106,13 +107,14 @@ int cli_parse(int argc, char **argv, task_t *t, cli_common_t *c, int need_task)
     c->iter = -1;
     char err[1024];
     /* The task file first, so flags override it wherever they stand. */
-    const char *task_file = NULL;
+    const char *task_file = NULL, *problem_file = NULL;
     for (int i = 0; i < argc; i++) {
         size_t len = strlen(argv[i]);
-        if (argv[i][0] != '-' && len > 5 && strcmp(argv[i] + len - 5, ".json") == 0 && t) {
+        if (argv[i][0] != '-' && len > 5 && strcmp(argv[i] + len - 5, ".json") == 0 && t && !task_file)
             task_file = argv[i];
-            break;
-        }
+        /* A PyTorch problem file is a task too (its reference). */
+        if (argv[i][0] != '-' && len > 3 && strcmp(argv[i] + len - 3, ".py") == 0 && t && !problem_file)
+            problem_file = argv[i];
         if (argv[i][0] == '-' && argv[i][1] == '-' && (is_task_flag(argv[i] + 2) || is_value_flag(argv[i] + 2)))
             i++;
     }
@@ -120,9 +122,11 @@ int cli_parse(int argc, char **argv, task_t *t, cli_common_t *c, int need_task)
         fprintf(stderr, "emile: %s\n", err);
         return 2;
     }
+    if (problem_file && task_set_reference_file(t, problem_file, err, sizeof err) != 0)
+        goto bad;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (a == task_file)
+        if (a == task_file || a == problem_file)
             continue;
         if (strncmp(a, "--", 2) != 0) {
             if (c->n_positional < 4)
@@ -167,7 +171,7 @@ int cli_parse(int argc, char **argv, task_t *t, cli_common_t *c, int need_task)
         fprintf(stderr, "emile: --store %s: %s\n", c->store, err);
         return 2;
     }
-    if (need_task && t && task_finalize(t, err, sizeof err) != 0)
+    if (need_task && t && !t->problem_pending && task_finalize(t, err, sizeof err) != 0)
         goto bad;
     return 0;
 bad:

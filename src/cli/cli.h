@@ -40,6 +40,20 @@ int cli_flag_takes_value(const char *name);
 /* 1 when --name is an option of some command. */
 int cli_flag_known(const char *name);
 
+/* A task whose reference is a PyTorch problem (.py, problem_pending):
+ * the worker describes it and its op is built from that (cli_problem.c).
+ * Returns 0, or the exit status after printing "emile: ..." (2 for a
+ * problem that cannot be an oracle or a missing Python/torch). */
+int cli_problem_resolve(task_t *t, const char *worker_cmd);
+
+/* "vs PyTorch: 2.1x eager (.. ms), 1.3x torch.compile (.. ms)" for the
+ * best iteration of a run whose reference (history's iteration 0) measured
+ * PyTorch's floors; 1 when written, 0 when the run has none. */
+#include <jansson.h>
+int cli_floors_note(const json_t *history, const json_t *best, char *buf, size_t n);
+/* The same line from the reference's floors object itself. */
+int cli_floors_line(const json_t *floors, double best_ms, char *buf, size_t n);
+
 /* What a command does with the run store, which decides what it may create
  * and what a missing store means. */
 typedef enum cli_store_use {

@@ -36,8 +36,8 @@ static int is_listable(const char *flag)
     return 0;
 }
 
-/* Positional arguments that cannot be a task: a directory, or a file not
- * ending in .json.  0, or 2 after the message. */
+/* Positional arguments that cannot be a task: a directory, or a file
+ * ending neither in .json nor in .py (a PyTorch problem).  0, or 2 after the message. */
 static int check_positionals(int argc, char **argv)
 {
     for (int i = 0; i < argc; i++) {
@@ -55,8 +55,9 @@ static int check_positionals(int argc, char **argv)
                             "examples/cpu_attention.json, or the task as flags: emile help)\n", a);
             return 2;
         }
-        if (len <= 5 || strcmp(a + len - 5, ".json") != 0) {
-            fprintf(stderr, "emile: unexpected argument '%s' (a task file ends in .json)\n", a);
+        if ((len <= 5 || strcmp(a + len - 5, ".json") != 0) && (len <= 3 || strcmp(a + len - 3, ".py") != 0)) {
+            fprintf(stderr, "emile: unexpected argument '%s' (a task file ends in .json, a PyTorch problem in .py)\n",
+                    a);
             return 2;
         }
     }
@@ -151,6 +152,10 @@ static int load_one(task_t *t, const json_t *entry, const char *base_dir, int ar
     }
     if (cli_parse(argc, argv, t, c, 0) != 0)
         return 2;
+    /* A PyTorch problem: its op comes from the worker's oracle, which
+     * finalizes the task (cli_problem.c). */
+    if (t->problem_pending)
+        return cli_problem_resolve(t, c->worker);
     if (task_finalize(t, err, sizeof err) != 0) {
         fprintf(stderr, "emile: %s\n", err);
         return 2;

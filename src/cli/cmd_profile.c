@@ -24,9 +24,13 @@ int cmd_profile(int argc, char **argv)
         return rc;
     }
     if (c.n_positional != 1) {
-        fprintf(stderr, "emile: usage: emile profile TASK.json KERNEL [--json] [--counters]\n");
+        fprintf(stderr, "emile: usage: emile profile TASK.json KERNEL [--json] [--counters] (or PROBLEM.py KERNEL)\n");
         task_free(&t);
         return 2;
+    }
+    if (t.problem_pending && (rc = cli_problem_resolve(&t, c.worker)) != 0) {
+        task_free(&t);
+        return rc;
     }
     char *src = fs_read_file(c.positional[0], 1 << 22, NULL);
     if (!src) {

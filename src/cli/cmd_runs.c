@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "backend/lang.h"
 #include "cli.h"
+#include "cli/export_torch.h"
 #include "report/iteration_line.h"
 #include "report/report_md.h"
 #include "report/roofline_svg.h"
@@ -191,6 +192,11 @@ int cmd_show(int argc, char **argv)
             iteration_line(line, sizeof line, it, ref);
             printf("%s\n", line);
         }
+        const json_t *best = NULL;
+        json_array_foreach(its, i, it) if (json_integer_value(json_object_get(it, "iter")) ==
+                                           json_integer_value(json_object_get(rj, "best_iter"))) best = it;
+        if (best && cli_floors_note(its, best, line, sizeof line))
+            printf("%s\n", line);
     }
     json_decref(rj);
     json_decref(its);
@@ -198,7 +204,9 @@ int cmd_show(int argc, char **argv)
     return rc;
 }
 
-static int write_text(const char *dir, const char *name, const char *text)
+/* Each export writes into DIR and notes the path in written; the list is
+ * printed once everything is there (never a header before a failure). */
+static int write_text(const char *dir, const char *name, const char *text, json_t *written)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -206,23 +214,23 @@ static int write_text(const char *dir, const char *name, const char *text)
         fprintf(stderr, "emile: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
-    printf("  %s\n", path);
+    json_array_append_new(written, json_string(path));
     return 0;
 }
 
 /* write_text for a document made here: NULL is its maker's failure, said
  * in why (not the file's: errno means nothing then). */
-static int write_made(const char *dir, const char *name, const char *text, const char *why)
+static int write_made(const char *dir, const char *name, const char *text, const char *why, json_t *written)
 {
     if (!text) {
         fprintf(stderr, "emile: cannot make %s/%s: %s\n", dir, name, why);
         return -1;
     }
-    return write_text(dir, name, text);
+    return write_text(dir, name, text, written);
 }
 
 /* build.sh beside the source: the command that builds it, from there. */
-static int write_build_script(const char *dir, const lang_t *lg, const char *src_name)
+static int write_build_script(const char *dir, const lang_t *lg, const char *src_name, json_t *written)
 {
     char *argv[64], buf[8192], line[8192], text[8400];
     if (lg->compile_argv(src_name, "best.so", ".", argv, 64, buf, sizeof buf) != 0)
@@ -230,11 +238,11 @@ static int write_build_script(const char *dir, const lang_t *lg, const char *src
     lang_argv_line(argv, line, sizeof line);
     snprintf(text, sizeof text, "#!/bin/sh\n# Builds %s (%s) into best.so, as emile's worker does.\nset -e\n"
              "cd \"$(dirname \"$0\")\"\n%s\n", src_name, lg->title, line);
-    return write_text(dir, "build.sh", text);
+    return write_text(dir, "build.sh", text, written);
 }
 
 /* Build the best kernel's shared object here, in the sandbox. */
-static int build_so(const char *dir, const lang_t *lg, const char *src_name)
+static int build_so(const char *dir, const lang_t *lg, const char *src_name, json_t *written)
 {
     char src[4096], so[4096], inc[4096], *argv[64], buf[8192];
     snprintf(src, sizeof src, "%.3900s/%s", dir, src_name);
@@ -261,8 +269,33 @@ static int build_so(const char *dir, const lang_t *lg, const char *src_name)
     char cmdlog[4200];
     snprintf(cmdlog, sizeof cmdlog, "%s/.cmd.log", dir);
     unlink(cmdlog);
-    printf("  %s\n", so);
+    json_array_append_new(written, json_string(so));
     return 0;
+}
+
+/* The iteration to export: the run's best, except that a PyTorch
+ * reference (iteration 0 of a .py task) is no kernel: then the fastest
+ * valid candidate, slower than the reference or not. */
+static const json_t *export_choice(const json_t *rj, const json_t *its)
+{
+    json_t *best_j = json_object_get(rj, "best_iter");
+    const char *lang = json_string_value(json_object_get(json_object_get(rj, "task"), "reference_lang"));
+    int python = lang && strcmp(lang, "py") == 0;
+    const json_t *best = NULL;
+    size_t i;
+    json_t *it;
+    json_array_foreach(its, i, it) {
+        long long iter = json_integer_value(json_object_get(it, "iter"));
+        const char *st = json_string_value(json_object_get(it, "status"));
+        if (!python) {
+            if (json_is_integer(best_j) && iter == json_integer_value(best_j))
+                best = it;
+        } else if (iter > 0 && st && strcmp(st, "valid") == 0 && num(it, "time_ms") > 0 &&
+                   (!best || num(it, "time_ms") < num(best, "time_ms"))) {
+            best = it;
+        }
+    }
+    return best;
 }
 
 int cmd_export(int argc, char **argv)
@@ -282,22 +315,23 @@ int cmd_export(int argc, char **argv)
         return rc;
     char dir_abs[4096];
     const char *dir = c.positional[1];
+    struct stat st;
     rc = 1;
     json_t *best_j = json_object_get(rj, "best_iter");
-    const json_t *best = NULL;
-    size_t i;
-    json_t *it;
-    json_array_foreach(its, i, it) if (json_is_integer(best_j) &&
-                                       json_integer_value(json_object_get(it, "iter")) == json_integer_value(best_j)) best = it;
+    const json_t *best = export_choice(rj, its);
+    json_t *written = json_array();
     if (!best) {
         fprintf(stderr, "emile: run %lld has no valid kernel to export\n", run);
+    } else if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "emile: %s exists and is not a directory (export writes a directory of files)\n", dir);
+        rc = 2;
     } else if (fs_mkdir_p(dir, 0755) != 0) {
         fprintf(stderr, "emile: cannot create %s: %s\n", dir, strerror(errno));
     } else {
         /* The build runs in the directory: give it an absolute path. */
         if (realpath(dir, dir_abs))
             dir = dir_abs;
-        printf("exported run %lld (best: iteration %lld) to:\n", run, (long long)json_integer_value(best_j));
+        long long best_iter = json_integer_value(json_object_get(best, "iter"));
         const char *lang = json_string_value(json_object_get(best, "lang"));
         const char *backend = json_string_value(json_object_get(rj, "backend"));
         const lang_t *lg = lang_for(backend ? backend : "cpu", lang, NULL, 0);
@@ -313,7 +347,7 @@ int cmd_export(int argc, char **argv)
         json_object_set(all, "iterations", its);
         char *js = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
         json_decref(all);
-        char hdr[4096], hdst[4096];
+        char hdr[4096], hdst[4096], so[4200];
         emile_root_file("include/emile.h", hdr, sizeof hdr);
         snprintf(hdst, sizeof hdst, "%.3900s/emile.h", dir);
         static const char svg_link[] = "\n![roofline](roofline.svg)\n";
@@ -329,25 +363,42 @@ int cmd_export(int argc, char **argv)
                 snprintf(md_err, sizeof md_err, "out of memory");
             }
         }
-        rc = write_text(dir, src_name, json_string_value(json_object_get(best, "source"))) ||
-             write_made(dir, "report.md", md, md_err) || write_made(dir, "report.json", js, "out of memory") ||
-             write_made(dir, "roofline.svg", svg, err);
+        rc = write_text(dir, src_name, json_string_value(json_object_get(best, "source")), written) ||
+             write_made(dir, "report.md", md, md_err, written) ||
+             write_made(dir, "report.json", js, "out of memory", written) ||
+             write_made(dir, "roofline.svg", svg, err, written);
         if (rc == 0 && fs_copy_file(hdr, hdst) != 0) {
             fprintf(stderr, "emile: cannot copy %s to %s: %s\n", hdr, hdst, strerror(errno));
             rc = 1;
         }
         if (rc == 0)
-            printf("  %s\n", hdst);
+            json_array_append_new(written, json_string(hdst));
         if (rc == 0 && lg)
-            write_build_script(dir, lg, src_name);
-        if (rc == 0 && (!lg || build_so(dir, lg, src_name) != 0))
-            fprintf(stderr, "emile: the source and reports are exported; build best.so on a %s machine\n", backend);
+            write_build_script(dir, lg, src_name, written);
+        int built = rc == 0 && lg && build_so(dir, lg, src_name, written) == 0;
+        if (rc == 0 && !built)
+            fprintf(stderr, "emile: the source and reports are exported; build best.so on a %s machine "
+                            "(and copy it into the package as kernel.so)\n", backend);
+        snprintf(so, sizeof so, "%.4000s/best.so", dir);
+        if (rc == 0 && export_torch(dir, rj, best, run, built ? so : NULL, written) != 0)
+            rc = 1;
+        if (rc == 0) {
+            char pkg[128];
+            export_torch_package_name(json_object_get(rj, "task"), pkg, sizeof pkg);
+            printf("exported run %lld (%s: iteration %lld) to %s:\n", run,
+                   best_iter == json_integer_value(best_j) ? "best" : "best kernel", best_iter, dir);
+            size_t i;
+            json_t *p;
+            json_array_foreach(written, i, p) printf("  %s\n", json_string_value(p));
+            printf("PyTorch: import %s (from %s) registers torch.ops.emile.%s\n", pkg, dir, pkg + 6);
+        }
         free(md);
         free(svg);
         free(js);
     }
+    json_decref(written);
     json_decref(rj);
     json_decref(its);
     store_close(s);
-    return rc ? 1 : 0;
+    return rc == 2 ? 2 : rc ? 1 : 0;
 }

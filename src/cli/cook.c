@@ -297,6 +297,10 @@ static void on_done(render_t *r, const json_t *ev)
         say(r, "best: iteration %lld (%s): %.4g ms, %.4g GFLOP/s, %.1f%% of roofline, %.2fx the reference\n",
             (long long)json_integer_value(json_object_get(best, "iter")), str(best, "label"), num(best, "time_ms"),
             num(best, "gflops"), num(best, "roofline_pct"), num(best, "speedup"));
+    char floors[512];
+    if (json_is_object(best) &&
+        cli_floors_line(json_object_get(ev, "floors"), num(best, "time_ms"), floors, sizeof floors))
+        say(r, "%s\n", floors);
     const json_t *llm = json_object_get(ev, "llm");
     if (json_is_object(llm))
         say(r, "LLM: %lld tokens in, %lld out, estimated cost $%.4f\n",

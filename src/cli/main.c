@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "taste/taste.h"
+#include "taste/taste_hf.h"
 #include "serve/serve.h"
 
 static void usage(FILE *f)
@@ -11,7 +12,7 @@ static void usage(FILE *f)
     fprintf(f,
             "emile -- an autonomous kernel-writing agent\n\n"
             "usage: emile COMMAND [options]\n\n"
-            "  cook TASK.json [flags]     run the loop: reference, then agent proposals, until the target\n"
+            "  cook TASK.json|PROBLEM.py [flags]  run the loop: reference, then agent proposals, until the target\n"
             "                             share of the roofline or the iteration budget is reached\n"
             "      flags: --op attention --batch N --seq N --q-heads N --kv-heads N --head-dim N\n"
             "             --causal|--no-causal --dtype f32|f16|bf16 --reference FILE --target PCT\n"
@@ -31,6 +32,8 @@ static void usage(FILE *f)
             "  taste --random qwen3-4b --kernel RUN|FILE   the Qwen3 engine: reference attention vs a kernel,\n"
             "                             same prompt and weights: TTFT, decode tok/s, agreement\n"
             "                             [--device cpu|cuda] [--reference RUN|FILE] (taste --help)\n"
+            "  taste --hf DIR|--hf-random SHAPE --kernel RUN|FILE   the same with transformers' Qwen3:\n"
+            "                             sdpa vs the kernel as an attention implementation\n"
             "  worker                     the sandboxed evaluation worker (JSON lines on stdin/stdout)\n\n"
             "common: --store PATH (run store; default ~/.local/share/emile/runs.db)\n"
             "        --worker CMD (e.g. 'ssh gpu1 emile worker'; repeat it for several; {i} is the\n"
@@ -55,6 +58,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "devices")) return cmd_devices(n, rest);
     if (!strcmp(cmd, "worker")) return cmd_worker(n, rest);
     if (!strcmp(cmd, "serve")) return serve_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "taste") && taste_hf_wanted(argc - 1, argv + 1)) return taste_hf_cli(argc - 1, argv + 1);
     if (!strcmp(cmd, "taste")) return engine_cli_taste(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);

@@ -153,6 +153,11 @@ static void finish(cook_run_t *r, const char *status, const char *note)
             json_object_set_new(b, "speedup", json_real(r->ref_ms / cook_num(best, "time_ms")));
         json_object_set_new(ev, "best", b);
     }
+    /* A PyTorch reference's two floors (eager, torch.compile), measured with
+     * iteration 0: the best is quoted against both. */
+    const json_t *floors = json_object_get(json_object_get(iteration_at(r, 0), "report"), "floors");
+    if (json_is_object(floors))
+        json_object_set(ev, "floors", (json_t *)floors);
     json_t *llm = llm_totals(r);
     if (llm)
         json_object_set_new(ev, "llm", llm);

@@ -133,9 +133,21 @@ enum MHD_Result api_cook(request_t *r, int64_t id)
     task_init(&t);
     char err[512] = "";
     int rc = task_from_json(&t, j, NULL, err, sizeof err);
-    if (rc == 0)
-        rc = task_finalize(&t, err, sizeof err);
     json_decref(j);
+    /* A pasted PyTorch problem: described by a worker first (api_problem.c). */
+    if (rc == 0 && t.problem_pending) {
+        char perr[4096];
+        int line = 0, busy = 0;
+        if (serve_problem_resolve(&t, perr, sizeof perr, &line, &busy) != 0) {
+            task_free(&t);
+            json_t *o = json_pack("{ss}", "error", perr);
+            if (line > 0)
+                json_object_set_new(o, "line", json_integer(line));
+            return respond_json(r, busy ? 429 : 400, o);
+        }
+    } else if (rc == 0) {
+        rc = task_finalize(&t, err, sizeof err);
+    }
     if (rc != 0) {
         task_free(&t);
         return respond_error(r, 400, "bad task: %s", err[0] ? err : "invalid");

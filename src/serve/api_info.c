@@ -2,6 +2,7 @@
  * tasks, the builtin ops, the engine's status; and a health check. */
 #include "serve_internal.h"
 #include "task/task.h"
+#include "task/task_py.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -39,8 +40,12 @@ enum MHD_Result api_examples(request_t *r, int64_t id)
         json_t *o = json_object();
         json_object_set_new(o, "file", json_string(names[i]));
         /* The task as the page will send it back: reference inlined. */
-        if (task_load_file(&t, path, err, sizeof err) == 0 &&
-            task_finalize(&t, err, sizeof err) == 0) {
+        int loaded = task_load_file(&t, path, err, sizeof err) == 0;
+        if (loaded && t.problem_pending) {
+            /* A PyTorch problem: a worker describes it when it is sent. */
+            json_object_set_new(o, "name", json_string(t.name[0] ? t.name : names[i]));
+            json_object_set_new(o, "task", task_problem_json(&t));
+        } else if (loaded && task_finalize(&t, err, sizeof err) == 0) {
             json_object_set_new(o, "name", json_string(t.name[0] ? t.name : names[i]));
             json_object_set_new(o, "task", task_to_json(&t));
         } else {

@@ -23,6 +23,7 @@ static const route_t routes[] = {
     {"POST", "/api/runs/#/stop", api_run_stop},
     {"POST", "/api/runs/#/resume", api_run_resume},
     {"POST", "/api/cook", api_cook},
+    {"POST", "/api/problem", api_problem},
     {"GET", "/api/jobs", api_jobs},
     {"POST", "/api/jobs/#/stop", api_job_stop},
     {"GET", "/api/events", api_events},

@@ -92,6 +92,13 @@ enum MHD_Result api_run_stop(request_t *r, int64_t id);
 enum MHD_Result api_run_resume(request_t *r, int64_t id);
 enum MHD_Result api_jobs(request_t *r, int64_t id);
 enum MHD_Result api_job_stop(request_t *r, int64_t id);
+/* api_problem.c: a pasted PyTorch problem, described by a worker */
+enum MHD_Result api_problem(request_t *r, int64_t id);
+struct task;
+/* Describe t's pending problem and build its op (task_py.h); 0, or -1 with
+ * err, *line (the problem's line, 0 when none is named) and *busy (another
+ * check is running). */
+int serve_problem_resolve(struct task *t, char *err, size_t n, int *line, int *busy);
 /* api_info.c */
 enum MHD_Result api_examples(request_t *r, int64_t id);
 enum MHD_Result api_ops(request_t *r, int64_t id);

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const op_t op_attention;
+extern const op_t op_attention, op_softmax, op_rmsnorm;
 
 /* The builtin ops.  A new op: one file in src/task/ops/, one line here. */
-static const op_t *const builtin_ops[] = {&op_attention};
+static const op_t *const builtin_ops[] = {&op_attention, &op_softmax, &op_rmsnorm};
 
 const op_t *op_find_builtin(const char *name)
 {

@@ -52,6 +52,7 @@ void task_free(task_t *t)
     op_free(&t->op);
     free(t->reference_source);
     json_decref(t->agent_config);
+    json_decref(t->constants);
     memset(t, 0, sizeof *t);
 }
 
@@ -68,7 +69,7 @@ static int set_op(task_t *t, const json_t *opj, char *err, size_t errlen)
             if (rc < 0)
                 return -1;
             if (rc > 0) {
-                snprintf(err, errlen, "unknown op '%s' (builtin ops: attention; specs in "
+                snprintf(err, errlen, "unknown op '%s' (builtin ops: attention, softmax, rmsnorm; specs in "
                          "kernels/*/op.json; or describe the op as an object)",
                          json_string_value(opj));
                 return -1;
@@ -95,14 +96,75 @@ int task_set_reference_file(task_t *t, const char *path, char *err, size_t errle
     snprintf(t->reference_path, sizeof t->reference_path, "%s", path);
     const char *dot = strrchr(path, '.');
     snprintf(t->reference_lang, sizeof t->reference_lang, "%s",
-             dot && (strcmp(dot, ".cu") == 0) ? "cu" : "c");
+             dot && strcmp(dot, ".cu") == 0 ? "cu" : dot && strcmp(dot, ".py") == 0 ? "py" : "c");
+    /* A PyTorch problem describes its own op: the worker's oracle says
+     * which (task_py.h), so nothing about the op is known yet. */
+    t->problem_pending = strcmp(t->reference_lang, "py") == 0;
+    if (t->problem_pending) {
+        if (t->op.name[0] && !t->problem_op[0])
+            snprintf(t->problem_op, sizeof t->problem_op, "%s", t->op.name);
+        op_free(&t->op);
+        memset(&t->op, 0, sizeof t->op);
+        memset(&t->params, 0, sizeof t->params);
+    }
+    return 0;
+}
+
+int task_reference_is_python(const task_t *t)
+{
+    return t->problem_pending || strcmp(t->reference_lang, "py") == 0;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = s ? strlen(s) : 0, b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* "constants": {"NAME": number, ...} of a PyTorch problem. */
+static int set_constants(task_t *t, const json_t *val, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    if (!json_is_object(val)) {
+        snprintf(err, errlen, "\"constants\" must be an object of numbers (the problem's module-level constants)");
+        return -1;
+    }
+    json_object_foreach((json_t *)val, key, v) if (!json_is_number(v)) {
+        snprintf(err, errlen, "constant \"%s\" must be a number", key);
+        return -1;
+    }
+    if (!t->constants)
+        t->constants = json_object();
+    json_object_update(t->constants, (json_t *)val);
+    return 0;
+}
+
+/* "vary": the parameters validation may change, instead of the op's own. */
+static int set_vary(task_t *t, const json_t *val, char *err, size_t errlen)
+{
+    size_t i;
+    json_t *v;
+    if (!json_is_array(val) || json_array_size(val) > 8) {
+        snprintf(err, errlen, "\"vary\" must list up to 8 parameter names");
+        return -1;
+    }
+    t->op.n_vary = 0;
+    json_array_foreach(val, i, v) {
+        const char *name = json_string_value(v);
+        if (!name || strlen(name) >= sizeof t->op.vary[0] || isnan(op_param_get(&t->op.defaults, name, NAN))) {
+            snprintf(err, errlen, "\"vary\" names '%s', which op %s does not have", name ? name : "?", t->op.name);
+            return -1;
+        }
+        snprintf(t->op.vary[t->op.n_vary++], sizeof t->op.vary[0], "%s", name);
+    }
     return 0;
 }
 
 static const char *const known_keys[] = {
     "name", "op", "params", "dtype", "backend", "lang", "reference", "reference_source", "reference_lang",
     "reference_path", "target", "max_iters", "agent", "agent_config", "tolerance", "time_limit_s",
-    "compile_limit_s", "memory_limit_mb", "seed", "description"};
+    "compile_limit_s", "memory_limit_mb", "seed", "description", "constants", "vary", "compile_floor"};
 
 int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, size_t errlen)
 {
@@ -122,12 +184,50 @@ int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, 
         }
     }
     json_t *opj = json_object_get(j, "op");
-    if (!opj) {
+    /* A PyTorch reference not yet described (a .py path, or a pasted
+     * problem's text with reference_lang "py"): its op comes from the
+     * problem.  A described one (task_to_json's) always has "params". */
+    const char *lang = json_string_value(json_object_get(j, "reference_lang"));
+    int pasted = json_object_get(j, "reference_source") && lang && strcmp(lang, "py") == 0;
+    int py_pending = pasted ? !json_object_get(j, "params")
+                            : !json_object_get(j, "reference_source") &&
+                                  ends_with(json_string_value(json_object_get(j, "reference")), ".py");
+    if (py_pending) {
+        if (json_is_string(opj) && !op_find_builtin(json_string_value(opj))) {
+            snprintf(err, errlen, "unknown op '%s' (a PyTorch problem may name a builtin op to match)",
+                     json_string_value(opj));
+            return -1;
+        }
+        if (opj && !json_is_string(opj)) {
+            snprintf(err, errlen, "a PyTorch problem describes its own tensors: \"op\" may only name a builtin op "
+                                  "to match (e.g. \"attention\")");
+            return -1;
+        }
+        if (json_object_get(j, "params") || json_object_get(j, "vary")) {
+            snprintf(err, errlen, "a PyTorch problem's sizes are its module-level constants: set them with "
+                                  "\"constants\" (and emile_vary in the file), not \"%s\"",
+                     json_object_get(j, "params") ? "params" : "vary");
+            return -1;
+        }
+        if (opj)
+            snprintf(t->problem_op, sizeof t->problem_op, "%s", json_string_value(opj));
+    } else if (!opj) {
         snprintf(err, errlen, "task has no \"op\" (e.g. \"op\": \"attention\")");
         return -1;
-    }
-    if (set_op(t, opj, err, errlen) != 0)
+    } else if (set_op(t, opj, err, errlen) != 0) {
         return -1;
+    }
+    if ((val = json_object_get(j, "vary")) && set_vary(t, val, err, errlen) != 0)
+        return -1;
+    if ((val = json_object_get(j, "constants")) && set_constants(t, val, err, errlen) != 0)
+        return -1;
+    if ((val = json_object_get(j, "compile_floor"))) {
+        if (!json_is_boolean(val)) {
+            snprintf(err, errlen, "\"compile_floor\" must be true or false");
+            return -1;
+        }
+        t->no_compile_floor = json_is_false(val);
+    }
     const char *s;
     if ((s = json_string_value(json_object_get(j, "name"))))
         snprintf(t->name, sizeof t->name, "%s", s);
@@ -151,6 +251,7 @@ int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, 
         op_param_set(&t->params, key, v);
     }
     if ((val = json_object_get(j, "dtype"))) {
+        t->dtype_set = 1;
         t->dtype = dtype_from_name(json_string_value(val));
         if (t->dtype < 0 || t->dtype == EMILE_DTYPE_I32 || t->dtype == EMILE_DTYPE_I64) {
             snprintf(err, errlen, "unknown dtype (use f32, f16, bf16 or f64)");
@@ -211,11 +312,13 @@ int task_from_json(task_t *t, const json_t *j, const char *base_dir, char *err, 
     if ((s = json_string_value(json_object_get(j, "reference_source")))) {
         free(t->reference_source);
         t->reference_source = strdup(s);
-        const char *lang = json_string_value(json_object_get(j, "reference_lang"));
         snprintf(t->reference_lang, sizeof t->reference_lang, "%s", lang ? lang : "c");
         const char *rp = json_string_value(json_object_get(j, "reference_path"));
         if (rp)
             snprintf(t->reference_path, sizeof t->reference_path, "%s", rp);
+        t->problem_pending = py_pending;
+        if (py_pending && !rp)
+            snprintf(t->reference_path, sizeof t->reference_path, "problem.py");
     } else if ((s = json_string_value(json_object_get(j, "reference")))) {
         char path[PATH_MAX];
         if (s[0] == '/' || !base_dir)
@@ -268,6 +371,16 @@ int task_set(task_t *t, const char *key, const char *value, char *err, size_t er
     char k[64];
     flag_to_param(key, k, sizeof k);
     char *end = NULL;
+    if (strcmp(k, "op") == 0 && t->problem_pending) {
+        if (!op_find_builtin(value)) {
+            snprintf(err, errlen, "unknown op '%s' (a PyTorch problem may name a builtin op to match)", value);
+            return -1;
+        }
+        snprintf(t->problem_op, sizeof t->problem_op, "%s", value);
+        return 0;
+    }
+    if (strcmp(k, "const") == 0)
+        return task_set_constant(t, value, err, errlen);
     if (strcmp(k, "op") == 0) {
         json_t *s = json_string(value);
         int rc = set_op(t, s, err, errlen);
@@ -275,6 +388,7 @@ int task_set(task_t *t, const char *key, const char *value, char *err, size_t er
         return rc;
     }
     if (strcmp(k, "dtype") == 0) {
+        t->dtype_set = 1;
         t->dtype = dtype_from_name(value);
         if (t->dtype < 0 || t->dtype == EMILE_DTYPE_I32 || t->dtype == EMILE_DTYPE_I64) {
             snprintf(err, errlen, "unknown dtype '%s' (use f32, f16, bf16 or f64)", value);
@@ -309,6 +423,11 @@ int task_set(task_t *t, const char *key, const char *value, char *err, size_t er
     if (strcmp(k, "tolerance") == 0) { t->tolerance = v; return 0; }
     if (strcmp(k, "time_limit") == 0) { t->time_limit_s = v; return 0; }
     if (strcmp(k, "seed") == 0) { t->seed = (unsigned long long)v; return 0; }
+    if (t->problem_pending) {
+        snprintf(err, errlen, "--%s: a PyTorch problem's sizes are its module-level constants (--const NAME=VALUE)",
+                 key);
+        return -1;
+    }
     if (!t->op.name[0]) {
         snprintf(err, errlen, "--%s given before the op is known (give --op or a task file first)", key);
         return -1;
@@ -320,8 +439,30 @@ int task_set(task_t *t, const char *key, const char *value, char *err, size_t er
     return op_param_set(&t->params, k, v);
 }
 
+int task_set_constant(task_t *t, const char *assignment, char *err, size_t errlen)
+{
+    const char *eq = assignment ? strchr(assignment, '=') : NULL;
+    char name[64], *end = NULL;
+    double v = eq ? strtod(eq + 1, &end) : 0;
+    if (!eq || eq == assignment || (size_t)(eq - assignment) >= sizeof name || end == eq + 1 || *end) {
+        snprintf(err, errlen, "--const wants NAME=NUMBER (a module-level constant of the problem), not '%s'",
+                 assignment ? assignment : "");
+        return -1;
+    }
+    snprintf(name, sizeof name, "%.*s", (int)(eq - assignment), assignment);
+    if (!t->constants)
+        t->constants = json_object();
+    json_object_set_new(t->constants, name, v == floor(v) && fabs(v) < 9e15 ? json_integer((json_int_t)v)
+                                                                          : json_real(v));
+    return 0;
+}
+
 int task_finalize(task_t *t, char *err, size_t errlen)
 {
+    if (t->problem_pending) {
+        snprintf(err, errlen, "the PyTorch problem %s has not been described by a worker yet", t->reference_path);
+        return -1;
+    }
     if (!t->op.name[0]) {
         snprintf(err, errlen, "no op given (task file \"op\" or --op)");
         return -1;
@@ -406,5 +547,20 @@ json_t *task_to_json(const task_t *t)
     json_object_set_new(j, "compile_limit_s", json_real(t->compile_limit_s));
     json_object_set_new(j, "memory_limit_mb", json_real(t->memory_limit_mb));
     json_object_set_new(j, "seed", json_integer((json_int_t)t->seed));
+    if (t->constants)
+        json_object_set(j, "constants", t->constants);
+    if (t->no_compile_floor)
+        json_object_set_new(j, "compile_floor", json_false());
+    /* A builtin op's validation sizes, when they are not its own. */
+    const op_t *b = t->op.builtin ? op_find_builtin(t->op.name) : NULL;
+    int same = b && b->n_vary == t->op.n_vary;
+    for (int i = 0; same && i < b->n_vary; i++)
+        same = strcmp(b->vary[i], t->op.vary[i]) == 0;
+    if (b && !same) {
+        json_t *vary = json_array();
+        for (int i = 0; i < t->op.n_vary; i++)
+            json_array_append_new(vary, json_string(t->op.vary[i]));
+        json_object_set_new(j, "vary", vary);
+    }
     return j;
 }

@@ -35,6 +35,16 @@ typedef struct task {
                                    default); else reproducible inputs drawn from
                                    it (debugging).  Never given to a kernel nor
                                    shown to an LLM agent. */
+    /* PyTorch problems (reference_lang "py", docs/PYTORCH.md). */
+    int problem_pending;        /* the reference is a .py file whose op is not
+                                   known yet: task_py.h resolves it */
+    char problem_op[OP_NAME_MAX]; /* the builtin op the problem is matched to
+                                   ("op" or --op before resolution), or "" */
+    json_t *constants;          /* module-level constants to override, or NULL */
+    int dtype_set;              /* the dtype was given (file or flag) */
+    int no_compile_floor;       /* "compile_floor": false: time the reference
+                                   eager only (torch.compile takes ~30 s on
+                                   a small CPU) */
 } task_t;
 
 void task_init(task_t *t);
@@ -46,12 +56,17 @@ int task_from_json(task_t *t, const json_t *j, const char *base_dir,
                    char *err, size_t errlen);
 /* Apply one CLI override ("seq", "512"); 0 on success. */
 int task_set(task_t *t, const char *key, const char *value, char *err, size_t errlen);
+/* "NAME=VALUE": override a PyTorch problem's module-level constant. */
+int task_set_constant(task_t *t, const char *assignment, char *err, size_t errlen);
 /* Read the reference file into the task. */
 int task_set_reference_file(task_t *t, const char *path, char *err, size_t errlen);
 /* Everything checked once more after overrides; clear error on failure. */
 int task_finalize(task_t *t, char *err, size_t errlen);
 /* Canonical JSON: self-contained (reference source inlined). */
 json_t *task_to_json(const task_t *t);
+
+/* The reference is a PyTorch problem file (resolved or not). */
+int task_reference_is_python(const task_t *t);
 
 const char *dtype_name(int dtype);
 int dtype_from_name(const char *s);

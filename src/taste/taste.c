@@ -185,6 +185,14 @@ static void ceilings(const char *device, engine_ceilings_t *ce)
     json_decref(dev);
 }
 
+void taste_report_print(FILE *out, const taste_report_t *rep, int json)
+{
+    if (json)
+        print_json(out, rep);
+    else
+        print_table(out, rep);
+}
+
 int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
               size_t errlen)
 {

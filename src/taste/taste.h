@@ -103,6 +103,9 @@ taste_opts_t taste_defaults(void);
 int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
               size_t errlen);
 void taste_report_free(taste_report_t *rep);
+/* The side-by-side table (or, json: the JSON object) taste_run prints;
+ * for other harnesses with the same report (taste_hf.h). */
+void taste_report_print(FILE *out, const taste_report_t *rep, int json);
 
 /* `emile taste ARGS`: parse, run, print; 0 when both runs finished (even if
  * the generations diverge: the table says so), 1 on error, 2 on bad input

@@ -32,6 +32,7 @@
 #include "compile.h"
 #include "device_facts.h"
 #include "kernel_env.h"
+#include "oracle_pytorch.h"
 #include "profile/report.h"
 #include "sandbox/sandbox.h"
 #include "task_state.h"
@@ -255,6 +256,14 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
     if (e.t->seed)
         rng_seed(&w->rng, e.t->seed + (uint64_t)w->counter);
     json_object_set(e.reply, "oracle", w->oracle_check);
+    /* A PyTorch problem's reference is no kernel: its own iteration is the
+     * oracle's eager run, with both floors (eager, torch.compile). */
+    if (task_reference_is_python(e.t) && strcmp(source, e.t->reference_source) == 0) {
+        json_decref(e.reply);
+        e.reply = oracle_pytorch_iteration(w->oracle, w->device);
+        json_object_set_new(e.reply, "seconds", json_real(clock_mono_s() - w->eval_start));
+        return e.reply;
+    }
     char dir[900] = "", so[1000];
     if (kernel_dir_make(w->base, "cand", &w->counter, &w->rng, w->cand_uid, dir, sizeof dir) != 0) {
         snprintf(err, sizeof err, "cannot prepare %s: %s", dir, strerror(errno));

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "calibrate.h"
+#include "oracle_pytorch.h"
 #include "runner/cache_size.h"
 
 void task_state_free(worker_ctx_t *w)
@@ -131,7 +132,9 @@ int task_state_ensure(worker_ctx_t *w, const json_t *task_json, const backend_t 
     worker_progress(w, "reference", "building and checking the reference", 0, 0);
     oracle_env_t env = {.task = &w->task, .layout = &w->layout, .backend = b, .base = w->base,
                         .counter = &w->counter, .uid = w->ref_uid, .rng = &w->rng};
-    w->oracle = oracle_reference_new(&env);
+    /* A PyTorch problem's oracle is the user's Model in a trusted Python
+     * process; otherwise the task's reference kernel in a runner. */
+    w->oracle = task_reference_is_python(&w->task) ? oracle_pytorch_new(&env) : oracle_reference_new(&env);
     if (!w->oracle) {
         snprintf(w->task_error, sizeof w->task_error, "out of memory");
         return w->task_status = ORACLE_ERROR;

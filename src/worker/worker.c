@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/lang.h"
 #include "evaluate.h"
+#include "worker/reference_python.h"
 
 static json_t *error_reply(json_t *id, const char *msg)
 {
@@ -82,7 +84,9 @@ static json_t *handle(worker_ctx_t *w, const json_t *req, FILE *out)
          * the task's (a cook's iteration 0, the reference, in CUDA C on a
          * Triton task); the task's "lang" is the candidates'. */
         const char *lang = json_string_value(json_object_get(json_object_get(req, "kernel"), "lang"));
-        json_t *as = lang ? json_deep_copy(task) : NULL;
+        /* A PyTorch problem's reference ("py") is no kernel language: the
+         * task stays as it is and the oracle answers for it. */
+        json_t *as = lang && lang_find(lang) ? json_deep_copy(task) : NULL;
         if (as)
             json_object_set_new(as, "lang", json_string(lang));
         progress_sink_t sink = {out, id};
@@ -98,8 +102,10 @@ static json_t *handle(worker_ctx_t *w, const json_t *req, FILE *out)
         json_decref(options);
         json_decref(as);
         worker_ctx_set_progress(w, NULL, NULL);
+    } else if (strcmp(cmd, "describe_problem") == 0) {
+        reply = reference_python_describe(req);
     } else {
-        return error_reply(id, "unknown cmd (hello, devices, evaluate)");
+        return error_reply(id, "unknown cmd (hello, devices, evaluate, describe_problem)");
     }
     if (id)
         json_object_set(reply, "id", id);

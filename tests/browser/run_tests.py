@@ -1,4 +1,4 @@
-"""run_tests.py -- runs the browser tests (token_test, then kitchen_test) and
+"""run_tests.py -- runs the browser tests (token_test, kitchen_test, problem_test) and
 writes what failed, one short block per test, to the file named by
 --failures, so that tests/browser/run.sh can print it last: a log cut to its
 tail still says which step failed, where, and why.
@@ -15,7 +15,7 @@ import traceback
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODULES = ["token_test", "kitchen_test"]
+MODULES = ["token_test", "kitchen_test", "problem_test"]
 MESSAGE_LINES = 24       # of each failure's message (Playwright's call logs are long)
 
 

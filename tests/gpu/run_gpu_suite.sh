@@ -236,5 +236,13 @@ tp=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$work/triton.txt" |
 tf=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$work/triton.txt" | tail -1)
 if [ -n "$tp" ]; then pass=$((pass + tp)); fail=$((fail + tf)); else bad "triton: tests/gpu/triton_gpu_check.sh printed no count"; fi
 
+# 8. PyTorch problems on cuda: cooks, the export, taste --hf (tests/gpu/pytorch_checks.sh,
+#    which also runs alone)
+E=$E OUT=$OUT bash tests/gpu/pytorch_checks.sh > "$work/pytorch.txt" 2>&1
+cat "$work/pytorch.txt"
+pp=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$work/pytorch.txt" | tail -1)
+pf=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$work/pytorch.txt" | tail -1)
+if [ -n "$pp" ]; then pass=$((pass + pp)); fail=$((fail + pf)); else bad "pytorch: tests/gpu/pytorch_checks.sh printed no count"; fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -97,6 +97,7 @@
         if (!r.ok) {
           var err = new Error((data && data.error) || ('HTTP ' + r.status));
           err.status = r.status;
+          if (data && data.line) err.line = data.line;
           if (r.status === 401) showBanner('This server needs its access token: open the address it printed ' +
                                            '(the one ending in ?token=...).');
           throw err;
@@ -179,8 +180,14 @@
     $('f-ref').value = task.reference_source || '';
     $('f-ref').dataset.lang = task.reference_lang || '';
     $('f-ref').dataset.path = task.reference_path || '';
+    /* A PyTorch problem's own settings travel back as they came. */
+    var extra = {};
+    if (task.constants) extra.constants = task.constants;
+    if (task.compile_floor === false) extra.compile_floor = false;
+    $('f-ref').dataset.pyextra = JSON.stringify(extra);
     renderParams(task.params || {});
     onAgentChange();
+    onRefInput();
   }
 
   function readForm() {
@@ -216,6 +223,79 @@
 
   function onAgentChange() { $('f-llm').hidden = $('f-agent').value === 'builtin'; }
 
+  /* ---- a pasted PyTorch problem (KernelBench's convention) ---- */
+
+  function isPython(text) {
+    return /^\s*class\s+Model\b/m.test(text) && /^\s*def\s+get_inputs\s*\(/m.test(text);
+  }
+
+  /* The op and its parameters come from the problem itself. */
+  function onRefInput() {
+    var py = isPython($('f-ref').value);
+    if (py) $('f-ref').dataset.lang = 'py';
+    else if ($('f-ref').dataset.lang === 'py') $('f-ref').dataset.lang = '';
+    $('f-op-row').hidden = py;
+    $('f-params-box').hidden = py;
+    problemMessage('', false);
+  }
+
+  /* Typed or pasted text is the user's own problem: the loaded file's name
+   * goes, and of its constants only those the text still assigns stay. */
+  function onRefEdited() {
+    var ta = $('f-ref');
+    if (isPython(ta.value) && ta.dataset.path && /\.py$/.test(ta.dataset.path)) {
+      ta.dataset.path = '';
+      var extra = JSON.parse(ta.dataset.pyextra || '{}');
+      if (extra.constants) {
+        Object.keys(extra.constants).forEach(function (k) {
+          if (!new RegExp('^' + k + '\\s*=', 'm').test(ta.value)) delete extra.constants[k];
+        });
+      }
+      ta.dataset.pyextra = JSON.stringify(extra);
+    }
+    onRefInput();
+  }
+
+  function problemMessage(text, isError) {
+    var m = $('f-problem');
+    m.textContent = text || '';
+    m.className = 'msg' + (isError ? ' error' : '');
+  }
+
+  /* Select line n of the reference text (1-based). */
+  function selectLine(n) {
+    var ta = $('f-ref'), lines = ta.value.split('\n'), start = 0;
+    for (var i = 0; i < n - 1 && i < lines.length; i++) start += lines[i].length + 1;
+    var end = start + (lines[n - 1] || '').length;
+    ta.focus();
+    ta.setSelectionRange(start, end);
+    var lh = ta.scrollHeight / Math.max(lines.length, 1);
+    ta.scrollTop = Math.max(0, (n - 3) * lh);
+  }
+
+  /* A worker describes the problem (its oracle runs it, never the server);
+   * the page shows what it found, or the error at its line. */
+  function checkProblem(task) {
+    problemMessage('Checking the PyTorch problem (a worker runs it once)...', false);
+    var req = {reference_source: task.reference_source, reference_path: task.reference_path || 'problem.py',
+               backend: task.backend, dtype: task.dtype};
+    if (task.constants) req.constants = task.constants;
+    return api('POST', '/api/problem', req).then(function (r) {
+      var sig = r.tensors.map(function (t) {
+        return (t.output ? '-> ' : '') + t.name + ' [' + t.shape.join(', ') + '] ' + t.dtype;
+      }).join(', ');
+      problemMessage('Problem: op ' + r.op + (r.builtin ? ' (builtin: its ladder applies)' : ' (user-defined)') +
+                     ': ' + sig + (r.vary.length ? '; validation varies ' + r.vary.join(', ') : ''), false);
+      return r;
+    }).catch(function (e) {
+      /* "problem.py:15: get_inputs() raised ..." -> "line 15: get_inputs() raised ..." */
+      var text = e.line ? 'line ' + e.line + ': ' + e.message.replace(/^[^\n]*?:\d+: /, '') : e.message;
+      problemMessage(text, true);
+      if (e.line) selectLine(e.line);
+      throw e;
+    });
+  }
+
   function formMessage(text, isError) {
     var m = $('f-msg');
     m.textContent = text || '';
@@ -228,8 +308,9 @@
     if (f.size > 512 * 1024) { formMessage('That file is over 512 KiB; a reference kernel should be smaller.', true); return; }
     f.text().then(function (text) {
       $('f-ref').value = text;
-      $('f-ref').dataset.lang = /\.cuh?$/.test(f.name) ? 'cu' : 'c';
+      $('f-ref').dataset.lang = /\.py$/.test(f.name) ? 'py' : /\.cuh?$/.test(f.name) ? 'cu' : 'c';
       $('f-ref').dataset.path = f.name;
+      onRefInput();
       formMessage('Loaded ' + f.name + ' (' + text.length + ' characters).');
     });
   }
@@ -238,9 +319,19 @@
     ev.preventDefault();
     var task = readForm();
     if (!task.reference_source.trim()) { formMessage('Paste or load a reference kernel first.', true); return; }
+    if (task.reference_lang === 'py') {
+      /* A PyTorch problem defines its own tensors and sizes. */
+      delete task.op;
+      delete task.params;
+      var extra = JSON.parse($('f-ref').dataset.pyextra || '{}');
+      for (var k in extra) if (Object.prototype.hasOwnProperty.call(extra, k)) task[k] = extra[k];
+    }
     $('f-start').disabled = true;
-    formMessage('Sending the task...');
-    api('POST', '/api/cook', task).then(function (r) {
+    var checked = task.reference_lang === 'py' ? checkProblem(task) : Promise.resolve(null);
+    checked.then(function () {
+      formMessage('Sending the task...');
+      return api('POST', '/api/cook', task);
+    }).then(function (r) {
       S.pendingJob = r.job;
       /* The run may have started before this reply arrived: its 'run'
        * event was then seen with no pending job to match. */
@@ -789,6 +880,7 @@
     $('f-op').addEventListener('change', function () { renderParams(null); });
     $('f-agent').addEventListener('change', onAgentChange);
     $('f-file').addEventListener('change', onFile);
+    $('f-ref').addEventListener('input', onRefEdited);
     $('f-cancel').addEventListener('click', onCancel);
     $('f-example').addEventListener('change', function () {
       var i = $('f-example').value;

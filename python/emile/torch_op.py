@@ -1,0 +1,197 @@
+"""An Emile kernel as a PyTorch operator: torch.ops.emile.<name>.
+
+`emile export RUN DIR` copies this file, unchanged, as DIR/emile_<name>/
+__init__.py beside op.json (the op's tensors, shapes and parameters) and
+kernel.so (the best kernel, built for the run's backend).  Importing the
+package loads the kernel and registers it with torch.library.custom_op, with
+a fake implementation so torch.compile traces through it:
+
+    import emile_softmax                    # registers torch.ops.emile.softmax
+    y = torch.ops.emile.softmax(x)          # cpu tensors, or cuda ones
+
+Each call checks the tensors' dtypes, devices and shapes (the op's shape
+expressions, with the parameters that a dimension names alone read from the
+inputs), allocates the outputs, passes dense descriptors to the kernel's
+emile_kernel entry point (include/emile.h), on cuda the current stream, and
+raises on a non-zero return.  Only torch and ctypes are needed: the package
+works without Emile installed.
+
+emile.taste_hf loads kernels through the same KernelOp class.
+"""
+import ast
+import ctypes
+import json
+import operator
+import os
+
+import torch
+
+__all__ = ["KernelOp", "load", "op"]
+
+DTYPE_CODES = {"f32": 0, "f16": 1, "bf16": 2, "f64": 3, "i32": 4, "i64": 5}
+TORCH_DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16,
+                "f64": torch.float64, "i32": torch.int32, "i64": torch.int64}
+ABI_VERSION = 1
+MAX_DIMS = 8
+
+
+class _Tensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("name", ctypes.c_char_p), ("dtype", ctypes.c_int32),
+                ("ndim", ctypes.c_int32), ("shape", ctypes.c_int64 * MAX_DIMS),
+                ("strides", ctypes.c_int64 * MAX_DIMS)]
+
+
+class _Param(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("value", ctypes.c_double)]
+
+
+class _Args(ctypes.Structure):
+    _fields_ = [("abi_version", ctypes.c_int32), ("n_tensors", ctypes.c_int32),
+                ("tensors", ctypes.POINTER(_Tensor)), ("n_params", ctypes.c_int32),
+                ("params", ctypes.POINTER(_Param)), ("stream", ctypes.c_void_p)]
+
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Div: operator.truediv, ast.Mod: operator.mod, ast.Pow: operator.pow,
+           ast.BitXor: operator.pow}      # '^' is power in Emile's expressions
+
+
+def _eval(expr, params):
+    """An op shape expression (src/task/expr.h; the subset shapes use)."""
+    def ev(n):
+        if isinstance(n, ast.Expression):
+            return ev(n.body)
+        if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)):
+            return n.value
+        if isinstance(n, ast.Name):
+            return params[n.id]
+        if isinstance(n, ast.BinOp) and type(n.op) in _BINOPS:
+            return _BINOPS[type(n.op)](ev(n.left), ev(n.right))
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            return -ev(n.operand)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("min", "max"):
+            return {"min": min, "max": max}[n.func.id](*(ev(a) for a in n.args))
+        raise ValueError(f"unsupported shape expression {expr!r}")
+    return ev(ast.parse(str(expr), mode="eval"))
+
+
+class KernelOp:
+    """A kernel .so and its op description (op.json's dict)."""
+
+    def __init__(self, spec, so_path):
+        self.spec = spec
+        self.name = spec["name"]
+        self.lib = ctypes.CDLL(os.path.abspath(so_path))
+        self.fn = self.lib.emile_kernel
+        self.fn.argtypes = [ctypes.POINTER(_Args)]
+        self.fn.restype = ctypes.c_int
+        self.inputs = [t for t in spec["tensors"] if not t.get("output")]
+        self.outputs = [t for t in spec["tensors"] if t.get("output")]
+        self._names = {t["name"]: t["name"].encode() for t in spec["tensors"]}
+        self._pnames = {k: k.encode() for k in spec["params"]}
+
+    def params_for(self, inputs):
+        """The task's parameters, those a dimension names alone read from the inputs."""
+        p = dict(self.spec["params"])
+        for t, x in zip(self.inputs, inputs):
+            for e, n in zip(t["shape"], x.shape):
+                if isinstance(e, str) and e.isidentifier() and e in p:
+                    p[e] = n
+        return p
+
+    def output_shapes(self, params):
+        return [[int(_eval(e, params)) for e in t["shape"]] for t in self.outputs]
+
+    def check(self, inputs):
+        if len(inputs) != len(self.inputs):
+            raise TypeError(f"emile.{self.name} takes {len(self.inputs)} tensors "
+                            f"({', '.join(t['name'] for t in self.inputs)}), got {len(inputs)}")
+        params = self.params_for(inputs)
+        device = inputs[0].device
+        for t, x in zip(self.inputs, inputs):
+            want = TORCH_DTYPES[t["dtype"]]
+            if x.dtype != want:
+                raise TypeError(f"emile.{self.name}: {t['name']} is {x.dtype}; the kernel was built for {want}")
+            if x.device != device:
+                raise ValueError(f"emile.{self.name}: {t['name']} is on {x.device}, {self.inputs[0]['name']} "
+                                 f"on {device}")
+            shape = [int(_eval(e, params)) for e in t["shape"]]
+            if list(x.shape) != shape:
+                raise ValueError(f"emile.{self.name}: {t['name']} has shape {list(x.shape)}, the op wants "
+                                 f"{shape} ({', '.join(f'{k}={v:g}' for k, v in params.items())})")
+        if device.type != ("cuda" if self.spec["backend"] == "cuda" else "cpu"):
+            raise ValueError(f"emile.{self.name}: the kernel was built for {self.spec['backend']}, the "
+                             f"tensors are on {device}")
+        return params
+
+    def empty_outputs(self, inputs, params):
+        dev = inputs[0].device
+        return [torch.empty(s, dtype=TORCH_DTYPES[t["dtype"]], device=dev)
+                for t, s in zip(self.outputs, self.output_shapes(params))]
+
+    def __call__(self, *inputs):
+        params = self.check(inputs)
+        xs = [x.contiguous() for x in inputs]
+        outs = self.empty_outputs(xs, params)
+        self.launch(xs, outs, params)
+        return outs
+
+    def launch(self, xs, outs, params):
+        tensors = (_Tensor * (len(xs) + len(outs)))()
+        for i, (t, x) in enumerate(zip(self.inputs + self.outputs, xs + outs)):
+            d = tensors[i]
+            d.data = x.data_ptr()
+            d.name = self._names[t["name"]]
+            d.dtype = DTYPE_CODES[t["dtype"]]
+            d.ndim = x.dim()
+            for k in range(x.dim()):
+                d.shape[k] = x.shape[k]
+                d.strides[k] = x.stride(k)
+        ps = (_Param * len(params))()
+        for i, (k, v) in enumerate(params.items()):
+            ps[i].name = self._pnames.get(k) or k.encode()
+            ps[i].value = float(v)
+        stream = None
+        if xs[0].is_cuda:
+            stream = torch.cuda.current_stream(xs[0].device).cuda_stream
+        args = _Args(ABI_VERSION, len(xs) + len(outs), tensors, len(params), ps, stream)
+        if xs[0].is_cuda:
+            with torch.cuda.device(xs[0].device):
+                rc = self.fn(ctypes.byref(args))
+        else:
+            rc = self.fn(ctypes.byref(args))
+        if rc != 0:
+            raise RuntimeError(f"emile.{self.name}: the kernel returned {rc} (it does not support this "
+                               "call: a dtype, a size or a limit; see its source)")
+
+
+def _schema(spec):
+    ins = ", ".join(f"Tensor {t['name']}" for t in spec["tensors"] if not t.get("output"))
+    n_out = sum(1 for t in spec["tensors"] if t.get("output"))
+    outs = "Tensor" if n_out == 1 else "(" + ", ".join(["Tensor"] * n_out) + ")"
+    return f"({ins}) -> {outs}"
+
+
+def load(folder):
+    """Load folder/op.json and folder/kernel.so and register torch.ops.emile.<name>."""
+    with open(os.path.join(folder, "op.json")) as f:
+        spec = json.load(f)
+    kernel = KernelOp(spec, os.path.join(folder, spec.get("kernel", "kernel.so")))
+    single = len(kernel.outputs) == 1
+
+    def impl(*inputs):
+        outs = kernel(*inputs)
+        return outs[0] if single else tuple(outs)
+
+    def fake(*inputs):
+        outs = kernel.empty_outputs(inputs, kernel.params_for(inputs))
+        return outs[0] if single else tuple(outs)
+
+    registered = torch.library.custom_op(f"emile::{spec['name']}", impl, mutates_args=(),
+                                         schema=_schema(spec))
+    registered.register_fake(fake)
+    return kernel, registered
+
+
+if os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), "op.json")):
+    kernel, op = load(os.path.dirname(os.path.abspath(__file__)))
