@@ -215,7 +215,7 @@ static void settle_reference(cook_run_t *r, json_t *it, const json_t *reply, int
 static int cook_reference(cook_run_t *r)
 {
     char err[2048];
-    json_t *req = evaluate_request(r, r->task->reference_source, r->task->reference_lang, NULL);
+    json_t *req = evaluate_request(r, r->task->reference_source, task_reference_kernel_lang(r->task), NULL);
     pool_job_t j;
     init_job(&j, r, req, 0, "reference");
     snprintf(j.detail, sizeof j.detail, "compile, check against float64, validate, profile");

@@ -124,9 +124,9 @@ void cook_remeasure(cook_run_t *r, remeasure_t *rm, int n, int rounds, int incum
                                 "source", is_inc ? inc_src : rm[c].source);
             /* The reference (iteration 0) may be in another language than
              * the candidates (CUDA C++ beside Triton). */
-            if (reqs[k] && (is_inc ? incumbent_iter : rm[c].iter) == 0)
-                json_object_set_new(json_object_get(reqs[k], "kernel"), "lang",
-                                    json_string(r->task->reference_lang));
+            const char *ref_lang = task_reference_kernel_lang(r->task);
+            if (reqs[k] && ref_lang && (is_inc ? incumbent_iter : rm[c].iter) == 0)
+                json_object_set_new(json_object_get(reqs[k], "kernel"), "lang", json_string(ref_lang));
             jobs[k].request = reqs[k];
             jobs[k].pin = rm[c].slot;          /* same worker: same device, same window */
             jobs[k].timeout_s = r->timeout_s;

@@ -115,6 +115,11 @@ int task_reference_is_python(const task_t *t)
     return t->problem_pending || strcmp(t->reference_lang, "py") == 0;
 }
 
+const char *task_reference_kernel_lang(const task_t *t)
+{
+    return task_reference_is_python(t) ? NULL : t->reference_lang;
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = s ? strlen(s) : 0, b = strlen(suffix);

@@ -67,6 +67,10 @@ json_t *task_to_json(const task_t *t);
 
 /* The reference is a PyTorch problem file (resolved or not). */
 int task_reference_is_python(const task_t *t);
+/* The reference's kernel language for an evaluate request ("kernel":
+ * {"lang"}), or NULL for a PyTorch problem: "py" is then no kernel
+ * language (Triton's tag is also "py"), the worker's oracle answers. */
+const char *task_reference_kernel_lang(const task_t *t);
 
 const char *dtype_name(int dtype);
 int dtype_from_name(const char *s);

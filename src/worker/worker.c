@@ -84,8 +84,8 @@ static json_t *handle(worker_ctx_t *w, const json_t *req, FILE *out)
          * the task's (a cook's iteration 0, the reference, in CUDA C on a
          * Triton task); the task's "lang" is the candidates'. */
         const char *lang = json_string_value(json_object_get(json_object_get(req, "kernel"), "lang"));
-        /* A PyTorch problem's reference ("py") is no kernel language: the
-         * task stays as it is and the oracle answers for it. */
+        /* A PyTorch problem's reference comes without one (the cook asks
+         * task_reference_kernel_lang): the oracle answers for it. */
         json_t *as = lang && lang_find(lang) ? json_deep_copy(task) : NULL;
         if (as)
             json_object_set_new(as, "lang", json_string(lang));

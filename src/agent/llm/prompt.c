@@ -195,7 +195,10 @@ char *llm_task_prompt(const agent_context_t *ctx)
     const task_t *t = ctx->task;
     const backend_t *be;
     const lang_t *lg = task_lang(ctx, &be);
-    const lang_t *ref_lg = lang_find(t->reference_lang[0] ? t->reference_lang : lg->name);
+    /* A PyTorch problem's reference is Python, not a kernel language
+     * (Triton's tag is "py" too). */
+    int py_ref = task_reference_is_python(t);
+    const lang_t *ref_lg = py_ref ? NULL : lang_find(t->reference_lang[0] ? t->reference_lang : lg->name);
     sb_add(&b, "Task%s%s: backend %s, dtype %s, language %s.\n", t->name[0] ? " " : "", t->name,
            t->backend, dtype_str(t->dtype), lg->title);
     add_op(&b, t);
@@ -236,10 +239,14 @@ char *llm_task_prompt(const agent_context_t *ctx)
     if (!src)
         src = t->reference_source;
     if (src) {
-        sb_add(&b, "Reference kernel (the oracle; it defines the semantics):\n"
-               "```%s\n%s%s```\n", ref_lg ? ref_lg->fence : lg->fence, src,
+        sb_add(&b, "%s (the oracle; it defines the semantics):\n"
+               "```%s\n%s%s```\n", py_ref ? "Reference: the user's PyTorch problem" : "Reference kernel",
+               py_ref ? "python" : ref_lg ? ref_lg->fence : lg->fence, src,
                src[0] && src[strlen(src) - 1] == '\n' ? "" : "\n");
-        if (ref_lg && ref_lg != lg)
+        if (py_ref)
+            sb_add(&b, "Its forward's inputs, then its parameters and buffers in state_dict order, are the "
+                       "kernel's input tensors; write your kernels in %s.\n", lg->title);
+        else if (ref_lg && ref_lg != lg)
             sb_add(&b, "The reference is %s; write your kernels in %s.\n", ref_lg->title, lg->title);
     }
     sb_add(&b, "Begin: call profile_kernel with your first kernel, in %s.\n", lg->title);
