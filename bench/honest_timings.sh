@@ -9,12 +9,16 @@
 # usage: bash bench/honest_timings.sh BEFORE_EMILE AFTER_EMILE [ROUNDS] [TASK]
 #   BEFORE_EMILE, AFTER_EMILE: the two `emile` binaries (each finds its own
 #   runner and kernels beside it); ROUNDS: 5; TASK: examples/cpu_attention.json
+#   KERNELS (environment): the kernels to time, a glob; default
+#   kernels/attention/cpu/v*.c (on a GPU: KERNELS='kernels/attention/cuda/v*.cu'
+#   with TASK examples/qwen3_4b_prefill_cuda.json).  Python reads the
+#   replies (no jq on the GPU hosts).
 # Prints a markdown table (for docs/BENCHMARKS.md) and the raw numbers as
 # JSON on the last line.
 set -u
 cd "$(dirname "$0")/.."
 before=$1 after=$2 rounds=${3:-5} task=${4:-examples/cpu_attention.json}
-kernels=$(ls kernels/attention/cpu/v*.c)
+kernels=$(ls ${KERNELS:-kernels/attention/cpu/v*.c})
 export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$(mktemp -d)}
 raw=$(mktemp)
 for r in $(seq 1 "$rounds"); do
@@ -22,7 +26,14 @@ for r in $(seq 1 "$rounds"); do
     if [ $((r % 2)) -eq 1 ]; then order="before after"; else order="after before"; fi
     for which in $order; do
       bin=$before; [ "$which" = after ] && bin=$after
-      t=$("$bin" profile "$task" "$k" --json 2>/dev/null | jq -r 'select(.status == "valid") | .report.time_ms.median')
+      t=$("$bin" profile "$task" "$k" --json 2>/dev/null | python3 -c '
+import json, sys
+try:
+    r = json.load(sys.stdin)
+except ValueError:
+    sys.exit(0)
+if r.get("status") == "valid":
+    print(r["report"]["time_ms"]["median"])')
       echo "$which $(basename "$k") ${t:-null}" >> "$raw"
     done
   done

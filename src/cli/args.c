@@ -220,7 +220,10 @@ int cli_store_open(const char *store_arg, cli_store_use_t use, store_t **s)
     } else {
         fprintf(stderr, "emile: %s\n", store_last_open_error());
     }
-    return 1;
+    /* A folder that does not exist is a typo in what the user named: bad
+     * input, as for --store.  No store file yet is no run yet (1, as a run
+     * number not in the store). */
+    return missing == STORE_MISSING_DIR ? 2 : 1;
 }
 
 int cli_open_store(const cli_common_t *c, cli_store_use_t use, store_t **s)

@@ -67,8 +67,10 @@ typedef enum cli_store_use {
 } cli_store_use_t;
 /* Opens the store named by store_arg (--store), else the default
  * (store_default_location).  A directory named by --store or $EMILE_STORE
- * that does not exist is an error naming it, for every use.  Returns 0, or
- * 1 after printing "emile: ..." on stderr. */
+ * that does not exist is an error naming it, for every use.  Returns 0;
+ * 2 after "emile: ..." on stderr when the folder the user named (--store,
+ * $EMILE_STORE) does not exist (bad input); 1 after it otherwise (no store
+ * file yet, a store that cannot be opened). */
 int cli_store_open(const char *store_arg, cli_store_use_t use, store_t **s);
 int cli_open_store(const cli_common_t *c, cli_store_use_t use, store_t **s);
 

@@ -37,8 +37,9 @@ int cmd_runs(int argc, char **argv)
     store_t *s;
     if (cli_parse(argc, argv, NULL, &c, 0) != 0)
         return 2;
-    if (cli_open_store(&c, CLI_STORE_LIST, &s) != 0)
-        return 1;
+    int open_rc = cli_open_store(&c, CLI_STORE_LIST, &s);
+    if (open_rc != 0)
+        return open_rc;
     json_t *runs = NULL;
     if (!s) {
         /* No store yet: nothing cooked, and listing creates nothing. */
@@ -87,8 +88,9 @@ static int load_run(const cli_common_t *c, store_t **s, long long *run, json_t *
         fprintf(stderr, "emile: give a run number (emile runs lists them)\n");
         return 2;
     }
-    if (cli_open_store(c, CLI_STORE_READ, s) != 0)
-        return 1;
+    int open_rc = cli_open_store(c, CLI_STORE_READ, s);
+    if (open_rc != 0)
+        return open_rc;
     if (store_run_get(*s, *run, rj) != 0 || store_iterations(*s, *run, its) != 0) {
         fprintf(stderr, "emile: %s\n", store_errmsg(*s));
         store_close(*s);

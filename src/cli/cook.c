@@ -422,10 +422,11 @@ int cli_cook_start(task_t *const *tasks, int n, const cli_cook_options_t *o)
     }
     /* Only now, with nothing left to refuse, is the store made. */
     store_t *s = NULL;
-    if (cli_store_open(o->store_path, CLI_STORE_WRITE, &s) != 0) {
+    int open_rc = cli_store_open(o->store_path, CLI_STORE_WRITE, &s);
+    if (open_rc != 0) {
         cook_free(c);
         render_end(&r);
-        return COOK_FAILED;
+        return open_rc;                /* 2: the folder named does not exist */
     }
     int rc = cook_run_new(c, s, err, sizeof err);
     /* A run's failure was said as it ended; a failure before any run was not. */
@@ -441,8 +442,9 @@ int cli_cook_resume(int64_t run, int max_iters, const cli_cook_options_t *o)
 {
     /* A run to resume lives in a store that exists: none is created. */
     store_t *s = NULL;
-    if (cli_store_open(o->store_path, CLI_STORE_READ, &s) != 0)
-        return 1;
+    int open_rc = cli_store_open(o->store_path, CLI_STORE_READ, &s);
+    if (open_rc != 0)
+        return open_rc;
     render_t r;
     render_init(&r, o, 0);
     catch_stops();

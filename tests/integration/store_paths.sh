@@ -3,11 +3,12 @@
 #
 #   * A folder named by EMILE_STORE (or --store) is never created: a missing
 #     one is an error naming the variable and the path, for every command
-#     (exit 2 for --store, bad input on the command line, before any work).
+#     (exit 2, bad input, before any work).
 #   * Only `cook` creates a store file (in an existing folder, or the
 #     default's folder, which it creates).
 #   * The read commands (show, export, resume) never create anything: no
-#     store is "no run store at PATH yet", exit 1.  `runs` on no store says
+#     store is "no run store at PATH yet", exit 1; a missing folder is
+#     bad input, exit 2.  `runs` on no store says
 #     "no runs yet" (or [] with --json), exit 0, and creates nothing.
 source "$(dirname "$0")/lib.bash"
 it_setup store_paths
@@ -41,12 +42,12 @@ mkdir -p "$IT_TMP/d"
 TYPO=$IT_TMP/d/nope/sub/x.db
 for cmd in runs "runs --json" "show 1" "export 1 $IT_TMP/exp_typo" "resume 1"; do
   # shellcheck disable=SC2086
-  fails "EMILE_STORE in a missing folder, $cmd" 1 "EMILE_STORE" env EMILE_STORE="$TYPO" "$EMILE" $cmd
+  fails "EMILE_STORE in a missing folder, $cmd" 2 "EMILE_STORE" env EMILE_STORE="$TYPO" "$EMILE" $cmd
   check_contains "EMILE_STORE in a missing folder, $cmd: names the path" "$ERR_F" "$TYPO"
   absent "EMILE_STORE in a missing folder, $cmd: the folder is not created" "$IT_TMP/d/nope"
 done
 absent "EMILE_STORE in a missing folder, export: no export folder" "$IT_TMP/exp_typo"
-fails "EMILE_STORE in a missing folder, cook" 1 "EMILE_STORE" env EMILE_STORE="$TYPO" "$EMILE" cook "${SMALL[@]}"
+fails "EMILE_STORE in a missing folder, cook" 2 "EMILE_STORE" env EMILE_STORE="$TYPO" "$EMILE" cook "${SMALL[@]}"
 check_contains "EMILE_STORE in a missing folder, cook: names the path" "$ERR_F" "$TYPO"
 absent "EMILE_STORE in a missing folder, cook: the folder is not created" "$IT_TMP/d/nope"
 absent "EMILE_STORE in a missing folder: the default store is untouched" "$DEFAULT_DIR"
