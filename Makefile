@@ -47,10 +47,11 @@ all: build/emile build/emile-runner build/emile-san build/libemile-confine.so $(
 # children with the C engine child's own sandbox, loaded through ctypes
 # (src/taste/taste_hf_confine.c; only its three entry points are exported).
 CONFINE_SRC := src/taste/taste_hf_confine.c src/taste/taste_confine.c src/sandbox/sandbox.c \
-	src/sandbox/seccomp_filter.c src/util/fs.c src/util/clock.c
+	src/sandbox/seccomp_filter.c src/sandbox/output_filter.c src/sandbox/landlock.c src/util/fs.c \
+	src/util/clock.c
 build/libemile-confine.so: $(CONFINE_SRC) $(wildcard src/taste/*.h src/sandbox/*.h src/util/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -shared -fvisibility=hidden $(CONFINE_SRC) -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -shared -fvisibility=hidden -Wl,--no-undefined $(CONFINE_SRC) -o $@
 
 # The engine's GPU path, loaded with dlopen by `emile taste --device cuda`
 # (so the emile binary itself needs no CUDA).  The shared CUDA runtime, as
