@@ -10,7 +10,10 @@ source "$(dirname "$0")/lib.bash"
 IT_NAME=include_graph
 
 # Lowest first: util, sandbox, backend (with its languages), task (which
-# names a backend's language), then the rest.
+# names a backend's language), then the rest.  The worker starts the runner
+# and sizes its cache flush as the runner does (runner/cache_size.h); the
+# server asks a worker to describe a pasted PyTorch problem, through the
+# worker's client as the cook does.
 declare -A ALLOWED=(
   [util]=""
   [sandbox]="util"
@@ -21,11 +24,11 @@ declare -A ALLOWED=(
   [profile]="task util"
   [runner]="sandbox util"
   [engine]="backend util"
-  [worker]="backend profile sandbox task util"
+  [worker]="backend profile runner sandbox task util"
   [agent]="backend task util"
   [taste]="backend engine sandbox store util"
   [cook]="agent backend worker store task util"
-  [serve]="cook report store task util"
+  [serve]="cook report store task util worker"
   [cli]="agent backend cook report sandbox serve store task taste util worker"
 )
 
@@ -33,8 +36,11 @@ declare -A ALLOWED=(
 edges=$(
   find src -name '*.c' -o -name '*.h' -o -name '*.cu' | sort | while read -r f; do
     m=$(echo "$f" | cut -d/ -f2)
-    { grep -o '#include "[^"]*"' "$f" || true; } | sed 's/#include "//; s/"$//' | while read -r inc; do
+    # Directives only (a comment may quote an #include), absolute paths none.
+    { grep -oE '^[[:space:]]*#[[:space:]]*include "[^"]*"' "$f" || true; } | sed 's/^.*include "//; s/"$//' |
+      while read -r inc; do
       case $inc in
+        /*) continue ;;
         ../*) target=$(realpath -m --relative-to=src "$(dirname "$f")/$inc") ;;
         */*) target=$inc ;;
         *) continue ;;
