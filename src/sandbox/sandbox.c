@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -318,6 +319,23 @@ static int await_child_setup(int sync_rd, int alive_wr)
     return r == 1 && c >= 64 ? c - 64 : -1;
 }
 
+/* A child in a user namespace of its own (an ordinary user's sandbox):
+ * since Linux 5.14 RLIMIT_NPROC counts the tasks of that namespace's uid
+ * (ucounts per user namespace), so it bounds the sandbox's own processes
+ * and threads, not the user's desktop -- and it must: every thread takes a
+ * pid of the host's (pid_max is 32,768 on many machines), and without it
+ * tests/kernels/cpu/thread_hoard.c held 6,000 of them as an ordinary user.
+ * Earlier kernels count every process of the uid: no limit there. */
+static void limit_tasks_in_user_ns(const sandbox_limits_t *l, int layers)
+{
+    struct utsname u;
+    int major = 0, minor = 0;
+    if (l->nproc <= 0 || !(layers & SANDBOX_USER) || uname(&u) != 0 ||
+        sscanf(u.release, "%d.%d", &major, &minor) != 2 || major < 5 || (major == 5 && minor < 14))
+        return;
+    set_limit(RLIMIT_NPROC, (rlim_t)l->nproc);
+}
+
 /* The limits (see sandbox.h); the children take them last, right before exec. */
 void sandbox_apply_limits(const sandbox_limits_t *l)
 {
@@ -415,6 +433,7 @@ int sandbox_run_layers(const char *dir, char *const argv[], const sandbox_limits
             prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);   /* the uid change cleared it */
         }
         sandbox_apply_limits(l);
+        limit_tasks_in_user_ns(l, got);
         if (l->fs) {
             char why[256];
             if (sandbox_landlock_apply(l->fs, why, sizeof why) > 0)
@@ -517,6 +536,7 @@ int sandbox_spawn(const char *dir, char *const argv[], int arena_fd, const sandb
         fcntl(arena_fd, F_SETFD, 0);
         child_setup(dir, log_fd, sv[1], arena_fd, syncp[1], -1, alive[0]);
         sandbox_apply_limits(l);
+        limit_tasks_in_user_ns(l, got);
         child_report(syncp[1], got);
         execvp(args[0], args);
         dprintf(2, "cannot run %s: %s\n", args[0], strerror(errno));

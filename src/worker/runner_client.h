@@ -34,6 +34,9 @@ typedef struct runner {
     int cpu_clock_ok;            /* cpu_clock is the runner's process CPU clock */
     long cpu_clock;              /* (a clockid_t) */
     double last_outside_ns;      /* the worker's clock around the last command */
+    double last_wait_ns;         /* of which the worker's own thread waited for a core (its
+                                    runqueue delay, schedstat): a loaded machine's doing, not
+                                    the kernel's; 0 when unknown */
     int dead;                    /* died: msg says how */
     int forged;                  /* a line the runner did not write was seen */
     char msg[4096];
@@ -51,6 +54,9 @@ typedef struct run_result {
     double cpu_proc_ns;          /* the runner's CPU (all threads) across the command, read from
                                     here; < 0 unknown */
     double cpu_thread_ns;        /* the most CPU any one of its threads used across the command */
+    double wait_ns;              /* the worker's own runqueue delay within outside_ns (>= 0):
+                                    outside_ns - wait_ns is the command's time on a machine
+                                    where the worker never waits for a core */
 } run_result_t;
 
 /* Start a runner hosting so_path (NULL: the null kernel) in dir with a
@@ -76,6 +82,10 @@ int runner_cmd(runner_t *r, char *out, size_t n, int n_fields, const char *cmd, 
 int runner_prep(runner_t *r, int slot, int flush);
 int runner_run(runner_t *r, int slot, run_result_t *res);
 int runner_snap(runner_t *r, int slot);
+
+/* The calling thread's runqueue delay so far (the second field of
+ * /proc/thread-self/schedstat), ns; < 0 when unknown. */
+double runner_self_wait_ns(void);
 
 /* The runner's process CPU clock (all its threads), read from here, in ns;
  * < 0 when it cannot be read.  Exact while the runner waits for a command;

@@ -14,9 +14,11 @@
  *             on the null runner, sampled between the timed runs (the load
  *             of the moment), + TIMING_FORGE_CONST_NS, + a share of the
  *             reported time for the worker's own wake-up after a long call
- *             (TIMING_WALL_SLACK) -- a verdict where (b) cannot judge (cuda),
- *             reported where it can (a loaded machine delays the worker's
- *             wake-up by whole scheduler slices);
+ *             (TIMING_WALL_SLACK); the time the worker's thread itself
+ *             waited for a core during the command is taken out of its clock
+ *             first (a loaded machine delays its wake-up by whole scheduler
+ *             slices) -- a verdict everywhere: on the CPU, (b) cannot see
+ *             work done in threads that end within the call;
  *             (b) cpu: the runner's CPU clocks read from here, which no load
  *             inflates: none of its threads can have used more CPU during a
  *             call than the call took, nor all of them more than the call

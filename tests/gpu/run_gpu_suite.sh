@@ -87,6 +87,7 @@ expect $K/skip_half_rows.cu invalid
 expect $K/zeros.cu invalid
 expect $K/cache_replay.cu invalid
 expect $K/deferred.cu "invalid|crashed"
+expect $K/host_sockets.cu "valid|crashed"
 expect $K/does_not_compile.cu compile_error
 # The trust boundary (docs/SECURITY.md): answers never in the candidate's
 # memory, times the worker's clock cannot explain, work after the call,
