@@ -185,15 +185,24 @@ int cand_run_exposed(eval_state_t *e, int set, run_result_t *res, double *expose
         rc = upload(e, slot);
         up_ns = e->cand.last_outside_ns;
     }
+    double t_run = clock_mono_s();
     if (rc == RUNNER_OK)
         rc = runner_run(&e->cand, slot, res);
+    double t_ran = clock_mono_s();
     if (rc == RUNNER_OK && e->cuda) {
         rc = runner_snap(&e->cand, slot);
         snap_ns = e->cand.last_outside_ns;
     }
+    double t_copy = clock_mono_s();
     if (rc == RUNNER_OK && copy_outputs(e, slot) != 0)
         rc = RUNNER_ERR;
-    double total = (clock_mono_s() - t0) * 1e9;
+    double t_end = clock_mono_s();
+    double total = (t_end - t0) * 1e9;
+    /* The parts, for the report: a rejection shows where the time went. */
+    e->exposed_parts_ns[0] = up_ns;
+    e->exposed_parts_ns[1] = (t_ran - t_run) * 1e9;
+    e->exposed_parts_ns[2] = snap_ns;
+    e->exposed_parts_ns[3] = (t_end - t_copy) * 1e9;
     double c1 = runner_cpu_ns(&e->cand);
     e->exposed_cpu_ns = c0 >= 0 && c1 >= 0 ? c1 - c0 : -1;
     cpu_since_mark(e);

@@ -106,6 +106,7 @@ typedef struct eval_state {
     double cpu_outside_ns, cpu_prep_ns;
     int n_prep;
     double exposed_cpu_ns;            /* the runner's CPU over the last exposed run */
+    double exposed_parts_ns[4];       /* its parts: upload, run, snap, copy out */
 } eval_state_t;
 
 void eval_set_status(json_t *reply, const char *status, const char *error);
