@@ -12,7 +12,7 @@
 static const char *const task_flags[] = {
     "op", "batch", "seq", "q-heads", "kv-heads", "head-dim", "dtype", "reference", "target", "max-iters",
     "backend", "lang", "agent", "model", "base-url", "tolerance", "time-limit", "seed", "scale", "rows", "cols", "eps",
-    "const"};
+    "const", "param"};
 
 static int is_task_flag(const char *name)
 {

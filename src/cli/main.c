@@ -20,6 +20,7 @@ static void usage(FILE *f)
             "             --model NAME --base-url URL --events --quiet\n"
             "             --workers N (evaluate N candidates at once) --confirm N (re-measures of a\n"
             "             new best or a noisy result; 0: off) --worker-timeout S\n"
+            "             --param NAME=N (any parameter of the op, e.g. vocab=32768 for lm_head)\n"
             "             lists make a menu: --seq 1024,2048,4096; or a menu file {\"menu\": [...]}\n"
             "  profile TASK.json KERNEL   compile, validate and profile one kernel [--json] [--counters]\n"
             "  runs                       list runs\n"

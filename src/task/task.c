@@ -386,6 +386,22 @@ int task_set(task_t *t, const char *key, const char *value, char *err, size_t er
     }
     if (strcmp(k, "const") == 0)
         return task_set_constant(t, value, err, errlen);
+    if (strcmp(k, "param") == 0) {
+        /* Any parameter of the op by name (--param vocab=32768): the ops
+         * of issue 13 have parameters no dedicated flag names. */
+        const char *eq = value ? strchr(value, '=') : NULL;
+        char name[64];
+        if (!eq || eq == value || (size_t)(eq - value) >= sizeof name || !eq[1]) {
+            snprintf(err, errlen, "--param wants NAME=NUMBER (a parameter of the op), not '%s'", value ? value : "");
+            return -1;
+        }
+        snprintf(name, sizeof name, "%.*s", (int)(eq - value), value);
+        if (strcmp(name, "param") == 0 || strcmp(name, "const") == 0 || strcmp(name, "op") == 0) {
+            snprintf(err, errlen, "--param %s: not a parameter of the op", name);
+            return -1;
+        }
+        return task_set(t, name, eq + 1, err, errlen);
+    }
     if (strcmp(k, "op") == 0) {
         json_t *s = json_string(value);
         int rc = set_op(t, s, err, errlen);

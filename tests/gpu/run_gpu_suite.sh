@@ -189,7 +189,7 @@ prof_op() {   # prof_op OP KERNEL FLAGS...: the worker validates and profiles it
   else bad "profile $op $(basename "$k"): $(status_of "$work/op.json") $(python3 -c "import json,sys; print((json.load(open(sys.argv[1])).get('error') or '')[:300])" "$work/op.json" 2>/dev/null) $(head -c 300 "$work/op.err")"; fi
 }
 prof_op decode_attention kernels/decode_attention/cuda/rung2_gqa.cu --seq 2048
-prof_op lm_head kernels/gemv/cuda/rung3_splitk.cu --vocab 32768
+prof_op lm_head kernels/gemv/cuda/rung3_splitk.cu --param vocab=32768
 prof_op qkv_proj kernels/gemv/cuda/rung3_splitk.cu
 ECC=build/engine-gpu/engine_cuda_check
 if [ -x $ECC ] && [ -f build/libemile-engine-cuda.so ]; then

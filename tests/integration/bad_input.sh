@@ -57,6 +57,22 @@ next_store
 reject "cook DIR with flags" 2 "$IT_ROOT/examples is a directory, not a task file" \
   "$EMILE" cook "$IT_ROOT/examples" "${SMALL[@]}" --reference "$REF" --store "$CS"
 
+# --param NAME=N: any parameter of the op, by name.
+next_store
+reject "--param of no parameter" 2 "op attention has no parameter 'vocab'" \
+  "$EMILE" cook "${SMALL[@]}" --reference "$REF" --param vocab=8 --store "$CS"
+next_store
+reject "--param without =" 2 "--param wants NAME=NUMBER" "$EMILE" cook "${SMALL[@]}" --reference "$REF" --param seq --store "$CS"
+next_store
+reject "--param of a word" 2 "--seq needs a number (got 'long')" \
+  "$EMILE" cook "${SMALL[@]}" --reference "$REF" --param seq=long --store "$CS"
+# ... and a good one takes: the run's task has the value.
+next_store
+run "$EMILE" cook "${SMALL[@]}" --reference "$REF" --param seq=64 --max-iters 0 --quiet --store "$CS"
+check_rc "--param seq=64: exit 0" 0
+run "$EMILE" show 1 --json --store "$CS"
+check_eq "--param seq=64: the task's seq" "64" "$(jq -r '.task.params.seq' "$OUT_F")"
+
 # The pool's flags.
 for bad in "--workers 0:--workers needs an integer between 1 and 64 (got '0')" \
            "--workers many:--workers needs an integer between 1 and 64 (got 'many')" \
