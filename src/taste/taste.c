@@ -6,10 +6,13 @@
  */
 #include "taste/taste.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
@@ -162,6 +165,62 @@ static const char *kernel_spec(const taste_opts_t *o, int side, int op)
     return k;
 }
 
+/* backend_device's ceilings, asked in a child: describing a GPU starts
+ * its driver (cuInit: the driver's threads, a context), and this process
+ * must reach the sandbox's fork() single-threaded with no driver in it.
+ * New reference, or NULL when unknown. */
+static json_t *ceilings_in_child(const backend_t *b)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return NULL;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return NULL;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        json_t *dev = NULL;
+        char why[512];
+        int rc = 1;
+        if (backend_device(b, 0, &dev, why, sizeof why) == 0) {
+            char *text = json_dumps(json_object_get(dev, "ceilings"), JSON_COMPACT);
+            size_t len = text ? strlen(text) : 0, off = 0;
+            while (off < len) {
+                ssize_t k = write(p[1], text + off, len - off);
+                if (k <= 0)
+                    break;
+                off += (size_t)k;
+            }
+            rc = off == len ? 0 : 1;
+        }
+        _exit(rc);
+    }
+    close(p[1]);
+    char buf[65536];
+    size_t len = 0;
+    for (;;) {
+        ssize_t k = read(p[0], buf + len, sizeof buf - 1 - len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        len += (size_t)k;
+        if (len == sizeof buf - 1)
+            break;
+    }
+    close(p[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    buf[len] = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return NULL;
+    return json_loads(buf, 0, NULL);
+}
+
 /* The device's measured ceilings (cached by `emile devices`; measured
  * here the first time) for the breakdown's floors; gbs 0 when unknown. */
 static void ceilings(const char *device, engine_ceilings_t *ce)
@@ -170,19 +229,15 @@ static void ceilings(const char *device, engine_ceilings_t *ce)
     int cuda = strcmp(device, "cuda") == 0;
     ce->elem = cuda ? 2 : 4;
     const backend_t *b = backend_find(device);
-    json_t *dev = NULL;
-    char why[512];
-    if (!b || backend_device(b, 0, &dev, why, sizeof why) != 0) {
-        json_decref(dev);
+    json_t *c = b ? ceilings_in_child(b) : NULL;
+    if (!c)
         return;
-    }
-    const json_t *c = json_object_get(dev, "ceilings");
     ce->gbs = json_number_value(json_object_get(c, "bandwidth_gbs"));
     ce->gflops = json_number_value(json_object_get(json_object_get(c, "peak_gflops"),
                                                    cuda ? "bf16" : "f32"));
     if (!(ce->gflops > 0))
         ce->gbs = 0;
-    json_decref(dev);
+    json_decref(c);
 }
 
 void taste_report_print(FILE *out, const taste_report_t *rep, int json)
