@@ -208,7 +208,10 @@ int cand_run_exposed(eval_state_t *e, int set, run_result_t *res, double *expose
     cpu_since_mark(e);
     if (rc != RUNNER_OK)
         return rc;
-    double less = copy_ns;
+    /* The worker's own copies (the set in, the outputs out): what the null
+     * runner's copy of the outputs took, no more. */
+    double copy_out_ns = e->exposed_parts_ns[3];
+    double less = copy_ns + (copy_out_ns < e->w->calib.copy_p50 ? copy_out_ns : e->w->calib.copy_p50);
     if (e->cuda) {
         /* Transfers beyond their calibrated cost count as the kernel's. */
         less += up_ns < e->w->calib.upload_p50 ? up_ns : e->w->calib.upload_p50;

@@ -144,6 +144,7 @@ static int held_back(eval_state_t *e, double median_outside_ns, double median_cp
     json_object_set_new(held, "parts_ms", parts);
     json_object_set_new(held, "null_upload_ms", json_real(w->calib.upload_p50 * 1e-6));
     json_object_set_new(held, "null_snap_ms", json_real(w->calib.snap_p50 * 1e-6));
+    json_object_set_new(held, "null_copy_ms", json_real(w->calib.copy_p50 * 1e-6));
     json_object_set_new(held, "null_run_ms", json_real(w->calib.run_outside_p50 * 1e-6));
     json_object_set_new(held, "times_ms", times);
     json_object_set_new(held, "cpu_ms", cpus);

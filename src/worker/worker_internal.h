@@ -45,6 +45,7 @@ typedef struct calib {
     double prep_cpu_per_byte;                    /* cpu: runner CPU in prep per flush byte */
     double idle_cpu_p90;                         /* runner CPU between commands, ns */
     double upload_p50, snap_p50;                 /* the held slot, ns */
+    double copy_p50;                             /* the worker's copy of the outputs, ns */
     double main_cpu_p90;                         /* the most CPU one runner thread used in a run, ns */
     double proc_cpu_p90;                         /* the runner's CPU in a run, ns */
     double forge_bound_ns;                       /* see timing.h */
