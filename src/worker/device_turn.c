@@ -1,11 +1,13 @@
 /* device_turn.c -- see device_turn.h. */
 #include "worker/device_turn.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/clock.h"
@@ -33,6 +35,25 @@ static int turned_off(void)
     return v && (strcasecmp(v, "off") == 0 || strcmp(v, "0") == 0 || strcasecmp(v, "no") == 0);
 }
 
+/* EMILE_DEVICE_LOCK_DIR (made 0700 when missing; it must be ours and
+ * closed to others), else NULL: device_lock_dir's default. */
+static const char *lock_dir(char *err, size_t n)
+{
+    const char *d = getenv("EMILE_DEVICE_LOCK_DIR");
+    if (!d || !*d)
+        return NULL;
+    struct stat st;
+    if (mkdir(d, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, n, "cannot make EMILE_DEVICE_LOCK_DIR %.300s: %s", d, strerror(errno));
+        return NULL;
+    }
+    if (lstat(d, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 022)) {
+        snprintf(err, n, "EMILE_DEVICE_LOCK_DIR %.300s is not a directory of ours closed to others", d);
+        return NULL;
+    }
+    return d;
+}
+
 void device_turn_setup(device_turn_t *t, const json_t *device, int host, device_turn_progress_fn progress,
                        void *user)
 {
@@ -50,17 +71,17 @@ void device_turn_setup(device_turn_t *t, const json_t *device, int host, device_
     t->host = host;
     t->progress = progress;
     t->progress_user = user;
-    if (turned_off()) {
-        t->state = -1;
-        return;
-    }
-    char err[1200];
-    if (device_lock_open(&t->lock, key, NULL, err, sizeof err) != 0) {
-        fprintf(stderr, "emile worker: warning: %s; timings of workers that share this device may overlap\n", err);
-        t->state = -1;
-        return;
-    }
+    /* Off, or unusable: the phases are still traced (a test's control). */
     t->state = 1;
+    if (turned_off())
+        return;
+    char err[1200] = "";
+    const char *dir = lock_dir(err, sizeof err);
+    if (err[0] || device_lock_open(&t->lock, key, dir, err, sizeof err) != 0) {
+        fprintf(stderr, "emile worker: warning: %s; timings of workers that share this device may overlap\n", err);
+        return;
+    }
+    t->locking = 1;
 }
 
 /* What the phase takes: 0 nothing, else the mode + 1. */
@@ -120,7 +141,7 @@ int device_turn_take(device_turn_t *t, device_phase_t phase, const char *shown_p
         t->depth++;
         return 0;
     }
-    int rc = device_lock_acquire(&t->lock, mode, 0, err, n);
+    int rc = t->locking ? device_lock_acquire(&t->lock, mode, 0, err, n) : 0;
     if (rc == 1)
         rc = wait_for(t, mode, shown_phase, what, err, n);
     if (rc != 0)
@@ -129,7 +150,7 @@ int device_turn_take(device_turn_t *t, device_phase_t phase, const char *shown_p
     t->mode = mode;
     t->t0 = clock_mono_s();
     snprintf(t->what, sizeof t->what, "%s", what ? what : "");
-    if (mode == DEVICE_LOCK_EXCLUSIVE) {
+    if (mode == DEVICE_LOCK_EXCLUSIVE && t->locking) {
         char holder[200];
         snprintf(holder, sizeof holder, "worker pid %d: %.150s", (int)getpid(), t->what);
         device_lock_describe(&t->lock, holder);
@@ -144,9 +165,9 @@ static void trace(const device_turn_t *t)
     const char *path = getenv("EMILE_DEVICE_LOCK_TRACE");
     if (!path || !*path)
         return;
-    json_t *j = json_pack("{sisssssssfsf}", "pid", (int)getpid(), "key", t->key, "mode",
+    json_t *j = json_pack("{sisssssssfsfsb}", "pid", (int)getpid(), "key", t->key, "mode",
                           t->mode == DEVICE_LOCK_EXCLUSIVE ? "exclusive" : "shared", "what", t->what, "t0", t->t0,
-                          "t1", clock_mono_s());
+                          "t1", clock_mono_s(), "locked", t->locking);
     char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     int fd = line ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
@@ -166,13 +187,15 @@ void device_turn_give(device_turn_t *t, device_phase_t phase)
     if (--t->depth > 0)
         return;
     trace(t);
-    device_lock_release(&t->lock);
+    if (t->locking)
+        device_lock_release(&t->lock);
 }
 
 void device_turn_close(device_turn_t *t)
 {
-    if (t->state == 1)
+    if (t->locking)
         device_lock_close(&t->lock);
+    t->locking = 0;
     t->state = 0;
     t->depth = 0;
 }

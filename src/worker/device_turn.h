@@ -21,8 +21,10 @@
  * do not; a host device is its host.
  *
  * EMILE_DEVICE_LOCK=off turns the lock off (one worker per device needs
- * none); EMILE_DEVICE_LOCK_TRACE=FILE appends one JSON line per window
- * held ({"pid","key","mode","what","t0","t1"}, CLOCK_MONOTONIC seconds):
+ * none); EMILE_DEVICE_LOCK_DIR puts the lock files elsewhere than
+ * device_lock_dir's default (a test's own); EMILE_DEVICE_LOCK_TRACE=FILE appends one JSON line per window
+ * held ({"pid","key","mode","what","t0","t1","locked"}, CLOCK_MONOTONIC
+ * seconds; with the lock off the phases are traced all the same):
  * the worker's own file, never reachable by a kernel, for tests and for
  * whoever wants to see the device's timeline.
  */
@@ -41,7 +43,8 @@ typedef void (*device_turn_progress_fn)(void *user, const char *phase, const cha
 #define DEVICE_TURN_MAX_WAIT_S 3600.0
 
 typedef struct device_turn {
-    int state;                 /* 0 not set up, 1 ready, -1 off (or the lock unusable) */
+    int state;                 /* 0 not set up, 1 ready */
+    int locking;               /* the lock is open (not EMILE_DEVICE_LOCK=off, not unusable) */
     int host;                  /* a host device: compiles take the lock too */
     char key[256];
     device_lock_t lock;
@@ -67,8 +70,8 @@ typedef enum device_phase {
 void device_turn_key(const json_t *device, char *buf, size_t n);
 
 /* Ready t for the device (again when the device changed); host: a host
- * device.  A lock that cannot be opened turns the turn off with a warning
- * on stderr (the evaluation goes on, unserialised). */
+ * device.  A lock that cannot be opened is left off with a warning on
+ * stderr (the evaluation goes on, unserialised). */
 void device_turn_setup(device_turn_t *t, const json_t *device, int host, device_turn_progress_fn progress,
                        void *user);
 
