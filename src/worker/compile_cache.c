@@ -253,7 +253,8 @@ static void entry(const compile_cache_t *c, const compile_key_t *k, const char *
 /* Copy src to dst (created with mode), refusing links.  0, or -1. */
 static int copy_file(const char *src, const char *dst, int mode)
 {
-    int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a fifo put in the object's place must not hang us. */
+    int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     struct stat st;
     if (in >= 0 && (fstat(in, &st) != 0 || !S_ISREG(st.st_mode))) {
         close(in);

@@ -297,7 +297,8 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
     e.checks = json_array();
     json_object_set_new(e.validation, "checks", e.checks);
     json_t *kernels = NULL;
-    if (compile_kernel(&w->cenv, e.b, e.t, w->cand_uid, dir, source, json_string_value(json_object_get(task_json, "lang")),
+    if (compile_kernel(&w->cenv, e.b, e.t, w->cand_uid, dir, source,
+                       json_string_value(json_object_get(task_json, "lang")),
                        json_string_value(json_object_get(options, "source_name")), compile, so, sizeof so) != 0) {
         const char *why = json_string_value(json_object_get(compile, "error"));
         eval_set_status(e.reply, "compile_error", why ? why : "the kernel does not compile (the reply's compile.log "
