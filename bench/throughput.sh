@@ -12,23 +12,34 @@
 #   time_vs_1   the median, over the candidates both runs evaluated (same
 #               label), of time_ms here / time_ms on 1 worker: 1.00 means
 #               the same figures as one at a time
+#   waits       how often a worker waited for the device (the device lock:
+#               timing is exclusive per device, src/worker/device_turn.h)
+#
+# Each cook starts with an empty compile cache of its own (so a cook on 2
+# workers does not reuse the 1-worker cook's builds); --no-cache turns the
+# cache off (EMILE_COMPILE_CACHE=off), --no-lock the device lock
+# (EMILE_DEVICE_LOCK=off: the figures before the lock was wired in).
 #
 #   usage: bash bench/throughput.sh [--task FILE] [--max-workers N]
-#            [--candidates K] [--backend cpu|cuda] [--slurm] [--out FILE]
+#            [--candidates K] [--backend cpu|cuda] [--slurm] [--no-cache]
+#            [--no-lock] [--out FILE]
+#     --backend cuda  without --task: examples/qwen3_4b_prefill_cuda.json
 #     --slurm   workers are srun jobs on a loopback Slurm cluster of two
 #               nodes started for the run (tests/support/slurm_loopback.bash)
 #     --out     also write the table as JSON lines
-# On a GPU host: bash bench/throughput.sh --backend cuda \
-#     --task examples/qwen3_4b_prefill_cuda.json --max-workers 8
+# On a GPU host (workers share the GPUs: worker i takes GPU i mod G):
+#   bash bench/throughput.sh --backend cuda --max-workers 4 --candidates 16
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-task=examples/cpu_attention.json
+task=
 max_workers=4
 candidates=8
 backend=
 slurm=0
 out=
+cache=1
+lock=1
 while [ $# -gt 0 ]; do
   case $1 in
     --task) task=$2; shift 2 ;;
@@ -36,10 +47,19 @@ while [ $# -gt 0 ]; do
     --candidates) candidates=$2; shift 2 ;;
     --backend) backend=$2; shift 2 ;;
     --slurm) slurm=1; shift ;;
+    --no-cache) cache=0; shift ;;
+    --no-lock) lock=0; shift ;;
     --out) out=$2; shift 2 ;;
     *) echo "throughput.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+case $backend in
+  ''|cpu) task=${task:-examples/cpu_attention.json} ;;
+  cuda) task=${task:-examples/qwen3_4b_prefill_cuda.json} ;;
+  *) echo "throughput.sh: --backend is cpu or cuda, not $backend" >&2; exit 2 ;;
+esac
+[ -f "$task" ] || { echo "throughput.sh: no task file $task" >&2; exit 2; }
+case $max_workers$candidates in *[!0-9]*) echo "throughput.sh: --max-workers and --candidates are numbers" >&2; exit 2 ;; esac
 emile=$PWD/build/emile
 [ -x "$emile" ] || { echo "throughput.sh: build first (make)" >&2; exit 2; }
 command -v jq >/dev/null || { echo "throughput.sh: needs jq" >&2; exit 2; }
@@ -60,16 +80,23 @@ fi
 extra=()
 [ -n "$backend" ] && extra+=(--backend "$backend")
 
+[ $lock = 0 ] && export EMILE_DEVICE_LOCK=off
+[ $cache = 0 ] && export EMILE_COMPILE_CACHE=off
+
 echo "device host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name --format=csv,noheader | sed 's/^/gpu: /' || true
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=name,pci.bus_id --format=csv,noheader | sed 's/^/gpu: /' || true
+fi
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
-echo "task: $task, $candidates candidates a cook, workers: ${template[*]:-local}"
-printf '%7s  %10s  %7s  %8s  %7s  %9s\n' workers candidates wall_s per_min scaling time_vs_1
+echo "task: $task${backend:+ (--backend $backend)}, $candidates candidates a cook, workers: ${template[*]:-local}"
+echo "device lock: $([ $lock = 1 ] && echo on || echo off); compile cache: $([ $cache = 1 ] && echo 'on, empty at each cook' || echo off)"
+printf '%7s  %10s  %7s  %8s  %7s  %9s  %5s\n' workers candidates wall_s per_min scaling time_vs_1 waits
 
 base_rate=
 for n in $(seq 1 "$max_workers"); do
   ev=$tmp/events-$n.ndjson
   # Each event stamped with the monotonic-enough wall clock as it arrives.
+  [ $cache = 1 ] && export EMILE_COMPILE_CACHE=$tmp/kernels-$n
   "$emile" cook "$task" --max-iters "$candidates" --target 100 --confirm 0 --workers "$n" \
     "${template[@]}" "${extra[@]}" --events --store "$tmp/runs-$n.db" 2>"$tmp/err-$n" |
     while IFS= read -r line; do printf '%s %s\n' "$(date +%s.%N)" "$line"; done >"$ev" || true
@@ -77,8 +104,14 @@ for n in $(seq 1 "$max_workers"); do
   t1=$(awk '$0 ~ /"event":"done"/ {print $1}' "$ev" | tail -1)
   if [ -z "$t0" ] || [ -z "$t1" ]; then
     echo "throughput.sh: the cook on $n workers did not finish: $(tail -c 300 "$tmp/err-$n")" >&2
+    [ "$n" = 1 ] && exit 1      # no baseline: nothing below would mean anything
     continue
   fi
+  if [ "$n" = 1 ]; then
+    dev=$(cut -d' ' -f2- "$ev" | jq -r 'select(.event == "run") | .device // empty' 2>/dev/null | head -1)
+    [ -n "$dev" ] && echo "device: $dev"
+  fi
+  waits=$(cut -d' ' -f2- "$ev" | jq -c 'select(.event == "progress" and .phase == "wait")' 2>/dev/null | wc -l | tr -d ' ')
   cut -d' ' -f2- "$ev" | jq -c 'select(.event == "iteration" and .iteration.iter > 0) | .iteration
                                | {label: .label, status: .status, time_ms: .time_ms}' >"$tmp/its-$n.json"
   cands=$(wc -l <"$tmp/its-$n.json" | tr -d ' ')
@@ -92,9 +125,12 @@ for n in $(seq 1 "$max_workers"); do
         | ($one[] | select(.label == $it.label and .status == "valid") | $it.time_ms / .time_ms) ]
       | sort | if length == 0 then "-" else (.[length / 2 | floor] * 100 | round / 100 | tostring) end' \
       "$tmp/its-$n.json" | tr -d '"')
-  printf '%7d  %4d (%3d)  %7s  %8s  %7s  %9s\n' "$n" "$cands" "$valid" "$wall" "$rate" "$scaling" "$ratio"
+  printf '%7d  %4d (%3d)  %7s  %8s  %7s  %9s  %5s\n' "$n" "$cands" "$valid" "$wall" "$rate" "$scaling" "$ratio" "$waits"
   if [ -n "$out" ]; then
     jq -nc --argjson n "$n" --argjson c "$cands" --argjson v "$valid" --argjson w "$wall" --argjson r "$rate" \
-      --arg ratio "$ratio" '{workers: $n, candidates: $c, valid: $v, wall_s: $w, per_min: $r, time_vs_1: $ratio}' >>"$out"
+      --arg ratio "$ratio" --argjson waits "$waits" --argjson lock "$lock" --argjson cache "$cache" \
+      '{workers: $n, candidates: $c, valid: $v, wall_s: $w, per_min: $r, time_vs_1: $ratio, waits: $waits,
+        device_lock: ($lock == 1), compile_cache: ($cache == 1)}' >>"$out"
   fi
 done
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

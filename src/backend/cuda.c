@@ -26,6 +26,7 @@ typedef struct drv {
     int (*DeviceGetName)(char *, int, int);
     int (*DeviceGetAttribute)(int *, int, int);
     int (*DeviceTotalMem)(size_t *, int);
+    int (*DeviceGetPCIBusId)(char *, int, int);   /* optional: the physical card (the device lock) */
 } drv_t;
 
 static int load_driver(drv_t *d, char *why, size_t n)
@@ -41,6 +42,7 @@ static int load_driver(drv_t *d, char *why, size_t n)
     *(void **)&d->DeviceGetName = dlsym(h, "cuDeviceGetName");
     *(void **)&d->DeviceGetAttribute = dlsym(h, "cuDeviceGetAttribute");
     *(void **)&d->DeviceTotalMem = dlsym(h, "cuDeviceTotalMem_v2");
+    *(void **)&d->DeviceGetPCIBusId = dlsym(h, "cuDeviceGetPCIBusId");
     if (!d->Init || !d->DeviceGetCount || !d->DeviceGet || !d->DeviceGetName || !d->DeviceGetAttribute ||
         !d->DeviceTotalMem) {
         snprintf(why, n, "libcuda.so.1 lacks the driver entry points emile needs");
@@ -205,6 +207,11 @@ static int cuda_describe(json_t **device, char *err, size_t n)
     json_object_set_new(j, "backend", json_string("cuda"));
     json_object_set_new(j, "name", json_string(name));
     json_object_set_new(j, "key", json_string(key));
+    /* The card itself, whatever CUDA_VISIBLE_DEVICES calls it: workers
+     * that time on one card share its device lock (worker/device_turn.h). */
+    char bus[64] = "";
+    if (d.DeviceGetPCIBusId && d.DeviceGetPCIBusId(bus, sizeof bus, dev) == 0 && bus[0])
+        json_object_set_new(j, "pci_bus_id", json_string(bus));
     json_object_set_new(j, "compute_capability", json_integer(ma * 10 + mi));
     json_object_set_new(j, "sms", json_integer(sms));
     json_object_set_new(j, "l2_bytes", json_integer(l2));

@@ -347,6 +347,14 @@ static void lost(slot_t *s, pool_job_t *j, const char *why)
     finish_list(p, orphans);
 }
 
+/* The worker's own phases (compile, validate, time, a wait for the
+ * device...), relayed as they come: the live line follows each worker. */
+static void relay_progress(const json_t *progress, void *user)
+{
+    slot_t *s = user;
+    pool_worker_progress(s->p, s->index, progress);
+}
+
 static void run_job(slot_t *s, pool_job_t *j)
 {
     pool_t *p = s->p;
@@ -357,7 +365,7 @@ static void run_job(slot_t *s, pool_job_t *j)
     json_t *req = json_deep_copy(j->request);
     char err[1024] = "";
     s->w.timeout_s = j->timeout_s;
-    json_t *reply = req ? worker_client_call(&s->w, req, err, sizeof err) : NULL;
+    json_t *reply = req ? worker_client_call_progress(&s->w, req, relay_progress, s, err, sizeof err) : NULL;
     if (!req)
         snprintf(err, sizeof err, "out of memory");
     if (reply && !well_formed(j->request, reply)) {

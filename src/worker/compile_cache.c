@@ -63,6 +63,73 @@ static void without_dir(const char *arg, const char *dir, char *out, size_t n)
     out[off < n ? off : n - 1] = '\0';
 }
 
+/* A file's identity: its resolved path, size, modification time, inode. */
+static void identity(EVP_MD_CTX *h, const char *what, const char *path, const struct stat *st)
+{
+    char id[PATH_MAX + 128];
+    snprintf(id, sizeof id, "%.4096s %lld %lld.%09ld %llu", path, (long long)st->st_size, (long long)st->st_mtim.tv_sec,
+             st->st_mtim.tv_nsec, (unsigned long long)st->st_ino);
+    field(h, what, id, strlen(id));
+}
+
+/* What an argument naming a path outside the work directory brings in (a
+ * build script, nvcc, a site-packages folder): a small file's content, a
+ * large file's or a folder's identity (a folder's changes when an entry is
+ * added or removed: a package installed over another). */
+static void argument_path(EVP_MD_CTX *h, const char *arg, const char *work_dir)
+{
+    size_t wl = work_dir ? strlen(work_dir) : 0;
+    struct stat st;
+    char real[PATH_MAX];
+    if (arg[0] != '/' || (wl && strncmp(arg, work_dir, wl) == 0) || stat(arg, &st) != 0 || !realpath(arg, real))
+        return;
+    if (S_ISREG(st.st_mode) && st.st_size <= (1 << 20)) {
+        size_t len = 0;
+        char *text = fs_read_file(real, (size_t)1 << 20, &len);
+        if (text) {
+            field(h, "argument file", real, strlen(real));
+            field(h, "content", text, len);
+            free(text);
+            return;
+        }
+    }
+    identity(h, "argument path", real, &st);
+}
+
+/* A compiler that is a virtual environment's interpreter (bin/python3
+ * beside pyvenv.cfg) depends on its site-packages (Triton): their
+ * folders' identities. */
+static void venv_packages(EVP_MD_CTX *h, const char *argv0)
+{
+    if (argv0[0] != '/')
+        return;
+    char root[PATH_MAX], probe[PATH_MAX + 32];
+    snprintf(root, sizeof root, "%s", argv0);
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(root, '/');
+        if (!slash || slash == root)
+            return;
+        *slash = '\0';
+    }
+    snprintf(probe, sizeof probe, "%s/pyvenv.cfg", root);
+    if (access(probe, R_OK) != 0)
+        return;
+    snprintf(probe, sizeof probe, "%s/lib", root);
+    DIR *d = opendir(probe);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, "python", 6) != 0)
+            continue;
+        char site[PATH_MAX + 300];
+        struct stat st;
+        snprintf(site, sizeof site, "%s/lib/%.200s/site-packages", root, e->d_name);
+        if (stat(site, &st) == 0)
+            identity(h, "site-packages", site, &st);
+    }
+    if (d)
+        closedir(d);
+}
+
 int compile_cache_key(const char *source, char *const argv[], const char *work_dir,
                       const char *const headers[], const char *device_key, compile_key_t *key,
                       char *err, size_t n)
@@ -90,11 +157,11 @@ int compile_cache_key(const char *source, char *const argv[], const char *work_d
     for (int i = 0; argv[i]; i++) {
         without_dir(argv[i], work_dir, arg, sizeof arg);
         field(h, "arg", arg, strlen(arg));
+        if (i > 0)
+            argument_path(h, argv[i], work_dir);
     }
-    char id[PATH_MAX + 128];
-    snprintf(id, sizeof id, "%s %lld %lld.%09ld %llu", compiler, (long long)st.st_size,
-             (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (unsigned long long)st.st_ino);
-    field(h, "compiler", id, strlen(id));
+    identity(h, "compiler", compiler, &st);
+    venv_packages(h, argv[0]);
     int rc = 0;
     for (int i = 0; headers && headers[i] && rc == 0; i++) {
         size_t len = 0;
@@ -124,6 +191,35 @@ int compile_cache_key(const char *source, char *const argv[], const char *work_d
     return rc;
 }
 
+/* Nobody but us (or root) may rename a folder above the cache: each one
+ * is ours or root's, and one others may write is sticky (/tmp).  0, or -1
+ * with err. */
+static int safe_ancestors(const char *dir, char *err, size_t n)
+{
+    char real[PATH_MAX];
+    if (!realpath(dir, real)) {
+        snprintf(err, n, "cannot resolve the compile cache %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    for (char *slash = strrchr(real, '/'); slash; slash = strrchr(real, '/')) {
+        if (slash == real)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+        struct stat st;
+        memset(&st, 0, sizeof st);
+        if (stat(real, &st) != 0 || (st.st_uid != 0 && st.st_uid != geteuid()) ||
+            ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
+            snprintf(err, n, "the compile cache %s lies in %s, which others may change (owner %u, mode %o)", dir,
+                     real, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+            return -1;
+        }
+        if (slash == real)
+            break;
+    }
+    return 0;
+}
+
 int compile_cache_open(compile_cache_t *c, const char *dir, size_t max_bytes, char *err, size_t n)
 {
     memset(c, 0, sizeof *c);
@@ -132,7 +228,7 @@ int compile_cache_open(compile_cache_t *c, const char *dir, size_t max_bytes, ch
     else
         snprintf(c->dir, sizeof c->dir, "%.1000s/kernels", emile_cache_dir());
     c->max_bytes = max_bytes ? max_bytes : (size_t)2 << 30;
-    if (mkdir(c->dir, 0700) != 0 && errno != EEXIST) {
+    if (fs_mkdir_p(c->dir, 0700) != 0 && errno != EEXIST) {
         snprintf(err, n, "cannot make the compile cache %s: %s", c->dir, strerror(errno));
         return -1;
     }
@@ -142,7 +238,11 @@ int compile_cache_open(compile_cache_t *c, const char *dir, size_t max_bytes, ch
         snprintf(err, n, "the compile cache %s is not a directory of ours closed to others", c->dir);
         return -1;
     }
-    return 0;
+    if ((st.st_mode & 077) && chmod(c->dir, 0700) != 0) {
+        snprintf(err, n, "cannot close the compile cache %s to others: %s", c->dir, strerror(errno));
+        return -1;
+    }
+    return safe_ancestors(c->dir, err, n);
 }
 
 static void entry(const compile_cache_t *c, const compile_key_t *k, const char *ext, char *out, size_t n)
@@ -153,7 +253,14 @@ static void entry(const compile_cache_t *c, const compile_key_t *k, const char *
 /* Copy src to dst (created with mode), refusing links.  0, or -1. */
 static int copy_file(const char *src, const char *dst, int mode)
 {
-    int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a fifo put in the object's place must not hang us. */
+    int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    struct stat st;
+    if (in >= 0 && (fstat(in, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(in);
+        errno = EINVAL;              /* a fifo or a device is no object */
+        return -1;
+    }
     if (in < 0)
         return -1;
     int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);

@@ -8,21 +8,30 @@
  *   - the compile command, with the candidate's work directory written as
  *     "$DIR" (it differs every time, the object does not);
  *   - the compiler's identity: its resolved path, size, modification time
- *     and inode (a new toolkit is a new binary);
+ *     and inode (a new toolkit is a new binary); every absolute path among
+ *     its arguments outside the work directory (a small file's content, a
+ *     large file's or a folder's identity: Triton's build script, nvcc,
+ *     site-packages); a venv interpreter's site-packages folders (a
+ *     package installed over another changes them);
  *   - the content of every header the build reads that the source does not
  *     carry (include/emile.h);
  *   - the device's key (an object is built for one architecture).
  * A collision would hand one kernel another's object, so the hash is a
  * cryptographic one: a candidate cannot be written to collide.
  *
- * Entries are KEY.so and KEY.log (the compiler's output) in a directory
- * private to the worker's user (0700; default $XDG_CACHE_HOME/emile/
- * kernels), written to a temporary name and renamed, so a reader never sees
- * half an object and a crashed worker leaves no torn entry.  The sandboxed
- * compiler never writes there: it builds in its own directory, and the
- * worker copies the object in after a successful build.  Only successful
- * builds are kept.  The oldest entries (by last use) go when the directory
- * passes its size limit.
+ * Entries are KEY.so and KEY.log (what the caller keeps of the build: the
+ * worker keeps the compiler's output and its reply's fields) in a
+ * directory private to the worker's user (0700, every folder above it the
+ * user's or root's and closed to others unless sticky; default
+ * $XDG_CACHE_HOME/emile/kernels), written to a temporary name and renamed,
+ * so a reader never sees half an object and a crashed worker leaves no
+ * torn entry.  The sandboxed compiler never writes there: it builds in its
+ * own directory, and the worker copies the object in after a successful
+ * build, before any kernel runs in that directory; a hit is a copy, never
+ * a link, so what a candidate does to its own object stays there.  Only
+ * regular files are copied (a fifo or a device where the object should be
+ * is refused).  Only successful builds are kept.  The oldest entries (by
+ * last use) go when the directory passes its size limit.
  */
 #ifndef EMILE_WORKER_COMPILE_CACHE_H
 #define EMILE_WORKER_COMPILE_CACHE_H

@@ -127,10 +127,44 @@ int device_lock_acquire(device_lock_t *l, device_lock_mode_t mode, double timeou
     return rc;
 }
 
+/* Empty the lock file (what its last exclusive holder said). */
+static void clear_words(int fd)
+{
+    if (ftruncate(fd, 0) != 0)
+        return;             /* a stale description, nothing worse */
+}
+
+void device_lock_describe(device_lock_t *l, const char *holder)
+{
+    if (!l->held || l->fd < 0)
+        return;
+    size_t len = strnlen(holder, 200);
+    clear_words(l->fd);
+    if (pwrite(l->fd, holder, len, 0) != (ssize_t)len)
+        clear_words(l->fd);
+}
+
+void device_lock_holder(const device_lock_t *l, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (l->fd < 0 || len == 0)
+        return;
+    ssize_t k = pread(l->fd, buf, len - 1, 0);
+    buf[k > 0 ? (size_t)k : 0] = '\0';
+    /* Another process's words: printable text only. */
+    for (char *p = buf; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+            *p = ' ';
+}
+
 void device_lock_release(device_lock_t *l)
 {
-    if (l->held && l->fd >= 0)
+    if (l->held && l->fd >= 0) {
+        /* Clear what an exclusive holder said before anyone else holds it. */
+        if (l->held == DEVICE_LOCK_EXCLUSIVE + 1)
+            clear_words(l->fd);
         flock(l->fd, LOCK_UN);
+    }
     l->held = 0;
 }
 

@@ -48,6 +48,13 @@ int device_lock_open(device_lock_t *l, const char *device_key, const char *dir, 
  * 0; 1 at the timeout (err says who waited how long); -1 with err. */
 int device_lock_acquire(device_lock_t *l, device_lock_mode_t mode, double timeout_s, char *err,
                         size_t n);
+/* Say who holds it (an exclusive holder: "pid 123: timing k.c"), for
+ * whoever waits; release clears it.  The file holds it, not the lock:
+ * best effort, never a reason to fail. */
+void device_lock_describe(device_lock_t *l, const char *holder);
+/* What the exclusive holder said (empty when the holders are shared, or
+ * said nothing) into buf. */
+void device_lock_holder(const device_lock_t *l, char *buf, size_t len);
 void device_lock_release(device_lock_t *l);
 void device_lock_close(device_lock_t *l);
 

@@ -75,6 +75,7 @@ void worker_ctx_free(worker_ctx_t *w)
     if (!w)
         return;
     task_state_free(w);
+    device_turn_close(&w->turn);
     json_decref(w->device);
     free(w->flush_buf);
     fs_rm_rf(w->base);
@@ -204,7 +205,14 @@ static void run_candidate(eval_state_t *e, const json_t *options, const char *di
         return;
     }
     e->cpu_mark = runner_cpu_ns(&e->cand);
-    if (validate_candidate(e) != 0)
+    char err[1300];
+    if (device_turn_take(&e->w->turn, DEVICE_PHASE_RUN, "validate", "validating", err, sizeof err) != 0) {
+        eval_set_status(e->reply, "error", err);
+        return;
+    }
+    int vrc = validate_candidate(e);
+    device_turn_give(&e->w->turn, DEVICE_PHASE_RUN);
+    if (vrc != 0)
         return;
     json_object_set_new(e->validation, "ok", json_true());
     if (e->cuda && check_launches(e, kernels) != 0)
@@ -215,7 +223,13 @@ static void run_candidate(eval_state_t *e, const json_t *options, const char *di
     json_t *rep = json_object_get(e->reply, "report");
     if (rep && json_is_true(json_object_get(options, "counters"))) {
         worker_progress(e->w, "counters", "one more run under Nsight Compute", 0, 0);
+        if (device_turn_take(&e->w->turn, DEVICE_PHASE_TIME, "counters", "counters under Nsight Compute", err,
+                             sizeof err) != 0) {
+            eval_set_status(e->reply, "error", err);
+            return;
+        }
         json_object_set_new(rep, "counters", device_counters(e, dir, so));
+        device_turn_give(&e->w->turn, DEVICE_PHASE_TIME);
         json_object_set_new(rep, "diagnosis", profile_diagnose(rep, e->w->device, e->t->dtype));
     }
 }
@@ -259,8 +273,14 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
     /* A PyTorch problem's reference is no kernel: its own iteration is the
      * oracle's eager run, with both floors (eager, torch.compile). */
     if (task_reference_is_python(e.t) && strcmp(source, e.t->reference_source) == 0) {
+        if (device_turn_take(&w->turn, DEVICE_PHASE_TIME, "reference", "timing the PyTorch reference", err,
+                             sizeof err) != 0) {
+            eval_set_status(e.reply, "error", err);
+            return e.reply;
+        }
         json_decref(e.reply);
         e.reply = oracle_pytorch_iteration(w->oracle, w->device);
+        device_turn_give(&w->turn, DEVICE_PHASE_TIME);
         json_object_set_new(e.reply, "seconds", json_real(clock_mono_s() - w->eval_start));
         return e.reply;
     }
@@ -277,7 +297,8 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
     e.checks = json_array();
     json_object_set_new(e.validation, "checks", e.checks);
     json_t *kernels = NULL;
-    if (compile_kernel(e.b, e.t, w->cand_uid, dir, source, json_string_value(json_object_get(task_json, "lang")),
+    if (compile_kernel(&w->cenv, e.b, e.t, w->cand_uid, dir, source,
+                       json_string_value(json_object_get(task_json, "lang")),
                        json_string_value(json_object_get(options, "source_name")), compile, so, sizeof so) != 0) {
         const char *why = json_string_value(json_object_get(compile, "error"));
         eval_set_status(e.reply, "compile_error", why ? why : "the kernel does not compile (the reply's compile.log "

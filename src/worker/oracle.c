@@ -234,9 +234,9 @@ static int ref_prepare(oracle_t *base, char *err, size_t n)
     }
     json_t *compile = json_object();
     const char *name = o->env.task->reference_path[0] ? o->env.task->reference_path : NULL;
-    if (compile_kernel(o->env.backend, o->env.task, o->env.uid, o->dir, o->env.task->reference_source,
-                       o->env.task->reference_lang, name,
-                       compile, o->so, sizeof o->so) != 0) {
+    if (compile_kernel(o->env.compile, o->env.backend, o->env.task, o->env.uid, o->dir,
+                       o->env.task->reference_source, o->env.task->reference_lang, name, compile, o->so,
+                       sizeof o->so) != 0) {
         const char *log = json_string_value(json_object_get(compile, "log"));
         const char *why = json_string_value(json_object_get(compile, "error"));
         snprintf(err, n, "the reference does not compile%s%s:\n%.1500s", why ? ": " : "", why ? why : "",

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "compile.h"
 #include "layout.h"
 #include "task/task.h"
 #include "util/rng.h"
@@ -65,6 +66,7 @@ typedef struct oracle_env {
     int *counter;              /* the worker's directory counter */
     long uid;                  /* the reference's uid (root), or -1 */
     rng_t *rng;                /* the worker's random numbers (the seed no kernel sees) */
+    const compile_env_t *compile; /* the compile cache and the device's turn (NULL: neither) */
 } oracle_env_t;
 
 /* The task's reference kernel as the oracle (not yet prepared). */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "calibrate.h"
+#include "compile.h"
 #include "oracle_pytorch.h"
 #include "runner/cache_size.h"
 
@@ -97,8 +98,50 @@ static int alloc_sets(worker_ctx_t *w)
     return 0;
 }
 
+static void turn_progress(void *user, const char *phase, const char *detail)
+{
+    worker_progress(user, phase, detail, 0, 0);
+}
+
+void task_state_device(worker_ctx_t *w, const backend_t *b)
+{
+    device_turn_setup(&w->turn, w->device, b->kind == BACKEND_HOST, turn_progress, w);
+    if (w->ccache_state == 0) {
+        char err[1300];
+        int rc = compile_cache_from_env(&w->ccache, err, sizeof err);
+        if (rc < 0)
+            fprintf(stderr, "emile worker: warning: the compile cache is off: %s\n", err);
+        w->ccache_state = rc == 0 ? 1 : -1;
+    }
+    const char *dk = json_string_value(json_object_get(w->device, "key"));
+    snprintf(w->cache_device, sizeof w->cache_device, "%s", dk ? dk : b->name);
+    w->cenv.cache = w->ccache_state == 1 ? &w->ccache : NULL;
+    w->cenv.device_key = w->cache_device;
+    w->cenv.turn = &w->turn;
+}
+
+/* Build, start and check the oracle, and measure the yardstick: on a host
+ * device beside no timing (the compiler, a Python process starting and the
+ * yardstick all take the cores a kernel is timed on). */
+static int prepare_oracle(worker_ctx_t *w, char *err, size_t n)
+{
+    if (device_turn_take(&w->turn, DEVICE_PHASE_COMPILE, "reference", "building and checking the reference", err,
+                         n) != 0)
+        return ORACLE_ERROR;
+    int rc = w->oracle->ops->prepare(w->oracle, err, n);
+    w->oracle_check = w->oracle->ops->describe(w->oracle);
+    /* The yardstick for this task's commands on this machine; without it
+     * the timing policy uses a fixed, looser bound (and says so). */
+    char cerr[1024];
+    if (rc == ORACLE_OK && calibrate_task(w, cerr, sizeof cerr) != 0)
+        fprintf(stderr, "emile worker: %s\n", cerr);
+    device_turn_give(&w->turn, DEVICE_PHASE_COMPILE);
+    return rc;
+}
+
 int task_state_ensure(worker_ctx_t *w, const json_t *task_json, const backend_t *b)
 {
+    task_state_device(w, b);
     char *key = task_key(task_json);
     if (w->task_key && key && strcmp(key, w->task_key) == 0) {
         free(key);
@@ -131,7 +174,7 @@ int task_state_ensure(worker_ctx_t *w, const json_t *task_json, const backend_t 
     }
     worker_progress(w, "reference", "building and checking the reference", 0, 0);
     oracle_env_t env = {.task = &w->task, .layout = &w->layout, .backend = b, .base = w->base,
-                        .counter = &w->counter, .uid = w->ref_uid, .rng = &w->rng};
+                        .counter = &w->counter, .uid = w->ref_uid, .rng = &w->rng, .compile = &w->cenv};
     /* A PyTorch problem's oracle is the user's Model in a trusted Python
      * process; otherwise the task's reference kernel in a runner. */
     w->oracle = task_reference_is_python(&w->task) ? oracle_pytorch_new(&env) : oracle_reference_new(&env);
@@ -139,14 +182,9 @@ int task_state_ensure(worker_ctx_t *w, const json_t *task_json, const backend_t 
         snprintf(w->task_error, sizeof w->task_error, "out of memory");
         return w->task_status = ORACLE_ERROR;
     }
-    int rc = w->oracle->ops->prepare(w->oracle, w->task_error, sizeof w->task_error);
-    w->oracle_check = w->oracle->ops->describe(w->oracle);
+    int rc = prepare_oracle(w, w->task_error, sizeof w->task_error);
     if (rc != ORACLE_OK)
         return w->task_status = rc;
-    /* The yardstick for this task's commands on this machine; without it
-     * the timing policy uses a fixed, looser bound (and says so). */
-    if (calibrate_task(w, err, sizeof err) != 0)
-        fprintf(stderr, "emile worker: %s\n", err);
     if (!b->host_mem_limit || w->flush_buf) {
         w->task_status = ORACLE_OK;
         return 0;
@@ -162,15 +200,18 @@ int task_state_ensure(worker_ctx_t *w, const json_t *task_json, const backend_t 
 
 int task_state_fill(worker_ctx_t *w, char *err, size_t n)
 {
-    for (int s = 0; s < N_SETS; s++) {
+    /* The reference runs on the device: never beside a timing. */
+    if (device_turn_take(&w->turn, DEVICE_PHASE_RUN, "reference", "answering the input sets", err, n) != 0)
+        return ORACLE_ERROR;
+    int rc = ORACLE_OK;
+    for (int s = 0; s < N_SETS && rc == ORACLE_OK; s++) {
         char detail[64];
         snprintf(detail, sizeof detail, "set %s (%d of %d)", w->sets[s].name, s + 1, N_SETS);
         worker_progress(w, "reference", detail, s + 1, N_SETS);
-        int rc = w->oracle->ops->fill(w->oracle, w->sets[s].slot, w->sets[s].name, w->sets[s].pristine,
-                                      w->sets[s].expected, err, n);
-        if (rc != ORACLE_OK)
-            return rc;
+        rc = w->oracle->ops->fill(w->oracle, w->sets[s].slot, w->sets[s].name, w->sets[s].pristine,
+                                  w->sets[s].expected, err, n);
     }
-    return ORACLE_OK;
+    device_turn_give(&w->turn, DEVICE_PHASE_RUN);
+    return rc;
 }
 

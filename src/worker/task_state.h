@@ -14,6 +14,9 @@
 
 #include "worker_internal.h"
 
+/* The device's turn and the compile cache for the device in w->device
+ * (task_state_ensure calls it first). */
+void task_state_device(worker_ctx_t *w, const backend_t *b);
 /* The task's state for task_json (built anew when the task changed): 0, or
  * an ORACLE_* code with w->task_error. */
 int task_state_ensure(worker_ctx_t *w, const json_t *task_json, const backend_t *b);

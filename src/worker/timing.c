@@ -360,7 +360,8 @@ static int remeasure_ceilings(eval_state_t *e)
     return rose;
 }
 
-int timing_run(eval_state_t *e, const json_t *options, json_t *kernels)
+/* The timed phase itself (timing_run holds the device for it). */
+static int timed_phase(eval_state_t *e, const json_t *options, json_t *kernels)
 {
     worker_ctx_t *w = e->w;
     eval_progress(e, "time", "showing two input sets it has never seen", 0, 0);
@@ -476,4 +477,20 @@ done:
     json_decref(rep);
     samples_free(&s);
     return ret;
+}
+
+int timing_run(eval_state_t *e, const json_t *options, json_t *kernels)
+{
+    /* Exclusive: no other worker of this host times, validates or (on a
+     * host device) compiles on this device meanwhile (device_turn.h). */
+    const char *name = json_string_value(json_object_get(options, "source_name"));
+    char what[300], err[1300];
+    snprintf(what, sizeof what, "timing %.200s", name && *name ? name : "a kernel");
+    if (device_turn_take(&e->w->turn, DEVICE_PHASE_TIME, "time", what, err, sizeof err) != 0) {
+        eval_set_status(e->reply, "error", err);
+        return -1;
+    }
+    int rc = timed_phase(e, options, kernels);
+    device_turn_give(&e->w->turn, DEVICE_PHASE_TIME);
+    return rc;
 }

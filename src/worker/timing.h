@@ -71,7 +71,9 @@ double timing_held_limit(double median_ns);
  * a CPU reading exceeds what the reported time allows. */
 double timing_median_excess(const double *used, const double *reported, double scale, int n);
 
-/* Warm-up, timed runs, the trust checks and the held-back sets; on
+/* Warm-up, timed runs, the trust checks and the held-back sets, all with
+ * the device held exclusively (device_turn.h: no other worker of this host
+ * times, validates or, on a host device, compiles on it meanwhile); on
  * success the report is in e->reply ("report") and 0 is returned, else
  * the status is set and -1 returned. */
 int timing_run(eval_state_t *e, const json_t *options, json_t *kernels);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "compile.h"
 #include "evaluate.h"
 #include "layout.h"
 #include "oracle.h"
@@ -80,6 +81,14 @@ struct worker_ctx {
      * between prep and run whatever the runner did. */
     uint8_t *flush_buf;
     size_t flush_bytes;
+    /* The device's turn across the workers of this host (device_turn.h)
+     * and the compile cache (compile_cache.h), set up with the device
+     * (task_state_device). */
+    device_turn_t turn;
+    compile_cache_t ccache;
+    int ccache_state;                 /* 0 not opened yet, 1 on, -1 off */
+    char cache_device[512];           /* the cache's device key: the device object's "key" */
+    compile_env_t cenv;
     /* Progress events (worker_ctx_set_progress). */
     worker_progress_fn progress;
     void *progress_user;

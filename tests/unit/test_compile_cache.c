@@ -2,8 +2,11 @@
  * test_compile_cache.c -- src/worker/compile_cache.c: the key covers the
  * source, the command (not the work directory), the compiler's identity,
  * the headers and the device; a miss, then a hit that gives back the
- * object and its log; a directory others may write is refused; the least
- * recently used objects go first when it is full.
+ * object and its log; a directory others may write, or one inside a
+ * folder others may change, is refused; the least recently used objects
+ * go first when it is full; a hit is a copy (what is done to the builder's
+ * or the candidate's file later is not the cache's); only regular files
+ * are kept; the files and folders the command names count.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -170,6 +173,103 @@ static void test_least_recently_used_go_first(void **state)
     assert_int_equal(compile_cache_get(&c, &k[3], got, NULL, err, sizeof err), 0);
 }
 
+static void test_a_hit_is_a_copy(void **state)
+{
+    (void)state;
+    char cdir[700], so[700], got[700], err[512];
+    snprintf(cdir, sizeof cdir, "%s/copy", dir);
+    snprintf(so, sizeof so, "%s/built.so", dir);
+    snprintf(got, sizeof got, "%s/got.so", dir);
+    compile_cache_t c;
+    assert_int_equal(compile_cache_open(&c, cdir, 0, err, sizeof err), 0);
+    compile_key_t k = key_of("int k;", "/tmp/w", "-O3", "cpu:h:x");
+    assert_int_equal(fs_write_file(so, "the object", 10), 0);
+    assert_int_equal(compile_cache_put(&c, &k, so, "", err, sizeof err), 0);
+    /* What the builder's directory holds later is not the cache's. */
+    assert_int_equal(fs_write_file(so, "tampered!!", 10), 0);
+    assert_int_equal(compile_cache_get(&c, &k, got, NULL, err, sizeof err), 0);
+    /* Nor what a candidate does to its own copy. */
+    assert_int_equal(fs_write_file(got, "poisoned!!", 10), 0);
+    assert_int_equal(compile_cache_get(&c, &k, got, NULL, err, sizeof err), 0);
+    size_t len;
+    char *bytes = fs_read_file(got, 1 << 20, &len);
+    assert_int_equal(len, 10);
+    assert_memory_equal(bytes, "the object", 10);
+    free(bytes);
+    struct stat a, b;
+    char entry[1200];
+    snprintf(entry, sizeof entry, "%s/%s.so", cdir, k.hex);
+    assert_int_equal(stat(entry, &a), 0);
+    assert_int_equal(stat(got, &b), 0);
+    assert_true(a.st_ino != b.st_ino);                      /* no link */
+    assert_int_equal(a.st_mode & 077, 0);
+}
+
+static void test_only_regular_files_are_kept(void **state)
+{
+    (void)state;
+    char cdir[700], fifo[700], err[512];
+    snprintf(cdir, sizeof cdir, "%s/fifo", dir);
+    snprintf(fifo, sizeof fifo, "%s/kernel.so", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    compile_cache_t c;
+    assert_int_equal(compile_cache_open(&c, cdir, 0, err, sizeof err), 0);
+    compile_key_t k = key_of("int f;", "/tmp/w", "-O3", "cpu:h:x");
+    assert_int_equal(compile_cache_put(&c, &k, fifo, "", err, sizeof err), -1);
+    assert_int_equal(compile_cache_get(&c, &k, fifo, NULL, err, sizeof err), 1);
+}
+
+static void test_key_covers_the_files_its_arguments_name(void **state)
+{
+    (void)state;
+    char script[700], work[700], site[700], venv_py[800], cfg[800], err[512];
+    snprintf(script, sizeof script, "%s/build_script.py", dir);
+    snprintf(work, sizeof work, "%s/work", dir);
+    assert_int_equal(fs_write_file(script, "print(1)\n", 9), 0);
+    char *argv[] = {cc, script, work, NULL};
+    compile_key_t a, b, c;
+    assert_int_equal(compile_cache_key("s", argv, work, NULL, "d", &a, err, sizeof err), 0);
+    assert_int_equal(fs_write_file(script, "print(2)\n", 9), 0);       /* same size, new content */
+    assert_int_equal(compile_cache_key("s", argv, work, NULL, "d", &b, err, sizeof err), 0);
+    assert_string_not_equal(a.hex, b.hex);
+    /* A folder of its own (work) counts by name only; made or changed, the key stays. */
+    assert_int_equal(mkdir(work, 0700), 0);
+    assert_int_equal(compile_cache_key("s", argv, work, NULL, "d", &c, err, sizeof err), 0);
+    assert_string_equal(b.hex, c.hex);
+    /* A venv's interpreter: a package installed there changes the key. */
+    snprintf(site, sizeof site, "%s/venv/lib/python3.99/site-packages", dir);
+    assert_int_equal(fs_mkdir_p(site, 0700), 0);
+    snprintf(cfg, sizeof cfg, "%s/venv/pyvenv.cfg", dir);
+    assert_int_equal(fs_write_file(cfg, "home = /usr/bin\n", 16), 0);
+    snprintf(venv_py, sizeof venv_py, "%s/venv/bin", dir);
+    assert_int_equal(mkdir(venv_py, 0700), 0);
+    snprintf(venv_py, sizeof venv_py, "%s/venv/bin/python3", dir);
+    assert_int_equal(symlink(cc, venv_py), 0);
+    char *pargv[] = {venv_py, "-B", "x.py", NULL};
+    assert_int_equal(compile_cache_key("s", pargv, work, NULL, "d", &a, err, sizeof err), 0);
+    char pkg[800];
+    snprintf(pkg, sizeof pkg, "%s/triton-9.9.dist-info", site);
+    usleep(10000);
+    assert_int_equal(mkdir(pkg, 0700), 0);
+    assert_int_equal(compile_cache_key("s", pargv, work, NULL, "d", &b, err, sizeof err), 0);
+    assert_string_not_equal(a.hex, b.hex);
+}
+
+static void test_open_refuses_a_folder_others_may_change(void **state)
+{
+    (void)state;
+    char open_dir[700], cdir[800], err[512];
+    snprintf(open_dir, sizeof open_dir, "%s/anyones", dir);
+    assert_int_equal(mkdir(open_dir, 0700), 0);
+    assert_int_equal(chmod(open_dir, 0777), 0);              /* not sticky: anyone may rename in it */
+    snprintf(cdir, sizeof cdir, "%s/cache", open_dir);
+    compile_cache_t c;
+    assert_int_equal(compile_cache_open(&c, cdir, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "which others may change"));
+    assert_int_equal(chmod(open_dir, 01777), 0);             /* sticky, like /tmp */
+    assert_int_equal(compile_cache_open(&c, cdir, 0, err, sizeof err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,6 +278,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_miss_then_hit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_a_shared_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_least_recently_used_go_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_hit_is_a_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_only_regular_files_are_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_covers_the_files_its_arguments_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_refuses_a_folder_others_may_change, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
