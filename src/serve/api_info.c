@@ -92,7 +92,7 @@ enum MHD_Result api_backends(request_t *r, int64_t id)
                 json_array_append_new(langs, json_pack("{ssssssss}", "name", l->name, "tag", l->tag, "title",
                                                        l->title, "src_ext", l->src_ext));
         }
-        json_array_append_new(list, json_pack("{sssbsssso}", "name", (*b)->name, "default",
+        json_array_append_new(list, json_pack("{sssbssssso}", "name", (*b)->name, "default",
                                               *b == backend_default(), "kind",
                                               (*b)->kind == BACKEND_GPU ? "gpu" : "host", "device_words",
                                               (*b)->device_words ? (*b)->device_words : "", "langs", langs));
