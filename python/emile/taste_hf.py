@@ -62,11 +62,13 @@ class Confine:
     def identity(self, parent):
         self._call("emile_py_confine_identity", ctypes.c_int(parent))
 
+    # device: a torch.device; any but the cpu is a GPU, whose driver needs
+    # its own filter (src/taste/taste_confine.h).
     def filter(self, device, report_fd):
-        self._call("emile_py_confine_filter", device.encode(), ctypes.c_int(report_fd))
+        self._call("emile_py_confine_filter", ctypes.c_int(device.type != "cpu"), ctypes.c_int(report_fd))
 
     def loaded(self, device):
-        self._call("emile_py_confine_loaded", device.encode())
+        self._call("emile_py_confine_loaded", ctypes.c_int(device.type != "cpu"))
 
 
 def build_model(args, torch, transformers, dtype, device):
@@ -182,7 +184,7 @@ def main(argv=None):
         model = model.to(device)          # the device is touched after the uid drop, as the runner does
         device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         if confine:
-            confine.filter(args.device, fd)
+            confine.filter(device, fd)
         counter = [0]
         if args.kernel:
             from emile.torch_op import KernelOp
@@ -197,7 +199,7 @@ def main(argv=None):
                 AttentionMaskInterface.register("emile", sdpa_mask)
             model.config._attn_implementation = "emile"
         if confine:
-            confine.loaded(args.device)
+            confine.loaded(device)
         for _ in range(args.warmup):
             generate(model, ids, 1, device, torch, args.stop)
         counter[0] = 0

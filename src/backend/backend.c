@@ -16,12 +16,29 @@
 extern const backend_t backend_cpu;
 extern const backend_t backend_cuda;
 
-/* The registry: one line per backend. */
-static const backend_t *const backend_registry[] = {&backend_cpu, &backend_cuda, NULL};
+/* The registry: one line per backend, the default first.  The rest of
+ * the table is room for backend_register. */
+static const backend_t *backend_registry[BACKEND_MAX + 1] = {&backend_cpu, &backend_cuda};
 
 const backend_t *const *backend_all(void)
 {
     return backend_registry;
+}
+
+const backend_t *backend_default(void)
+{
+    return backend_registry[0];
+}
+
+int backend_register(const backend_t *b)
+{
+    int i = 0;
+    while (backend_registry[i])
+        i++;
+    if (!b || !b->name || backend_find(b->name) || i >= BACKEND_MAX)
+        return -1;
+    backend_registry[i] = b;
+    return 0;
 }
 
 const backend_t *backend_find(const char *name)
@@ -35,11 +52,18 @@ const backend_t *backend_find(const char *name)
 const char *backend_names(void)
 {
     static char names[256];
-    if (!names[0])
+    static int listed;         /* how many names[] holds (backend_register adds) */
+    int count = 0;
+    while (backend_registry[count])
+        count++;
+    if (count != listed) {
+        names[0] = 0;
+        listed = count;
         for (int i = 0; backend_registry[i]; i++) {
             size_t len = strlen(names);
             snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", backend_registry[i]->name);
         }
+    }
     return names;
 }
 

@@ -34,6 +34,17 @@ typedef struct backend {
     const char *device_words;  /* what runs the kernels, for people and models:
                                   "the host CPU", "an NVIDIA GPU" */
     const char *runner_device; /* the runner's device (src/runner/device_<x>.c) */
+    int device_memory;         /* 1: kernels work in the device's own memory, which
+                                  mirrors the worker's host arena: inputs are uploaded,
+                                  outputs fetched back ("snap"), a flush is queued on
+                                  the device's stream; 0: they work in the host arena */
+    const char *visible_devices_env; /* the environment variable that gives a process one
+                                  device of the host ("CUDA_VISIBLE_DEVICES": a local
+                                  pool's workers, one device each); NULL: not split */
+    int (*count_devices)(void);  /* the host's devices where visible_devices_env is not
+                                  set (cuda: the driver's list); NULL or 0: one */
+    const char *torch_device;  /* PyTorch's device for the trusted oracle of a PyTorch
+                                  problem on this backend ("cpu", "cuda") */
     const char *const *langs;  /* the kernel languages it builds (lang.h), its default
                                   first; NULL-terminated */
     unsigned caps;             /* BACKEND_CAP_* */
@@ -63,6 +74,14 @@ typedef struct backend {
 const backend_t *backend_find(const char *name);
 /* Every backend, NULL-terminated, in the registry's order. */
 const backend_t *const *backend_all(void);
+/* The registry's first backend, the one every machine has: what a task,
+ * a request or a tool that names none gets. */
+const backend_t *backend_default(void);
+/* Add a backend at run time, after the registry's own (a test's fake
+ * device; a product backend is a registry line).  0, or -1 when its name
+ * is taken or the table is full (BACKEND_MAX). */
+#define BACKEND_MAX 16
+int backend_register(const backend_t *b);
 /* "cpu, cuda": the names, for messages. */
 const char *backend_names(void);
 /* Append s to a NULL-terminated argv whose strings live in *buf (*left

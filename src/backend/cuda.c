@@ -6,6 +6,7 @@
  * bf16/fp16 tensor cores, an FMA kernel for fp32, a device copy). */
 #include "backend.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -262,6 +263,20 @@ static int cuda_inspect_so(const char *so, const char *workdir, json_t **kernels
     return cuda_inspect(so, workdir, cuda_cc(), kernels, err, n);
 }
 
+/* The driver's list (/proc/driver/nvidia/gpus, one directory a GPU): no
+ * CUDA needed to count them. */
+static int cuda_count_devices(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/driver/nvidia/gpus");
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
 static const char *const cuda_langs[] = {"cuda", "triton", NULL};
 
 const backend_t backend_cuda = {
@@ -271,6 +286,10 @@ const backend_t backend_cuda = {
     .kind = BACKEND_GPU,
     .device_words = "an NVIDIA GPU",
     .runner_device = "cuda",
+    .device_memory = 1,
+    .visible_devices_env = "CUDA_VISIBLE_DEVICES",
+    .count_devices = cuda_count_devices,
+    .torch_device = "cuda",
     .langs = cuda_langs,
     .caps = BACKEND_CAP_LAUNCHES | BACKEND_CAP_COUNTERS | BACKEND_CAP_SASS,
     .counters_tool = "ncu",

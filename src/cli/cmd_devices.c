@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "cli.h"
 #include "worker/worker_client.h"
 
@@ -14,8 +15,8 @@ int cmd_devices(int argc, char **argv)
     cli_common_t c;
     if (cli_parse(argc, argv, NULL, &c, 0) != 0)
         return 2;
-    if (c.n_positional == 1 && strcmp(c.positional[0], "cpu") != 0 && strcmp(c.positional[0], "cuda") != 0) {
-        fprintf(stderr, "emile: unknown backend '%s' (cpu or cuda)\n", c.positional[0]);
+    if (c.n_positional == 1 && !backend_find(c.positional[0])) {
+        fprintf(stderr, "emile: unknown backend '%s' (%s)\n", c.positional[0], backend_names());
         return 2;
     }
     char err[1024];

@@ -336,9 +336,11 @@ int cmd_export(int argc, char **argv)
         long long best_iter = json_integer_value(json_object_get(best, "iter"));
         const char *lang = json_string_value(json_object_get(best, "lang"));
         const char *backend = json_string_value(json_object_get(rj, "backend"));
-        const lang_t *lg = lang_for(backend ? backend : "cpu", lang, NULL, 0);
+        if (!backend)
+            backend = backend_default()->name;
+        const lang_t *lg = lang_for(backend, lang, NULL, 0);
         if (!lg)
-            lg = lang_for(backend ? backend : "cpu", NULL, NULL, 0);
+            lg = lang_for(backend, NULL, NULL, 0);
         char src_name[32];
         snprintf(src_name, sizeof src_name, "best%s", lg ? lg->src_ext : ".c");
         char md_err[512] = "out of memory", err[512] = "out of memory";

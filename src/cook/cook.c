@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "cook/cook_internal.h"
 #include "util/clock.h"
 #include "worker/evaluate.h"
@@ -308,7 +309,7 @@ int cook_resume(store_t *store, int64_t run, int max_iters, const cook_config_t 
         return COOK_FAILED;
     }
     const char *backend = json_string_value(json_object_get(rj, "backend"));
-    cook_t *c = cook_new(cfg, 1, backend ? backend : "cpu");
+    cook_t *c = cook_new(cfg, 1, backend ? backend : backend_default()->name);
     if (!c) {
         json_decref(rj);
         snprintf(err, n, "out of memory");

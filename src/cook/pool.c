@@ -3,7 +3,6 @@
  * a fault replaces the worker and puts the job back for another slot. */
 #include "cook/pool.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -476,35 +475,30 @@ static void expand(const char *t, int i, char *out, size_t n)
     out[off < n ? off : n - 1] = '\0';
 }
 
-/* The GPUs this host shows us: the entries of $CUDA_VISIBLE_DEVICES when
- * set, else the driver's list (/proc/driver/nvidia/gpus, one directory a
- * GPU: no CUDA needed to count them), else 1. */
-static int gpu_count(void)
+/* The devices this host shows us: the entries of the backend's
+ * visible-devices variable when set, else the backend's count (cuda: the
+ * driver's list), else 1. */
+static int device_count(const backend_t *b)
 {
-    const char *list = getenv("CUDA_VISIBLE_DEVICES");
+    const char *list = getenv(b->visible_devices_env);
     int n = 0;
     if (list && *list) {
         for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
             n++;
         return n > 0 ? n : 1;
     }
-    DIR *d = opendir("/proc/driver/nvidia/gpus");
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
+    n = b->count_devices ? b->count_devices() : 0;
     return n > 0 ? n : 1;
 }
 
-/* The GPU of local worker i: the (i mod GPUs)-th of $CUDA_VISIBLE_DEVICES
- * or of the host's, so that more workers than GPUs share them (one
+/* The device of local worker i: the (i mod devices)-th of the variable's
+ * list or of the host's, so that more workers than devices share them (one
  * compiles while another times: the worker's timing lock keeps timing one
- * at a time per GPU). */
-void pool_local_gpu(int i, char *out, size_t n)
+ * at a time per device). */
+void pool_local_device(const backend_t *b, int i, char *out, size_t n)
 {
-    const char *list = getenv("CUDA_VISIBLE_DEVICES");
-    i %= gpu_count();
+    const char *list = getenv(b->visible_devices_env);
+    i %= device_count(b);
     snprintf(out, n, "%d", i);
     if (!list || !*list)
         return;
@@ -520,16 +514,17 @@ void pool_local_gpu(int i, char *out, size_t n)
 
 static void name_slot(pool_t *p, slot_t *s, const pool_options_t *o, int t, int copy)
 {
+    const backend_t *b = backend_find(p->backend);
+    const char *env = b ? b->visible_devices_env : NULL;
     if (o->n_templates > 0 && o->templates[t] && *o->templates[t]) {
         expand(o->templates[t], copy, s->cmd, sizeof s->cmd);
         snprintf(s->label, sizeof s->label, "%s", s->cmd);
-    } else if (o->per_template > 1 && strcmp(p->backend, "cuda") == 0) {
-        /* Local workers on one host: one GPU each. */
+    } else if (o->per_template > 1 && env) {
+        /* Local workers on one host: one device each. */
         char dev[64];
-        pool_local_gpu(copy, dev, sizeof dev);
-        snprintf(s->cmd, sizeof s->cmd, "CUDA_VISIBLE_DEVICES='%s' exec '%s' worker", dev,
-                 emile_self_path());
-        snprintf(s->label, sizeof s->label, "emile worker on GPU %s", dev);
+        pool_local_device(b, copy, dev, sizeof dev);
+        snprintf(s->cmd, sizeof s->cmd, "%s='%s' exec '%s' worker", env, dev, emile_self_path());
+        snprintf(s->label, sizeof s->label, "emile worker on device %s", dev);
     } else {
         s->cmd[0] = '\0';
         snprintf(s->label, sizeof s->label, "emile worker");
@@ -579,7 +574,7 @@ pool_t *pool_open(const pool_options_t *o, json_t **device, char *err, size_t n)
     pthread_cond_init(&p->work, &ca);
     pthread_cond_init(&p->changed, &ca);
     pthread_condattr_destroy(&ca);
-    snprintf(p->backend, sizeof p->backend, "%s", o->backend ? o->backend : "cpu");
+    snprintf(p->backend, sizeof p->backend, "%s", o->backend ? o->backend : backend_default()->name);
     p->start_timeout_s = o->start_timeout_s > 0 ? o->start_timeout_s : WORKER_CLIENT_DEVICES_TIMEOUT_S;
     p->max_tries = o->max_tries > 0 ? o->max_tries : 2;
     p->on_event = o->on_event;

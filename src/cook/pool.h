@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/backend.h"
 #include "cook/cook_event.h"
 
 typedef struct pool pool_t;
@@ -90,11 +91,12 @@ void pool_job_clear(pool_job_t *j);
  * job the slot runs.  For the worker client's progress callback. */
 void pool_worker_progress(pool_t *p, int slot, const json_t *progress);
 
-/* The GPU (a CUDA_VISIBLE_DEVICES value) of local worker i on a cuda
- * pool without templates: worker i takes the (i mod G)-th of the G GPUs
- * $CUDA_VISIBLE_DEVICES lists, or the host has (its driver's list), so
- * that more workers than GPUs share them. */
-void pool_local_gpu(int i, char *out, size_t n);
+/* The device (a value of b->visible_devices_env, CUDA_VISIBLE_DEVICES on
+ * cuda) of local worker i on a pool without templates whose backend splits
+ * its devices: worker i takes the (i mod G)-th of the G devices the
+ * variable lists, or the host has (b->count_devices), so that more workers
+ * than devices share them. */
+void pool_local_device(const backend_t *b, int i, char *out, size_t n);
 
 /* Stop every worker (end of input; killed if it does not end) and free. */
 void pool_close(pool_t *p);

@@ -96,6 +96,27 @@ int engine_model_open_cuda(engine_model_t *m, const qwen3_config_t *c,
  */
 int engine_cuda_library(char *buf, size_t n, char *err, size_t errlen);
 
+/*
+ * The devices the model runs on, each named after the backend whose
+ * kernels its slots take (src/backend/backend.h): what the Tasting Room
+ * offers and opens.  A new one is a model_<name>.c and a line in
+ * model_devices.c.
+ */
+typedef struct engine_device {
+    const char *name;          /* the backend's name */
+    const char *kernel_lang;   /* the slots' kernels' language tag (lang.h) */
+    const char *slot_dtype;    /* what the slots' tensors hold: "f32", "bf16" */
+    int warmup;                /* untimed prefills before the timed one, by default
+                                  (cuda 1: the driver's and cuBLAS's first calls) */
+    int (*open)(engine_model_t *m, const qwen3_config_t *c, const engine_weights_src_t *src,
+                int max_seq, int max_chunk, char *err, size_t errlen);
+} engine_device_t;
+
+/* By name; NULL when the model does not run there. */
+const engine_device_t *engine_device_find(const char *name);
+/* "cpu, cuda": the names, for messages. */
+const char *engine_device_names(void);
+
 /* m->close(m) when open; leaves m zeroed. */
 void engine_model_close(engine_model_t *m);
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "emile.h"
 
 static double num(const json_t *o, const char *k)
@@ -30,7 +31,8 @@ static void tag(json_t *arr, const char *name, const char *fmt, ...)
     json_array_append_new(arr, t);
 }
 
-static void diagnose_cpu(json_t *d, const json_t *r, const json_t *device)
+/* A host device: threads and SIMD lanes. */
+static void diagnose_host(json_t *d, const json_t *r, const json_t *device)
 {
     double cores = num(device, "cores");
     double par = num(r, "parallelism");
@@ -54,7 +56,10 @@ static void diagnose_cpu(json_t *d, const json_t *r, const json_t *device)
             lanes);
 }
 
-static void diagnose_cuda(json_t *d, const json_t *r, const json_t *device, int dtype)
+/* A GPU: per device kernel, from the launches and the machine code
+ * (spills, occupancy and its limiter, waves, tensor-core instructions);
+ * the counters' DRAM traffic; work outside the stream. */
+static void diagnose_gpu(json_t *d, const json_t *r, const json_t *device, int dtype)
 {
     const json_t *kernels = json_object_get(r, "kernels");
     size_t i;
@@ -102,12 +107,13 @@ static void diagnose_cuda(json_t *d, const json_t *r, const json_t *device, int 
 json_t *profile_diagnose(const json_t *r, const json_t *device, int dtype)
 {
     json_t *d = json_array();
-    const char *backend = json_string_value(json_object_get(r, "backend"));
-    int cuda = backend && strcmp(backend, "cuda") == 0;
-    if (cuda)
-        diagnose_cuda(d, r, device, dtype);
+    /* The tag set is the device class's (backend.h), not the vendor's. */
+    const backend_t *b = backend_find(json_string_value(json_object_get(r, "backend")));
+    int gpu = b && b->kind == BACKEND_GPU;
+    if (gpu)
+        diagnose_gpu(d, r, device, dtype);
     else
-        diagnose_cpu(d, r, device);
+        diagnose_host(d, r, device);
     double roof = num(r, "roofline_pct");
     const char *bound = json_string_value(json_object_get(r, "bound"));
     if (roof > 105)
@@ -116,13 +122,13 @@ json_t *profile_diagnose(const json_t *r, const json_t *device, int dtype)
     else if (roof >= 70)
         tag(d, "near_roofline", "%.0f%% of the attainable rate at this intensity", roof);
     else if (bound && strcmp(bound, "memory") == 0)
-        tag(d, cuda ? "memory_bound_below_bandwidth" : "memory_bound",
+        tag(d, gpu ? "memory_bound_below_bandwidth" : "memory_bound",
             "intensity %.2f FLOP/B is below the ridge (%.2f): bandwidth bound, at %.0f%% of it",
             num(r, "intensity"), num(r, "ridge"), num(r, "pct_bandwidth"));
     else
         tag(d, "compute_bound", "intensity %.1f FLOP/B is above the ridge (%.1f): at %.1f%% of peak compute",
             num(r, "intensity"), num(r, "ridge"), num(r, "pct_peak_flops"));
-    if (cuda && roof < 25 && num(r, "pct_bandwidth") < 25) {
+    if (gpu && roof < 25 && num(r, "pct_bandwidth") < 25) {
         const json_t *k = json_array_get(json_object_get(r, "kernels"), 0);
         if (k && num(k, "occupancy") > 0 && num(k, "occupancy") < 0.2)
             tag(d, "latency_bound", "low rate and low bandwidth with %.0f%% occupancy: too few warps in flight",

@@ -1,8 +1,10 @@
 /*
  * device.h -- what the runner needs from a backend's device: an arena that
  * mirrors the worker's shared host arena, copies, poisoning, cache flushing
- * and a timed call of the kernel.  One implementation per backend
- * (device_cpu.c, device_cuda.c), chosen by name at start-up.
+ * and a timed call of the kernel, and what the runner does around the
+ * kernel for it.  One implementation per backend (device_cpu.c,
+ * device_cuda.c), found by the backend's runner_device name in the
+ * registry of device.c; runner_main.c asks the struct, never the name.
  *
  * All functions return 0 on success, -1 with a message in err.
  */
@@ -12,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "emile.h"
+#include "launches.h"
 
 typedef struct run_timing {
     int rc;                /* the kernel's return value */
@@ -23,6 +26,26 @@ typedef struct run_timing {
 
 typedef struct device {
     const char *name;
+    /* What the runner does around the kernel for this device. */
+    const char *const *env;    /* NAME, VALUE, ... set before the kernel is loaded
+                                  (cuda: modules loaded eagerly); NULL-terminated */
+    int queued_flush;          /* 1: prep queues the cache flush, which runs on the
+                                  device's stream right before the timed call;
+                                  0: prep flushes */
+    int cpu_time;              /* 1: the runner's CPU time over a call is the kernel's
+                                  work (the worker reads it: parallelism, forgery) */
+    int sticky_errors;         /* 1: a failed prep or run leaves the device unusable,
+                                  and the runner exits */
+    int gpu_driver;            /* 1: reached through a GPU driver: its device files are
+                                  opened (Landlock) and its ioctls and file probes
+                                  allowed (seccomp_install's write_errno) */
+    /* The libraries its driver maps as it pleases after start-up; NULL: none,
+     * and once the kernel is loaded a filter forbids new executable memory
+     * (else a scan of the mappings after each run looks). */
+    int (*driver_code)(const char *path);
+    /* The device launches of the last run (count, *out valid until the next
+     * run); NULL: none are captured. */
+    int (*launches)(const launch_record_t **out);
     /* Before seccomp: open the device, allocate a device arena of `bytes`
      * (NULL on cpu: the host arena is used directly), a flush buffer (its
      * size and how it was chosen in flush_bytes and flush_source). */
@@ -48,5 +71,7 @@ typedef struct device {
 
 device_t *device_cpu(void);
 device_t *device_cuda(void);
+/* The device of that name (a backend's runner_device), or NULL. */
+device_t *device_find(const char *name);
 
 #endif

@@ -138,6 +138,7 @@ static int cpu_healthy(device_t *d, char *err, size_t n)
 
 static device_t cpu_device = {
     .name = "cpu",
+    .cpu_time = 1,
     .init = cpu_init,
     .ptr = cpu_ptr,
     .upload = cpu_upload,

@@ -328,8 +328,25 @@ static int cuda_healthy(device_t *d, char *err, size_t n)
     return 0;
 }
 
+/* The CUDA driver maps its own libraries lazily. */
+static int cuda_driver_code(const char *path)
+{
+    return strstr(path, "libcuda") || strstr(path, "libnvidia") || strstr(path, "libcudart");
+}
+
+/* Load CUDA modules when the kernel is loaded, not at its first launch:
+ * the driver's work is done before the kernel's own code runs. */
+static const char *const cuda_env[] = {"CUDA_MODULE_LOADING", "EAGER", NULL};
+
 static device_t cuda_device = {
     .name = "cuda",
+    .env = cuda_env,
+    .queued_flush = 1,
+    .cpu_time = 0,
+    .sticky_errors = 1,
+    .gpu_driver = 1,
+    .driver_code = cuda_driver_code,
+    .launches = runner_launches,
     .init = cuda_init,
     .ptr = cuda_ptr,
     .upload = cuda_upload,

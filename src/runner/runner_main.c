@@ -90,7 +90,7 @@ typedef struct slot {
 
 static int g_ctl = -1;
 static slot_t g_slots[MAX_SLOTS];
-static int g_flush_pending;          /* cuda: the next run starts with an L2 flush */
+static int g_flush_pending;          /* queued_flush: the next run starts with a flush */
 
 static void reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void reply(const char *fmt, ...)
@@ -312,15 +312,12 @@ static const char *new_exec_code(int (*allowed)(const char *path), const char *s
     return NULL;
 }
 
-/* The CUDA driver maps its own libraries lazily. */
-static int cuda_library(const char *path)
-{
-    return strstr(path, "libcuda") || strstr(path, "libnvidia") || strstr(path, "libcudart");
-}
+/* The device's driver's libraries (device.h), set at start-up. */
+static int (*g_driver_code)(const char *path);
 
-static int cuda_or_runtime_library(const char *path)
+static int driver_or_runtime_library(const char *path)
 {
-    return cuda_library(path) || runtime_library(path);
+    return (g_driver_code && g_driver_code(path)) || runtime_library(path);
 }
 
 /* ---- commands ------------------------------------------------------------ */
@@ -437,34 +434,34 @@ static emile_args_t args_for(device_t *dev, slot_t *sl, emile_tensor_t *copy)
     return args;
 }
 
-/* prep: poison every output, flush (cpu now; cuda with the next run),
+/* prep: poison every output, flush (now, or queued with the next run),
  * then wait until the device is idle.  Not timed. */
-static int do_prep(device_t *dev, slot_t *sl, int flush, int cuda, char *err, size_t n)
+static int do_prep(device_t *dev, slot_t *sl, int flush, char *err, size_t n)
 {
     for (int i = 0; i < sl->n_tensors; i++)
         if (sl->is_out[i] && dev->poison(dev, sl->off[i], sl->bytes[i], err, n) != 0)
             return -1;
-    if (cuda)
+    if (dev->queued_flush)
         g_flush_pending = flush;
     else if (flush && dev->flush(dev, err, n) != 0)
         return -1;
     return dev->healthy(dev, err, n);
 }
 
-/* run: the timed call and nothing else (on cuda the queued flush first,
- * as before every timed call: it keeps the GPU busy while the kernel's
- * host code prepares its launches). */
-static int do_run(device_t *dev, emile_kernel_fn fn, slot_t *sl, int cuda, run_timing_t *t, char *err, size_t n)
+/* run: the timed call and nothing else (a queued flush first, as before
+ * every timed call: it keeps the GPU busy while the kernel's host code
+ * prepares its launches). */
+static int do_run(device_t *dev, emile_kernel_fn fn, slot_t *sl, run_timing_t *t, char *err, size_t n)
 {
     emile_tensor_t copy[MAX_TENSORS];
     emile_args_t args = args_for(dev, sl, copy);
-    if (cuda && g_flush_pending && dev->flush(dev, err, n) != 0)
+    if (dev->queued_flush && g_flush_pending && dev->flush(dev, err, n) != 0)
         return -1;
     g_flush_pending = 0;
-    double c0 = cuda ? 0 : threads_cpu_ns(), p0 = cuda ? 0 : process_cpu_ns();
+    double c0 = dev->cpu_time ? threads_cpu_ns() : 0, p0 = dev->cpu_time ? process_cpu_ns() : 0;
     if (dev->timed_call(dev, fn, &args, t, err, n) != 0)
         return -1;
-    if (!cuda) {
+    if (dev->cpu_time) {
         /* Live threads' own clocks are exact; threads that ended during the
          * call are only in the process clock (exact for them, and for
          * threads that are not running now: OpenMP's sleep between
@@ -499,7 +496,7 @@ static slot_t *slot_arg(char **save)
 }
 
 /* The command loop; returns the exit status. */
-static int serve(device_t *dev, emile_kernel_fn fn, int cuda)
+static int serve(device_t *dev, emile_kernel_fn fn)
 {
     char line[LINE_MAX_LEN], err[512];
     while (read_line(g_ctl, line, sizeof line) >= 0) {
@@ -540,12 +537,12 @@ static int serve(device_t *dev, emile_kernel_fn fn, int cuda)
                 reply("err %s bad prep command", nonce);
                 continue;
             }
-            if (do_prep(dev, sl, atoi(f), cuda, err, sizeof err) == 0)
+            if (do_prep(dev, sl, atoi(f), err, sizeof err) == 0)
                 reply("ok %s", nonce);
             else {
                 reply("err %s %s", nonce, err);
-                if (cuda)
-                    return 6;          /* a device error is sticky */
+                if (dev->sticky_errors)
+                    return 6;
             }
         } else if (strcmp(cmd, "run") == 0) {
             slot_t *sl = slot_arg(&save);
@@ -554,15 +551,15 @@ static int serve(device_t *dev, emile_kernel_fn fn, int cuda)
                 continue;
             }
             run_timing_t t = {0};
-            if (do_run(dev, fn, sl, cuda, &t, err, sizeof err) != 0) {
+            if (do_run(dev, fn, sl, &t, err, sizeof err) != 0) {
                 reply("err %s %s", nonce, err);
-                if (cuda)
+                if (dev->sticky_errors)
                     return 6;
                 continue;
             }
-            /* On cpu the filter forbids new executable memory outright; the
-             * CUDA driver maps as it pleases, so there a scan looks. */
-            const char *foreign = cuda ? new_exec_code(cuda_library, NULL) : NULL;
+            /* Without a driver the filter forbids new executable memory
+             * outright; a driver maps as it pleases, so there a scan looks. */
+            const char *foreign = dev->driver_code ? new_exec_code(dev->driver_code, NULL) : NULL;
             if (foreign) {
                 reply("err %s the kernel loaded code at run time: %s", nonce, foreign);
                 continue;
@@ -583,7 +580,7 @@ static int serve(device_t *dev, emile_kernel_fn fn, int cuda)
         } else if (strcmp(cmd, "launches") == 0) {
             /* Up to 8 launches of the last run, one line. */
             const launch_record_t *l = NULL;
-            int nl = cuda ? runner_launches(&l) : 0;
+            int nl = dev->launches ? dev->launches(&l) : 0;
             char out[3800];
             size_t off = (size_t)snprintf(out, sizeof out, "%d", nl);
             for (int i = 0; i < nl && i < 8 && off < sizeof out - 400; i++)
@@ -604,7 +601,7 @@ static int serve(device_t *dev, emile_kernel_fn fn, int cuda)
 /* The file system the kernel may see: the system trees, its own directory
  * and the directories of every library mapped so far (the CUDA runtime and
  * driver wherever they are installed), LD_LIBRARY_PATH. */
-static int confine(int cuda, char *err, size_t n)
+static int confine(int gpu_driver, char *err, size_t n)
 {
     static char dirs[SANDBOX_FS_EXTRA][256], cwd[PATH_MAX], exe[PATH_MAX], store[4096];
     static exec_maps_t maps;
@@ -612,7 +609,7 @@ static int confine(int cuda, char *err, size_t n)
     memset(&fs, 0, sizeof fs);
     if (getcwd(cwd, sizeof cwd))
         fs.own_dir = cwd;
-    fs.devices = cuda;
+    fs.devices = gpu_driver;
     ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[el > 0 ? el : 0] = 0;
     scan_exec_maps(&maps);
@@ -654,7 +651,7 @@ int main(int argc, char **argv)
     int arena_fd = atoi(argv[2]);
     const char *backend = argv[3], *so_path = argv[4];
     int use_seccomp = 1, use_landlock = 1, null_kernel_only = strcmp(so_path, "--null") == 0;
-    int cuda = strcmp(backend, "cuda") == 0;
+    device_t *dev = device_find(backend);
     long uid = -1;
     for (int i = 5; i < argc; i++) {
         if (strcmp(argv[i], "--no-seccomp") == 0)
@@ -693,10 +690,8 @@ int main(int argc, char **argv)
      * /proc/PID/mem, and we cannot open theirs because they did the same. */
     if (!getenv("EMILE_RUNNER_DUMPABLE"))
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    /* Load CUDA modules when the kernel is loaded, not at its first launch:
-     * the driver's work is done before the kernel's own code runs. */
-    if (cuda)
-        setenv("CUDA_MODULE_LOADING", "EAGER", 1);
+    for (int i = 0; dev && dev->env && dev->env[i] && dev->env[i + 1]; i += 2)
+        setenv(dev->env[i], dev->env[i + 1], 1);
     /* OpenMP threads sleep between parallel regions rather than spin (set
      * before the kernel's libgomp reads it, unless the user chose): a
      * spinning thread makes the runner's CPU clock, which the worker reads,
@@ -706,13 +701,16 @@ int main(int argc, char **argv)
     int omp_passive = !omp || strcasecmp(omp, "passive") == 0;
     if (!omp)
         setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    device_t *dev = cuda ? device_cuda() : device_cpu();
-    if (!dev || dev->init(dev, arena, (size_t)st.st_size, err, sizeof err) != 0) {
+    if (!dev) {
+        reply("fatal unknown device %s", backend);
+        return 4;
+    }
+    if (dev->init(dev, arena, (size_t)st.st_size, err, sizeof err) != 0) {
         reply("fatal device init: %s", err[0] ? err : "backend not available");
         return 4;
     }
     char why[256] = "";
-    int landlock = use_landlock ? confine(cuda, why, sizeof why) : 0;
+    int landlock = use_landlock ? confine(dev->gpu_driver, why, sizeof why) : 0;
     if (landlock < 0) {
         reply("fatal landlock: %s", why);
         return 4;
@@ -724,7 +722,7 @@ int main(int argc, char **argv)
     sigaction(SIGSYS, &sa, NULL);
     int seccomp_on = 0;
     if (use_seccomp) {
-        if (seccomp_install(cuda, g_ctl, err, sizeof err) == 0 && seccomp_forbid_anon_exec(err, sizeof err) == 0)
+        if (seccomp_install(dev->gpu_driver, g_ctl, err, sizeof err) == 0 && seccomp_forbid_anon_exec(err, sizeof err) == 0)
             seccomp_on = 1;
         else
             fprintf(stderr, "emile-runner: %s (continuing without the filter)\n", err);
@@ -743,7 +741,8 @@ int main(int argc, char **argv)
          * loaded later. */
         char resolved[4096];
         const char *self = realpath(so_path, resolved) ? resolved : so_path;
-        const char *foreign = new_exec_code(cuda ? cuda_or_runtime_library : runtime_library, self);
+        g_driver_code = dev->driver_code;
+        const char *foreign = new_exec_code(driver_or_runtime_library, self);
         if (foreign) {
             reply("fatal the kernel loaded code while being loaded: %s", foreign);
             return 5;
@@ -756,10 +755,10 @@ int main(int argc, char **argv)
     }
     /* The kernel and its own libraries (libgomp, libm) join the baseline. */
     scan_exec_maps(&g_baseline);
-    /* The CUDA driver maps memory as it pleases: on cuda, code loaded at
-     * run time is caught by the mapping scan after each run instead. */
-    if (seccomp_on && !cuda && seccomp_forbid_exec_mappings(0, err, sizeof err) != 0)
+    /* A GPU driver maps memory as it pleases: there code loaded at run
+     * time is caught by the mapping scan after each run instead. */
+    if (seccomp_on && !dev->driver_code && seccomp_forbid_exec_mappings(0, err, sizeof err) != 0)
         fprintf(stderr, "emile-runner: %s\n", err);
     reply("ready");
-    return serve(dev, fn, cuda);
+    return serve(dev, fn);
 }

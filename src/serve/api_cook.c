@@ -1,5 +1,6 @@
 /* api_cook.c -- starting, stopping and resuming cooks, and the queue. */
 #include "serve_internal.h"
+#include "backend/backend.h"
 #include "task/task.h"
 
 #include <ctype.h>
@@ -188,7 +189,7 @@ enum MHD_Result api_run_resume(request_t *r, int64_t id)
      * CLI's call; its answer comes back as the job's "done" event. */
     const char *backend = json_string_value(json_object_get(run, "backend"));
     char b[16];
-    snprintf(b, sizeof b, "%s", backend ? backend : "cpu");
+    snprintf(b, sizeof b, "%s", backend ? backend : backend_default()->name);
     json_decref(run);
     json_t *reply = NULL;
     char err[512] = "";

@@ -1,6 +1,9 @@
 /* api_info.c -- what the page needs to build its forms: the ready example
- * tasks, the builtin ops, the engine's status; and a health check. */
+ * tasks, the builtin ops, the backends and their languages, the engine's
+ * status; and a health check. */
 #include "serve_internal.h"
+#include "backend/backend.h"
+#include "backend/lang.h"
 #include "task/task.h"
 #include "task/task_py.h"
 
@@ -71,6 +74,31 @@ enum MHD_Result api_ops(request_t *r, int64_t id)
         json_array_append_new(list, op_to_json(ops[i]));
     json_t *o = json_object();
     json_object_set_new(o, "ops", list);
+    return respond_json(r, 200, o);
+}
+
+/* The backend registry (backend.h), the default first, each with its
+ * languages (its default first): the page's backend choices come from
+ * here, not from a list of its own.  Nothing is measured or probed (that
+ * is `emile devices`, on a worker). */
+enum MHD_Result api_backends(request_t *r, int64_t id)
+{
+    json_t *list = json_array();
+    for (const backend_t *const *b = backend_all(); *b; b++) {
+        json_t *langs = json_array();
+        for (int i = 0; (*b)->langs && (*b)->langs[i]; i++) {
+            const lang_t *l = lang_find((*b)->langs[i]);
+            if (l)
+                json_array_append_new(langs, json_pack("{ssssssss}", "name", l->name, "tag", l->tag, "title",
+                                                       l->title, "src_ext", l->src_ext));
+        }
+        json_array_append_new(list, json_pack("{sssbssssso}", "name", (*b)->name, "default",
+                                              *b == backend_default(), "kind",
+                                              (*b)->kind == BACKEND_GPU ? "gpu" : "host", "device_words",
+                                              (*b)->device_words ? (*b)->device_words : "", "langs", langs));
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "backends", list);
     return respond_json(r, 200, o);
 }
 

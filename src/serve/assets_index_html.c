@@ -49,7 +49,7 @@ const char asset_index_html[] =
     "      </fieldset>\n"
     "      <div class=\"row\">\n"
     "        <label class=\"field\">Backend\n"
-    "          <select id=\"f-backend\"><option value=\"cpu\">cpu</option><option value=\"cuda\">cuda</option></select>\n"
+    "          <select id=\"f-backend\"></select>\n"
     "        </label>\n"
     "        <label class=\"field\">Target (% of roofline)\n"
     "          <input id=\"f-target\" type=\"number\" min=\"1\" max=\"100\" step=\"any\" value=\"50\">\n"

@@ -3,6 +3,7 @@
  * wait; submitting to an idle device starts a new one. */
 #include "cook_queue.h"
 #include "cook_child.h"
+#include "backend/backend.h"
 #include "cook/cook_event.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -241,7 +242,7 @@ int cookq_submit_cook(cook_queue_t *q, const json_t *task, json_t **reply,
     }
     snprintf(j->kind, sizeof j->kind, "cook");
     const char *b = json_string_value(json_object_get(task, "backend"));
-    snprintf(j->backend, sizeof j->backend, "%s", b ? b : "cpu");
+    snprintf(j->backend, sizeof j->backend, "%s", b ? b : backend_default()->name);
     const char *name = json_string_value(json_object_get(task, "name"));
     const char *op = json_string_value(json_object_get(task, "op"));
     snprintf(j->name, sizeof j->name, "%s", name ? name : op ? op : "task");

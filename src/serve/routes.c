@@ -29,6 +29,7 @@ static const route_t routes[] = {
     {"GET", "/api/events", api_events},
     {"GET", "/api/examples", api_examples},
     {"GET", "/api/ops", api_ops},
+    {"GET", "/api/backends", api_backends},
     {"GET", "/api/taste", api_taste},
     {"POST", "/api/taste", api_taste_run},
 };

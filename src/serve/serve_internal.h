@@ -102,6 +102,7 @@ int serve_problem_resolve(struct task *t, char *err, size_t n, int *line, int *b
 /* api_info.c */
 enum MHD_Result api_examples(request_t *r, int64_t id);
 enum MHD_Result api_ops(request_t *r, int64_t id);
+enum MHD_Result api_backends(request_t *r, int64_t id);
 enum MHD_Result api_health(request_t *r, int64_t id);
 /* api_taste.c */
 enum MHD_Result api_taste(request_t *r, int64_t id);

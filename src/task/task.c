@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "backend/lang.h"
 #include "util/fs.h"
 
@@ -37,7 +38,7 @@ void task_init(task_t *t)
 {
     memset(t, 0, sizeof *t);
     t->dtype = EMILE_DTYPE_F32;
-    snprintf(t->backend, sizeof t->backend, "cpu");
+    snprintf(t->backend, sizeof t->backend, "%s", backend_default()->name);
     snprintf(t->agent, sizeof t->agent, "builtin");
     t->target_pct = 50;
     t->max_iters = 8;
@@ -492,8 +493,8 @@ int task_finalize(task_t *t, char *err, size_t errlen)
         snprintf(err, errlen, "no reference kernel given (task file \"reference\" or --reference FILE)");
         return -1;
     }
-    if (strcmp(t->backend, "cpu") != 0 && strcmp(t->backend, "cuda") != 0) {
-        snprintf(err, errlen, "unknown backend '%s' (cpu or cuda)", t->backend);
+    if (!backend_find(t->backend)) {
+        snprintf(err, errlen, "unknown backend '%s' (%s)", t->backend, backend_names());
         return -1;
     }
     /* The candidates' language: the backend's default unless the task

@@ -18,7 +18,7 @@ typedef struct task {
     int dtype;                  /* emile_dtype_t */
     char backend[16];           /* a backend of src/backend (backend_find) */
     char lang[16];              /* the candidates' language on that backend
-                                   (src/backend/lang.h: "c", "cuda", "triton");
+                                   (src/backend/lang.h: a lang_t's name);
                                    "" until task_finalize sets the default */
     char *reference_source;     /* the reference kernel's text */
     char reference_path[512];   /* where it came from (informational) */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "engine/model.h"
 #include "engine/qwen3.h"
 #include "taste/taste_engine.h"
 #include "taste/taste_kernel.h"
@@ -29,7 +30,7 @@ taste_opts_t taste_defaults(void)
     taste_opts_t o;
     memset(&o, 0, sizeof o);
     o.random_shape = "tiny";
-    o.device = "cpu";
+    o.device = backend_default()->name;
     o.warmup = -1;
     o.weight_seed = 1;
     o.chat = 1;
@@ -93,10 +94,12 @@ static void print_table(FILE *out, const taste_report_t *r)
         if (strcmp(la, "builtin") != 0 || (two && strcmp(lb, "builtin") != 0))
             fprintf(out, "%-22s %-28.28s %s\n", engine_op_name(op), la, lb);
     }
-    if (strcmp(r->device, "cuda") == 0)
-        fprintf(out, "%-22s cuda, %s; decode: %s\n", "device", r->device_name, r->decode_path);
+    /* The device's own name and decode path where they say more than its
+     * backend's name (the cpu model's are that name). */
+    if (strcmp(r->device_name, r->device) != 0 || strcmp(r->decode_path, r->device) != 0)
+        fprintf(out, "%-22s %s, %s; decode: %s\n", "device", r->device, r->device_name, r->decode_path);
     else
-        fprintf(out, "%-22s cpu\n", "device");
+        fprintf(out, "%-22s %s\n", "device", r->device);
     for (int i = 0; i < r->n_sides; i++)
         if (r->side[i].has_profile) {
             engine_breakdown_t bd;
@@ -129,7 +132,8 @@ static void print_json(FILE *out, const taste_report_t *r)
         }
         json_array_append_new(sides, sj);
     }
-    /* decode_path: "cpu", "graph" or "stream"; the reason, if any, apart */
+    /* decode_path: the cpu model's name, "graph" or "stream"; the reason,
+     * if any, apart */
     char path[192], note[192] = "";
     const char *paren = strstr(r->decode_path, " (");
     int k = paren ? (int)(paren - r->decode_path) : (int)strlen(r->decode_path);
@@ -226,15 +230,15 @@ static json_t *ceilings_in_child(const backend_t *b)
 static void ceilings(const char *device, engine_ceilings_t *ce)
 {
     memset(ce, 0, sizeof *ce);
-    int cuda = strcmp(device, "cuda") == 0;
-    ce->elem = cuda ? 2 : 4;
     const backend_t *b = backend_find(device);
-    json_t *c = b ? ceilings_in_child(b) : NULL;
+    const engine_device_t *ed = engine_device_find(device);
+    ce->elem = b ? (int)emile_dtype_size(b->engine_dtype) : 4;
+    json_t *c = b && ed ? ceilings_in_child(b) : NULL;
     if (!c)
         return;
     ce->gbs = json_number_value(json_object_get(c, "bandwidth_gbs"));
     ce->gflops = json_number_value(json_object_get(json_object_get(c, "peak_gflops"),
-                                                   cuda ? "bf16" : "f32"));
+                                                   ed->slot_dtype));
     if (!(ce->gflops > 0))
         ce->gbs = 0;
     json_decref(c);
@@ -252,9 +256,9 @@ int taste_run(const taste_opts_t *o, FILE *out, taste_report_t *rep, char *err,
               size_t errlen)
 {
     memset(rep, 0, sizeof *rep);
-    const char *device = o->device ? o->device : "cpu";
-    if (strcmp(device, "cpu") != 0 && strcmp(device, "cuda") != 0) {
-        snprintf(err, errlen, "unknown device '%s' (cpu, cuda)", device);
+    const char *device = o->device ? o->device : backend_default()->name;
+    if (!engine_device_find(device)) {
+        snprintf(err, errlen, "unknown device '%s' (%s)", device, engine_device_names());
         return TASTE_BAD_INPUT;
     }
     qwen3_config_t c;

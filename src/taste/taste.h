@@ -29,7 +29,8 @@ typedef struct taste_opts {
     int chat;                  /* wrap the prompt in the chat template */
     const char *prompt_ids;    /* file of whitespace-separated ids instead of text */
     int prompt_tokens;         /* synthetic prompt length when no text nor ids */
-    const char *device;        /* "cpu" (default) or "cuda" */
+    const char *device;        /* an engine device (engine/model.h): the default
+                                  backend's, or cuda */
     const char *reference;     /* .so/.c/.cu file or run id of the reference attention;
                                   NULL: built-in */
     const char *kernel;        /* .so/.c/.cu file or run id of the candidate; NULL: only
@@ -54,8 +55,8 @@ typedef struct taste_opts {
                                   through the chat template, else none */
     int quiet;                 /* no generated text on out */
     int json;                  /* one JSON object on out instead of the table:
-                                  {device, device_name, decode_path ("cpu", "graph",
-                                  "stream"), [decode_path_note], prompt_tokens,
+                                  {device, device_name, decode_path (the cpu model's
+                                  own name, "graph", "stream"), [decode_path_note], prompt_tokens,
                                   runs: [{role, attention, ops: {op: label},
                                   ttft_ms, decode_tok_s, tokens, ids, [breakdown]}],
                                   agree, first_divergence} */
@@ -72,9 +73,9 @@ typedef struct taste_side {
 } taste_side_t;
 
 typedef struct taste_report {
-    char device[8];            /* "cpu" or "cuda" */
+    char device[16];           /* the engine device's name (engine/model.h) */
     char device_name[128];
-    char decode_path[192];     /* "cpu", "graph", or "stream (why)" */
+    char decode_path[192];     /* the cpu model's name, "graph", or "stream (why)" */
     int n_prompt;
     taste_side_t side[2];      /* [0] reference, [1] kernel (when given) */
     int n_sides;

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "engine/model.h"
 #include "store/store.h"
 #include "taste/taste.h"
 #include "taste/taste_kernel.h"
@@ -256,8 +257,8 @@ static int parse_and_run(int argc, char **argv, owned_t *own)
             menu = v;
         } else if (strcmp(a, "--device") == 0) {
             o.device = v;
-            if (strcmp(v, "cpu") != 0 && strcmp(v, "cuda") != 0) {
-                fprintf(stderr, "emile taste: --device is cpu or cuda, not '%s'\n", v);
+            if (!engine_device_find(v)) {
+                fprintf(stderr, "emile taste: --device is one of %s, not '%s'\n", engine_device_names(), v);
                 return 2;
             }
         } else if (strcmp(a, "--store") == 0) {

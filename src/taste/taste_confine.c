@@ -83,7 +83,7 @@ int taste_confine_identity(pid_t parent, char *err, size_t errlen)
     return 0;
 }
 
-int taste_confine_filter(const char *device, int report_fd, char *err, size_t errlen)
+int taste_confine_filter(int gpu, int report_fd, char *err, size_t errlen)
 {
     g_report_fd = report_fd;
     struct sigaction sa;
@@ -94,7 +94,7 @@ int taste_confine_filter(const char *device, int report_fd, char *err, size_t er
     char why[256];
     /* report_fd takes the runner's control socket's place: a kernel can
      * neither close it nor dup2 another file onto it. */
-    if (seccomp_install(strcmp(device, "cuda") == 0, report_fd, why, sizeof why) != 0) {
+    if (seccomp_install(gpu, report_fd, why, sizeof why) != 0) {
         snprintf(err, errlen, "cannot install the sandbox's system-call filter (%s); the "
                  "Tasting Room does not run kernels without it (--no-sandbox runs trusted "
                  "kernels in-process)", why);
@@ -103,10 +103,10 @@ int taste_confine_filter(const char *device, int report_fd, char *err, size_t er
     return 0;
 }
 
-int taste_confine_loaded(const char *device, char *err, size_t errlen)
+int taste_confine_loaded(int gpu, char *err, size_t errlen)
 {
-    /* The CUDA driver maps code as it pleases (the runner scans instead). */
-    if (strcmp(device, "cuda") == 0)
+    /* A GPU driver maps code as it pleases (the runner scans instead). */
+    if (gpu)
         return 0;
     char why[256];
     if (seccomp_forbid_exec_mappings(0, why, sizeof why) != 0) {

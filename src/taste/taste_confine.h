@@ -37,13 +37,14 @@
 int taste_confine_identity(pid_t parent, char *err, size_t errlen);
 
 /* Step 2, after the device is set up and before the kernels are loaded:
- * the SIGSYS handler (reporting to report_fd) and the seccomp filter.
- * 0, or -1 with err (the kernel refuses the filter: the tasting does not
+ * the SIGSYS handler (reporting to report_fd) and the seccomp filter
+ * (gpu: a GPU driver's, which lets it probe files; backend.h's
+ * BACKEND_GPU).  0, or -1 with err (the kernel refuses the filter: the tasting does not
  * run unfiltered). */
-int taste_confine_filter(const char *device, int report_fd, char *err, size_t errlen);
+int taste_confine_filter(int gpu, int report_fd, char *err, size_t errlen);
 
-/* Once the kernels are loaded: on cpu, no new executable memory from here
- * on.  0, or -1 with err. */
-int taste_confine_loaded(const char *device, char *err, size_t errlen);
+/* Once the kernels are loaded: unless gpu, no new executable memory from
+ * here on.  0, or -1 with err. */
+int taste_confine_loaded(int gpu, char *err, size_t errlen);
 
 #endif /* EMILE_ENGINE_TASTE_CONFINE_H */

@@ -27,6 +27,7 @@
 
 #include "engine/breakdown.h"
 #include "engine/generate.h"
+#include "backend/backend.h"
 #include "engine/model.h"
 #include "taste/taste_confine.h"
 #include "util/clock.h"
@@ -56,7 +57,8 @@ static int run_side(const taste_engine_job_t *job, engine_model_t *m, engine_ops
 {
     const taste_opts_t *o = job->o;
     attn_slot_t *slot = &ops->slot[ENGINE_OP_ATTENTION];
-    int warm = o->warmup >= 0 ? o->warmup : strcmp(m->device, "cuda") == 0;
+    const engine_device_t *ed = engine_device_find(m->device);
+    int warm = o->warmup >= 0 ? o->warmup : ed ? ed->warmup : 0;
     engine_gen_opts_t wg = o->gen;
     wg.max_new = 1;                    /* prefill and the first pick: what TTFT times */
     for (int i = 0; i < warm; i++)
@@ -119,18 +121,24 @@ static int engine_steps(const taste_engine_job_t *job, int lo, int hi, FILE *out
                                  job->sandbox ? identity_hook : NULL, &parent };
     engine_model_t m;
     memset(&m, 0, sizeof m);
-    int rc = strcmp(device, "cuda") == 0
-           ? engine_model_open_cuda(&m, &job->c, &src, job->ctx, job->n_prompt, err, errlen)
-           : engine_model_open_cpu(&m, &job->c, &src, job->ctx, job->n_prompt, err, errlen);
+    const engine_device_t *ed = engine_device_find(device);
+    if (!ed) {
+        snprintf(err, errlen, "unknown device '%s' (%s)", device, engine_device_names());
+        return -1;
+    }
+    int rc = ed->open(&m, &job->c, &src, job->ctx, job->n_prompt, err, errlen);
     if (rc != 0)
         return -1;
+    /* A GPU driver needs its ioctls and maps code as it pleases (backend.h). */
+    const backend_t *b = backend_find(device);
+    int gpu = b && b->kind == BACKEND_GPU;
     snprintf(rep->device_name, sizeof rep->device_name, "%s", m.device_name);
     snprintf(rep->decode_path, sizeof rep->decode_path, "%s", m.decode_path);
     engine_ops_t ops[2];
     engine_ops_init(&ops[0]);
     engine_ops_init(&ops[1]);
     if (job->sandbox)
-        rc = taste_confine_filter(device, report_fd, err, errlen);
+        rc = taste_confine_filter(gpu, report_fd, err, errlen);
     for (int i = lo; i < hi && rc == 0; i++)
         for (int op = 0; op < ENGINE_OP_COUNT && rc == 0; op++) {
             op_slot_t *sl = &ops[i].slot[op];
@@ -140,7 +148,7 @@ static int engine_steps(const taste_engine_job_t *job, int lo, int hi, FILE *out
                 snprintf(sl->label, sizeof sl->label, "%s", job->label[i][op]);
         }
     if (rc == 0 && job->sandbox)
-        rc = taste_confine_loaded(device, err, errlen);
+        rc = taste_confine_loaded(gpu, err, errlen);
     for (int i = lo; i < hi && rc == 0; i++) {
         rc = run_side(job, &m, &ops[i], out, &rep->side[i], err, errlen);
         if (rc == 0)

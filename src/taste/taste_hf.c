@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "engine/qwen3.h"
 #include "sandbox/sandbox.h"
 #include "taste/taste_kernel.h"
@@ -30,7 +31,7 @@ taste_hf_opts_t taste_hf_defaults(void)
     taste_hf_opts_t o;
     memset(&o, 0, sizeof o);
     o.seed = 1;
-    o.device = "cpu";
+    o.device = backend_default()->name;
     o.prompt_tokens = 32;
     o.max_new = 64;
     o.warmup = -1;
@@ -270,7 +271,7 @@ static int prompt_file(const taste_hf_opts_t *o, const char *dir, char *path, si
 int taste_hf_run(const taste_hf_opts_t *o, FILE *out, taste_report_t *rep, char *err, size_t errlen)
 {
     memset(rep, 0, sizeof *rep);
-    const char *device = o->device ? o->device : "cpu";
+    const char *device = o->device ? o->device : backend_default()->name;
     char dir[4096] = "", ids[4200], kdir[4200], so[4096] = "", label[256] = "", python[1024], confine[4096];
     emile_python(python, sizeof python);
     emile_root_file("build/libemile-confine.so", confine, sizeof confine);

@@ -27,7 +27,8 @@ typedef struct taste_hf_opts {
     unsigned long long seed;   /* random weights' and synthetic prompt's seed */
     const char *kernel;        /* .so/.c/.cu file or run id (its best) */
     const char *store;         /* run store for a run id */
-    const char *device;        /* "cpu" (f32) or "cuda" (bf16) */
+    const char *device;        /* an engine device (engine/model.h): the cpu (f32) or
+                                  cuda (bf16) */
     const char *prompt_ids;    /* file of ids; else prompt_tokens ids from the seed */
     int prompt_tokens;
     int max_new;

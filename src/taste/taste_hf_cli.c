@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/model.h"
 #include "taste/taste_hf.h"
 
 static void usage(FILE *f)
@@ -77,8 +78,8 @@ int taste_hf_cli(int argc, char **argv)
         else if (!strcmp(a, "--store")) o.store = v;
         else if (!strcmp(a, "--prompt-ids")) o.prompt_ids = v;
         else if (!strcmp(a, "--device")) {
-            if (strcmp(v, "cpu") != 0 && strcmp(v, "cuda") != 0) {
-                fprintf(stderr, "emile taste: --device is cpu or cuda, not '%s'\n", v);
+            if (!engine_device_find(v)) {
+                fprintf(stderr, "emile taste: --device is one of %s, not '%s'\n", engine_device_names(), v);
                 return 2;
             }
             o.device = v;

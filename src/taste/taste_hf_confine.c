@@ -15,8 +15,8 @@
 #define EXPORT __attribute__((visibility("default")))
 
 EXPORT int emile_py_confine_identity(int parent, char *err, size_t n);
-EXPORT int emile_py_confine_filter(const char *device, int report_fd, char *err, size_t n);
-EXPORT int emile_py_confine_loaded(const char *device, char *err, size_t n);
+EXPORT int emile_py_confine_filter(int gpu, int report_fd, char *err, size_t n);
+EXPORT int emile_py_confine_loaded(int gpu, char *err, size_t n);
 
 /* The network namespace and nobody's uid (root), the allow-listed
  * environment, not dumpable, killed with parent. */
@@ -25,14 +25,15 @@ EXPORT int emile_py_confine_identity(int parent, char *err, size_t n)
     return taste_confine_identity((pid_t)parent, err, n);
 }
 
-/* The runner's seccomp filter, forbidden calls reported on report_fd. */
-EXPORT int emile_py_confine_filter(const char *device, int report_fd, char *err, size_t n)
+/* The runner's seccomp filter, forbidden calls reported on report_fd
+ * (gpu: the model is on a GPU, whose driver probes files). */
+EXPORT int emile_py_confine_filter(int gpu, int report_fd, char *err, size_t n)
 {
-    return taste_confine_filter(device, report_fd, err, n);
+    return taste_confine_filter(gpu, report_fd, err, n);
 }
 
-/* Once the kernel is loaded: on the cpu, no new executable memory. */
-EXPORT int emile_py_confine_loaded(const char *device, char *err, size_t n)
+/* Once the kernel is loaded: unless gpu, no new executable memory. */
+EXPORT int emile_py_confine_loaded(int gpu, char *err, size_t n)
 {
-    return taste_confine_loaded(device, err, n);
+    return taste_confine_loaded(gpu, err, n);
 }

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/lang.h"
+#include "engine/model.h"
 #include "store/store.h"
 #include "util/fs.h"
 #include "util/paths.h"
@@ -37,15 +39,40 @@ static const char *ext_of(const char *path)
     return dot && (!slash || dot > slash) ? dot : "";
 }
 
-/* "c" and "cu" by device; what each device's slot hands a kernel. */
+/* The language tag (lang.h) of the kernels device's slots take (model.h);
+ * the default backend's language for a device the engine lacks. */
 static const char *device_lang(const char *device)
 {
-    return strcmp(device, "cuda") == 0 ? "cu" : "c";
+    const engine_device_t *ed = engine_device_find(device);
+    return ed ? ed->kernel_lang : lang_for(backend_default()->name, NULL, NULL, 0)->tag;
 }
 
-static const char *lang_words(const char *lang)
+static const char *lang_words(const char *tag)
 {
-    return strcmp(lang, "cu") == 0 ? "CUDA" : "C";
+    const lang_t *l = lang_find(tag);
+    return l ? l->title : tag;
+}
+
+/* The engine device (model.h) whose slots take kernels whose language's
+ * tag or source extension is s, or NULL. */
+static const engine_device_t *device_taking(const char *s)
+{
+    for (const backend_t *const *b = backend_all(); *b && s && *s; b++) {
+        const engine_device_t *ed = engine_device_find((*b)->name);
+        const lang_t *l = ed ? lang_find(ed->kernel_lang) : NULL;
+        if (l && (strcmp(s, l->tag) == 0 || strcmp(s, l->src_ext) == 0))
+            return ed;
+    }
+    return NULL;
+}
+
+/* " (try --device NAME)": the engine device whose slots take tag. */
+static void device_hint(const char *tag, char *buf, size_t n)
+{
+    const engine_device_t *ed = device_taking(tag);
+    buf[0] = 0;
+    if (ed)
+        snprintf(buf, n, " (try --device %s)", ed->name);
 }
 
 /* Compile src (absolute path) with the backend of its language in dir into
@@ -57,11 +84,11 @@ static const char *lang_words(const char *lang)
 static int compile_in(const char *src, const char *lang, const char *dir, int untrusted,
                       char *so_out, size_t so_n, char *err, size_t errlen)
 {
-    const backend_t *b = backend_find(strcmp(lang, "cu") == 0 ? "cuda" : "cpu");
+    const lang_t *lg = lang_find(lang);
     char so[PATH_MAX + 16], inc[PATH_MAX], *argv[64], buf[8192];
     snprintf(so, sizeof so, "%s/kernel.so", dir);
     emile_root_file("include", inc, sizeof inc);
-    if (!b || b->compile_argv(src, so, inc, argv, 64, buf, sizeof buf) != 0) {
+    if (!lg || lg->compile_argv(src, so, inc, argv, 64, buf, sizeof buf) != 0) {
         snprintf(err, errlen, "cannot build the compile command for %s", src);
         return -1;
     }
@@ -142,7 +169,8 @@ static int run_source(const char *spec, const char *slot_op, int reference,
     const char *op = json_is_object(opj) ? json_string_value(json_object_get(opj, "name"))
                                          : json_string_value(opj);
     const char *dtype = json_string_value(json_object_get(task, "dtype"));
-    const char *want = strcmp(device, "cuda") == 0 ? "bf16" : "f32";
+    const engine_device_t *ed = engine_device_find(device);
+    const char *want = ed ? ed->slot_dtype : "";
     const char *text, *l;
     if (!op || strcmp(op, slot_op) != 0) {
         if (strcmp(slot_op, "attention") == 0)
@@ -182,11 +210,12 @@ static int run_source(const char *spec, const char *slot_op, int reference,
             goto out;
         }
     }
-    l = l && strcmp(l, "cu") == 0 ? "cu" : "c";
+    l = l && lang_find(l) ? lang_find(l)->tag : device_lang(device);
     if (strcmp(l, device_lang(device)) != 0) {
+        char hint[64];
+        device_hint(l, hint, sizeof hint);
         snprintf(err, errlen, "run %lld's kernels are %s; --device %s takes %s kernels%s", id,
-                 lang_words(l), device, lang_words(device_lang(device)),
-                 strcmp(l, "cu") == 0 ? " (try --device cuda)" : "");
+                 lang_words(l), device, lang_words(device_lang(device)), hint);
         goto out;
     }
     if (dtype && strcmp(dtype, want) != 0) {
@@ -212,15 +241,25 @@ int taste_kernel_check(const char *spec, const char *device, char *err, size_t e
     if (!spec || taste_kernel_is_run(spec))
         return 0;
     const char *want = device_lang(device), *ext = ext_of(spec);
-    const char *lang = strcmp(ext, ".c") == 0 ? "c" : strcmp(ext, ".cu") == 0 ? "cu" : NULL;
+    const engine_device_t *fd = device_taking(ext);
+    const char *lang = fd ? fd->kernel_lang : NULL;
     if (strcmp(ext, ".so") != 0 && !lang) {
-        snprintf(err, errlen, "%s: a kernel is a .c, .cu or .so file, or a run id", spec);
+        char exts[128] = "";
+        for (const backend_t *const *b = backend_all(); *b; b++) {
+            const engine_device_t *ed = engine_device_find((*b)->name);
+            const lang_t *l = ed ? lang_find(ed->kernel_lang) : NULL;
+            size_t len = strlen(exts);
+            if (l)
+                snprintf(exts + len, sizeof exts - len, "%s%s", len ? ", " : "", l->src_ext);
+        }
+        snprintf(err, errlen, "%s: a kernel is a %s or .so file, or a run id", spec, exts);
         return TASTE_BAD_INPUT;
     }
     if (lang && strcmp(lang, want) != 0) {
+        char hint[64];
+        device_hint(lang, hint, sizeof hint);
         snprintf(err, errlen, "%s is a %s kernel; --device %s takes %s kernels%s", spec,
-                 lang_words(lang), device, lang_words(want),
-                 strcmp(lang, "cu") == 0 ? " (try --device cuda)" : "");
+                 lang_words(lang), device, lang_words(want), hint);
         return TASTE_BAD_INPUT;
     }
     if (access(spec, R_OK) != 0) {

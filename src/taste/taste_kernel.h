@@ -21,8 +21,9 @@ int taste_kernel_is_run(const char *spec);
 int taste_kernel_check(const char *spec, const char *device, char *err, size_t errlen);
 
 /*
- * Make spec ready to load for a model on device ("cpu" takes C kernels on
- * f32 host tensors, "cuda" CUDA kernels on bf16 device tensors), in dir
+ * Make spec ready to load for a model on device (engine_device_t: the cpu
+ * takes C kernels on f32 host tensors, cuda CUDA kernels on bf16 device
+ * tensors), in dir
  * (created here, mode 0711: the sandboxed engine child, which loads the
  * result as another user, can reach it; the caller removes it): a .so is
  * copied there; a .c or .cu file, or a run's source, is compiled there

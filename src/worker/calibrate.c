@@ -55,7 +55,7 @@ int calibrate_task(worker_ctx_t *w, char *err, size_t n)
     memset(&w->calib, 0, sizeof w->calib);
     if (start_null(w, err, n) != 0)
         return -1;
-    int cuda = strcmp(w->backend->name, "cuda") == 0;
+    int dev_mem = w->backend->device_memory;   /* upload and snap are part of a cycle */
     runner_t *r = &w->null_run;
     double over[CALIBRATE_SAMPLES], outside[CALIBRATE_SAMPLES], prep[CALIBRATE_SAMPLES];
     double prep_cpu[CALIBRATE_SAMPLES], idle[CALIBRATE_SAMPLES], up[CALIBRATE_SAMPLES], snap[CALIBRATE_SAMPLES];
@@ -88,7 +88,7 @@ int calibrate_task(worker_ctx_t *w, char *err, size_t n)
         up[k] = snap[k] = copy[k] = 0;
         fresh[k % (slot_bytes ? slot_bytes : 1)] ^= 0x5a;      /* a set it has not seen */
         memcpy(r->arena + sl->begin, fresh, slot_bytes);
-        if (cuda) {
+        if (dev_mem) {
             rc = runner_cmd(r, NULL, 0, 0, "upload", range);
             up[k] = r->last_outside_ns;
         }
@@ -107,7 +107,7 @@ int calibrate_task(worker_ctx_t *w, char *err, size_t n)
         outside[k] = res.outside_ns;
         main_cpu[k] = res.cpu_thread_ns;
         proc_cpu[k] = res.cpu_proc_ns;
-        if (rc == RUNNER_OK && cuda) {
+        if (rc == RUNNER_OK && dev_mem) {
             rc = runner_snap(r, 0);
             snap[k] = r->last_outside_ns;
         }
@@ -117,7 +117,7 @@ int calibrate_task(worker_ctx_t *w, char *err, size_t n)
             if (!sl->is_out[t])
                 continue;
             size_t need = sl->bytes[t] + 2 * LAYOUT_GUARD;
-            memcpy(outs + at, r->arena + (cuda ? sl->snap[t] : sl->off[t] - LAYOUT_GUARD), need);
+            memcpy(outs + at, r->arena + (dev_mem ? sl->snap[t] : sl->off[t] - LAYOUT_GUARD), need);
             at += need;
         }
         copy[k] = (clock_mono_s() - t0) * 1e9;
@@ -137,7 +137,7 @@ int calibrate_task(worker_ctx_t *w, char *err, size_t n)
     c->run_overhead_p90 = stats_quantile(over, k, 0.9);
     c->run_outside_p50 = stats_quantile(outside, k, 0.5);
     c->prep_wall_p50 = stats_quantile(prep, k, 0.5);
-    c->prep_cpu_per_byte = cuda ? 0 : stats_quantile(prep_cpu, k, 0.5) / (double)flush;
+    c->prep_cpu_per_byte = dev_mem ? 0 : stats_quantile(prep_cpu, k, 0.5) / (double)flush;
     c->idle_cpu_p90 = stats_quantile(idle, k, 0.9);
     c->upload_p50 = stats_quantile(up, k, 0.5);
     c->snap_p50 = stats_quantile(snap, k, 0.5);

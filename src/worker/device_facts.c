@@ -77,9 +77,9 @@ json_t *device_counters(eval_state_t *e, const char *dir, const char *so)
 {
     json_t *c = NULL;
     char err[1024] = "";
-    if (!e->cuda) {
+    if (!(e->b->caps & BACKEND_CAP_COUNTERS)) {
         return json_pack("{sbss}", "available", 0, "why",
-                         "hardware counters are read with Nsight Compute on the cuda backend; the cpu backend has none");
+                         e->b->no_counters_why ? e->b->no_counters_why : "this backend has no hardware counters");
     }
     sandbox_limits_t l;
     kernel_runner_limits(e->t, e->b, e->w->cand_uid, &l);

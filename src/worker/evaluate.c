@@ -215,7 +215,7 @@ static void run_candidate(eval_state_t *e, const json_t *options, const char *di
     if (vrc != 0)
         return;
     json_object_set_new(e->validation, "ok", json_true());
-    if (e->cuda && check_launches(e, kernels) != 0)
+    if ((e->b->caps & BACKEND_CAP_LAUNCHES) && check_launches(e, kernels) != 0)
         return;
     if (!json_is_false(json_object_get(options, "timing")) && timing_run(e, options, *kernels) != 0)
         return;
@@ -248,12 +248,12 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
     eval_set_status(e.reply, "error", NULL);
     char err[2048];
     const char *bname = json_string_value(json_object_get(task_json, "backend"));
-    e.b = backend_find(bname ? bname : "cpu");
+    e.b = bname ? backend_find(bname) : backend_default();
     if (!e.b) {
         eval_set_status(e.reply, "error", "unknown backend");
         return e.reply;
     }
-    e.cuda = strcmp(e.b->name, "cuda") == 0;
+    e.cuda = e.b->device_memory;
     if (ensure_device(w, e.b, err, sizeof err) != 0) {
         eval_set_status(e.reply, "error", err);
         return e.reply;
@@ -327,18 +327,17 @@ json_t *worker_devices(worker_ctx_t *w, const char *backend, int remeasure)
 {
     (void)w;
     json_t *reply = json_object(), *devs = json_array(), *unavail = json_array();
-    const char *names[] = {"cpu", "cuda"};
-    for (size_t i = 0; i < 2; i++) {
-        if (backend && *backend && strcmp(backend, names[i]) != 0)
+    for (const backend_t *const *all = backend_all(); *all; all++) {
+        const backend_t *b = *all;
+        if (backend && *backend && strcmp(backend, b->name) != 0)
             continue;
-        const backend_t *b = backend_find(names[i]);
         json_t *d = NULL;
         char err[1024];
         if (backend_device(b, remeasure, &d, err, sizeof err) == 0) {
             json_array_append_new(devs, d);
         } else {
             json_t *u = json_object();
-            json_object_set_new(u, "backend", json_string(names[i]));
+            json_object_set_new(u, "backend", json_string(b->name));
             json_object_set_new(u, "why", json_string(err));
             json_array_append_new(unavail, u);
         }

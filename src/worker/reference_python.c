@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "profile/report.h"
 #include "task/task_py.h"
 #include "worker/numeric.h"
@@ -18,9 +19,11 @@ static double load_timeout(const task_t *t) { return 120 + 2 * t->time_limit_s; 
 static double fill_timeout(const task_t *t) { return 60 + 4 * t->time_limit_s; }
 static double floors_timeout(const task_t *t) { return 120 + 4 * t->compile_limit_s + 60 * t->time_limit_s; }
 
+/* PyTorch's device for the oracle on that backend (backend.h). */
 static const char *device_of(const char *backend)
 {
-    return backend && strcmp(backend, "cuda") == 0 ? "cuda" : "cpu";
+    const backend_t *b = backend_find(backend);
+    return b && b->torch_device ? b->torch_device : backend_default()->torch_device;
 }
 
 static int check_f64(const task_t *t, const slot_layout_t *sl, const uint8_t *arena, void **expected,
@@ -41,7 +44,8 @@ static int build_task(task_t *t, const json_t *req, const json_t *desc, const ch
     snprintf(t->reference_path, sizeof t->reference_path, "%s",
              (s = json_string_value(json_object_get(req, "filename"))) ? s : "problem.py");
     snprintf(t->reference_lang, sizeof t->reference_lang, "py");
-    snprintf(t->backend, sizeof t->backend, "%s", device_of(json_string_value(json_object_get(req, "backend"))));
+    const backend_t *b = backend_find(json_string_value(json_object_get(req, "backend")));
+    snprintf(t->backend, sizeof t->backend, "%s", (b ? b : backend_default())->name);
     if (op || (op = json_string_value(json_object_get(req, "op"))))
         snprintf(t->problem_op, sizeof t->problem_op, "%s", op);
     if ((s = json_string_value(json_object_get(req, "dtype")))) {

@@ -64,12 +64,10 @@ static json_t *handle(worker_ctx_t *w, const json_t *req, FILE *out)
         gethostname(host, sizeof host - 1);
         json_object_set_new(reply, "host", json_string(host));
         json_t *avail = json_array();
-        const char *names[] = {"cpu", "cuda"};
-        for (size_t i = 0; i < 2; i++) {
+        for (const backend_t *const *b = backend_all(); *b; b++) {
             char why[256];
-            const backend_t *b = backend_find(names[i]);
-            if (b && b->available(why, sizeof why) == 0)
-                json_array_append_new(avail, json_string(names[i]));
+            if ((*b)->available(why, sizeof why) == 0)
+                json_array_append_new(avail, json_string((*b)->name));
         }
         json_object_set_new(reply, "backends", avail);
     } else if (strcmp(cmd, "devices") == 0) {

@@ -100,7 +100,9 @@ typedef struct eval_state {
     worker_ctx_t *w;
     const task_t *t;
     const backend_t *b;
-    int cuda;
+    int cuda;                  /* b->device_memory: inputs uploaded, outputs snapped,
+                                  the flush on the device (the name is its first
+                                  backend's) */
     double tol;
     runner_t cand;
     json_t *reply, *validation, *checks;

@@ -13,7 +13,8 @@ IT_NAME=include_graph
 # names a backend's language), then the rest.  The worker starts the runner
 # and sizes its cache flush as the runner does (runner/cache_size.h); the
 # server asks a worker to describe a pasted PyTorch problem, through the
-# worker's client as the cook does.
+# worker's client as the cook does.  The diagnosis asks a backend for its
+# device class, and the server lists the backends for the page.
 declare -A ALLOWED=(
   [util]=""
   [sandbox]="util"
@@ -21,14 +22,14 @@ declare -A ALLOWED=(
   [task]="backend util"
   [store]="util"
   [report]="backend util"
-  [profile]="task util"
+  [profile]="backend task util"
   [runner]="sandbox util"
   [engine]="backend util"
   [worker]="backend profile runner sandbox task util"
   [agent]="backend task util"
   [taste]="backend engine sandbox store util"
   [cook]="agent backend worker store task util"
-  [serve]="cook report store task util worker"
+  [serve]="backend cook report store task util worker"
   [cli]="agent backend cook report sandbox serve store task taste util worker"
 )
 

@@ -75,7 +75,7 @@ fail "unknown reference run" 1 "no run 7" \
   "$EMILE" taste --random tiny --reference 7 --kernel 1 --store "$STORE" --max-new 2
 fail "no store" 1 "no run store at $IT_TMP/none.db" \
   "$EMILE" taste --random tiny --kernel 1 --store "$IT_TMP/none.db" --max-new 2
-fail "a C run on the cuda device" 1 "run 1's kernels are C; --device cuda takes CUDA kernels" \
+fail "a C run on the cuda device" 1 "run 1's kernels are C; --device cuda takes CUDA C++ kernels" \
   "$EMILE" taste --device cuda --random tiny --kernel 1 --store "$STORE" --max-new 2
 
 # a run whose reference does not compile: recorded, failed, no valid kernel
@@ -90,13 +90,13 @@ fail "a run without a valid kernel" 1 "run 2 has no valid kernel" \
 fail "a run's reference that does not compile" 1 "failed (exit status" \
   "$EMILE" taste --random tiny --reference 2 --store "$STORE" --max-new 2
 
-fail "--device gpu" 2 "--device is cpu or cuda" "$EMILE" taste --device gpu
+fail "--device gpu" 2 "--device is one of cpu, cuda, not 'gpu'" "$EMILE" taste --device gpu
 # bad input, seen before any work: exit 2
 fail "an unknown shape" 2 "unknown shape 'huge' (qwen3-4b, qwen3-0.6b, tiny)" \
   "$EMILE" taste --random huge --max-new 2
 fail "a kernel file that is not there" 2 "$IT_TMP/none.c: no such kernel file" \
   "$EMILE" taste --random tiny --kernel "$IT_TMP/none.c" --max-new 2
-fail "a CUDA kernel file on the cpu" 2 "is a CUDA kernel; --device cpu takes C kernels" \
+fail "a CUDA kernel file on the cpu" 2 "is a CUDA C++ kernel; --device cpu takes C kernels" \
   "$EMILE" taste --random tiny --kernel kernels/attention/cuda/reference.cu --max-new 2
 fail "--prompt and --prompt-ids" 2 "give one of them" \
   "$EMILE" taste --prompt hi --prompt-ids "$IDS"

@@ -333,12 +333,12 @@ static void test_local_gpus(void **state)
     const char *want[] = {"4", "5", "GPU-1234", "4", "5"};
     for (int i = 0; i < 5; i++) {
         char dev[64];
-        pool_local_gpu(i, dev, sizeof dev);
+        pool_local_device(backend_find("cuda"), i, dev, sizeof dev);
         assert_string_equal(dev, want[i]);
     }
     setenv("CUDA_VISIBLE_DEVICES", "2", 1);
     char dev[64];
-    pool_local_gpu(3, dev, sizeof dev);
+    pool_local_device(backend_find("cuda"), 3, dev, sizeof dev);
     assert_string_equal(dev, "2");                      /* one GPU: every worker shares it */
     if (saved) {
         setenv("CUDA_VISIBLE_DEVICES", saved, 1);

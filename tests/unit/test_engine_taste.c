@@ -139,7 +139,7 @@ static void test_errors(void **st)
     o.reference = "kernels/attention/cpu/reference.c";
     o.kernel = "kernels/attention/cuda/reference.cu";
     free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
-    assert_non_null(strstr(err, "is a CUDA kernel"));
+    assert_non_null(strstr(err, "is a CUDA C++ kernel"));
 
     char *help[] = { "taste", "--help" }, *bad[] = { "taste", "--bogus" };
     char *shape[] = { "taste", "--random", "nope", "--quiet" };
@@ -313,7 +313,7 @@ static void test_kernel_kinds(void **st)
     taste_opts_t o = taste_defaults();
     o.kernel = "kernels/attention/cuda/reference.cu";
     free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
-    assert_non_null(strstr(err, "is a CUDA kernel; --device cpu takes C kernels (try --device cuda)"));
+    assert_non_null(strstr(err, "is a CUDA C++ kernel; --device cpu takes C kernels (try --device cuda)"));
     o.kernel = "README.md";
     free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
     assert_non_null(strstr(err, "a kernel is a .c, .cu or .so file, or a run id"));

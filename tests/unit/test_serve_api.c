@@ -476,6 +476,27 @@ static void test_examples_ops_taste(void **state)
     json_decref(j);
     http_resp_free(&r);
 
+    /* The page's backend choices: the registry, the default first, each
+     * with its languages (its default first). */
+    assert_int_equal(http_get(f->port, "/api/backends", &r), 0);
+    assert_int_equal(r.status, 200);
+    j = body_json(&r);
+    const json_t *bes = json_object_get(j, "backends");
+    assert_int_equal(json_array_size(bes), 2);
+    const json_t *b0 = json_array_get(bes, 0), *b1 = json_array_get(bes, 1);
+    assert_string_equal(json_string_value(json_object_get(b0, "name")), "cpu");
+    assert_true(json_is_true(json_object_get(b0, "default")));
+    assert_string_equal(json_string_value(json_object_get(b0, "kind")), "host");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(b0, "langs"), 0), "tag")), "c");
+    assert_string_equal(json_string_value(json_object_get(b1, "name")), "cuda");
+    assert_true(json_is_false(json_object_get(b1, "default")));
+    assert_string_equal(json_string_value(json_object_get(b1, "kind")), "gpu");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(b1, "langs"), 0), "tag")), "cu");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(b1, "langs"), 1), "name")),
+                        "triton");
+    json_decref(j);
+    http_resp_free(&r);
+
     assert_int_equal(http_get(f->port, "/api/taste", &r), 0);
     assert_int_equal(r.status, 200);
     j = body_json(&r);

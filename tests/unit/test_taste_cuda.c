@@ -246,7 +246,7 @@ static void test_errors(void **st)
     o.device = "cuda";
     o.kernel = "tests/data/engine/attn_online.c";
     free(run(&o, &rep, TASTE_BAD_INPUT, err, sizeof err));
-    assert_non_null(strstr(err, "is a C kernel; --device cuda takes CUDA kernels"));
+    assert_non_null(strstr(err, "is a C kernel; --device cuda takes CUDA C++ kernels"));
 
     setenv("FAKE_CREATE_FAILS", "1", 1);
     o = taste_defaults();

@@ -29,8 +29,9 @@ typedef struct ladder {
     char dir[1024];            /* where the templates are */
 } ladder_t;
 
-/* kernels/<op>/<dir>/ladder.json, dir a language's ladder_dir ("cpu",
- * "cuda", "triton").  0, or -1 with err (no ladder, malformed manifest). */
+/* kernels/<op>/<dir>/ladder.json, dir a language's ladder_dir (lang.h;
+ * kernels/attention/triton for Triton).  0, or -1 with err (no ladder,
+ * malformed manifest). */
 int ladder_load(ladder_t *l, const char *op, const char *dir, char *err, size_t n);
 /* The task's values of the "from_task" parameters, rendered into every
  * candidate (the task's head dim, its dtype). */

@@ -68,13 +68,14 @@ static const char rules_text[] =
     "- each candidate runs sandboxed with time and memory limits: a crash, hang or "
     "exit() costs that candidate only.\n";
 
-/* The task's language (lang.h) and backend; C on cpu without a task. */
+/* The task's language (lang.h) and backend; the default backend's
+ * default language without a task. */
 static const lang_t *task_lang(const agent_context_t *ctx, const backend_t **b)
 {
     const task_t *t = ctx ? ctx->task : NULL;
-    *b = backend_find(t ? t->backend : "cpu");
+    *b = t ? backend_find(t->backend) : NULL;
     if (!*b)
-        *b = backend_find("cpu");
+        *b = backend_default();
     const lang_t *lg = lang_for((*b)->name, t ? t->lang : NULL, NULL, 0);
     return lg ? lg : lang_for((*b)->name, NULL, NULL, 0);
 }

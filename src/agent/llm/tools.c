@@ -14,6 +14,7 @@
  */
 #include "llm.h"
 
+#include "backend/backend.h"
 #include "backend/lang.h"
 
 #include <stdarg.h>
@@ -37,10 +38,10 @@ static json_t *schema_source(const char *what)
 
 json_t *llm_tool_defs(const agent_context_t *ctx)
 {
-    const char *be = ctx && ctx->task ? ctx->task->backend : "cpu";
+    const char *be = ctx && ctx->task ? ctx->task->backend : backend_default()->name;
     const lang_t *lg = lang_for(be, ctx && ctx->task ? ctx->task->lang : NULL, NULL, 0);
     if (!lg)
-        lg = lang_for("cpu", NULL, NULL, 0);
+        lg = lang_for(backend_default()->name, NULL, NULL, 0);
     char profile[600], src[400], counters[600];
     snprintf(src, sizeof src, "the complete %s source file of the kernel (%s)", lg->title, lg->source_words);
     snprintf(profile, sizeof profile,

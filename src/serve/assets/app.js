@@ -170,7 +170,7 @@
     $('f-name').value = task.name || '';
     if (typeof task.op === 'string') $('f-op').value = task.op;
     $('f-dtype').value = task.dtype || 'f32';
-    $('f-backend').value = task.backend || 'cpu';
+    $('f-backend').value = task.backend || defaultBackend().name;
     $('f-target').value = task.target !== undefined ? task.target : 50;
     $('f-iters').value = task.max_iters !== undefined ? task.max_iters : 8;
     $('f-agent').value = task.agent || 'builtin';
@@ -207,7 +207,7 @@
       max_iters: Number($('f-iters').value),
       agent: $('f-agent').value,
       reference_source: $('f-ref').value,
-      reference_lang: $('f-ref').dataset.lang || ($('f-backend').value === 'cuda' ? 'cu' : 'c')
+      reference_lang: $('f-ref').dataset.lang || backendLang($('f-backend').value)
     };
     var name = $('f-name').value.trim();
     if (name) task.name = name;
@@ -854,10 +854,29 @@
     showView(h === '#tasting' ? 'tasting' : 'kitchen');
   }
 
+  /* The backends (/api/backends, the server's registry), the default first. */
+  function defaultBackend() {
+    var d = (S.backends || []).filter(function (b) { return b.default; })[0];
+    return d || (S.backends || [])[0] || {name: '', langs: []};
+  }
+
+  /* The tag of a backend's default language: a reference's, when the page
+   * has no file name to tell. */
+  function backendLang(name) {
+    var b = (S.backends || []).filter(function (x) { return x.name === name; })[0] || defaultBackend();
+    return b.langs && b.langs.length ? b.langs[0].tag : '';
+  }
+
   function loadForm() {
-    return Promise.all([api('GET', '/api/ops'), api('GET', '/api/examples')]).then(function (r) {
+    return Promise.all([api('GET', '/api/ops'), api('GET', '/api/examples'), api('GET', '/api/backends')]).then(function (r) {
       S.ops = r[0].ops || [];
       S.examples = (r[1].examples || []).filter(function (e) { return e.task; });
+      S.backends = r[2].backends || [];
+      var beSel = $('f-backend');
+      clear(beSel);
+      S.backends.forEach(function (b) {
+        beSel.appendChild(el('option', {value: b.name, title: b.device_words || ''}, b.name));
+      });
       var opSel = $('f-op');
       clear(opSel);
       S.ops.forEach(function (op) { opSel.appendChild(el('option', {value: op.name, title: op.description || ''}, op.name)); });
@@ -865,9 +884,10 @@
       S.examples.forEach(function (e, i) {
         exSel.appendChild(el('option', {value: String(i)}, e.name + ' (' + e.file + ')'));
       });
-      /* A new user starts from the first example that runs on a CPU. */
+      /* A new user starts from the first example on the default backend
+       * (the one every machine has). */
       var pick = -1;
-      S.examples.forEach(function (e, i) { if (pick < 0 && e.task.backend === 'cpu') pick = i; });
+      S.examples.forEach(function (e, i) { if (pick < 0 && e.task.backend === defaultBackend().name) pick = i; });
       if (pick < 0 && S.examples.length) pick = 0;
       if (pick >= 0) { exSel.value = String(pick); fillForm(S.examples[pick].task); }
       else renderParams(null);
