@@ -14,9 +14,11 @@
 #include "stats.h"
 #include "validate.h"
 
-double timing_forge_bound(double overhead_p50_ns)
+double timing_forge_bound(double overhead_p50_ns, int device_memory)
 {
-    return TIMING_FORGE_FACTOR * (overhead_p50_ns > 0 ? overhead_p50_ns : 0) + TIMING_FORGE_CONST_NS;
+    return (device_memory ? TIMING_FORGE_FACTOR_DEVICE : TIMING_FORGE_FACTOR) *
+               (overhead_p50_ns > 0 ? overhead_p50_ns : 0) +
+           TIMING_FORGE_CONST_NS;
 }
 
 double timing_median_gap(const double *reported, const double *outside, int n)
@@ -33,9 +35,9 @@ double timing_median_gap(const double *reported, const double *outside, int n)
     return m;
 }
 
-double timing_held_limit(double median_ns)
+double timing_held_limit(double median_ns, int device_memory)
 {
-    return median_ns * (1 + TIMING_HELD_NOISE) + TIMING_HELD_CONST_NS;
+    return median_ns * (1 + TIMING_HELD_NOISE) + (device_memory ? TIMING_HELD_CONST_DEVICE_NS : TIMING_HELD_CONST_NS);
 }
 
 double timing_median_excess(const double *used, const double *reported, double scale, int n)
@@ -136,7 +138,7 @@ static int held_back(eval_state_t *e, double median_outside_ns, double median_cp
     worker_ctx_t *w = e->w;
     int on_cpu = median_cpu_ns > 0;
     double median = on_cpu ? median_cpu_ns : median_outside_ns;
-    double limit = timing_held_limit(median);
+    double limit = timing_held_limit(median, e->cuda);
     json_t *times = json_array(), *cpus = json_array(), *parts = json_array();
     json_object_set_new(held, "clock", json_string(on_cpu ? "runner cpu" : "worker wall"));
     /* Each set's exposed time in its parts, and what the null runner's
@@ -208,7 +210,7 @@ static int held_back(eval_state_t *e, double median_outside_ns, double median_cp
              "timed runs' median of %.4g ms on inputs it had seen, plus the run-to-run noise bound of %.0f%% + "
              "%.0f us): it is fast only on inputs it has seen before (a cache?)",
              N_HELD, limit * 1e-6, on_cpu ? "the runner's CPU" : "the worker's clock", median * 1e-6,
-             TIMING_HELD_NOISE * 100, TIMING_HELD_CONST_NS * 1e-3);
+             TIMING_HELD_NOISE * 100, (e->cuda ? TIMING_HELD_CONST_DEVICE_NS : TIMING_HELD_CONST_NS) * 1e-3);
     eval_set_status(e->reply, "invalid", msg);
     return -1;
 }
@@ -248,7 +250,7 @@ static int judge_timed(eval_state_t *e, json_t *rep, json_t *trust, const sample
      * reported a single-threaded kernel at 1/1.8 of its time on 2 cores,
      * and would have at 1/115 on 128. */
     double med_el = stats_quantile(s->el, reps, 0.5);
-    double bound = (c->ok || n_null ? timing_forge_bound(null_gap) : timing_forge_bound(0) * 4) +
+    double bound = (c->ok || n_null ? timing_forge_bound(null_gap, e->cuda) : timing_forge_bound(0, e->cuda) * 4) +
                    TIMING_WALL_SLACK * med_el;
     json_object_set_new(trust, "outside_median_ms", json_real(stats_quantile(s->out, reps, 0.5) * 1e-6));
     json_object_set_new(trust, "outside_gap_us", json_real(gap * 1e-3));

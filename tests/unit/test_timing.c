@@ -39,7 +39,7 @@ static void test_forged_gap(void **state)
     const double honest_out[] = {4.08e6, 4.10e6, 4.07e6, 9.00e6 /* a late wake-up */, 4.09e6};
     const double forged_in[] = {0.5e6, 0.5e6, 0.5e6, 0.5e6, 0.5e6};
     const double forged_out[] = {4.08e6, 4.10e6, 4.07e6, 4.09e6, 4.08e6};
-    double bound = timing_forge_bound(70e3);
+    double bound = timing_forge_bound(70e3, 0);
     assert_near(bound, 3 * 70e3 + TIMING_FORGE_CONST_NS, 1e-6);
     double g = timing_median_gap(honest_in, honest_out, 5);
     assert_near(g, 90e3, 1e-6);
@@ -63,10 +63,37 @@ static void test_cpu_excess(void **state)
     assert_near(timing_median_excess(both, reported, 2, 3), 0.05e6, 1e-6);
 }
 
+/* Device memory (cuda), with the H100's figures (2026-12-06): honest gaps
+ * of 270-414 us beside a null runner's 385-473 us pass; an event-timing
+ * forger that reports 0.1 ms of a 0.95 ms outside run does not. */
+static void test_forged_gap_device(void **state)
+{
+    (void)state;
+    double bound = timing_forge_bound(421e3, 1);
+    assert_near(bound, 1.5 * 421e3 + TIMING_FORGE_CONST_NS, 1e-6);
+    assert_true(414e3 <= bound);                      /* reference.cu, 1x512 */
+    assert_true(timing_forge_bound(385e3, 1) >= 270e3);  /* decode_attention rung2 */
+    assert_true(950e3 - 100e3 > bound);               /* the forger */
+    /* The CPU's looser bound would have let it through. */
+    assert_true(950e3 - 100e3 <= timing_forge_bound(421e3, 0));
+}
+
+/* The first run after an upload (cuda): qkv_proj's best held-back set
+ * took 0.58 ms of exposure against a 0.319 ms median; a 2x cache of a
+ * 3 ms kernel is still caught. */
+static void test_held_limit_device(void **state)
+{
+    (void)state;
+    double lim = timing_held_limit(0.319e6, 1);
+    assert_true(0.58e6 <= lim);
+    assert_true(0.58e6 > timing_held_limit(0.319e6, 0));
+    assert_true(6e6 > timing_held_limit(3e6, 1));
+}
+
 static void test_held_limit(void **state)
 {
     (void)state;
-    double lim = timing_held_limit(1e6);
+    double lim = timing_held_limit(1e6, 0);
     assert_near(lim, 1e6 * (1 + TIMING_HELD_NOISE) + TIMING_HELD_CONST_NS, 1e-6);
     /* A 2x cache is caught, a 20% slower fresh set is not. */
     assert_true(2e6 > lim);
@@ -80,6 +107,8 @@ int main(void)
         cmocka_unit_test(test_forged_gap),
         cmocka_unit_test(test_cpu_excess),
         cmocka_unit_test(test_held_limit),
+        cmocka_unit_test(test_held_limit_device),
+        cmocka_unit_test(test_forged_gap_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
