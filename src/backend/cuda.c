@@ -8,15 +8,14 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend/cuda_inspect.h"
+#include "util/child_call.h"
+#include "util/fs.h"
 #include "util/paths.h"
 #include "sandbox/sandbox.h"
 
@@ -80,32 +79,22 @@ static int driver_cc(void)
     return ma * 10 + mi;
 }
 
+static int driver_cc_child(void *ctx, int fd)
+{
+    (void)ctx;
+    int v = driver_cc();
+    return fs_write_all(fd, &v, sizeof v) == 0 ? 0 : 1;
+}
+
 /* driver_cc() asked in a child, which alone loads and initialises the
  * driver; 0 when unknown. */
 static int driver_cc_in_child(void)
 {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return 0;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(p[0]);
-        close(p[1]);
-        return 0;
-    }
-    if (pid == 0) {
-        int v = driver_cc();
-        _exit(write(p[1], &v, sizeof v) == (ssize_t)sizeof v ? 0 : 1);
-    }
-    close(p[1]);
     int v = 0;
-    ssize_t k;
-    while ((k = read(p[0], &v, sizeof v)) < 0 && errno == EINTR) {
-    }
-    close(p[0]);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
-    return k == (ssize_t)sizeof v && v >= 0 ? v : 0;
+    size_t len = 0;
+    if (child_call(driver_cc_child, NULL, &v, sizeof v, &len) != 0 || len != sizeof v)
+        return 0;
+    return v >= 0 ? v : 0;
 }
 
 /* Compute capability of device 0 as e.g. 90; 0 when unknown.  Building a

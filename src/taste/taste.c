@@ -6,13 +6,10 @@
  */
 #include "taste/taste.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
@@ -23,6 +20,7 @@
 #include "taste/taste_prompt.h"
 #include "taste/taste_status.h"
 #include "engine/tokenizer.h"
+#include "util/child_call.h"
 #include "util/fs.h"
 
 taste_opts_t taste_defaults(void)
@@ -169,59 +167,28 @@ static const char *kernel_spec(const taste_opts_t *o, int side, int op)
     return k;
 }
 
+static int ceilings_child(void *ctx, int fd)
+{
+    const backend_t *b = ctx;
+    json_t *dev = NULL;
+    char why[512];
+    if (backend_device(b, 0, &dev, why, sizeof why) != 0)
+        return 1;
+    char *text = json_dumps(json_object_get(dev, "ceilings"), JSON_COMPACT);
+    return text && fs_write_all(fd, text, strlen(text)) == 0 ? 0 : 1;
+}
+
 /* backend_device's ceilings, asked in a child: describing a GPU starts
  * its driver (cuInit: the driver's threads, a context), and this process
  * must reach the sandbox's fork() single-threaded with no driver in it.
  * New reference, or NULL when unknown. */
 static json_t *ceilings_in_child(const backend_t *b)
 {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return NULL;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(p[0]);
-        close(p[1]);
-        return NULL;
-    }
-    if (pid == 0) {
-        close(p[0]);
-        json_t *dev = NULL;
-        char why[512];
-        int rc = 1;
-        if (backend_device(b, 0, &dev, why, sizeof why) == 0) {
-            char *text = json_dumps(json_object_get(dev, "ceilings"), JSON_COMPACT);
-            size_t len = text ? strlen(text) : 0, off = 0;
-            while (off < len) {
-                ssize_t k = write(p[1], text + off, len - off);
-                if (k <= 0)
-                    break;
-                off += (size_t)k;
-            }
-            rc = off == len ? 0 : 1;
-        }
-        _exit(rc);
-    }
-    close(p[1]);
     char buf[65536];
     size_t len = 0;
-    for (;;) {
-        ssize_t k = read(p[0], buf + len, sizeof buf - 1 - len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        len += (size_t)k;
-        if (len == sizeof buf - 1)
-            break;
-    }
-    close(p[0]);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    buf[len] = 0;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    if (child_call(ceilings_child, (void *)b, buf, sizeof buf - 1, &len) != 0)
         return NULL;
+    buf[len] = 0;
     return json_loads(buf, 0, NULL);
 }
 

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "util/child_call.h"
 #include "util/clock.h"
 #include "util/fs.h"
 
@@ -67,6 +68,49 @@ static void test_write_all_to_nobody(void **st)
     signal(SIGPIPE, old);
 }
 
+static int answer(void *ctx, int fd)
+{
+    const char *text = ctx;
+    return fs_write_all(fd, text, strlen(text)) == 0 ? 0 : 1;
+}
+
+static int refuse(void *ctx, int fd)
+{
+    (void)ctx;
+    fs_write_all(fd, "half", 4);
+    return 3;
+}
+
+static int in_child_pid(void *ctx, int fd)
+{
+    pid_t pid = getpid();
+    (void)ctx;
+    return fs_write_all(fd, &pid, sizeof pid) == 0 ? 0 : 1;
+}
+
+/* The answer comes back; a non-zero status or a short buffer is said. */
+static void test_child_call(void **st)
+{
+    (void)st;
+    char buf[64];
+    size_t len = 99;
+    assert_int_equal(child_call(answer, "ceilings {}", buf, sizeof buf, &len), 0);
+    assert_int_equal(len, 11);
+    assert_memory_equal(buf, "ceilings {}", 11);
+    /* Truncated at cap: the child's rest is dropped, not waited for. */
+    assert_int_equal(child_call(answer, "0123456789", buf, 4, &len), 0);
+    assert_int_equal(len, 4);
+    assert_memory_equal(buf, "0123", 4);
+    /* Its status decides, whatever it wrote. */
+    assert_int_equal(child_call(refuse, NULL, buf, sizeof buf, &len), -1);
+    assert_int_equal(len, 4);
+    /* It ran in another process. */
+    pid_t pid = 0;
+    assert_int_equal(child_call(in_child_pid, NULL, &pid, sizeof pid, &len), 0);
+    assert_int_equal(len, sizeof pid);
+    assert_true(pid > 0 && pid != getpid());
+}
+
 static void test_mono_after(void **st)
 {
     (void)st;
@@ -88,6 +132,7 @@ int main(void)
         cmocka_unit_test(test_write_all_through_a_pipe),
         cmocka_unit_test(test_write_all_to_nobody),
         cmocka_unit_test(test_mono_after),
+        cmocka_unit_test(test_child_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
