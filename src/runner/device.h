@@ -62,6 +62,8 @@ typedef struct device {
     /* Is the device still usable (cuda: no sticky error)? */
     int (*healthy)(struct device *d, char *err, size_t n);
     void *stream;
+    int host_pinned;           /* set by init: the host arena is page-locked, so
+                                  transfers are direct DMA (cuda) */
     uint8_t *host;
     size_t bytes;
     size_t flush_bytes;

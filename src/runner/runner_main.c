@@ -23,7 +23,7 @@
  * the call, its threads' CPU time) is cross-checked against those.
  *
  * Greeting, before the kernel is loaded (so still the runner's own words):
- *   init seccomp=S landlock=ABI uid=UID omp=passive|user flush=BYTES flush_source=TEXT...
+ *   init seccomp=S landlock=ABI uid=UID omp=passive|user pinned=0|1 flush=BYTES flush_source=TEXT...
  * then, once it is loaded: "ready", or "fatal message".
  *
  * Commands (one line each; NONCE is the worker's random token, echoed so a
@@ -727,8 +727,8 @@ int main(int argc, char **argv)
         else
             fprintf(stderr, "emile-runner: %s (continuing without the filter)\n", err);
     }
-    reply("init seccomp=%d landlock=%d uid=%d omp=%s flush=%zu flush_source=%s", seccomp_on, landlock,
-          (int)geteuid(), omp_passive ? "passive" : "user", dev->flush_bytes, dev->flush_source);
+    reply("init seccomp=%d landlock=%d uid=%d omp=%s pinned=%d flush=%zu flush_source=%s", seccomp_on, landlock,
+          (int)geteuid(), omp_passive ? "passive" : "user", dev->host_pinned, dev->flush_bytes, dev->flush_source);
     scan_exec_maps(&g_baseline);
     emile_kernel_fn fn = null_kernel;
     if (!null_kernel_only) {

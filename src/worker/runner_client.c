@@ -156,6 +156,7 @@ int runner_start_wrapped(runner_t *r, const backend_t *b, const char *dir, const
     r->landlock = (int)init_field(line, "landlock=", 0);
     r->uid = (int)init_field(line, "uid=", -1);
     r->flush_bytes = (size_t)init_field(line, "flush=", 0);
+    r->pinned = init_field(line, " pinned=", 0) == 1;
     r->omp_passive = strstr(line, "omp=passive") != NULL;
     const char *fs = strstr(line, "flush_source=");
     snprintf(r->flush_source, sizeof r->flush_source, "%s", fs ? fs + 13 : "");

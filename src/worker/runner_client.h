@@ -28,6 +28,7 @@ typedef struct runner {
     int seccomp;                 /* the filter is on */
     int landlock;                /* its Landlock ABI in effect, 0 none */
     int uid;                     /* the uid the kernel runs as */
+    int pinned;                  /* its host arena is page-locked (direct DMA transfers) */
     size_t flush_bytes;          /* the cache-flush buffer and how it was sized */
     char flush_source[200];
     int omp_passive;             /* OpenMP threads sleep between regions (the harness's default) */

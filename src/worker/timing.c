@@ -145,6 +145,8 @@ static int held_back(eval_state_t *e, double median_outside_ns, double median_cp
      * transfers cost (subtracted up to that much). */
     json_object_set_new(held, "parts_ms", parts);
     json_object_set_new(held, "null_upload_ms", json_real(w->calib.upload_p50 * 1e-6));
+    if (e->cuda)
+        json_object_set_new(held, "transfers", json_string(e->cand.pinned && w->null_run.pinned ? "pinned" : "pageable"));
     json_object_set_new(held, "null_snap_ms", json_real(w->calib.snap_p50 * 1e-6));
     json_object_set_new(held, "null_copy_ms", json_real(w->calib.copy_p50 * 1e-6));
     json_object_set_new(held, "null_run_ms", json_real(w->calib.run_outside_p50 * 1e-6));

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# held_back_gpu.sh -- the held-back check's figures on the GPU, for the
+# kernels whose inputs cost the most to upload against their run time
+# (the decode GEMVs: 8-31 MB of weights for a 0.05-0.3 ms kernel) and for
+# the honest and forging kernels the bounds are set by.  Each is profiled
+# once with `emile profile --json`; one line per kernel (status, the timed
+# median, the held-back limit, each fresh set's exposed time, its upload
+# beside the null runner's, and whether transfers were pinned), and the
+# whole `trust` section of every reply in $OUT/held_back.json.
+#   usage (on the GPU host): bash bench/held_back_gpu.sh [REPEATS]
+# It reports; the verdicts are asserted by tests/gpu/run_gpu_suite.sh.
+set -u
+cd "$(dirname "$0")/.."
+E=${EMILE:-./build/emile}
+OUT=${OUT:-/tmp/emile-out}; mkdir -p "$OUT"
+export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$(mktemp -d)}
+reps=${1:-1}
+work=$(mktemp -d)
+small="$work/small.json"
+cat > "$small" <<JSON
+{"op":"attention","params":{"batch":1,"seq":512,"q_heads":8,"kv_heads":2,"head_dim":128,"causal":1},
+ "dtype":"bf16","backend":"cuda","reference":"$PWD/kernels/attention/cuda/reference.cu","time_limit_s":20}
+JSON
+G=kernels/gemv/cuda/rung3_splitk.cu
+Q=examples/qwen3_ops
+cases=(
+  "$small|tests/kernels/cuda/well_behaved.cu|"
+  "$small|tests/kernels/cuda/forges_event_timing.cu|"
+  "$Q/decode_attention_cuda.json|kernels/decode_attention/cuda/rung2_gqa.cu|--seq 2048"
+  "$Q/qkv_proj_cuda.json|$G|"
+  "$Q/o_proj_cuda.json|$G|"
+  "$Q/gate_up_cuda.json|$G|"
+  "$Q/down_proj_cuda.json|$G|"
+  "$Q/lm_head_cuda.json|$G|--param vocab=32768"
+  "examples/qwen3_4b_prefill_cuda.json|kernels/attention/cuda/rung7_wgmma.cu|--seq 1024"
+)
+echo "[" > "$OUT/held_back.json"; first=1
+for ((r = 1; r <= reps; r++)); do
+  for c in "${cases[@]}"; do
+    IFS='|' read -r task kernel flags <<< "$c"
+    # shellcheck disable=SC2086
+    timeout 300 $E profile "$task" "$kernel" --json $flags > "$work/r.json" 2> "$work/r.err"
+    python3 - "$work/r.json" "$kernel" "$task" "$OUT/held_back.json" "$first" <<'PY'
+import json, os, sys
+path, kernel, task, out, first = sys.argv[1:6]
+try:
+    r = json.load(open(path))
+except Exception as ex:
+    print(f"{os.path.basename(kernel):24s} no reply ({ex})"); sys.exit(0)
+rep = r.get("report") or {}
+trust = rep.get("trust") or r.get("trust") or {}
+h = trust.get("held_back") or {}
+ups = [p.get("upload", 0) for p in h.get("parts_ms", [])]
+print(f"{os.path.basename(task):28s} {os.path.basename(kernel):24s} {r.get('status'):8s} "
+      f"median {h.get('median_ms', 0):.3f} limit {h.get('limit_ms', 0):.3f} "
+      f"sets {[round(t, 3) for t in h.get('times_ms', [])]} "
+      f"upload {[round(u, 3) for u in ups]} null {h.get('null_upload_ms', 0):.3f} "
+      f"transfers {h.get('transfers', '?')}  {(r.get('error') or '')[:140]}")
+with open(out, "a") as f:
+    f.write(("" if first == "1" else ",\n") + json.dumps({"task": task, "kernel": kernel, "status": r.get("status"),
+                                                         "error": r.get("error"), "trust": trust}))
+PY
+    first=0
+  done
+done
+echo "]" >> "$OUT/held_back.json"
+rm -rf "$work"
