@@ -56,6 +56,10 @@ print(f"{os.path.basename(task):28s} {os.path.basename(kernel):24s} {r.get('stat
       f"sets {[round(t, 3) for t in h.get('times_ms', [])]} "
       f"upload {[round(u, 3) for u in ups]} null {h.get('null_upload_ms', 0):.3f} "
       f"transfers {h.get('transfers', '?')}  {(r.get('error') or '')[:140]}")
+if h.get("null_cycle_ms") is not None:
+    runs = [(round(p.get("run", 0), 3), round(p.get("run_outside", 0), 3)) for p in h.get("parts_ms", [])]
+    print(f"    null cycle {h['null_cycle_ms']:.3f} (its run {h.get('null_cycle_run_ms', 0):.3f}, back to back "
+          f"{h.get('null_warm_run_ms', 0):.3f}); held runs (worker, round trip) {runs}")
 with open(out, "a") as f:
     f.write(("" if first == "1" else ",\n") + json.dumps({"task": task, "kernel": kernel, "status": r.get("status"),
                                                          "error": r.get("error"), "trust": trust}))

@@ -14,6 +14,8 @@
 #               the same figures as one at a time
 #   waits       how often a worker waited for the device (the device lock:
 #               timing is exclusive per device, src/worker/device_turn.h)
+# and, on stderr, why the candidates that were not valid were not (each
+# status and message once, with its count).
 #
 # Each cook starts with an empty compile cache of its own (so a cook on 2
 # workers does not reuse the 1-worker cook's builds); --no-cache turns the
@@ -114,6 +116,10 @@ for n in $(seq 1 "$max_workers"); do
   waits=$(cut -d' ' -f2- "$ev" | jq -c 'select(.event == "progress" and .phase == "wait")' 2>/dev/null | wc -l | tr -d ' ')
   cut -d' ' -f2- "$ev" | jq -c 'select(.event == "iteration" and .iteration.iter > 0) | .iteration
                                | {label: .label, status: .status, time_ms: .time_ms}' >"$tmp/its-$n.json"
+  # Why the others were not valid, each reason once with its count.
+  cut -d' ' -f2- "$ev" | jq -r 'select(.event == "iteration" and .iteration.iter > 0) | .iteration
+                               | select(.status != "valid") | "\(.status): \((.error // "") | .[0:150])"' |
+    sort | uniq -c | sed "s/^/  [$n workers] /" >&2
   cands=$(wc -l <"$tmp/its-$n.json" | tr -d ' ')
   valid=$(jq -s '[.[] | select(.status == "valid")] | length' "$tmp/its-$n.json")
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')

@@ -17,6 +17,8 @@
 
 /* Cycles measured (prep + run, and on cuda upload + snap of a set). */
 #define CALIBRATE_SAMPLES 60
+/* Device memory: held-back cycles mirrored, and back-to-back runs. */
+#define CALIBRATE_CYCLES 15
 
 /* Start the null runner of w's current task and measure the yardstick
  * into w->calib; the runner stays up (w->null_run) for calibrate_sample.

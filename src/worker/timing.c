@@ -150,6 +150,13 @@ static int held_back(eval_state_t *e, double median_outside_ns, double median_cp
     json_object_set_new(held, "null_snap_ms", json_real(w->calib.snap_p50 * 1e-6));
     json_object_set_new(held, "null_copy_ms", json_real(w->calib.copy_p50 * 1e-6));
     json_object_set_new(held, "null_run_ms", json_real(w->calib.run_outside_p50 * 1e-6));
+    if (w->calib.cycle_p50 > 0) {
+        /* The null runner's held-back cycle (calibrate.c), charged instead
+         * of its parts. */
+        json_object_set_new(held, "null_cycle_ms", json_real(w->calib.cycle_p50 * 1e-6));
+        json_object_set_new(held, "null_cycle_run_ms", json_real(w->calib.cycle_run_p50 * 1e-6));
+        json_object_set_new(held, "null_warm_run_ms", json_real(w->calib.warm_run_p50 * 1e-6));
+    }
     json_object_set_new(held, "times_ms", times);
     json_object_set_new(held, "cpu_ms", cpus);
     json_object_set_new(held, "limit_ms", json_real(limit * 1e-6));
@@ -195,9 +202,11 @@ static int held_back(eval_state_t *e, double median_outside_ns, double median_cp
                 return -1;
             }
         json_array_append_new(times, json_real(exposed * 1e-6));
-        json_array_append_new(parts, json_pack("{sfsfsfsf}", "upload", e->exposed_parts_ns[0] * 1e-6, "run",
+        json_array_append_new(parts, json_pack("{sfsfsfsfsfsf}", "upload", e->exposed_parts_ns[0] * 1e-6, "run",
                                                e->exposed_parts_ns[1] * 1e-6, "snap", e->exposed_parts_ns[2] * 1e-6,
-                                               "copy", e->exposed_parts_ns[3] * 1e-6));
+                                               "copy", e->exposed_parts_ns[3] * 1e-6, "run_outside",
+                                               e->exposed_parts_ns[4] * 1e-6, "run_reported",
+                                               e->exposed_parts_ns[5] * 1e-6));
         json_array_append_new(cpus, json_real(e->exposed_cpu_ns * 1e-6));
         double took = on_cpu ? e->exposed_cpu_ns : exposed;
         if (took <= limit) {

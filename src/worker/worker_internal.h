@@ -50,6 +50,10 @@ typedef struct calib {
     double main_cpu_p90;                         /* the most CPU one runner thread used in a run, ns */
     double proc_cpu_p90;                         /* the runner's CPU in a run, ns */
     double forge_bound_ns;                       /* see timing.h */
+    /* Device memory: the held-back cycle itself (candidate.c), from the
+     * set's write to the outputs' copy, less the write, and the null
+     * run's part of it; a back-to-back run for comparison (ns, p50). */
+    double cycle_p50, cycle_run_p50, warm_run_p50;
 } calib_t;
 
 struct worker_ctx {
@@ -118,7 +122,8 @@ typedef struct eval_state {
     double cpu_outside_ns, cpu_prep_ns;
     int n_prep;
     double exposed_cpu_ns;            /* the runner's CPU over the last exposed run */
-    double exposed_parts_ns[4];       /* its parts: upload, run, snap, copy out */
+    double exposed_parts_ns[6];       /* its parts: upload, run, snap, copy out, and the
+                                         run's round trip and reported time */
 } eval_state_t;
 
 void eval_set_status(json_t *reply, const char *status, const char *error);
