@@ -21,6 +21,7 @@
 #include "backend/backend.h"
 #include "backend/cuda_inspect.h"
 #include "backend/lang.h"
+#include "util/fs.h"
 #include "util/paths.h"
 
 /* Whether every directory above path and path itself are executable by
@@ -47,7 +48,7 @@ static int world_runnable(const char *path)
  * venv's version with the venv's packages (a venv made from a Python under
  * /root, e.g. pyenv's, is not runnable by nobody); else python3 on PATH
  * (the GPU host's, which holds Triton). */
-static const char *triton_python(char *buf, size_t n, char *site, size_t sn)
+static const char *triton_python_choice(char *buf, size_t n, char *site, size_t sn)
 {
     site[0] = 0;
     const char *p = getenv("EMILE_PYTHON");
@@ -79,6 +80,20 @@ static const char *triton_python(char *buf, size_t n, char *site, size_t sn)
     emile_root_file(rel, site, sn);
     snprintf(buf, n, "%s", sys_py);
     return buf;
+}
+
+/* The interpreter as a path: the sandbox runs it with its own $PATH, and
+ * sees the file system only where the compiler's own tree is (compile.c:
+ * a venv's folder, from the path as given). */
+static const char *triton_python(char *buf, size_t n, char *site, size_t sn)
+{
+    const char *p = triton_python_choice(buf, n, site, sn);
+    char found[PATH_MAX];
+    if (!strchr(p, '/') && fs_which(p, found, sizeof found) == 0) {
+        snprintf(buf, n, "%s", found);
+        return buf;
+    }
+    return p;
 }
 
 static int triton_compile_argv(const char *src, const char *out, const char *include_dir, char **argv, int max,

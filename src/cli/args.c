@@ -108,13 +108,19 @@ int cli_parse(int argc, char **argv, task_t *t, cli_common_t *c, int need_task)
     char err[1024];
     /* The task file first, so flags override it wherever they stand. */
     const char *task_file = NULL, *problem_file = NULL;
+    int n_plain = 0;
     for (int i = 0; i < argc; i++) {
         size_t len = strlen(argv[i]);
         if (argv[i][0] != '-' && len > 5 && strcmp(argv[i] + len - 5, ".json") == 0 && t && !task_file)
             task_file = argv[i];
-        /* A PyTorch problem file is a task too (its reference). */
-        if (argv[i][0] != '-' && len > 3 && strcmp(argv[i] + len - 3, ".py") == 0 && t && !problem_file)
+        /* A PyTorch problem file is a task too (its reference), where a
+         * task stands: first.  A later .py is a kernel (Triton), as in
+         * `emile profile TASK.json KERNEL.py` or `PROBLEM.py KERNEL.py`. */
+        if (argv[i][0] != '-' && len > 3 && strcmp(argv[i] + len - 3, ".py") == 0 && t && !problem_file &&
+            !task_file && n_plain == 0)
             problem_file = argv[i];
+        if (argv[i][0] != '-')
+            n_plain++;
         if (argv[i][0] == '-' && argv[i][1] == '-' && (is_task_flag(argv[i] + 2) || is_value_flag(argv[i] + 2)))
             i++;
     }

@@ -42,6 +42,18 @@ int cmd_profile(int argc, char **argv)
     const lang_t *by_ext = lang_for_path(t.backend, c.positional[0]);
     if (by_ext)
         snprintf(t.lang, sizeof t.lang, "%s", by_ext->name);
+    /* A file of a language this backend does not build (k.py on cpu) is
+     * bad input, not a C file that fails to compile. */
+    const char *dot = strrchr(c.positional[0], '.');
+    for (const lang_t *const *l = lang_all(); !by_ext && dot && *l; l++) {
+        char why[300];
+        if (strcmp((*l)->src_ext, dot) == 0 && !lang_for(t.backend, (*l)->name, why, sizeof why)) {
+            fprintf(stderr, "emile: kernel %s is %s: %s\n", c.positional[0], (*l)->name, why);
+            free(src);
+            task_free(&t);
+            return 2;
+        }
+    }
     char err[1024];
     json_t *device = cook_fetch_device(c.worker, t.backend, err, sizeof err);
     if (!device || worker_task_fits(&t, device, err, sizeof err) != 0) {

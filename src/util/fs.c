@@ -165,3 +165,23 @@ int fs_copy_file(const char *src, const char *dst)
     free(data);
     return rc;
 }
+
+int fs_which(const char *prog, char *out, size_t n)
+{
+    out[0] = 0;
+    if (strchr(prog, '/')) {
+        snprintf(out, n, "%s", prog);
+        return 0;
+    }
+    const char *env = getenv("PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s", env ? env : "/usr/bin:/bin");
+    char *save = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(out, n, "%s/%s", d, prog);
+        if (access(out, X_OK) == 0)
+            return 0;
+    }
+    out[0] = 0;
+    return -1;
+}

@@ -71,22 +71,7 @@ static void toolchain_root(const char *prog, char *out, size_t n)
 {
     out[0] = 0;
     char path[PATH_MAX], real[PATH_MAX];
-    if (strchr(prog, '/')) {
-        snprintf(path, sizeof path, "%s", prog);
-    } else {
-        const char *env = getenv("PATH");
-        char dirs[4096];
-        snprintf(dirs, sizeof dirs, "%s", env ? env : "/usr/bin:/bin");
-        char *save = NULL;
-        path[0] = 0;
-        for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-            snprintf(path, sizeof path, "%s/%s", d, prog);
-            if (access(path, X_OK) == 0)
-                break;
-            path[0] = 0;
-        }
-    }
-    if (!path[0] || !realpath(path, real))
+    if (fs_which(prog, path, sizeof path) != 0 || !realpath(path, real))
         return;
     for (int up = 0; up < 2; up++) {
         char *slash = strrchr(real, '/');
@@ -122,14 +107,17 @@ static void allow_argument_paths(sandbox_fs_t *fs, int *k, char *const argv[], c
     }
 }
 
-/* The directory two levels above a program's path as given (a venv's
- * bin/python3 -> the venv), before symlinks are followed. */
+/* The directory two levels above a program's path as given or found on
+ * PATH (a venv's bin/python3 -> the venv), before symlinks are followed:
+ * the GPU host's python3 is /opt/torch/.venv/bin/python3, a link to
+ * /usr/bin/python3.12, and its packages are in the venv. */
 static void given_root(const char *prog, char *out, size_t n)
 {
     out[0] = 0;
-    if (prog[0] != '/')
+    char path[PATH_MAX];
+    if (fs_which(prog, path, sizeof path) != 0 || path[0] != '/')
         return;
-    snprintf(out, n, "%s", prog);
+    snprintf(out, n, "%s", path);
     for (int up = 0; up < 2; up++) {
         char *slash = strrchr(out, '/');
         if (!slash || slash == out) {

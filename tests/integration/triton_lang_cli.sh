@@ -36,6 +36,16 @@ if [ "$rc" -eq 0 ] && [ "$(sqlite3 "$IT_TMP/runs.db" "select json_extract(task, 
   ok "--lang c: the stored task says lang c"
 else not_ok "--lang c" "rc=$rc out=$out $(sqlite3 "$IT_TMP/runs.db" 'select task from runs' 2>&1 | head -c 300)"; fi
 
+# `emile profile TASK.json KERNEL.py`: the .py is the kernel (not a
+# PyTorch problem taking the task's place), and on cpu a Triton kernel is
+# bad input naming what the backend builds, not C that fails to compile.
+set +e
+out=$("$EMILE" profile "$task" kernels/attention/triton/t4_tma.py 2>&1); rc=$?
+set -e
+if [ "$rc" -eq 2 ] && grep -q "t4_tma.py is triton: language 'triton': the cpu backend builds c" <<<"$out"; then
+  ok "profile TASK.json KERNEL.py on cpu: exit 2, the kernel is Triton, cpu builds c"
+else not_ok "profile TASK.json KERNEL.py" "rc=$rc out=$(head -c 400 <<<"$out")"; fi
+
 # The worker: the kernel's own language beats the task's.
 TASKJ=$(jq -nc --rawfile ref kernels/attention/cpu/reference.c \
   '{op: "attention", params: {batch: 1, seq: 64, q_heads: 2, kv_heads: 1, head_dim: 16, causal: 1},

@@ -47,6 +47,7 @@
 #include "task/task.h"
 #include "util/fs.h"
 #include "util/paths.h"
+#include "worker/compile.h"
 
 /* ---- the registry --------------------------------------------------------------- */
 
@@ -493,10 +494,86 @@ static void test_compile_good(void **state)
     fs_rm_rf(dir);
 }
 
+/* The worker's build, with its Landlock view of the file system, when the
+ * interpreter is a bare "python3" found on PATH in a venv outside the
+ * system trees (the GPU host's is /opt/torch/.venv/bin/python3, a link to
+ * /usr/bin/python3.12, its packages in the venv): the sandbox has its own
+ * $PATH, so the interpreter must be passed by its path, and the venv must
+ * be in the view, or the system's Python runs without the venv's packages.
+ * Here a venv of /usr/bin/python3 whose "triton" only says where it was
+ * found. */
+static void test_compile_python_on_path(void **state)
+{
+    (void)state;
+    if (access("/usr/bin/python3", X_OK) != 0) {
+        print_message("skipped: no /usr/bin/python3 to make a venv of\n");
+        skip();
+    }
+    char venv[64], path[1400], cmd[2048];
+    snprintf(venv, sizeof venv, "/tmp/emile-venv-XXXXXX");
+    assert_non_null(mkdtemp(venv));
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && chmod 755 . && mkdir -p bin lib/site && ln -s /usr/bin/python3 bin/python3 && "
+             "v=$(/usr/bin/python3 -c 'import sys; print(\"%%d.%%d\" %% sys.version_info[:2])') && "
+             "mkdir -p lib/python$v/site-packages/triton && printf 'home = /usr/bin\\ninclude-system-site-packages = "
+             "false\\nversion = '$v'\\n' > pyvenv.cfg && "
+             "echo 'raise SystemExit(\"the venv triton, found\")' > lib/python$v/site-packages/triton/__init__.py && "
+             "chmod -R a+rX .", venv);
+    assert_int_equal(system(cmd), 0);
+    char *old_path = getenv("PATH") ? strdup(getenv("PATH")) : strdup("/usr/bin:/bin");
+    char *old_py = getenv("EMILE_PYTHON") ? strdup(getenv("EMILE_PYTHON")) : NULL;
+    snprintf(path, sizeof path, "%s/bin:%s", venv, old_path);
+    setenv("PATH", path, 1);
+    setenv("EMILE_PYTHON", "python3", 1);
+    long uid = sandbox_untrusted_uid();
+    char dir[64], src[1024], inc[1024], dst[1200], so[1200];
+    snprintf(dir, sizeof dir, "/tmp/emile-triton-path-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    emile_root_file("tests/data/triton/good_axpy.py", src, sizeof src);
+    emile_root_file("include/emile.h", inc, sizeof inc);
+    snprintf(dst, sizeof dst, "%s/emile.h", dir);
+    assert_int_equal(fs_copy_file(inc, dst), 0);
+    if (uid >= 0) {
+        assert_int_equal(chown(dir, (uid_t)uid, (gid_t)uid), 0);
+        assert_int_equal(chown(dst, (uid_t)uid, (gid_t)uid), 0);
+    }
+    char *source = fs_read_file(src, 1 << 20, NULL);
+    assert_non_null(source);
+    task_t t;
+    task_init(&t);
+    t.compile_limit_s = 60;
+    json_t *compile = json_object();
+    compile_kernel(NULL, backend_find("cuda"), &t, uid, dir, source, "triton", "good_axpy.py", compile, so, sizeof so);
+    setenv("PATH", old_path, 1);
+    if (old_py)
+        setenv("EMILE_PYTHON", old_py, 1);
+    else
+        unsetenv("EMILE_PYTHON");
+    free(old_path);
+    free(old_py);
+    const char *log = json_string_value(json_object_get(compile, "log"));
+    const char *command = json_string_value(json_object_get(compile, "command"));
+    if (!log || !strstr(log, "the venv triton, found"))
+        print_error("the build did not reach the venv's triton: %s (command %s)\n", log ? log : "(no log)",
+                    command ? command : "");
+    assert_non_null(log);
+    assert_non_null(strstr(log, "the venv triton, found"));
+    /* the interpreter is named by its path in the venv, not "python3" */
+    snprintf(path, sizeof path, "%s/bin/python3 -B", venv);
+    assert_non_null(command);
+    assert_non_null(strstr(command, path));
+    free(source);
+    json_decref(compile);
+    task_free(&t);
+    fs_rm_rf(dir);
+    fs_rm_rf(venv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_compile_python_on_path),
         cmocka_unit_test(test_task_lang),
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_builtin_climbs_triton),

@@ -828,7 +828,7 @@ template <bool BF16, int ST, int QB, bool DYN>
 static int r7_launch(const attn_problem *pr, cudaStream_t stream)
 {
     const size_t smem = 1024 + (size_t)QB * R7_BQ * R7_D * 2 + 2 * (size_t)ST * R7_TILE_BYTES + 16 * QB + 32 * ST + 16;
-    if (smem > 232448) return 24;   /* e.g. STAGES=3 with QBUF=2 does not fit */
+    if (smem > 232448) return EMILE_ERR_LIMIT;   /* e.g. STAGES=3 with QBUF=2 does not fit */
     static int attr_done = 0, sms = 0;
     static unsigned int *counter = 0;
     if (!attr_done) {
