@@ -21,7 +21,7 @@ int fs_exists(const char *path);
 /* Copy a file; 0 or -1. */
 int fs_copy_file(const char *src, const char *dst);
 
-/* A program's path: as given when it names a folder, else the first
+/* A program's path: as given when it holds a /, else the first
  * executable of that name on $PATH, symlinks not followed (a venv's
  * bin/python3 stays in the venv).  0, or -1 (out "") when not found. */
 int fs_which(const char *prog, char *out, size_t n);
