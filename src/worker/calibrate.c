@@ -50,6 +50,21 @@ static int start_null(worker_ctx_t *w, char *err, size_t n)
     return 0;
 }
 
+/* The worker's copy of the null runner's outputs, with their guards, as
+ * candidate.c copies a candidate's: from the snap (device memory) or the
+ * slot itself. */
+static void copy_outputs_out(const runner_t *r, const slot_layout_t *sl, uint8_t *outs, int dev_mem)
+{
+    size_t at = 0;
+    for (int t = 0; t < sl->n_tensors; t++) {
+        if (!sl->is_out[t])
+            continue;
+        size_t need = sl->bytes[t] + 2 * LAYOUT_GUARD;
+        memcpy(outs + at, r->arena + (dev_mem ? sl->snap[t] : sl->off[t] - LAYOUT_GUARD), need);
+        at += need;
+    }
+}
+
 /* Device memory: the held-back cycle as candidate.c runs it (prep first;
  * then, on one clock, the write of a fresh set, its upload, the run, the
  * snap and the worker's copy of the outputs), less the write, which both
@@ -84,14 +99,8 @@ static int calibrate_cycle(worker_ctx_t *w, const uint8_t *fresh, size_t slot_by
         double t_ran = clock_mono_s();
         if (rc == RUNNER_OK)
             rc = runner_snap(r, 0);
-        size_t at = 0;
-        for (int t = 0; t < sl->n_tensors && rc == RUNNER_OK; t++) {
-            if (!sl->is_out[t])
-                continue;
-            size_t need = sl->bytes[t] + 2 * LAYOUT_GUARD;
-            memcpy(outs + at, r->arena + sl->snap[t], need);
-            at += need;
-        }
+        if (rc == RUNNER_OK)
+            copy_outputs_out(r, sl, outs, 1);
         double t_end = clock_mono_s();
         cyc[k] = ((t_end - t0) - (t_written - t0)) * 1e9;
         cyc_run[k] = (t_ran - t_run) * 1e9;
@@ -175,14 +184,8 @@ int calibrate_task(worker_ctx_t *w, char *err, size_t n)
             snap[k] = r->last_outside_ns;
         }
         double t0 = clock_mono_s();
-        size_t at = 0;
-        for (int t = 0; t < sl->n_tensors && rc == RUNNER_OK; t++) {
-            if (!sl->is_out[t])
-                continue;
-            size_t need = sl->bytes[t] + 2 * LAYOUT_GUARD;
-            memcpy(outs + at, r->arena + (dev_mem ? sl->snap[t] : sl->off[t] - LAYOUT_GUARD), need);
-            at += need;
-        }
+        if (rc == RUNNER_OK)
+            copy_outputs_out(r, sl, outs, dev_mem);
         copy[k] = (clock_mono_s() - t0) * 1e9;
         mark = runner_cpu_ns(r);
     }
