@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "timing.h"
 #include "util/clock.h"
 #include "worker_internal.h"
 
@@ -210,25 +211,9 @@ int cand_run_exposed(eval_state_t *e, int set, run_result_t *res, double *expose
     cpu_since_mark(e);
     if (rc != RUNNER_OK)
         return rc;
-    const calib_t *c = &e->w->calib;
-    if (e->cuda && c->cycle_p50 > 0) {
-        /* Like for like (calibrate.c): the null runner's whole cycle is the
-         * harness's, less one back-to-back run, which the timed median this
-         * is compared with holds too.  The worker's write of the set is
-         * its own on both sides. */
-        *exposed_ns = total - copy_ns - (c->cycle_p50 - c->warm_run_p50);
-        return RUNNER_OK;
-    }
-    /* The worker's own copies (the set in, the outputs out): what the null
-     * runner's copy of the outputs took, no more. */
-    double copy_out_ns = e->exposed_parts_ns[3];
-    double less = copy_ns + (copy_out_ns < e->w->calib.copy_p50 ? copy_out_ns : e->w->calib.copy_p50);
-    if (e->cuda) {
-        /* Transfers beyond their calibrated cost count as the kernel's. */
-        less += up_ns < e->w->calib.upload_p50 ? up_ns : e->w->calib.upload_p50;
-        less += snap_ns < e->w->calib.snap_p50 ? snap_ns : e->w->calib.snap_p50;
-    }
-    *exposed_ns = total - less;
+    held_parts_t parts = {.total = total, .write = copy_ns, .upload = up_ns, .snap = snap_ns,
+                          .copy_out = e->exposed_parts_ns[3]};
+    *exposed_ns = timing_held_charge(&parts, &e->w->calib, e->cuda);
     return RUNNER_OK;
 }
 

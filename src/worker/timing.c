@@ -40,6 +40,23 @@ double timing_held_limit(double median_ns, int device_memory)
     return median_ns * (1 + TIMING_HELD_NOISE) + (device_memory ? TIMING_HELD_CONST_DEVICE_NS : TIMING_HELD_CONST_NS);
 }
 
+static double at_most(double x, double cap)
+{
+    return x < cap ? x : cap;
+}
+
+double timing_held_charge(const held_parts_t *p, const calib_t *c, int device_memory)
+{
+    /* Like for like (calibrate.c): the null runner's whole cycle is the
+     * harness's.  The worker's write of the set is its own on both sides. */
+    if (device_memory && c->cycle_p50 > 0)
+        return p->total - p->write - (c->cycle_p50 - c->warm_run_p50);
+    double less = p->write + at_most(p->copy_out, c->copy_p50);
+    if (device_memory)   /* transfers beyond their calibrated cost are the kernel's */
+        less += at_most(p->upload, c->upload_p50) + at_most(p->snap, c->snap_p50);
+    return p->total - less;
+}
+
 double timing_median_excess(const double *used, const double *reported, double scale, int n)
 {
     if (n <= 0)

@@ -77,6 +77,21 @@ double timing_median_gap(const double *reported, const double *outside, int n);
  * same clock (ns). */
 double timing_held_limit(double median_ns, int device_memory);
 
+/* One held-back set's exposure on the worker's clock, in its parts (ns):
+ * from the set's write to the outputs' copy, the worker's write of the
+ * set, and the transfers and the copy out within it. */
+typedef struct held_parts {
+    double total, write, upload, snap, copy_out;
+} held_parts_t;
+
+/* What of a held-back set's exposure is the kernel's (ns), to compare with
+ * timing_held_limit: the total less the worker's own write, and less what
+ * the null runner (c) showed the harness costs -- on device memory with
+ * its held-back cycle calibrated, that whole cycle less one back-to-back
+ * run (the timed median holds one); else each transfer and the copy out
+ * up to the null runner's cost of it, never more. */
+double timing_held_charge(const held_parts_t *p, const calib_t *c, int device_memory);
+
 /* The median over n runs of (used - allowed_per_run * scale), ns: how far
  * a CPU reading exceeds what the reported time allows. */
 double timing_median_excess(const double *used, const double *reported, double scale, int n);
