@@ -7,7 +7,8 @@
 # median, the held-back limit, each fresh set's exposed time, its upload
 # beside the null runner's, and whether transfers were pinned), and the
 # whole `trust` section of every reply in $OUT/held_back.json.
-#   usage (on the GPU host): bash bench/held_back_gpu.sh [REPEATS]
+#   usage (on the GPU host): bash bench/held_back_gpu.sh [REPEATS [PATTERN]]
+# PATTERN (grep -E on "task|kernel"): only the matching cases.
 # It reports; the verdicts are asserted by tests/gpu/run_gpu_suite.sh.
 set -u
 cd "$(dirname "$0")/.."
@@ -33,11 +34,16 @@ cases=(
   "$Q/down_proj_cuda.json|$G|"
   "$Q/lm_head_cuda.json|$G|--param vocab=32768"
   "examples/qwen3_4b_prefill_cuda.json|kernels/attention/cuda/rung7_wgmma.cu|--seq 1024"
+  "examples/softmax.py|kernels/softmax/cuda/v1_rowblock.cu|--backend cuda --dtype bf16"
+  "examples/rmsnorm.py|kernels/rmsnorm/cuda/v1_rowblock.cu|--backend cuda --dtype bf16"
+  "examples/qwen3_4b_prefill_cuda.json|kernels/attention/triton/t2_causal.py|--seq 1024"
+  "examples/qwen3_4b_prefill_cuda.json|kernels/attention/triton/t3_pipeline.py|--seq 1024"
 )
 echo "[" > "$OUT/held_back.json"; first=1
 for ((r = 1; r <= reps; r++)); do
   for c in "${cases[@]}"; do
     IFS='|' read -r task kernel flags <<< "$c"
+    [ -n "${2:-}" ] && ! grep -qE "$2" <<< "$task|$kernel" && continue
     # shellcheck disable=SC2086
     timeout 300 $E profile "$task" "$kernel" --json $flags > "$work/r.json" 2> "$work/r.err"
     python3 - "$work/r.json" "$kernel" "$task" "$OUT/held_back.json" "$first" <<'PY'
@@ -60,6 +66,8 @@ if h.get("null_cycle_ms") is not None:
     runs = [(round(p.get("run", 0), 3), round(p.get("run_outside", 0), 3)) for p in h.get("parts_ms", [])]
     print(f"    null cycle {h['null_cycle_ms']:.3f} (its run {h.get('null_cycle_run_ms', 0):.3f}, back to back "
           f"{h.get('null_warm_run_ms', 0):.3f}); held runs (worker, round trip) {runs}")
+    print(f"    null snap {h.get('null_snap_ms', 0):.3f} copy {h.get('null_copy_ms', 0):.3f}; held snap, copy "
+          f"{[(round(p.get('snap', 0), 3), round(p.get('copy', 0), 3)) for p in h.get('parts_ms', [])]}")
 with open(out, "a") as f:
     f.write(("" if first == "1" else ",\n") + json.dumps({"task": task, "kernel": kernel, "status": r.get("status"),
                                                          "error": r.get("error"), "trust": trust}))

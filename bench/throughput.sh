@@ -22,7 +22,7 @@
 # cache off (EMILE_COMPILE_CACHE=off), --no-lock the device lock
 # (EMILE_DEVICE_LOCK=off: the figures before the lock was wired in).
 #
-#   usage: bash bench/throughput.sh [--task FILE] [--max-workers N]
+#   usage: bash bench/throughput.sh [--task FILE] [--max-workers N | --workers "1 4 8"]
 #            [--candidates K] [--backend cpu|cuda] [--slurm] [--no-cache]
 #            [--no-lock] [--out FILE]
 #     --backend cuda  without --task: examples/qwen3_4b_prefill_cuda.json
@@ -36,6 +36,7 @@ cd "$(dirname "$0")/.."
 
 task=
 max_workers=4
+counts=
 candidates=8
 backend=
 slurm=0
@@ -46,6 +47,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --task) task=$2; shift 2 ;;
     --max-workers) max_workers=$2; shift 2 ;;
+    --workers) counts=$2; shift 2 ;;
     --candidates) candidates=$2; shift 2 ;;
     --backend) backend=$2; shift 2 ;;
     --slurm) slurm=1; shift ;;
@@ -61,7 +63,9 @@ case $backend in
   *) echo "throughput.sh: --backend is cpu or cuda, not $backend" >&2; exit 2 ;;
 esac
 [ -f "$task" ] || { echo "throughput.sh: no task file $task" >&2; exit 2; }
-case $max_workers$candidates in *[!0-9]*) echo "throughput.sh: --max-workers and --candidates are numbers" >&2; exit 2 ;; esac
+counts=${counts:-$(seq -s ' ' 1 "$max_workers")}
+case $max_workers$candidates${counts// /} in *[!0-9]*) echo "throughput.sh: --max-workers, --workers and --candidates are numbers" >&2; exit 2 ;; esac
+case " $counts " in *" 1 "*) ;; *) echo "throughput.sh: --workers must include 1 (the baseline)" >&2; exit 2 ;; esac
 emile=$PWD/build/emile
 [ -x "$emile" ] || { echo "throughput.sh: build first (make)" >&2; exit 2; }
 command -v jq >/dev/null || { echo "throughput.sh: needs jq" >&2; exit 2; }
@@ -95,7 +99,7 @@ echo "device lock: $([ $lock = 1 ] && echo on || echo off); compile cache: $([ $
 printf '%7s  %10s  %7s  %8s  %7s  %9s  %5s\n' workers candidates wall_s per_min scaling time_vs_1 waits
 
 base_rate=
-for n in $(seq 1 "$max_workers"); do
+for n in $counts; do
   ev=$tmp/events-$n.ndjson
   # Each event stamped with the monotonic-enough wall clock as it arrives.
   [ $cache = 1 ] && export EMILE_COMPILE_CACHE=$tmp/kernels-$n
@@ -132,6 +136,19 @@ for n in $(seq 1 "$max_workers"); do
       | sort | if length == 0 then "-" else (.[length / 2 | floor] * 100 | round / 100 | tostring) end' \
       "$tmp/its-$n.json" | tr -d '"')
   printf '%7d  %4d (%3d)  %7s  %8s  %7s  %9s  %5s\n' "$n" "$cands" "$valid" "$wall" "$rate" "$scaling" "$ratio" "$waits"
+  # Where a candidate's time goes: each worker phase's seconds (from one
+  # progress event to the next of the same candidate, the last to the
+  # iteration's end, on the worker's clock), summed over the candidates
+  # and divided by their number.
+  cut -d' ' -f2- "$ev" | jq -s -r --argjson c "$cands" '
+      [ (.[] | select(.event == "progress" and (.iter // 0) > 0 and .elapsed_s != null
+               and (.phase | IN("compile", "reference", "validate", "time", "held_back", "wait", "counters")))),
+        (.[] | select(.event == "iteration" and .iteration.iter > 0)
+         | {iter: .iteration.iter, phase: "end", elapsed_s: .iteration.elapsed_s}) ]
+      | group_by(.iter) | map(sort_by(.elapsed_s) | [range(0; length - 1) as $i
+          | {phase: .[$i].phase, s: (.[$i + 1].elapsed_s - .[$i].elapsed_s)}]) | add // []
+      | group_by(.phase) | map("\(.[0].phase) \(((map(.s) | add) / ([$c, 1] | max)) * 100 | round / 100)s")
+      | "  [\($n) workers] seconds a candidate: " + join(", ")' --argjson n "$n" >&2 2>/dev/null || true
   if [ -n "$out" ]; then
     jq -nc --argjson n "$n" --argjson c "$cands" --argjson v "$valid" --argjson w "$wall" --argjson r "$rate" \
       --arg ratio "$ratio" --argjson waits "$waits" --argjson lock "$lock" --argjson cache "$cache" \
