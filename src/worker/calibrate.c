@@ -67,9 +67,9 @@ static void copy_outputs_out(const runner_t *r, const slot_layout_t *sl, uint8_t
 
 /* Device memory: the held-back cycle as candidate.c runs it (prep first;
  * then, on one clock, the write of a fresh set, its upload, the run, the
- * snap and the worker's copy of the outputs), less the write, which both
- * sides subtract as their own; then runs back to back, as the timed runs
- * are.  Measured on the H100 (2026-12-06), an honest kernel's run right
+ * snap and the worker's copy of the outputs), less the write and the copy,
+ * which both sides subtract as their own (timing_held_charge); then runs
+ * back to back, as the timed runs are.  Measured on the H100 (2026-12-06), an honest kernel's run right
  * after its set's upload took 0.07-0.4 ms longer than its back-to-back
  * runs, more for larger sets, while the kernel alone in one process
  * showed 3-30 us (bench/cold_run_probe.cu): the cost is the harness's,
@@ -85,7 +85,6 @@ static int calibrate_cycle(worker_ctx_t *w, const uint8_t *fresh, size_t slot_by
     int rc = RUNNER_OK, k = 0;
     for (; k < CALIBRATE_CYCLES && rc == RUNNER_OK; k++) {
         rc = runner_prep(r, 0, 1);
-        double t0 = clock_mono_s();
         memcpy(r->arena + sl->begin, fresh, slot_bytes);
         r->arena[sl->begin + (size_t)k % (slot_bytes ? slot_bytes : 1)] ^= 0xa5;
         double t_written = clock_mono_s();
@@ -99,10 +98,10 @@ static int calibrate_cycle(worker_ctx_t *w, const uint8_t *fresh, size_t slot_by
         double t_ran = clock_mono_s();
         if (rc == RUNNER_OK)
             rc = runner_snap(r, 0);
+        double t_snapped = clock_mono_s();
         if (rc == RUNNER_OK)
             copy_outputs_out(r, sl, outs, 1);
-        double t_end = clock_mono_s();
-        cyc[k] = ((t_end - t0) - (t_written - t0)) * 1e9;
+        cyc[k] = (t_snapped - t_written) * 1e9;
         cyc_run[k] = (t_ran - t_run) * 1e9;
     }
     int kw = 0;

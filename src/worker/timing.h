@@ -87,9 +87,10 @@ typedef struct held_parts {
 /* What of a held-back set's exposure is the kernel's (ns), to compare with
  * timing_held_limit: the total less the worker's own write, and less what
  * the null runner (c) showed the harness costs -- on device memory with
- * its held-back cycle calibrated, that whole cycle less one back-to-back
- * run (the timed median holds one); else each transfer and the copy out
- * up to the null runner's cost of it, never more. */
+ * its held-back cycle calibrated, the worker's copy out and that whole
+ * cycle (upload, run, snap) less one back-to-back run (the timed median
+ * holds one); else each transfer and the copy out up to the null
+ * runner's cost of it, never more. */
 double timing_held_charge(const held_parts_t *p, const calib_t *c, int device_memory);
 
 /* The median over n runs of (used - allowed_per_run * scale), ns: how far

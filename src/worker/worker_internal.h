@@ -51,8 +51,9 @@ typedef struct calib {
     double proc_cpu_p90;                         /* the runner's CPU in a run, ns */
     double forge_bound_ns;                       /* see timing.h */
     /* Device memory: the held-back cycle itself (candidate.c), from the
-     * set's write to the outputs' copy, less the write, and the null
-     * run's part of it; a back-to-back run for comparison (ns, p50). */
+     * end of the set's write to the end of the snap (the write and the
+     * worker's copy out are the worker's own), and the null run's part of
+     * it; a back-to-back run for comparison (ns, p50). */
     double cycle_p50, cycle_run_p50, warm_run_p50;
 } calib_t;
 
