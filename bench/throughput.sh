@@ -142,7 +142,7 @@ for n in $counts; do
   # and divided by their number.
   cut -d' ' -f2- "$ev" | jq -s -r --argjson c "$cands" '
       [ (.[] | select(.event == "progress" and (.iter // 0) > 0 and .elapsed_s != null
-               and (.phase | IN("compile", "reference", "validate", "time", "held_back", "wait", "counters")))),
+               and (.phase | IN("compile", "draw", "reference", "validate", "time", "held_back", "wait", "counters")))),
         (.[] | select(.event == "iteration" and .iteration.iter > 0)
          | {iter: .iteration.iter, phase: "end", elapsed_s: .iteration.elapsed_s}) ]
       | group_by(.iter) | map(sort_by(.elapsed_s) | [range(0; length - 1) as $i

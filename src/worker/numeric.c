@@ -19,8 +19,36 @@ static double half_to_double(uint16_t h)
     return s ? -v : v;
 }
 
+/* A double that is a normal number of the 16-bit format (exp_bits,
+ * man_bits) rounded to it, ties to even, on the bits alone: the re-biased
+ * exponent and the mantissa move together, so a carry out of the
+ * mantissa rounds up the exponent, and one past the largest finite value
+ * makes infinity.  0 for what it does not take (zero, subnormals of the
+ * format, overflow before rounding, NaN, infinity): the slow paths below
+ * do those.  Drawing a set's inputs spends most of its time here (tens of
+ * millions of elements a candidate for the Qwen3-4B prefill). */
+static int round_normal16(double d, int exp_bits, int man_bits, uint16_t *out)
+{
+    uint64_t b;
+    memcpy(&b, &d, 8);
+    int bias = (1 << (exp_bits - 1)) - 1;
+    int e = (int)((b >> 52) & 0x7ff) - 1023;
+    if (e < 1 - bias || e > bias)
+        return 0;
+    uint64_t x = ((uint64_t)(e + bias) << 52) | (b & ((1ULL << 52) - 1));
+    int sh = 52 - man_bits;
+    x += (1ULL << (sh - 1)) - 1 + ((x >> sh) & 1);
+    uint64_t r = x >> sh;
+    uint16_t inf = (uint16_t)(((1u << exp_bits) - 1) << man_bits);
+    *out = (uint16_t)((b >> 63) << 15) | (r >= inf ? inf : (uint16_t)r);
+    return 1;
+}
+
 static uint16_t double_to_half(double d)
 {
+    uint16_t h;
+    if (round_normal16(d, 5, 10, &h))
+        return h;
     float f = (float)d;
     uint32_t x;
     memcpy(&x, &f, 4);
@@ -62,6 +90,9 @@ static double bf16_to_double(uint16_t b)
  * which would round twice. */
 static uint16_t double_to_bf16(double d)
 {
+    uint16_t h;
+    if (round_normal16(d, 8, 7, &h))
+        return h;
     if (isnan(d))
         return 0x7fc0;
     uint16_t sign = signbit(d) ? 0x8000 : 0;

@@ -105,12 +105,17 @@ static int run_reference(ref_oracle_t *o, int s, int *krc)
     return rc;
 }
 
+static void ref_draw(oracle_t *base, int s, uint8_t *pristine)
+{
+    ref_oracle_t *o = (ref_oracle_t *)base;
+    oracle_draw_inputs(o->env.rng, o->env.task, &o->env.layout->slots[s], pristine);
+}
+
 static int ref_fill(oracle_t *base, int s, const char *set_name, uint8_t *pristine, void **expected, char *err,
                     size_t n)
 {
     ref_oracle_t *o = (ref_oracle_t *)base;
     const slot_layout_t *sl = &o->env.layout->slots[s];
-    oracle_draw_inputs(o->env.rng, o->env.task, sl, pristine);
     int krc = 0, rc = RUNNER_DIED;
     /* A dead reference runner (whatever killed it) is started again, once:
      * a candidate is never blamed for it, and never sees it. */
@@ -178,6 +183,8 @@ static int float64_check(ref_oracle_t *o, int small, char *err, size_t n)
     uint8_t *pristine = malloc(sl->end - sl->begin);
     void *expected[OP_MAX_TENSORS] = {0};
     double *bufs[OP_MAX_TENSORS] = {0};
+    if (pristine)
+        ref_draw(&o->base, small, pristine);
     int rc = pristine ? ref_fill(&o->base, small, sl->name, pristine, expected, err, n) : ORACLE_ERROR;
     for (int k = 0; k < sl->n_tensors && rc == ORACLE_OK; k++) {
         bufs[k] = malloc(sizeof(double) * sl->numel[k]);
@@ -275,6 +282,7 @@ static void ref_free(oracle_t *base)
 static const oracle_ops_t ref_ops = {
     .name = "reference",
     .prepare = ref_prepare,
+    .draw = ref_draw,
     .fill = ref_fill,
     .describe = ref_describe,
     .free = ref_free,

@@ -40,11 +40,16 @@ typedef struct oracle_ops {
     /* Ready the oracle for its task: build and start what computes the
      * expected outputs, check it.  ORACLE_* with err. */
     int (*prepare)(oracle_t *o, char *err, size_t n);
+    /* Optional: draw one input set for layout slot `slot` into pristine
+     * (the slot's range [begin, end) as the candidate must see it: inputs
+     * and guard bytes; output ranges anything, the worker poisons them),
+     * on the CPU alone, so the worker calls it off the device's turn.  An
+     * oracle with draw gets every set drawn before its fill. */
+    void (*draw)(oracle_t *o, int slot, uint8_t *pristine);
     /* One input set in layout slot `slot` (named set_name in messages):
-     * pristine receives the slot's range [begin, end) as the candidate must
-     * see it -- inputs and guard bytes (output ranges: anything, the worker
-     * poisons them) -- and expected[k] (malloc'd here when NULL) each
-     * output.  ORACLE_* with err. */
+     * pristine receives the slot's range as above (with draw: holds it
+     * already), and expected[k] (malloc'd here when NULL) each output.
+     * ORACLE_* with err. */
     int (*fill)(oracle_t *o, int slot, const char *set_name, uint8_t *pristine, void **expected, char *err,
                 size_t n);
     /* The check of the oracle itself (the reply's "oracle" object), new

@@ -200,6 +200,16 @@ int task_state_ensure(worker_ctx_t *w, const json_t *task_json, const backend_t 
 
 int task_state_fill(worker_ctx_t *w, char *err, size_t n)
 {
+    /* Drawing is the CPU's work (most of this phase for large inputs:
+     * tens of millions of elements): not on the device's turn, which
+     * other workers of the host are waiting for. */
+    if (w->oracle->ops->draw)
+        for (int s = 0; s < N_SETS; s++) {
+            char detail[64];
+            snprintf(detail, sizeof detail, "drawing set %s (%d of %d)", w->sets[s].name, s + 1, N_SETS);
+            worker_progress(w, "draw", detail, s + 1, N_SETS);
+            w->oracle->ops->draw(w->oracle, w->sets[s].slot, w->sets[s].pristine);
+        }
     /* The reference runs on the device: never beside a timing. */
     if (device_turn_take(&w->turn, DEVICE_PHASE_RUN, "reference", "answering the input sets", err, n) != 0)
         return ORACLE_ERROR;

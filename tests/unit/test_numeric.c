@@ -272,6 +272,56 @@ static void test_bf16_no_double_rounding(void **state)
     assert_bits16(EMILE_DTYPE_BF16, -(1.0 + ldexp(1, -8) + ldexp(1, -40)), 0xbf81);
 }
 
+/* Random doubles over each format's whole range (and the midpoints
+ * between its neighbours, exactly): the encoded value is the nearest of
+ * its neighbours, ties to the even pattern.  The fast path on the bits
+ * (round_normal16) takes the normal range; this holds it to the
+ * definition, not to the slow path. */
+static void check_nearest(int dtype, uint16_t r, double d)
+{
+    double v = get16(dtype, r);
+    if (isinf(v))
+        return;                                    /* overflow: test_*_values */
+    double dv = fabs(d - v);
+    for (int step = -1; step <= 1; step += 2) {
+        uint16_t nb = (uint16_t)(r + step);
+        if ((r & 0x7fff) == 0 && step < 0)
+            continue;                              /* below zero is the other sign */
+        double w = get16(dtype, nb);
+        if (!isfinite(w) || signbit(w) != signbit(v))
+            continue;
+        double dw = fabs(d - w);
+        if (dw < dv || (dw == dv && (r & 1)))
+            fail_msg("%s: %.17g -> 0x%04x (%.17g) but 0x%04x (%.17g) is %s", dtype == EMILE_DTYPE_BF16 ? "bf16" : "f16",
+                     d, r, v, nb, w, dw < dv ? "nearer" : "as near and even");
+    }
+}
+
+static void test_nearest_random(void **state)
+{
+    (void)state;
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    const int dtypes[2] = {EMILE_DTYPE_BF16, EMILE_DTYPE_F16};
+    for (int t = 0; t < 2; t++) {
+        int dt = dtypes[t], lo = dt == EMILE_DTYPE_BF16 ? -140 : -27, hi = dt == EMILE_DTYPE_BF16 ? 128 : 16;
+        for (int i = 0; i < 200000; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            double m = 1.0 + (double)(x >> 12) * 0x1.0p-52;
+            double d = ldexp(m, lo + (int)((x >> 3) % (uint64_t)(hi - lo)));
+            if (x & 1)
+                d = -d;
+            uint16_t r = set16(dt, d);
+            check_nearest(dt, r, d);
+            /* the midpoint between r and its upper neighbour, a tie */
+            double v = get16(dt, r), w = get16(dt, (uint16_t)(r + 1));
+            if (isfinite(v) && isfinite(w) && signbit(v) == signbit(w) && v != 0) {
+                double mid = v + (w - v) / 2;
+                check_nearest(dt, set16(dt, mid), mid);
+            }
+        }
+    }
+}
+
 /* ---- the error metric ------------------------------------------------------ */
 
 static void test_compare_identical(void **state)
@@ -706,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_bf16_values),
         cmocka_unit_test(test_bf16_exhaustive),
         cmocka_unit_test(test_bf16_no_double_rounding),
+        cmocka_unit_test(test_nearest_random),
         cmocka_unit_test(test_compare_identical),
         cmocka_unit_test(test_compare_by_hand),
         cmocka_unit_test(test_compare_zeros_fail),
