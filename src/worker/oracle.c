@@ -105,10 +105,10 @@ static int run_reference(ref_oracle_t *o, int s, int *krc)
     return rc;
 }
 
-static void ref_draw(oracle_t *base, int s, uint8_t *pristine)
+static void ref_draw(const oracle_t *base, int s, uint8_t *pristine, rng_t *rng)
 {
-    ref_oracle_t *o = (ref_oracle_t *)base;
-    oracle_draw_inputs(o->env.rng, o->env.task, &o->env.layout->slots[s], pristine);
+    const ref_oracle_t *o = (const ref_oracle_t *)base;
+    oracle_draw_inputs(rng, o->env.task, &o->env.layout->slots[s], pristine);
 }
 
 static int ref_fill(oracle_t *base, int s, const char *set_name, uint8_t *pristine, void **expected, char *err,
@@ -184,7 +184,7 @@ static int float64_check(ref_oracle_t *o, int small, char *err, size_t n)
     void *expected[OP_MAX_TENSORS] = {0};
     double *bufs[OP_MAX_TENSORS] = {0};
     if (pristine)
-        ref_draw(&o->base, small, pristine);
+        ref_draw(&o->base, small, pristine, o->env.rng);
     int rc = pristine ? ref_fill(&o->base, small, sl->name, pristine, expected, err, n) : ORACLE_ERROR;
     for (int k = 0; k < sl->n_tensors && rc == ORACLE_OK; k++) {
         bufs[k] = malloc(sizeof(double) * sl->numel[k]);

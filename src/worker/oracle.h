@@ -42,10 +42,12 @@ typedef struct oracle_ops {
     int (*prepare)(oracle_t *o, char *err, size_t n);
     /* Optional: draw one input set for layout slot `slot` into pristine
      * (the slot's range [begin, end) as the candidate must see it: inputs
-     * and guard bytes; output ranges anything, the worker poisons them),
-     * on the CPU alone, so the worker calls it off the device's turn.  An
-     * oracle with draw gets every set drawn before its fill. */
-    void (*draw)(oracle_t *o, int slot, uint8_t *pristine);
+     * and guard bytes; output ranges anything, the worker poisons them)
+     * from rng, on the CPU alone, so the worker calls it off the device's
+     * turn, for several sets at once on threads of its own (each with its
+     * own rng and pristine).  An oracle with draw gets every set drawn
+     * before its fill. */
+    void (*draw)(const oracle_t *o, int slot, uint8_t *pristine, rng_t *rng);
     /* One input set in layout slot `slot` (named set_name in messages):
      * pristine receives the slot's range as above (with draw: holds it
      * already), and expected[k] (malloc'd here when NULL) each output.

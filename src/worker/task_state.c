@@ -1,9 +1,11 @@
 /* task_state.c -- see task_state.h. */
 #include "task_state.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "calibrate.h"
 #include "compile.h"
@@ -198,18 +200,54 @@ int task_state_ensure(worker_ctx_t *w, const json_t *task_json, const backend_t 
     return 0;
 }
 
+typedef struct draw_job {
+    const oracle_t *oracle;
+    int slot;
+    uint8_t *pristine;
+    rng_t rng;
+} draw_job_t;
+
+static void *draw_one(void *arg)
+{
+    draw_job_t *j = arg;
+    j->oracle->ops->draw(j->oracle, j->slot, j->pristine, &j->rng);
+    return NULL;
+}
+
+/* Every set drawn, on up to one thread a core: each from a generator of
+ * its own, seeded from the worker's (so a task's seed still fixes them). */
+static void draw_sets(worker_ctx_t *w)
+{
+    draw_job_t jobs[N_SETS];
+    pthread_t th[N_SETS];
+    int started[N_SETS] = {0};
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    worker_progress(w, "draw", "drawing the input sets", 0, N_SETS);
+    for (int s = 0; s < N_SETS; s++) {
+        jobs[s] = (draw_job_t){.oracle = w->oracle, .slot = w->sets[s].slot, .pristine = w->sets[s].pristine};
+        rng_seed(&jobs[s].rng, rng_next(&w->rng));
+    }
+    for (int s = 0; s < N_SETS; s += (int)(cores > 1 ? cores : 1)) {
+        int end = s + (int)(cores > 1 ? cores : 1);
+        for (int k = s + 1; k < end && k < N_SETS; k++)
+            started[k] = pthread_create(&th[k], NULL, draw_one, &jobs[k]) == 0;
+        draw_one(&jobs[s]);
+        for (int k = s + 1; k < end && k < N_SETS; k++) {
+            if (started[k])
+                pthread_join(th[k], NULL);
+            else
+                draw_one(&jobs[k]);    /* no thread: here */
+        }
+    }
+}
+
 int task_state_fill(worker_ctx_t *w, char *err, size_t n)
 {
     /* Drawing is the CPU's work (most of this phase for large inputs:
      * tens of millions of elements): not on the device's turn, which
      * other workers of the host are waiting for. */
     if (w->oracle->ops->draw)
-        for (int s = 0; s < N_SETS; s++) {
-            char detail[64];
-            snprintf(detail, sizeof detail, "drawing set %s (%d of %d)", w->sets[s].name, s + 1, N_SETS);
-            worker_progress(w, "draw", detail, s + 1, N_SETS);
-            w->oracle->ops->draw(w->oracle, w->sets[s].slot, w->sets[s].pristine);
-        }
+        draw_sets(w);
     /* The reference runs on the device: never beside a timing. */
     if (device_turn_take(&w->turn, DEVICE_PHASE_RUN, "reference", "answering the input sets", err, n) != 0)
         return ORACLE_ERROR;
