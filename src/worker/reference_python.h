@@ -28,7 +28,7 @@
 typedef struct reference_python {
     oracle_python_t proc;
     int started;
-    json_t *floors;             /* the floors, measured once per reference */
+    json_t *floors;             /* the last floors: eager timed each time, compile once */
 } reference_python_t;
 
 /* The worker's "describe_problem" request (docs/PROTOCOL.md): start an

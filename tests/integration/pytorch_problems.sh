@@ -101,6 +101,22 @@ run "$EMILE" profile "$D/fused_rows.py" "$D/fused_rows.c" --json
 check_jq "a problem no builtin op fits stays user-defined (no float64 check)" "$OUT_F" \
   '.status == "valid" and .oracle.checked == false'
 
+# ---- an op without a builtin ladder: the reference is measured, then the agent says why it stops ----
+NS=$IT_TMP/noisy.db
+run "$EMILE" cook "$D/noisy_user_op.py" --max-iters 3 --store "$NS"
+check_rc "no ladder for the op: the cook still runs the reference (exit 0)" 0
+check_contains "no ladder: the builtin agent says why it stops" "$OUT_F" "no ladder for op noisy_user_op on cpu"
+check_contains "no ladder: ...and what would go on" "$OUT_F" "--agent anthropic or --agent openai"
+check_contains "no ladder: the floors are quoted" "$OUT_F" "x eager ("
+run "$EMILE" show 1 --json --store "$NS"
+check_jq "no ladder: iteration 0 is valid with its eager floor, and nothing else was proposed" "$OUT_F" \
+  '.iterations[0].status == "valid" and .iterations[0].report.floors.eager_ms > 0 and (.iterations | length) == 1'
+# A noisy reference is measured again: each re-measure a new measurement
+# (it was the first one, cached, three times over).
+check_jq "a noisy PyTorch reference's re-measures are new measurements, not the first again" "$OUT_F" \
+  '.iterations[0].remeasure.why == "noisy_timing" and (.iterations[0].remeasure.samples_ms | length) >= 2
+   and (.iterations[0].remeasure.samples_ms | unique | length) > 1'
+
 # ---- the examples cook (CPU sizes) -------------------------------------------------
 STORE=$IT_TMP/runs.db
 # --target 99: the loop must propose, whatever share of this machine's

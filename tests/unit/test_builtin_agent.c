@@ -579,15 +579,25 @@ static void test_real_errors(void **state)
     assert_contains(err, "no valid kernel");
     harness_close(NULL);
 
-    /* No ladder for an op. */
+    /* No ladder for an op: the agent starts (the reference is measured)
+     * and its first proposal says why it stops, and what would go on. */
     task_t t;
     task_init(&t);
     snprintf(t.op.name, sizeof t.op.name, "conv9d");
     snprintf(t.backend, sizeof t.backend, "cpu");
     agent_t *a = NULL;
-    assert_int_equal(agent_find("builtin")->create(NULL, &t, &a, err, sizeof err), -1);
-    assert_null(a);
+    const agent_ops_t *b = agent_find("builtin");
+    err[0] = '\0';
+    assert_int_equal(b->create(NULL, &t, &a, err, sizeof err), 0);
+    assert_non_null(a);
+    assert_string_equal(err, "");
+    json_t *ref_only = json_pack("[{sisssf}]", "iter", 0, "status", "valid", "time_ms", 1.0);
+    agent_context_t c0 = {.task = &t, .history = ref_only};
+    assert_int_equal(b->propose(a, &c0, &p, err, sizeof err), AGENT_DONE);
     assert_contains(err, "no ladder for op conv9d on cpu");
+    assert_contains(err, "--agent anthropic");
+    json_decref(ref_only);
+    b->destroy(a);
     assert_null(agent_find("no-such-agent"));
 }
 

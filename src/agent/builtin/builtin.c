@@ -38,6 +38,7 @@
 
 struct agent {
     ladder_t ladder;
+    char no_ladder[1400];      /* the op has no ladder: why, said when asked to propose */
 };
 
 static int builtin_create(const json_t *config, const task_t *task, agent_t **out, char *err, size_t n)
@@ -48,9 +49,21 @@ static int builtin_create(const json_t *config, const task_t *task, agent_t **ou
         snprintf(err, n, "out of memory");
         return -1;
     }
-    /* The ladder of the task's language (kernels/<op>/<ladder_dir>/). */
+    /* The ladder of the task's language (kernels/<op>/<ladder_dir>/).  An
+     * op without one (a PyTorch problem's own op) still gets its
+     * reference measured, floors and roofline included; the agent then
+     * says why it stops (docs/PYTORCH.md). */
     const lang_t *lg = lang_for(task->backend, task->lang, err, n);
-    if (!lg || ladder_load(&a->ladder, task->op.name, lg->ladder_dir, err, n) != 0) {
+    int lrc = lg ? ladder_load(&a->ladder, task->op.name, lg->ladder_dir, err, n) : -1;
+    if (lrc == LADDER_NONE) {
+        snprintf(a->no_ladder, sizeof a->no_ladder,
+                 "%.1000s: it measured the reference; --agent anthropic or --agent openai writes kernels for any op",
+                 err);
+        err[0] = '\0';
+        *out = a;
+        return 0;
+    }
+    if (lrc != 0) {
         free(a);
         return -1;
     }
@@ -394,6 +407,10 @@ static const json_t *pending_climb(const json_t *history)
 static int builtin_propose(agent_t *a, const agent_context_t *ctx, agent_proposal_t *out, char *err, size_t n)
 {
     memset(out, 0, sizeof *out);
+    if (a->no_ladder[0]) {
+        snprintf(err, n, "%s", a->no_ladder);
+        return AGENT_DONE;
+    }
     const json_t *climbing = pending_climb(ctx->history);
     if (climbing) {
         int rc = tune(a, ctx, climbing, out, err, n);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/lang.h"
 #include "util/fs.h"
@@ -79,10 +80,15 @@ int ladder_load(ladder_t *l, const char *op, const char *backend, char *err, siz
     snprintf(rel, sizeof rel, "kernels/%s/%s", op, backend);
     emile_root_file(rel, l->dir, sizeof l->dir);
     snprintf(path, sizeof path, "%s/ladder.json", l->dir);
+    if (access(path, F_OK) != 0) {
+        snprintf(err, n, "the builtin agent has no ladder for op %s on %s (no %s)", op, backend, path);
+        return LADDER_NONE;
+    }
     json_error_t je;
     l->root = json_load_file(path, 0, &je);
     if (!l->root) {
-        snprintf(err, n, "the builtin agent has no ladder for op %s on %s (%s: %s)", op, backend, path, je.text);
+        snprintf(err, n, "the builtin agent's ladder for op %s on %s is unreadable (%s: %s)", op, backend, path,
+                 je.text);
         return -1;
     }
     l->rungs = json_object_get(l->root, "rungs");

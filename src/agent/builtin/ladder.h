@@ -30,8 +30,9 @@ typedef struct ladder {
 } ladder_t;
 
 /* kernels/<op>/<dir>/ladder.json, dir a language's ladder_dir (lang.h;
- * kernels/attention/triton for Triton).  0, or -1 with err (no ladder,
- * malformed manifest). */
+ * kernels/attention/triton for Triton).  0; LADDER_NONE with err when the
+ * op has no ladder there; -1 with err for a malformed manifest. */
+#define LADDER_NONE 1
 int ladder_load(ladder_t *l, const char *op, const char *dir, char *err, size_t n);
 /* The task's values of the "from_task" parameters, rendered into every
  * candidate (the task's head dim, its dtype). */
