@@ -107,7 +107,7 @@ run "$EMILE" cook "$D/noisy_user_op.py" --max-iters 3 --store "$NS"
 check_rc "no ladder for the op: the cook still runs the reference (exit 0)" 0
 check_contains "no ladder: the builtin agent says why it stops" "$OUT_F" "no ladder for op noisy_user_op on cpu"
 check_contains "no ladder: ...and what would go on" "$OUT_F" "--agent anthropic or --agent openai"
-check_contains "no ladder: the floors are quoted" "$OUT_F" "x eager ("
+check_contains "no ladder: the floors are quoted, the reference at 1.00x its own eager time" "$OUT_F" "vs PyTorch: 1.00x eager ("
 run "$EMILE" show 1 --json --store "$NS"
 check_jq "no ladder: iteration 0 is valid with its eager floor, and nothing else was proposed" "$OUT_F" \
   '.iterations[0].status == "valid" and .iterations[0].report.floors.eager_ms > 0 and (.iterations | length) == 1'
@@ -116,6 +116,8 @@ check_jq "no ladder: iteration 0 is valid with its eager floor, and nothing else
 check_jq "a noisy PyTorch reference's re-measures are new measurements, not the first again" "$OUT_F" \
   '.iterations[0].remeasure.why == "noisy_timing" and (.iterations[0].remeasure.samples_ms | length) >= 2
    and (.iterations[0].remeasure.samples_ms | unique | length) > 1'
+check_jq "...and its eager floor is its re-measured time" "$OUT_F" \
+  '.iterations[0].report.floors.eager_ms == .iterations[0].time_ms'
 
 # ---- the examples cook (CPU sizes) -------------------------------------------------
 STORE=$IT_TMP/runs.db
