@@ -67,15 +67,16 @@ static void copy_outputs_out(const runner_t *r, const slot_layout_t *sl, uint8_t
 
 /* Device memory: the held-back cycle as candidate.c runs it (prep first;
  * then, on one clock, the write of a fresh set, its upload, the run, the
- * snap and the worker's copy of the outputs), less the write and the copy,
- * which both sides subtract as their own (timing_held_charge); then runs
- * back to back, as the timed runs are.  Measured on the H100 (2026-12-06), an honest kernel's run right
- * after its set's upload took 0.07-0.4 ms longer than its back-to-back
- * runs, more for larger sets, while the kernel alone in one process
- * showed 3-30 us (bench/cold_run_probe.cu): the cost is the harness's,
- * and the null runner pays it too, in the same cycle.  A held-back set is
- * then charged its whole cycle less the null runner's, plus one
- * back-to-back run (the timed median it is compared with has one). */
+ * snap and the worker's copy of the outputs), less the write and the
+ * copy, which both sides subtract as their own (timing_held_charge); then
+ * runs back to back, as the timed runs are.  Measured on the H100
+ * (2026-12-06), an honest kernel's run right after its set's upload took
+ * 0.07-0.4 ms longer than its back-to-back runs, more for larger sets,
+ * while the kernel alone in one process showed 3-30 us
+ * (bench/cold_run_probe.cu): the cost is the harness's, and the null
+ * runner pays it too, in the same cycle.  A held-back set is then charged
+ * its whole cycle less the null runner's, plus one back-to-back run (the
+ * timed median it is compared with has one). */
 static int calibrate_cycle(worker_ctx_t *w, const uint8_t *fresh, size_t slot_bytes, uint8_t *outs,
                            const char *range)
 {
