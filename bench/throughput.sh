@@ -15,7 +15,9 @@
 #   waits       how often a worker waited for the device (the device lock:
 #               timing is exclusive per device, src/worker/device_turn.h)
 # and, on stderr, why the candidates that were not valid were not (each
-# status and message once, with its count).
+# status and message once, with its count) and the seconds a candidate
+# spent in each worker phase (compile, draw, reference, validate, time,
+# held_back, wait), from the progress events.
 #
 # Each cook starts with an empty compile cache of its own (so a cook on 2
 # workers does not reuse the 1-worker cook's builds); --no-cache turns the
