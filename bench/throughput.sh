@@ -17,7 +17,7 @@
 # and, on stderr, why the candidates that were not valid were not (each
 # status and message once, with its count) and the seconds a candidate
 # spent in each worker phase (compile, draw, reference, validate, time,
-# held_back, wait), from the progress events.
+# held_back, wait, counters), from the progress events.
 #
 # Each cook starts with an empty compile cache of its own (so a cook on 2
 # workers does not reuse the 1-worker cook's builds); --no-cache turns the
@@ -66,6 +66,7 @@ case $backend in
 esac
 [ -f "$task" ] || { echo "throughput.sh: no task file $task" >&2; exit 2; }
 counts=${counts:-$(seq -s ' ' 1 "$max_workers")}
+counts=$(tr ' ' '\n' <<< "$counts" | grep . | sort -n -u | tr '\n' ' ')   # 1, the baseline, first
 case $max_workers$candidates${counts// /} in *[!0-9]*) echo "throughput.sh: --max-workers, --workers and --candidates are numbers" >&2; exit 2 ;; esac
 case " $counts " in *" 1 "*) ;; *) echo "throughput.sh: --workers must include 1 (the baseline)" >&2; exit 2 ;; esac
 emile=$PWD/build/emile
@@ -139,9 +140,10 @@ for n in $counts; do
       "$tmp/its-$n.json" | tr -d '"')
   printf '%7d  %4d (%3d)  %7s  %8s  %7s  %9s  %5s\n' "$n" "$cands" "$valid" "$wall" "$rate" "$scaling" "$ratio" "$waits"
   # Where a candidate's time goes: each worker phase's seconds (from one
-  # progress event to the next of the same candidate, the last to the
-  # iteration's end, on the worker's clock), summed over the candidates
-  # and divided by their number.
+  # progress event to the next of the same candidate, on the worker's
+  # clock), summed over the candidates and divided by their number.  The
+  # last phase runs to the iteration's elapsed_s, the cook's clock since
+  # its batch started: it also holds the reply's way back to the cook.
   cut -d' ' -f2- "$ev" | jq -s -r --argjson c "$cands" '
       [ (.[] | select(.event == "progress" and (.iter // 0) > 0 and .elapsed_s != null
                and (.phase | IN("compile", "draw", "reference", "validate", "time", "held_back", "wait", "counters")))),

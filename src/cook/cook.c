@@ -70,7 +70,9 @@ static double evaluate_timeout(const cook_config_t *cfg, const task_t *t)
 }
 
 /* The run's agent, when it has iterations to propose: made now, so that
- * what it lacks (an API key, a ladder) is said before any work. */
+ * what it lacks (an API key, a builtin op's ladder) is said before any
+ * work.  A user-defined op without a ladder is no error: the builtin agent
+ * stops after the reference, saying so. */
 static int make_agent(cook_run_t *r, int needed, char *err, size_t n)
 {
     r->ops = agent_find(r->task->agent);

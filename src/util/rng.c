@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 static uint64_t splitmix(uint64_t *x)
@@ -53,6 +54,9 @@ double rng_normal(rng_t *r)
 
 uint64_t rng_entropy(void)
 {
+    uint64_t os;
+    if (getrandom(&os, sizeof os, 0) == (ssize_t)sizeof os)
+        return os;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);

@@ -11,7 +11,11 @@ void rng_seed(rng_t *r, uint64_t seed);
 uint64_t rng_next(rng_t *r);
 double rng_uniform(rng_t *r);           /* [0, 1) */
 double rng_normal(rng_t *r);            /* N(0, 1) */
-/* A fresh seed mixing time and address entropy (never shown to kernels). */
+/* A fresh seed from the kernel's random source (getrandom), else mixing
+ * time and address entropy (never shown to kernels).  xoshiro's state can
+ * be recovered from a few of its outputs, which guard bytes show: sets a
+ * kernel must not predict are drawn from generators seeded here, one a
+ * set (task_state.c). */
 uint64_t rng_entropy(void);
 
 #endif

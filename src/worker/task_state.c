@@ -214,18 +214,32 @@ static void *draw_one(void *arg)
     return NULL;
 }
 
-/* Every set drawn, on up to one thread a core: each from a generator of
- * its own, seeded from the worker's (so a task's seed still fixes them). */
-static void draw_sets(worker_ctx_t *w)
+/* A set's own seed.  Without a task seed, from the OS: xoshiro's state
+ * can be recovered from a few outputs, and the guard bytes of every set a
+ * kernel is shown are raw outputs, so sets drawn from one stream would
+ * let it predict the held-back ones (and the positions of the sampled
+ * checks).  With a task seed, from the worker's generator: reproducible,
+ * as the user asked. */
+static uint64_t set_seed(worker_ctx_t *w)
+{
+    return w->task.seed ? rng_next(&w->rng) : rng_entropy();
+}
+
+/* Every set drawn, on up to one thread a core, each from a generator of
+ * its own; the cores are the host's, so on a host device the draw takes
+ * the device's turn as a compile does (shared; nothing on a GPU). */
+static int draw_sets(worker_ctx_t *w, char *err, size_t n)
 {
     draw_job_t jobs[N_SETS];
     pthread_t th[N_SETS];
     int started[N_SETS] = {0};
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (device_turn_take(&w->turn, DEVICE_PHASE_COMPILE, "draw", "drawing the input sets", err, n) != 0)
+        return -1;
     worker_progress(w, "draw", "drawing the input sets", 0, N_SETS);
     for (int s = 0; s < N_SETS; s++) {
         jobs[s] = (draw_job_t){.oracle = w->oracle, .slot = w->sets[s].slot, .pristine = w->sets[s].pristine};
-        rng_seed(&jobs[s].rng, rng_next(&w->rng));
+        rng_seed(&jobs[s].rng, set_seed(w));
     }
     for (int s = 0; s < N_SETS; s += (int)(cores > 1 ? cores : 1)) {
         int end = s + (int)(cores > 1 ? cores : 1);
@@ -239,15 +253,17 @@ static void draw_sets(worker_ctx_t *w)
                 draw_one(&jobs[k]);    /* no thread: here */
         }
     }
+    device_turn_give(&w->turn, DEVICE_PHASE_COMPILE);
+    return 0;
 }
 
 int task_state_fill(worker_ctx_t *w, char *err, size_t n)
 {
     /* Drawing is the CPU's work (most of this phase for large inputs:
-     * tens of millions of elements): not on the device's turn, which
-     * other workers of the host are waiting for. */
-    if (w->oracle->ops->draw)
-        draw_sets(w);
+     * tens of millions of elements): not on a GPU's turn, which other
+     * workers of the host are waiting for. */
+    if (w->oracle->ops->draw && draw_sets(w, err, n) != 0)
+        return ORACLE_ERROR;
     /* The reference runs on the device: never beside a timing. */
     if (device_turn_take(&w->turn, DEVICE_PHASE_RUN, "reference", "answering the input sets", err, n) != 0)
         return ORACLE_ERROR;
@@ -256,10 +272,18 @@ int task_state_fill(worker_ctx_t *w, char *err, size_t n)
         char detail[64];
         snprintf(detail, sizeof detail, "set %s (%d of %d)", w->sets[s].name, s + 1, N_SETS);
         worker_progress(w, "reference", detail, s + 1, N_SETS);
+        /* An oracle that draws in its fill (the PyTorch one: guard bytes
+         * and get_inputs' seed) draws each set from a seed of its own. */
+        if (!w->oracle->ops->draw)
+            rng_seed(&w->rng, set_seed(w));
         rc = w->oracle->ops->fill(w->oracle, w->sets[s].slot, w->sets[s].name, w->sets[s].pristine,
                                   w->sets[s].expected, err, n);
     }
     device_turn_give(&w->turn, DEVICE_PHASE_RUN);
+    /* What the worker draws next (the sampled checks' positions) from a
+     * seed no set shows either. */
+    if (!w->task.seed)
+        rng_seed(&w->rng, rng_entropy());
     return rc;
 }
 

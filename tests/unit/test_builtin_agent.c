@@ -579,25 +579,39 @@ static void test_real_errors(void **state)
     assert_contains(err, "no valid kernel");
     harness_close(NULL);
 
-    /* No ladder for an op: the agent starts (the reference is measured)
-     * and its first proposal says why it stops, and what would go on. */
+    /* No ladder for a user-defined op: the agent starts (the reference is
+     * measured) and its first proposal says why it stops, and what would
+     * go on. */
     task_t t;
     task_init(&t);
     snprintf(t.op.name, sizeof t.op.name, "conv9d");
     snprintf(t.backend, sizeof t.backend, "cpu");
     agent_t *a = NULL;
     const agent_ops_t *b = agent_find("builtin");
-    err[0] = '\0';
-    assert_int_equal(b->create(NULL, &t, &a, err, sizeof err), 0);
+    char why[4096] = "";
+    assert_int_equal(b->create(NULL, &t, &a, why, sizeof why), 0);
     assert_non_null(a);
-    assert_string_equal(err, "");
+    assert_string_equal(why, "");
     json_t *ref_only = json_pack("[{sisssf}]", "iter", 0, "status", "valid", "time_ms", 1.0);
     agent_context_t c0 = {.task = &t, .history = ref_only};
-    assert_int_equal(b->propose(a, &c0, &p, err, sizeof err), AGENT_DONE);
-    assert_contains(err, "no ladder for op conv9d on cpu");
-    assert_contains(err, "--agent anthropic");
+    assert_int_equal(b->propose(a, &c0, &p, why, sizeof why), AGENT_DONE);
+    assert_contains(why, "no ladder for op conv9d on cpu");
+    assert_contains(why, "--agent anthropic");
     json_decref(ref_only);
     b->destroy(a);
+    /* A builtin op without a ladder for the task's language is said
+     * before any work (softmax has none in Triton). */
+    task_t ts;
+    task_init(&ts);
+    snprintf(ts.op.name, sizeof ts.op.name, "softmax");
+    ts.op.builtin = 1;
+    snprintf(ts.backend, sizeof ts.backend, "cuda");
+    snprintf(ts.lang, sizeof ts.lang, "triton");
+    a = NULL;
+    why[0] = '\0';
+    assert_int_equal(b->create(NULL, &ts, &a, why, sizeof why), -1);
+    assert_null(a);
+    assert_contains(why, "no ladder for op softmax");
     assert_null(agent_find("no-such-agent"));
 }
 

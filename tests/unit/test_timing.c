@@ -131,11 +131,18 @@ static void test_held_charge(void **state)
     assert_true(fabs(charged - (pinned.total - 1.0e6 - 0.05e6 - (1.003e6 - 0.110e6))) < 1);
     assert_true(charged < timing_held_limit(0.184e6, 1));   /* valid, as measured: 0.14 ms */
     /* The worker's copy out running 0.95 ms slow (measured on the H100:
-     * the softmax's 32 MB) is not the kernel's. */
+     * the softmax's 32 MB, against the null runner's 3.54 ms) is not the
+     * kernel's; slowed past twice the null runner's + 0.5 ms, the rest is. */
+    c.copy_p50 = 3.54e6;
     held_parts_t slow_copy = pinned;
-    slow_copy.copy_out += 0.95e6;
-    slow_copy.total += 0.95e6;
+    slow_copy.copy_out = 3.54e6 + 0.95e6;
+    slow_copy.total += slow_copy.copy_out - pinned.copy_out;
     assert_true(fabs(timing_held_charge(&slow_copy, &c, 1) - charged) < 1);
+    held_parts_t stalled = pinned;
+    stalled.copy_out = 2 * 3.54e6 + 0.5e6 + 2.0e6;
+    stalled.total += stalled.copy_out - pinned.copy_out;
+    assert_true(fabs(timing_held_charge(&stalled, &c, 1) - (charged + 2.0e6)) < 1);
+    c.copy_p50 = 0.006e6;
     /* A kernel computing 1 ms on the fresh set beyond that is caught,
      * whether in its run, its upload or its snap. */
     pinned.total += 1.0e6;

@@ -49,13 +49,15 @@ static int builtin_create(const json_t *config, const task_t *task, agent_t **ou
         snprintf(err, n, "out of memory");
         return -1;
     }
-    /* The ladder of the task's language (kernels/<op>/<ladder_dir>/).  An
-     * op without one (a PyTorch problem's own op) still gets its
-     * reference measured, floors and roofline included; the agent then
-     * says why it stops (docs/PYTORCH.md). */
+    /* The ladder of the task's language (kernels/<op>/<ladder_dir>/).  A
+     * user-defined op without one (a PyTorch problem's own op) still gets
+     * its reference measured, floors and roofline included; the agent
+     * then says why it stops (docs/PYTORCH.md).  A builtin op without one
+     * for this backend or language is said before any work, as is a
+     * ladder that cannot be read. */
     const lang_t *lg = lang_for(task->backend, task->lang, err, n);
     int lrc = lg ? ladder_load(&a->ladder, task->op.name, lg->ladder_dir, err, n) : -1;
-    if (lrc == LADDER_NONE) {
+    if (lrc == LADDER_NONE && !task->op.builtin) {
         snprintf(a->no_ladder, sizeof a->no_ladder,
                  "%.1000s: it measured the reference; --agent anthropic or --agent openai writes kernels for any op",
                  err);

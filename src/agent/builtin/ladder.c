@@ -2,6 +2,7 @@
 #include "ladder.h"
 
 #include <math.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,8 +82,10 @@ int ladder_load(ladder_t *l, const char *op, const char *backend, char *err, siz
     emile_root_file(rel, l->dir, sizeof l->dir);
     snprintf(path, sizeof path, "%s/ladder.json", l->dir);
     if (access(path, F_OK) != 0) {
-        snprintf(err, n, "the builtin agent has no ladder for op %s on %s (no %s)", op, backend, path);
-        return LADDER_NONE;
+        int none = errno == ENOENT;
+        snprintf(err, n, "the builtin agent has no ladder for op %s on %s (%s: %s)", op, backend, path,
+                 strerror(errno));
+        return none ? LADDER_NONE : -1;
     }
     json_error_t je;
     l->root = json_load_file(path, 0, &je);
