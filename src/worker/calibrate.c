@@ -66,10 +66,11 @@ static void copy_outputs_out(const runner_t *r, const slot_layout_t *sl, uint8_t
 }
 
 /* Device memory: the held-back cycle as candidate.c runs it (prep first;
- * then, on one clock, the write of a fresh set, its upload, the run, the
- * snap and the worker's copy of the outputs), less the write and the
- * copy, which both sides subtract as their own (timing_held_charge); then
- * runs back to back, as the timed runs are.  Measured on the H100
+ * then the write of a fresh set and, on one clock, its upload, the run and
+ * the snap: the write and the worker's copy of the outputs are the
+ * worker's own, which timing_held_charge takes off the candidate's side,
+ * the copy up to a bound from calibrate_task's copy_p50); then runs back
+ * to back, as the timed runs are.  Measured on the H100
  * (2026-12-06), an honest kernel's run right after its set's upload took
  * 0.07-0.4 ms longer than its back-to-back runs, more for larger sets,
  * while the kernel alone in one process showed 3-30 us
@@ -77,8 +78,7 @@ static void copy_outputs_out(const runner_t *r, const slot_layout_t *sl, uint8_t
  * runner pays it too, in the same cycle.  A held-back set is then charged
  * its whole cycle less the null runner's, plus one back-to-back run (the
  * timed median it is compared with has one). */
-static int calibrate_cycle(worker_ctx_t *w, const uint8_t *fresh, size_t slot_bytes, uint8_t *outs,
-                           const char *range)
+static int calibrate_cycle(worker_ctx_t *w, const uint8_t *fresh, size_t slot_bytes, const char *range)
 {
     runner_t *r = &w->null_run;
     const slot_layout_t *sl = &w->null_layout.slots[0];
@@ -99,10 +99,7 @@ static int calibrate_cycle(worker_ctx_t *w, const uint8_t *fresh, size_t slot_by
         double t_ran = clock_mono_s();
         if (rc == RUNNER_OK)
             rc = runner_snap(r, 0);
-        double t_snapped = clock_mono_s();
-        if (rc == RUNNER_OK)
-            copy_outputs_out(r, sl, outs, 1);
-        cyc[k] = (t_snapped - t_written) * 1e9;
+        cyc[k] = (clock_mono_s() - t_written) * 1e9;
         cyc_run[k] = (t_ran - t_run) * 1e9;
     }
     int kw = 0;
@@ -190,7 +187,7 @@ int calibrate_task(worker_ctx_t *w, char *err, size_t n)
         mark = runner_cpu_ns(r);
     }
     if (dev_mem && rc == RUNNER_OK)
-        rc = calibrate_cycle(w, fresh, slot_bytes, outs, range);
+        rc = calibrate_cycle(w, fresh, slot_bytes, range);
     free(fresh);
     free(outs);
     if (rc != RUNNER_OK) {
