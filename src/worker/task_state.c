@@ -200,17 +200,20 @@ int task_state_ensure(worker_ctx_t *w, const json_t *task_json, const backend_t 
     return 0;
 }
 
-typedef struct draw_job {
-    const oracle_t *oracle;
-    int slot;
-    uint8_t *pristine;
-    rng_t rng;
-} draw_job_t;
+/* The sets a drawing thread takes: first, first + stride, ...; each set
+ * from a generator of its own. */
+typedef struct draw_share {
+    worker_ctx_t *w;
+    rng_t *rngs;
+    int first, stride;
+} draw_share_t;
 
-static void *draw_one(void *arg)
+static void *draw_share(void *arg)
 {
-    draw_job_t *j = arg;
-    j->oracle->ops->draw(j->oracle, j->slot, j->pristine, &j->rng);
+    const draw_share_t *d = arg;
+    const oracle_t *o = d->w->oracle;
+    for (int s = d->first; s < N_SETS; s += d->stride)
+        o->ops->draw(o, d->w->sets[s].slot, d->w->sets[s].pristine, &d->rngs[s]);
     return NULL;
 }
 
@@ -225,33 +228,31 @@ static uint64_t set_seed(worker_ctx_t *w)
     return w->task.seed ? rng_next(&w->rng) : rng_entropy();
 }
 
-/* Every set drawn, on up to one thread a core, each from a generator of
- * its own; the cores are the host's, so on a host device the draw takes
- * the device's turn as a compile does (shared; nothing on a GPU). */
+/* Every set drawn, on up to one thread a core; the cores are the host's,
+ * so on a host device the draw takes the device's turn as a compile does
+ * (shared; nothing on a GPU). */
 static int draw_sets(worker_ctx_t *w, char *err, size_t n)
 {
-    draw_job_t jobs[N_SETS];
+    rng_t rngs[N_SETS];
+    for (int s = 0; s < N_SETS; s++)
+        rng_seed(&rngs[s], set_seed(w));
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = cores < 1 ? 1 : cores > N_SETS ? N_SETS : (int)cores;
+    draw_share_t share[N_SETS];
     pthread_t th[N_SETS];
     int started[N_SETS] = {0};
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (device_turn_take(&w->turn, DEVICE_PHASE_COMPILE, "draw", "drawing the input sets", err, n) != 0)
         return -1;
     worker_progress(w, "draw", "drawing the input sets", 0, N_SETS);
-    for (int s = 0; s < N_SETS; s++) {
-        jobs[s] = (draw_job_t){.oracle = w->oracle, .slot = w->sets[s].slot, .pristine = w->sets[s].pristine};
-        rng_seed(&jobs[s].rng, set_seed(w));
+    for (int t = 0; t < nt; t++) {
+        share[t] = (draw_share_t){.w = w, .rngs = rngs, .first = t, .stride = nt};
+        started[t] = t > 0 && pthread_create(&th[t], NULL, draw_share, &share[t]) == 0;
     }
-    for (int s = 0; s < N_SETS; s += (int)(cores > 1 ? cores : 1)) {
-        int end = s + (int)(cores > 1 ? cores : 1);
-        for (int k = s + 1; k < end && k < N_SETS; k++)
-            started[k] = pthread_create(&th[k], NULL, draw_one, &jobs[k]) == 0;
-        draw_one(&jobs[s]);
-        for (int k = s + 1; k < end && k < N_SETS; k++) {
-            if (started[k])
-                pthread_join(th[k], NULL);
-            else
-                draw_one(&jobs[k]);    /* no thread: here */
-        }
+    for (int t = 0; t < nt; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else
+            draw_share(&share[t]);     /* this thread's share, or one no thread took */
     }
     device_turn_give(&w->turn, DEVICE_PHASE_COMPILE);
     return 0;
