@@ -27,7 +27,7 @@ Q=examples/qwen3_ops
 cases=(
   "$small|tests/kernels/cuda/well_behaved.cu|"
   "$small|tests/kernels/cuda/forges_event_timing.cu|"
-  "$Q/decode_attention_cuda.json|kernels/decode_attention/cuda/rung2_gqa.cu|--seq 2048"
+  "$Q/decode_attention_cuda.json|kernels/decode_attention/cuda/rung3_merge.cu|--seq 2048"
   "$Q/qkv_proj_cuda.json|$G|"
   "$Q/o_proj_cuda.json|$G|"
   "$Q/gate_up_cuda.json|$G|"

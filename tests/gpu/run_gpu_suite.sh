@@ -189,6 +189,7 @@ prof_op() {   # prof_op OP KERNEL FLAGS...: the worker validates and profiles it
   else bad "profile $op $(basename "$k"): $(status_of "$work/op.json") $(python3 -c "import json,sys; print((json.load(open(sys.argv[1])).get('error') or '')[:300])" "$work/op.json" 2>/dev/null) $(head -c 300 "$work/op.err")"; fi
 }
 prof_op decode_attention kernels/decode_attention/cuda/rung2_gqa.cu --seq 2048
+prof_op decode_attention kernels/decode_attention/cuda/rung3_merge.cu --seq 2048
 prof_op lm_head kernels/gemv/cuda/rung3_splitk.cu --param vocab=32768
 prof_op qkv_proj kernels/gemv/cuda/rung3_splitk.cu
 ECC=build/engine-gpu/engine_cuda_check
@@ -209,7 +210,7 @@ if [ -x $ECC ] && [ -f build/libemile-engine-cuda.so ]; then
   done
   G4=${GOLDEN_4B:-build/engine-4b/qwen3-4b}
   if [ -f "$G4/golden.bin" ]; then
-    top=(--op decode_attention=$OK_DIR/decode_attention_rung2_gqa.so)
+    top=(--op decode_attention=$OK_DIR/decode_attention_rung3_merge.so)
     for op in qkv_proj o_proj gate_up down_proj lm_head; do top+=(--op "$op=$OK_DIR/gemv_rung3_splitk.so"); done
     timeout 600 $ECC build/libemile-engine-cuda.so --golden "$G4" "${top[@]}" > "$work/ecc4.txt" 2>&1
     tail -1 "$work/ecc4.txt" | grep -q ' 0 failed' && ok "engine op slots, top rungs, Qwen3-4B golden" \

@@ -104,7 +104,7 @@ assert os.path.isfile(e.best_kernel()) and e.best_kernel().endswith(".cu")
 for op in e.OPS:
     assert os.path.isfile(e.best_op_kernel(op)), op
 assert e.best_op_kernel("gate_up").endswith("kernels/gemv/cuda/rung3_splitk.cu")
-assert e.best_op_kernel("decode_attention").endswith("kernels/decode_attention/cuda/rung2_gqa.cu")
+assert e.best_op_kernel("decode_attention").endswith("kernels/decode_attention/cuda/rung3_merge.cu")
 assert e.so_name("k/rung7_wgmma.cu", "b", "-DEMILE_QBUF=1") == "b/attn_rung7_wgmma__DEMILE_QBUF_1.so"
 assert e.so_name("kernels/gemv/cuda/rung2_vec.cu", "b") == "b/gemv_rung2_vec.so"
 assert e.so_name("kernels/lm_head/cuda/reference.cu", "b") == "b/lm_head_reference.so"

@@ -54,6 +54,7 @@
 #include <cuda_runtime.h>
 #include <initializer_list>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,14 +149,45 @@ __global__ static void k_embed(const bf16 *emb, const int *tok, float *x, int H)
         x[(size_t)blockIdx.x * H + i] = __bfloat162float(row[i]);
 }
 
-/* x += add (when add), then out = bf16(w * x / rms(x)), one block per row. */
-__global__ static void k_add_rmsnorm(float *x, const float *add, const bf16 *w, bf16 *out,
-                                     int H, float eps)
+/* x += add (when add), then out = bf16(w * x / rms(x)), one block of
+ * NORM_THREADS per row.  A decode step has one row, so the block is the
+ * whole kernel: wide (1024 threads) and 16-byte loads, so a 2560-wide row
+ * is one load a thread, not ten in a row (the kernel ran 36 x 2 times a
+ * step at several us each: issue 13's breakdown). */
+#define NORM_THREADS 1024
+__global__ static void __launch_bounds__(NORM_THREADS)
+k_add_rmsnorm(float *x, const float *add, const bf16 *w, bf16 *out, int H, float eps)
 {
     __shared__ float sh[32];
     float *xr = x + (size_t)blockIdx.x * H;
     const float *ar = add ? add + (size_t)blockIdx.x * H : NULL;
+    bf16 *orow = out + (size_t)blockIdx.x * H;
     float ss = 0.0f;
+    if ((H & 3) == 0 && (((uintptr_t)x | (uintptr_t)add | (uintptr_t)w | (uintptr_t)out) & 15) == 0) {
+        float4 *x4 = (float4 *)xr;
+        const float4 *a4 = (const float4 *)ar;
+        const int H4 = H / 4;
+        for (int i = threadIdx.x; i < H4; i += blockDim.x) {
+            float4 v = x4[i];
+            if (a4) {
+                const float4 a = a4[i];
+                v.x += a.x; v.y += a.y; v.z += a.z; v.w += a.w;
+                x4[i] = v;
+            }
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+        const float r = rsqrtf(block_sum(ss, sh) / H + eps);
+        for (int i = threadIdx.x; i < H4; i += blockDim.x) {
+            const float4 v = x4[i];                 /* this thread's own values */
+            const uint2 wb = *(const uint2 *)(w + 4 * i);
+            const __nv_bfloat162 *w2 = (const __nv_bfloat162 *)&wb;
+            const float2 w01 = __bfloat1622float2(w2[0]), w23 = __bfloat1622float2(w2[1]);
+            __nv_bfloat162 o[2] = { __floats2bfloat162_rn(w01.x * (v.x * r), w01.y * (v.y * r)),
+                                    __floats2bfloat162_rn(w23.x * (v.z * r), w23.y * (v.w * r)) };
+            *(uint2 *)(orow + 4 * i) = *(const uint2 *)o;
+        }
+        return;
+    }
     for (int i = threadIdx.x; i < H; i += blockDim.x) {
         float v = xr[i] + (ar ? ar[i] : 0.0f);
         xr[i] = v;
@@ -163,7 +195,7 @@ __global__ static void k_add_rmsnorm(float *x, const float *add, const bf16 *w, 
     }
     float r = rsqrtf(block_sum(ss, sh) / H + eps);
     for (int i = threadIdx.x; i < H; i += blockDim.x)
-        out[(size_t)blockIdx.x * H + i] = __float2bfloat16(__bfloat162float(w[i]) * (xr[i] * r));
+        orow[i] = __float2bfloat16(__bfloat162float(w[i]) * (xr[i] * r));
 }
 
 /* The step's token, position and cache length, set before a forward or a
@@ -176,11 +208,22 @@ __global__ static void k_set_step(int *tok, int *pos_d, int *len_d, int token, i
     *len_d = pos + n;
 }
 
-/* A qkv_proj kernel's new key and value rows into the cache row *pos_d. */
+/* A qkv_proj kernel's new key and value rows into the cache row *pos_d:
+ * 16 bytes a thread when the rows allow (one load each, not four). */
 __global__ static void k_append(const bf16 *knew, const bf16 *vnew, bf16 *kc, bf16 *vc,
                                 const int *pos_d, int kvd)
 {
     size_t row = (size_t)*pos_d * kvd;
+    if ((kvd & 7) == 0 &&
+        (((uintptr_t)knew | (uintptr_t)vnew | (uintptr_t)kc | (uintptr_t)vc) & 15) == 0) {
+        const int n = kvd / 8;
+        for (int i = threadIdx.x; i < 2 * n; i += blockDim.x) {
+            const int j = i < n ? i : i - n;
+            const uint4 *src = (const uint4 *)(i < n ? knew : vnew) + j;
+            ((uint4 *)((i < n ? kc : vc) + row))[j] = *src;
+        }
+        return;
+    }
     for (int i = threadIdx.x; i < kvd; i += blockDim.x) {
         kc[row + i] = knew[i];
         vc[row + i] = vnew[i];
@@ -892,7 +935,7 @@ static int enqueue(qwen3_cuda_t *m, emile_kernel_fn attn, int n, int pos, int fi
     if (profile_start(m, decode, err, errlen))
         return -1;
     k_embed<<<n, 256, 0, st>>>(m->embed, m->tok_d, m->x, H);
-    k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, NULL, m->L[0].attn_norm, m->xb, H, eps);
+    k_add_rmsnorm<<<n, NORM_THREADS, 0, st>>>(m->x, NULL, m->L[0].attn_norm, m->xb, H, eps);
     if (section(m, ENGINE_PROF_OTHER, err, errlen))
         return -1;
     for (int l = 0; l < c->n_layers; l++) {
@@ -904,14 +947,14 @@ static int enqueue(qwen3_cuda_t *m, emile_kernel_fn attn, int n, int pos, int fi
             proj_f32(m, ENGINE_OP_O_PROJ, L->wo, H, qd, m->att, n, pos, m->tmp, "q_dim", l, err,
                      errlen))
             return -1;
-        k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, m->tmp, L->mlp_norm, m->xb, H, eps);
+        k_add_rmsnorm<<<n, NORM_THREADS, 0, st>>>(m->x, m->tmp, L->mlp_norm, m->xb, H, eps);
         if (section(m, ENGINE_PROF_OTHER, err, errlen) ||
             gate_up(m, L, n, pos, l, err, errlen) ||
             proj_f32(m, ENGINE_OP_DOWN_PROJ, L->w_down, H, I, m->hb, n, pos, m->tmp, "inter", l,
                      err, errlen))
             return -1;
         const bf16 *next = l + 1 < c->n_layers ? m->L[l + 1].attn_norm : m->final_norm;
-        k_add_rmsnorm<<<n, 256, 0, st>>>(m->x, m->tmp, next, m->xb, H, eps);
+        k_add_rmsnorm<<<n, NORM_THREADS, 0, st>>>(m->x, m->tmp, next, m->xb, H, eps);
         if (section(m, ENGINE_PROF_OTHER, err, errlen))
             return -1;
     }
