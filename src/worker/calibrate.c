@@ -208,6 +208,7 @@ int calibrate_task(worker_ctx_t *w, char *err, size_t n)
     c->snap_p50 = stats_quantile(snap, k, 0.5);
     c->copy_p50 = stats_quantile(copy, k, 0.5);
     c->main_cpu_p90 = stats_quantile(main_cpu, k, 0.9);
+    c->proc_cpu_p50 = stats_quantile(proc_cpu, k, 0.5);
     c->proc_cpu_p90 = stats_quantile(proc_cpu, k, 0.9);
     c->forge_bound_ns = timing_forge_bound(c->run_overhead_p50, dev_mem);
     c->ok = 1;

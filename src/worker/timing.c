@@ -40,6 +40,12 @@ double timing_held_limit(double median_ns, int device_memory)
     return median_ns * (1 + TIMING_HELD_NOISE) + (device_memory ? TIMING_HELD_CONST_DEVICE_NS : TIMING_HELD_CONST_NS);
 }
 
+double timing_held_limit_cpu(double median_ns, double harness_ns)
+{
+    double own = median_ns - (harness_ns > 0 ? harness_ns : 0);
+    return median_ns + TIMING_HELD_NOISE * (own > 0 ? own : 0) + TIMING_HELD_CONST_CPU_NS;
+}
+
 static double at_most(double x, double cap)
 {
     return x < cap ? x : cap;
@@ -166,7 +172,8 @@ static int held_back(eval_state_t *e, double median_outside_ns, double median_cp
     worker_ctx_t *w = e->w;
     int on_cpu = median_cpu_ns > 0;
     double median = on_cpu ? median_cpu_ns : median_outside_ns;
-    double limit = timing_held_limit(median, e->cuda);
+    double harness = on_cpu ? w->calib.proc_cpu_p50 : 0;
+    double limit = on_cpu ? timing_held_limit_cpu(median, harness) : timing_held_limit(median, e->cuda);
     json_t *times = json_array(), *cpus = json_array(), *parts = json_array();
     json_object_set_new(held, "clock", json_string(on_cpu ? "runner cpu" : "worker wall"));
     /* Each set's exposed time in its parts, and what the null runner's
@@ -178,6 +185,8 @@ static int held_back(eval_state_t *e, double median_outside_ns, double median_cp
     json_object_set_new(held, "null_snap_ms", json_real(w->calib.snap_p50 * 1e-6));
     json_object_set_new(held, "null_copy_ms", json_real(w->calib.copy_p50 * 1e-6));
     json_object_set_new(held, "null_run_ms", json_real(w->calib.run_outside_p50 * 1e-6));
+    if (on_cpu)
+        json_object_set_new(held, "null_proc_cpu_ms", json_real(w->calib.proc_cpu_p50 * 1e-6));
     if (w->calib.cycle_p50 > 0) {
         /* The null runner's held-back cycle (calibrate.c), charged instead
          * of its parts. */
@@ -243,13 +252,18 @@ static int held_back(eval_state_t *e, double median_outside_ns, double median_cp
             return 0;
         }
     }
-    char msg[700];
+    char msg[700], noise[160];
+    if (on_cpu)
+        snprintf(noise, sizeof noise, "%.0f%% of its share above the harness's own %.4g ms, + %.0f us",
+                 TIMING_HELD_NOISE * 100, harness * 1e-6, TIMING_HELD_CONST_CPU_NS * 1e-3);
+    else
+        snprintf(noise, sizeof noise, "%.0f%% + %.0f us", TIMING_HELD_NOISE * 100,
+                 (e->cuda ? TIMING_HELD_CONST_DEVICE_NS : TIMING_HELD_CONST_NS) * 1e-3);
     snprintf(msg, sizeof msg,
              "held-back: on each of %d input sets it had never seen, the kernel took more than %.4g ms of %s (the "
-             "timed runs' median of %.4g ms on inputs it had seen, plus the run-to-run noise bound of %.0f%% + "
-             "%.0f us): it is fast only on inputs it has seen before (a cache?)",
-             N_HELD, limit * 1e-6, on_cpu ? "the runner's CPU" : "the worker's clock", median * 1e-6,
-             TIMING_HELD_NOISE * 100, (e->cuda ? TIMING_HELD_CONST_DEVICE_NS : TIMING_HELD_CONST_NS) * 1e-3);
+             "timed runs' median of %.4g ms on inputs it had seen, plus the run-to-run noise bound of %s): it is "
+             "fast only on inputs it has seen before (a cache?)",
+             N_HELD, limit * 1e-6, on_cpu ? "the runner's CPU" : "the worker's clock", median * 1e-6, noise);
     eval_set_status(e->reply, "invalid", msg);
     return -1;
 }

@@ -48,7 +48,7 @@ typedef struct calib {
     double upload_p50, snap_p50;                 /* the held slot, ns */
     double copy_p50;                             /* the worker's copy of the outputs, ns */
     double main_cpu_p90;                         /* the most CPU one runner thread used in a run, ns */
-    double proc_cpu_p90;                         /* the runner's CPU in a run, ns */
+    double proc_cpu_p50, proc_cpu_p90;           /* the runner's CPU in a run, ns */
     double forge_bound_ns;                       /* see timing.h */
     /* Device memory: the held-back cycle itself (candidate.c), from the
      * end of the set's write to the end of the snap (the write and the

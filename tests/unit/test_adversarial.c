@@ -734,6 +734,45 @@ static void test_parallelism_two_threads(void **state)
     check_parallelism(2, 0.20, 0.45);
 }
 
+/* Class 6 at the size where the runner's own work per command is most of
+ * a run (attention S=64 Hq=2 D=16: an honest run of about 0.08 ms, the
+ * runner's command about 0.04-0.09 ms): the content caches lied 12-15x and
+ * were valid while the held-back allowance was 30% of the whole median +
+ * 100 us; the honest control stays valid under the tighter bound. */
+static void test_tiny_caches_caught(void **state)
+{
+    (void)state;
+    G.task2 = json_deep_copy(G.task);
+    json_object_set_new(G.task2, "params", json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "batch", 1, "seq", 64,
+                                                     "q_heads", 2, "kv_heads", 1, "head_dim", 16, "causal", 1));
+    const char *files[] = {"content_cache.c", "content_cache_2x.c", "well_behaved.c"};
+    for (int i = 0; i < 3; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, KDIR "/%s", files[i]);
+        char *src = test_read_file(path);
+        assert_non_null(src);
+        json_decref(G.reply);
+        G.reply = worker_evaluate(G.w, G.task2, src, G.options);
+        free(src);
+        assert_non_null(G.reply);
+        const json_t *h = json_object_get(json_object_get(json_object_get(G.reply, "report"), "trust"), "held_back");
+        print_message("%-20s S=64: %s %.200s\n", files[i], status_of(G.reply), error_of(G.reply));
+        if (i < 2) {
+            if (strcmp(status_of(G.reply), "invalid") != 0)
+                fail_msg("%s at S=64 is %s: a content cache must fail the held-back sets", files[i],
+                         status_of(G.reply));
+            assert_contains(error_of(G.reply), "held-back");
+            assert_contains(error_of(G.reply), "above the harness's own");
+        } else {
+            if (strcmp(status_of(G.reply), "valid") != 0)
+                fail_msg("well_behaved.c at S=64 is %s: %s", status_of(G.reply), error_of(G.reply));
+            /* judged on the runner's CPU, against the null runner's share */
+            assert_string_equal(json_string_value(json_object_get(h, "clock")), "runner cpu");
+            assert_true(json_number_value(json_object_get(h, "null_proc_cpu_ms")) > 0);
+        }
+    }
+}
+
 /* The runner binary replaced on disk while the worker runs (a rebuild, a
  * package upgrade): the reference's runner, started before, now sees its own
  * executable mapped as "PATH (deleted)" in /proc/self/maps.  That is not
@@ -886,6 +925,7 @@ int main(void)
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_dead_reference_restarted, test_teardown);
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_parallelism_one_thread, test_teardown);
     tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_parallelism_two_threads, test_teardown);
+    tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(test_tiny_caches_caught, test_teardown);
     int rc = _cmocka_run_group_tests("adversarial", tests, (size_t)k, group_setup, group_teardown);
     free(tests);
     for (int i = 0; i < n; i++)

@@ -90,6 +90,32 @@ static void test_held_limit_device(void **state)
     assert_true(6e6 > timing_held_limit(3e6, 1));
 }
 
+/* The runner's CPU clock at small sizes (bench/held_back_cpu.sh on the
+ * 2-core VM, 2026-12-06, attention S=64 Hq=2 D=16; ms): the relative part
+ * applies to the kernel's share above the null runner's CPU a command. */
+static void test_held_limit_cpu(void **state)
+{
+    (void)state;
+    /* the formula, and a null runner that took more than the median */
+    assert_near(timing_held_limit_cpu(1e6, 0.2e6), 1e6 + TIMING_HELD_NOISE * 0.8e6 + TIMING_HELD_CONST_CPU_NS, 1e-6);
+    assert_near(timing_held_limit_cpu(0.05e6, 0.09e6), 0.05e6 + TIMING_HELD_CONST_CPU_NS, 1e-6);
+    /* honest kernels' fresh sets (median, null, fresh), the worst seen:
+     * v3_simd beside two busy processes, v2_flash and well_behaved idle */
+    assert_true(0.1322e6 <= timing_held_limit_cpu(0.1111e6, 0.0402e6));
+    assert_true(0.1553e6 <= timing_held_limit_cpu(0.1354e6, 0.0429e6));
+    assert_true(0.1836e6 <= timing_held_limit_cpu(0.1648e6, 0.0828e6));
+    /* content caches, each of its closest fresh sets: caught (the old
+     * bound, 30% of the whole median + 100 us, passed every one) */
+    assert_true(0.1516e6 > timing_held_limit_cpu(0.0922e6, 0.0478e6));     /* content_cache_2x.c */
+    assert_true(0.1516e6 <= timing_held_limit(0.0922e6, 0));
+    assert_true(0.1857e6 > timing_held_limit_cpu(0.1203e6, 0.0813e6));
+    assert_true(0.1443e6 > timing_held_limit_cpu(0.0618e6, 0.0434e6));     /* content_cache.c */
+    assert_true(0.1758e6 > timing_held_limit_cpu(0.0934e6, 0.0382e6));
+    /* large kernels keep the relative allowance: 20% slower passes, 2x not */
+    assert_true(12e6 <= timing_held_limit_cpu(10e6, 0.05e6));
+    assert_true(20e6 > timing_held_limit_cpu(10e6, 0.05e6));
+}
+
 static void test_held_limit(void **state)
 {
     (void)state;
@@ -158,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_forged_gap),
         cmocka_unit_test(test_cpu_excess),
         cmocka_unit_test(test_held_limit),
+        cmocka_unit_test(test_held_limit_cpu),
         cmocka_unit_test(test_held_charge),
         cmocka_unit_test(test_held_limit_device),
         cmocka_unit_test(test_forged_gap_device),
