@@ -27,6 +27,7 @@ void task_state_free(worker_ctx_t *w)
             free(w->sets[s].expected[k]);
         memset(&w->sets[s], 0, sizeof w->sets[s]);
     }
+    w->sets_kept = 0;
     json_decref(w->oracle_check);
     w->oracle_check = NULL;
     free(w->task_key);
@@ -200,8 +201,8 @@ int task_state_ensure(worker_ctx_t *w, const json_t *task_json, const backend_t 
     return 0;
 }
 
-/* The sets a drawing thread takes: first, first + stride, ...; each set
- * from a generator of its own. */
+/* The sets a drawing thread takes: first, first + stride, ... (up to
+ * N_SETS); each set from a generator of its own. */
 typedef struct draw_share {
     worker_ctx_t *w;
     rng_t *rngs;
@@ -228,16 +229,16 @@ static uint64_t set_seed(worker_ctx_t *w)
     return w->task.seed ? rng_next(&w->rng) : rng_entropy();
 }
 
-/* Every set drawn, on up to one thread a core; the cores are the host's,
- * so on a host device the draw takes the device's turn as a compile does
- * (shared; nothing on a GPU). */
-static int draw_sets(worker_ctx_t *w, char *err, size_t n)
+/* Sets from..N_SETS-1 drawn, on up to one thread a core; the cores are
+ * the host's, so on a host device the draw takes the device's turn as a
+ * compile does (shared; nothing on a GPU). */
+static int draw_sets(worker_ctx_t *w, int from, char *err, size_t n)
 {
     rng_t rngs[N_SETS];
-    for (int s = 0; s < N_SETS; s++)
+    for (int s = from; s < N_SETS; s++)
         rng_seed(&rngs[s], set_seed(w));
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int nt = cores < 1 ? 1 : cores > N_SETS ? N_SETS : (int)cores;
+    int nt = cores < 1 ? 1 : cores > N_SETS - from ? N_SETS - from : (int)cores;
     draw_share_t share[N_SETS];
     pthread_t th[N_SETS];
     int started[N_SETS] = {0};
@@ -245,7 +246,7 @@ static int draw_sets(worker_ctx_t *w, char *err, size_t n)
         return -1;
     worker_progress(w, "draw", "drawing the input sets", 0, N_SETS);
     for (int t = 0; t < nt; t++) {
-        share[t] = (draw_share_t){.w = w, .rngs = rngs, .first = t, .stride = nt};
+        share[t] = (draw_share_t){.w = w, .rngs = rngs, .first = from + t, .stride = nt};
         started[t] = t > 0 && pthread_create(&th[t], NULL, draw_share, &share[t]) == 0;
     }
     for (int t = 0; t < nt; t++) {
@@ -263,16 +264,18 @@ int task_state_fill(worker_ctx_t *w, char *err, size_t n)
     /* Drawing is the CPU's work (most of this phase for large inputs:
      * tens of millions of elements): not on a GPU's turn, which other
      * workers of the host are waiting for. */
-    if (w->oracle->ops->draw && draw_sets(w, err, n) != 0)
+    int from = w->sets_kept ? SET_HELD0 : 0;
+    w->sets_kept = 0;
+    if (w->oracle->ops->draw && draw_sets(w, from, err, n) != 0)
         return ORACLE_ERROR;
     /* The reference runs on the device: never beside a timing. */
     if (device_turn_take(&w->turn, DEVICE_PHASE_RUN, "reference", "answering the input sets", err, n) != 0)
         return ORACLE_ERROR;
     int rc = ORACLE_OK;
-    for (int s = 0; s < N_SETS && rc == ORACLE_OK; s++) {
+    for (int s = from; s < N_SETS && rc == ORACLE_OK; s++) {
         char detail[64];
-        snprintf(detail, sizeof detail, "set %s (%d of %d)", w->sets[s].name, s + 1, N_SETS);
-        worker_progress(w, "reference", detail, s + 1, N_SETS);
+        snprintf(detail, sizeof detail, "set %s (%d of %d)", w->sets[s].name, s - from + 1, N_SETS - from);
+        worker_progress(w, "reference", detail, s - from + 1, N_SETS - from);
         /* An oracle that draws in its fill (the PyTorch one: guard bytes
          * and get_inputs' seed) draws each set from a seed of its own. */
         if (!w->oracle->ops->draw)
@@ -281,6 +284,7 @@ int task_state_fill(worker_ctx_t *w, char *err, size_t n)
                                   w->sets[s].expected, err, n);
     }
     device_turn_give(&w->turn, DEVICE_PHASE_RUN);
+    w->sets_kept = rc == ORACLE_OK;
     /* What the worker draws next (the sampled checks' positions) from a
      * seed no set shows either. */
     if (!w->task.seed)

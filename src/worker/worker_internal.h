@@ -22,9 +22,15 @@
 /* Slots of the arena layout (where a set lives in an arena). */
 enum { SLOT_TASK, SLOT_RAGGED, SLOT_SMALL, SLOT_TIMING, SLOT_TIMING2, SLOT_HELD, N_SLOTS };
 
-/* Input sets, each drawn fresh for every evaluation and answered by the
- * oracle before the candidate starts.  The held-back sets share the held
- * slot; each is shown only when its turn comes, and never twice. */
+/* Input sets, answered by the oracle before the candidate starts.  The
+ * held-back sets share the held slot; each is shown only when its turn
+ * comes, and never twice, and they are drawn fresh for every evaluation.
+ * The sets before them (validation and timing) are drawn and answered
+ * once per task and worker and kept (sets_kept): a candidate cannot carry
+ * anything to the next one (a process of its own, no files, no IPC), the
+ * expected outputs never enter its process, and what decides a content
+ * cache, the held-back sets, stays fresh; answering eight sets for every
+ * candidate was most of a cook's reference time (issue 14). */
 enum { SET_TASK, SET_RAGGED, SET_SMALL, SET_TIMING, SET_TIMING2, SET_HELD0, SET_HELD1, SET_HELD2, N_SETS };
 #define N_HELD 3
 
@@ -75,6 +81,7 @@ struct worker_ctx {
     oracle_t *oracle;
     json_t *oracle_check;
     input_set_t sets[N_SETS];
+    int sets_kept;                    /* sets before SET_HELD0 answered for this task */
     calib_t calib;
     /* The null runner, kept for the task: the yardstick, sampled again
      * between the candidate's timed runs (the load of the moment). */

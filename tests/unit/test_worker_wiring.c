@@ -6,6 +6,8 @@
  *     compile that ran would be a compile error), keeps the first log, and
  *     a new task's reference is found in the cache too; a changed source
  *     does run the compiler; EMILE_COMPILE_CACHE=off builds every time;
+ *   - one worker keeps a task's validation and timing sets: a second
+ *     evaluation answers only the held-back sets, a new task all again;
  *   - the cache directory is the worker's own, closed to others;
  *   - an evaluation whose device another process holds waits, says so
  *     as a "wait" progress event naming the holder, and times only after
@@ -139,6 +141,61 @@ static void test_second_evaluation_runs_no_compiler(void **state)
     assert_contains(str_of(off, "error"), "the test's compiler refuses");
     json_decref(off);
     free(changed);
+}
+
+/* The "reference" events of the last evaluation that name a set: how
+ * many, the last one's n, and the sets, space-separated. */
+static int reference_events(int *n, char *names, size_t len)
+{
+    int count = 0;
+    size_t i;
+    json_t *ev;
+    names[0] = 0;
+    json_array_foreach(G.events, i, ev) {
+        char set[32] = "";
+        if (strcmp(str_of(ev, "phase"), "reference") != 0 || sscanf(str_of(ev, "detail"), "set %31s", set) != 1)
+            continue;                  /* the device turn's own events name no set */
+        count++;
+        *n = (int)json_integer_value(json_object_get(ev, "n"));
+        snprintf(names + strlen(names), len - strlen(names), "%s%s", names[0] ? " " : "", set);
+    }
+    return count;
+}
+
+/* One worker keeps a task's validation and timing sets: its first
+ * evaluation answers all eight, the next only the three held-back sets
+ * (drawn fresh each time), and a new task all eight again. */
+static void test_sets_kept_for_the_task(void **state)
+{
+    (void)state;
+    break_compiler(0);
+    char err[512], names[256];
+    int n = 0;
+    worker_ctx_t *w = worker_ctx_new(err, sizeof err);
+    if (!w)
+        fail_msg("worker_ctx_new: %s", err);
+    worker_ctx_set_progress(w, on_progress, NULL);
+    json_t *task2 = json_deep_copy(G.task);
+    json_object_set_new(json_object_get(task2, "params"), "seq", json_integer(80));
+    struct { const json_t *task; int sets; const char *names; } steps[] = {
+        {G.task, 8, "task ragged small timing timing2 held-1 held-2 held-3"},
+        {G.task, 3, "held-1 held-2 held-3"},
+        {G.task, 3, "held-1 held-2 held-3"},
+        {task2, 8, "task ragged small timing timing2 held-1 held-2 held-3"},
+    };
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        json_decref(G.events);
+        G.events = json_array();
+        json_t *r = worker_evaluate(w, steps[k].task, G.kernel, G.options);
+        expect_valid(r, "an evaluation of the kept sets");
+        json_decref(r);
+        int got = reference_events(&n, names, sizeof names);
+        if (got != steps[k].sets || n != steps[k].sets || strcmp(names, steps[k].names) != 0)
+            fail_msg("evaluation %zu: %d reference events of n=%d (%s), expected %d (%s)", k + 1, got, n, names,
+                     steps[k].sets, steps[k].names);
+    }
+    json_decref(task2);
+    worker_ctx_free(w);
 }
 
 static void test_cache_is_the_workers_own(void **state)
@@ -310,6 +367,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_second_evaluation_runs_no_compiler),
+        cmocka_unit_test(test_sets_kept_for_the_task),
         cmocka_unit_test(test_cache_is_the_workers_own),
         cmocka_unit_test(test_wait_for_the_device_is_shown_and_timing_follows_the_holder),
     };
