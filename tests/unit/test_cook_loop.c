@@ -262,8 +262,8 @@ static void test_confirm_off(void **state)
     json_decref(its);
 }
 
-/* Two workers: batches of two, a climb and its sweep, both workers used,
- * iterations 0..4 recorded in order. */
+/* Two workers: batches of two, the first two climbs (the second above the
+ * first), both workers used, iterations 0..4 recorded in order. */
 static void test_batches_on_two_workers(void **state)
 {
     fixture_t *f = *state;
@@ -282,13 +282,14 @@ static void test_batches_on_two_workers(void **state)
         used[w] = 1;
     }
     assert_true(used[1] && used[2]);
+    /* The first batch climbs two rungs, the second above the first. */
     const json_t *p1 = json_object_get(json_array_get(its, 1), "params");
     const json_t *p2 = json_object_get(json_array_get(its, 2), "params");
-    assert_string_equal(json_string_value(json_object_get(p1, "rung")),
-                        json_string_value(json_object_get(p2, "rung")));
-    assert_false(json_equal((json_t *)p1, (json_t *)p2));
-    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(its, 2), "reason")),
-                           "parameter sweep"));
+    const char *r1 = json_string_value(json_object_get(p1, "rung")), *r2 = json_string_value(json_object_get(p2, "rung"));
+    assert_non_null(r1);
+    assert_non_null(r2);
+    assert_true(strcmp(r1, "v1_blocked") == 0 && strcmp(r2, "v2_flash") == 0);
+    assert_null(strstr(json_string_value(json_object_get(json_array_get(its, 2), "reason")), "parameter sweep"));
     /* The agent was asked for two candidates at a time. */
     size_t k;
     json_t *ev;

@@ -18,11 +18,16 @@
  *   3. Done when every neighbour of every valid rung has been measured.
  *
  * Batches (the cook asks for one candidate per worker): the history then
- * ends with the candidates already proposed ("pending").  A pending climb
- * to a rung not measured yet is followed by that rung's parameter sweep
- * (one step up and down of each parameter around its defaults); otherwise
- * the policy above runs with the pending candidates counted as tried, so a
- * tuning batch is the best point's other neighbours.
+ * ends with the candidates already proposed ("pending").  A batch climbs
+ * first: after a pending climb to a rung not measured yet comes the climb
+ * to a rung above it (the policy of step 1 from there), and only when no
+ * rung is left above, the top pending rung's parameter sweep (one step up
+ * and down of each parameter around its defaults): a higher rung's default
+ * point gains more than a step of a lower rung's parameters (on the H100 an
+ * 8-worker cook of decode attention spent its five iterations sweeping
+ * rung 1 and never reached rung 3, 7x faster).  Otherwise the policy above
+ * runs with the pending candidates counted as tried, so a tuning batch is
+ * the best point's other neighbours.
  *
  * The policy is a function of the history alone (each proposal records its
  * rung and parameters), so a resumed run continues where it stopped.
@@ -384,26 +389,41 @@ static int by_time(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-/* The first pending candidate when it climbs to a rung with no measured
- * point yet (its sweep comes next), else NULL. */
-static const json_t *pending_climb(const json_t *history)
+/* Whether a pending candidate climbs: the first of its rung in the
+ * history, and that rung has no measured point yet. */
+static int is_pending_climb(const json_t *history, const json_t *cand)
 {
-    const json_t *anchor = NULL;
+    const char *rung = json_string_value(json_object_get(json_object_get(cand, "params"), "rung"));
+    if (!is_pending(cand) || !rung)
+        return 0;
     size_t i;
     json_t *it;
-    json_array_foreach(history, i, it) if (is_pending(it)) {
-        anchor = it;
-        break;
-    }
-    const char *rung = json_string_value(json_object_get(json_object_get(anchor, "params"), "rung"));
-    if (!rung)
-        return NULL;
     json_array_foreach(history, i, it) {
         const char *r = json_string_value(json_object_get(json_object_get(it, "params"), "rung"));
-        if (is_valid(it) && r && strcmp(r, rung) == 0)
-            return NULL;
+        if (!r || strcmp(r, rung) != 0)
+            continue;
+        if (is_valid(it))
+            return 0;
+        return it == cand;             /* the rung's first proposal */
     }
-    return anchor;
+    return 0;
+}
+
+/* The pending climb to the highest rung (*idx its index), else NULL. */
+static const json_t *pending_top_climb(const agent_t *a, const json_t *history, int *idx)
+{
+    const json_t *top = NULL;
+    *idx = -1;
+    size_t i;
+    json_t *it;
+    json_array_foreach(history, i, it) if (is_pending_climb(history, it)) {
+        int k = rung_index(&a->ladder, json_string_value(json_object_get(json_object_get(it, "params"), "rung")));
+        if (k > *idx) {
+            *idx = k;
+            top = it;
+        }
+    }
+    return top;
 }
 
 static int builtin_propose(agent_t *a, const agent_context_t *ctx, agent_proposal_t *out, char *err, size_t n)
@@ -412,12 +432,6 @@ static int builtin_propose(agent_t *a, const agent_context_t *ctx, agent_proposa
     if (a->no_ladder[0]) {
         snprintf(err, n, "%s", a->no_ladder);
         return AGENT_DONE;
-    }
-    const json_t *climbing = pending_climb(ctx->history);
-    if (climbing) {
-        int rc = tune(a, ctx, climbing, out, err, n);
-        if (rc != AGENT_DONE)
-            return rc;
     }
     size_t nh = json_array_size(ctx->history);
     json_t **valid = calloc(nh + 1, sizeof *valid);
@@ -431,8 +445,20 @@ static int builtin_propose(agent_t *a, const agent_context_t *ctx, agent_proposa
     }
     qsort(valid, nv, sizeof *valid, by_time);
     const json_t *best = valid[0];
+    int top_idx, rc = AGENT_DONE;
+    const json_t *climbing = pending_top_climb(a, ctx->history, &top_idx);
+    if (climbing) {
+        /* A batch: the rungs above the top one in flight, then its sweep. */
+        rc = climb(a, ctx, best, top_idx, out, err, n);
+        if (rc == AGENT_DONE)
+            rc = tune(a, ctx, climbing, out, err, n);
+        if (rc != AGENT_DONE) {
+            free(valid);
+            return rc;
+        }
+    }
     int best_idx = rung_index(&a->ladder, json_string_value(json_object_get(json_object_get(best, "params"), "rung")));
-    int rc = climb(a, ctx, best, best_idx, out, err, n);
+    rc = climb(a, ctx, best, best_idx, out, err, n);
     /* Tune around the best point of each rung, best rung first. */
     for (size_t k = 0; rc == AGENT_DONE && k < nv; k++) {
         const char *rung = json_string_value(json_object_get(json_object_get(valid[k], "params"), "rung"));
