@@ -215,8 +215,10 @@ int calibrate_task(worker_ctx_t *w, char *err, size_t n)
     return 0;
 }
 
-double calibrate_sample(worker_ctx_t *w)
+double calibrate_sample(worker_ctx_t *w, double *proc_ns)
 {
+    if (proc_ns)
+        *proc_ns = -1;
     char err[512];
     if (!w->null_alive || w->null_run.dead) {
         if (start_null(w, err, sizeof err) != 0)
@@ -235,5 +237,7 @@ double calibrate_sample(worker_ctx_t *w)
     run_result_t res;
     if (runner_run(&w->null_run, 0, &res) != RUNNER_OK)
         return -1;
+    if (proc_ns)
+        *proc_ns = res.cpu_proc_ns;
     return res.outside_ns - res.elapsed_ns;
 }

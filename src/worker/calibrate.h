@@ -27,8 +27,10 @@
 int calibrate_task(worker_ctx_t *w, char *err, size_t n);
 
 /* One null run now: the gap between the outside clock and the reported
- * time, ns; < 0 when the null runner is not there (it is restarted once). */
-double calibrate_sample(worker_ctx_t *w);
+ * time, ns; < 0 when the null runner is not there (it is restarted once).
+ * *proc_ns (when proc_ns): the null runner's CPU in that run, ns (< 0
+ * when unknown). */
+double calibrate_sample(worker_ctx_t *w, double *proc_ns);
 
 void calibrate_stop(worker_ctx_t *w);
 

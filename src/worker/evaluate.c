@@ -266,7 +266,8 @@ json_t *worker_evaluate(worker_ctx_t *w, const json_t *task_json, const char *so
     e.t = &w->task;
     e.tol = e.t->tolerance > 0 ? e.t->tolerance : op_tolerance(&e.t->op, e.t->dtype);
     /* Inputs: fresh entropy by default; a task seed makes them reproducible
-     * (the n-th evaluation of a worker draws from seed + n). */
+     * (the n-th evaluation of a worker draws the sets it draws, the kept
+     * ones at its first evaluation of the task, from seed + n). */
     if (e.t->seed)
         rng_seed(&w->rng, e.t->seed + (uint64_t)w->counter);
     json_object_set(e.reply, "oracle", w->oracle_check);

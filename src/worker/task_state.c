@@ -201,20 +201,23 @@ int task_state_ensure(worker_ctx_t *w, const json_t *task_json, const backend_t 
     return 0;
 }
 
-/* The sets a drawing thread takes: first, first + stride, ... (up to
- * N_SETS); each set from a generator of its own. */
+/* The sets a drawing thread takes: todo[first], todo[first + stride], ...
+ * of the n sets to draw; each set from a generator of its own. */
 typedef struct draw_share {
     worker_ctx_t *w;
     rng_t *rngs;
-    int first, stride;
+    const int *todo;
+    int n, first, stride;
 } draw_share_t;
 
 static void *draw_share(void *arg)
 {
     const draw_share_t *d = arg;
     const oracle_t *o = d->w->oracle;
-    for (int s = d->first; s < N_SETS; s += d->stride)
+    for (int i = d->first; i < d->n; i += d->stride) {
+        int s = d->todo[i];
         o->ops->draw(o, d->w->sets[s].slot, d->w->sets[s].pristine, &d->rngs[s]);
+    }
     return NULL;
 }
 
@@ -229,24 +232,35 @@ static uint64_t set_seed(worker_ctx_t *w)
     return w->task.seed ? rng_next(&w->rng) : rng_entropy();
 }
 
-/* Sets from..N_SETS-1 drawn, on up to one thread a core; the cores are
+/* The sets kept for the task once answered (worker_internal.h): the
+ * full-size validation set and the two timing sets, whose answering is
+ * most of the work.  The ragged and small sets, cheap, are drawn for
+ * every evaluation like the held-back ones: a report may quote an
+ * expected value at an element, and an agent must not learn a small set
+ * that way over many candidates. */
+static int set_is_kept(int s)
+{
+    return s == SET_TASK || s == SET_TIMING || s == SET_TIMING2;
+}
+
+/* The todo[0..n-1] sets drawn, on up to one thread a core; the cores are
  * the host's, so on a host device the draw takes the device's turn as a
  * compile does (shared; nothing on a GPU). */
-static int draw_sets(worker_ctx_t *w, int from, char *err, size_t n)
+static int draw_sets(worker_ctx_t *w, const int *todo, int n_todo, char *err, size_t n)
 {
     rng_t rngs[N_SETS];
-    for (int s = from; s < N_SETS; s++)
-        rng_seed(&rngs[s], set_seed(w));
+    for (int i = 0; i < n_todo; i++)
+        rng_seed(&rngs[todo[i]], set_seed(w));
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int nt = cores < 1 ? 1 : cores > N_SETS - from ? N_SETS - from : (int)cores;
+    int nt = cores < 1 ? 1 : cores > n_todo ? n_todo : (int)cores;
     draw_share_t share[N_SETS];
     pthread_t th[N_SETS];
     int started[N_SETS] = {0};
     if (device_turn_take(&w->turn, DEVICE_PHASE_COMPILE, "draw", "drawing the input sets", err, n) != 0)
         return -1;
-    worker_progress(w, "draw", "drawing the input sets", 0, N_SETS);
+    worker_progress(w, "draw", "drawing the input sets", 0, n_todo);
     for (int t = 0; t < nt; t++) {
-        share[t] = (draw_share_t){.w = w, .rngs = rngs, .first = from + t, .stride = nt};
+        share[t] = (draw_share_t){.w = w, .rngs = rngs, .todo = todo, .n = n_todo, .first = t, .stride = nt};
         started[t] = t > 0 && pthread_create(&th[t], NULL, draw_share, &share[t]) == 0;
     }
     for (int t = 0; t < nt; t++) {
@@ -264,18 +278,22 @@ int task_state_fill(worker_ctx_t *w, char *err, size_t n)
     /* Drawing is the CPU's work (most of this phase for large inputs:
      * tens of millions of elements): not on a GPU's turn, which other
      * workers of the host are waiting for. */
-    int from = w->sets_kept ? SET_HELD0 : 0;
+    int todo[N_SETS], n_todo = 0;
+    for (int s = 0; s < N_SETS; s++)
+        if (!(w->sets_kept && set_is_kept(s)))
+            todo[n_todo++] = s;
     w->sets_kept = 0;
-    if (w->oracle->ops->draw && draw_sets(w, from, err, n) != 0)
+    if (w->oracle->ops->draw && draw_sets(w, todo, n_todo, err, n) != 0)
         return ORACLE_ERROR;
     /* The reference runs on the device: never beside a timing. */
     if (device_turn_take(&w->turn, DEVICE_PHASE_RUN, "reference", "answering the input sets", err, n) != 0)
         return ORACLE_ERROR;
     int rc = ORACLE_OK;
-    for (int s = from; s < N_SETS && rc == ORACLE_OK; s++) {
+    for (int i = 0; i < n_todo && rc == ORACLE_OK; i++) {
+        int s = todo[i];
         char detail[64];
-        snprintf(detail, sizeof detail, "set %s (%d of %d)", w->sets[s].name, s - from + 1, N_SETS - from);
-        worker_progress(w, "reference", detail, s - from + 1, N_SETS - from);
+        snprintf(detail, sizeof detail, "set %s (%d of %d)", w->sets[s].name, i + 1, n_todo);
+        worker_progress(w, "reference", detail, i + 1, n_todo);
         /* An oracle that draws in its fill (the PyTorch one: guard bytes
          * and get_inputs' seed) draws each set from a seed of its own. */
         if (!w->oracle->ops->draw)

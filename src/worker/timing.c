@@ -91,7 +91,7 @@ double timing_median_excess(const double *used, const double *reported, double s
 /* What one timing phase collected, per timed run. */
 typedef struct samples {
     int n;
-    double *el, *cpu, *out, *wait, *proc, *main, *null_gap;
+    double *el, *cpu, *out, *wait, *proc, *main, *null_gap, *null_proc;
     int cpu_ok;                /* the CPU readings mean something (cpu, passive threads) */
 } samples_t;
 
@@ -99,7 +99,7 @@ static int samples_alloc(samples_t *s, int n)
 {
     memset(s, 0, sizeof *s);
     s->n = n;
-    double **arrs[] = {&s->el, &s->cpu, &s->out, &s->wait, &s->proc, &s->main, &s->null_gap};
+    double **arrs[] = {&s->el, &s->cpu, &s->out, &s->wait, &s->proc, &s->main, &s->null_gap, &s->null_proc};
     for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++)
         if (!(*arrs[i] = calloc((size_t)(n > 0 ? n : 1), sizeof(double))))
             return -1;
@@ -115,6 +115,7 @@ static void samples_free(samples_t *s)
     free(s->proc);
     free(s->main);
     free(s->null_gap);
+    free(s->null_proc);
 }
 
 static int online_cores(void)
@@ -165,14 +166,16 @@ static int timed_once(eval_state_t *e, int set, const char *what, int i, run_res
 
 /* The held-back sets, one after another until one agrees with the timed
  * median.  On the runner's CPU clock when it tells (median_cpu > 0), else
- * on the wall clock.  Fills held (the report's object); 0, or -1 with
- * status. */
-static int held_back(eval_state_t *e, double median_outside_ns, double median_cpu_ns, json_t *held)
+ * on the wall clock; harness_ns: the null runner's CPU a run, sampled
+ * between the timed runs (the CPU clock's share of the median that is the
+ * harness's).  Fills held (the report's object); 0, or -1 with status. */
+static int held_back(eval_state_t *e, double median_outside_ns, double median_cpu_ns, double harness_ns,
+                     json_t *held)
 {
     worker_ctx_t *w = e->w;
     int on_cpu = median_cpu_ns > 0;
     double median = on_cpu ? median_cpu_ns : median_outside_ns;
-    double harness = on_cpu ? w->calib.proc_cpu_p50 : 0;
+    double harness = on_cpu ? harness_ns : 0;
     double limit = on_cpu ? timing_held_limit_cpu(median, harness) : timing_held_limit(median, e->cuda);
     json_t *times = json_array(), *cpus = json_array(), *parts = json_array();
     json_object_set_new(held, "clock", json_string(on_cpu ? "runner cpu" : "worker wall"));
@@ -186,7 +189,7 @@ static int held_back(eval_state_t *e, double median_outside_ns, double median_cp
     json_object_set_new(held, "null_copy_ms", json_real(w->calib.copy_p50 * 1e-6));
     json_object_set_new(held, "null_run_ms", json_real(w->calib.run_outside_p50 * 1e-6));
     if (on_cpu)
-        json_object_set_new(held, "null_proc_cpu_ms", json_real(w->calib.proc_cpu_p50 * 1e-6));
+        json_object_set_new(held, "null_proc_cpu_ms", json_real(harness * 1e-6));
     if (w->calib.cycle_p50 > 0) {
         /* The null runner's held-back cycle (calibrate.c), charged instead
          * of its parts. */
@@ -461,7 +464,7 @@ static int timed_phase(eval_state_t *e, const json_t *options, json_t *kernels)
             eval_progress(e, "time", detail, i + 1, reps);
         }
         /* The null runner's gap now: the load of the moment. */
-        s.null_gap[i] = calibrate_sample(w);
+        s.null_gap[i] = calibrate_sample(w, &s.null_proc[i]);
         if (timed_once(e, sets[rng_next(&w->rng) & 1], "timed", i, &res) != 0)
             goto done;
         s.el[i] = res.elapsed_ns;
@@ -514,7 +517,16 @@ static int timed_phase(eval_state_t *e, const json_t *options, json_t *kernels)
         goto done;
     json_t *held = json_object();
     json_object_set_new(trust, "held_back", held);
-    if (held_back(e, stats_quantile(s.out, reps, 0.5), s.cpu_ok ? stats_quantile(s.proc, reps, 0.5) : 0, held) != 0)
+    /* The null runner's CPU a run, sampled between the timed runs under
+     * the same load (the value calibrated at task set-up, under other
+     * workers' compiles, when no sample told). */
+    int np = 0;
+    for (int i = 0; i < reps; i++)
+        if (s.null_proc[i] >= 0)
+            s.null_proc[np++] = s.null_proc[i];
+    double harness = np > 0 ? stats_quantile(s.null_proc, np, 0.5) : w->calib.proc_cpu_p50;
+    if (held_back(e, stats_quantile(s.out, reps, 0.5), s.cpu_ok ? stats_quantile(s.proc, reps, 0.5) : 0, harness,
+                  held) != 0)
         goto done;
     rc = cand_settle(e);
     if (rc != RUNNER_OK) {

@@ -24,13 +24,16 @@ enum { SLOT_TASK, SLOT_RAGGED, SLOT_SMALL, SLOT_TIMING, SLOT_TIMING2, SLOT_HELD,
 
 /* Input sets, answered by the oracle before the candidate starts.  The
  * held-back sets share the held slot; each is shown only when its turn
- * comes, and never twice, and they are drawn fresh for every evaluation.
- * The sets before them (validation and timing) are drawn and answered
- * once per task and worker and kept (sets_kept): a candidate cannot carry
- * anything to the next one (a process of its own, no files, no IPC), the
- * expected outputs never enter its process, and what decides a content
- * cache, the held-back sets, stays fresh; answering eight sets for every
- * candidate was most of a cook's reference time (issue 14). */
+ * comes, and never twice, and they are drawn fresh for every evaluation,
+ * as are the small ragged and small sets.  The full-size validation set
+ * and the two timing sets are drawn and answered once per task and
+ * worker and kept (sets_kept, task_state.c): the expected outputs never
+ * enter a candidate's process, and what a candidate could carry to the
+ * next one (nothing from the sandbox; a file, from the opt-in counters
+ * run, which runs without Landlock) is a cache of the kept sets, which the
+ * fresh held-back sets catch as they catch one in process.  Answering
+ * eight sets for every candidate was most of a cook's reference time
+ * (issue 14). */
 enum { SET_TASK, SET_RAGGED, SET_SMALL, SET_TIMING, SET_TIMING2, SET_HELD0, SET_HELD1, SET_HELD2, N_SETS };
 #define N_HELD 3
 
@@ -81,7 +84,7 @@ struct worker_ctx {
     oracle_t *oracle;
     json_t *oracle_check;
     input_set_t sets[N_SETS];
-    int sets_kept;                    /* sets before SET_HELD0 answered for this task */
+    int sets_kept;                    /* the kept sets answered for this task */
     calib_t calib;
     /* The null runner, kept for the task: the yardstick, sampled again
      * between the candidate's timed runs (the load of the moment). */

@@ -393,7 +393,7 @@ static void test_real_batch_sweeps_a_new_rung(void **state)
         pend_prop();
         assert_true(sweep < 40);
     }
-    assert_true(sweep >= 2);                             /* its parameters, each up or down */
+    assert_true(sweep >= 8);                             /* its eight parameters, each up or down */
     assert_string_equal(prop_rung(), "v1_blocked");      /* the sweep done: the next climb from the reference */
     json_decref(first);
     json_decref(seen);

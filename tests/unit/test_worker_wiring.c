@@ -6,8 +6,8 @@
  *     compile that ran would be a compile error), keeps the first log, and
  *     a new task's reference is found in the cache too; a changed source
  *     does run the compiler; EMILE_COMPILE_CACHE=off builds every time;
- *   - one worker keeps a task's validation and timing sets: a second
- *     evaluation answers only the held-back sets, a new task all again;
+ *   - one worker keeps a task's full-size validation and timing sets: a
+ *     second evaluation answers only the other five, a new task all again;
  *   - the cache directory is the worker's own, closed to others;
  *   - an evaluation whose device another process holds waits, says so
  *     as a "wait" progress event naming the holder, and times only after
@@ -162,9 +162,9 @@ static int reference_events(int *n, char *names, size_t len)
     return count;
 }
 
-/* One worker keeps a task's validation and timing sets: its first
- * evaluation answers all eight, the next only the three held-back sets
- * (drawn fresh each time), and a new task all eight again. */
+/* One worker keeps a task's full-size validation set and timing sets: its
+ * first evaluation answers all eight, the next only the ragged, small and
+ * held-back sets (drawn fresh each time), and a new task all eight again. */
 static void test_sets_kept_for_the_task(void **state)
 {
     (void)state;
@@ -179,8 +179,8 @@ static void test_sets_kept_for_the_task(void **state)
     json_object_set_new(json_object_get(task2, "params"), "seq", json_integer(80));
     struct { const json_t *task; int sets; const char *names; } steps[] = {
         {G.task, 8, "task ragged small timing timing2 held-1 held-2 held-3"},
-        {G.task, 3, "held-1 held-2 held-3"},
-        {G.task, 3, "held-1 held-2 held-3"},
+        {G.task, 5, "ragged small held-1 held-2 held-3"},
+        {G.task, 5, "ragged small held-1 held-2 held-3"},
         {task2, 8, "task ragged small timing timing2 held-1 held-2 held-3"},
     };
     for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {

@@ -362,7 +362,7 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *a)
     const int hq = (int)q->shape[0], D = (int)q->shape[1];
     r3_problem p;
     p.seq = (int)k->shape[0]; p.hkv = (int)k->shape[1];
-    if (p.hkv <= 0 || hq % p.hkv || k->shape[2] != D || v->shape[0] != p.seq ||
+    if (p.seq < 1 || p.hkv <= 0 || hq % p.hkv || k->shape[2] != D || v->shape[0] != p.seq ||
         v->shape[1] != p.hkv || v->shape[2] != D || o->shape[0] != hq || o->shape[1] != D)
         return 2;
     if (p.hkv > R3_MAX_KV_HEADS || q->strides[1] != 1 || k->strides[2] != 1 ||
