@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # held_back_gpu.sh -- the held-back check's figures on the GPU, for the
 # kernels whose inputs cost the most to upload against their run time
-# (the decode GEMVs: 8-31 MB of weights for a 0.05-0.3 ms kernel) and for
-# the honest and forging kernels the bounds are set by.  Each is profiled
+# (the decode GEMVs: 8-31 MB of weights for a 0.05-0.3 ms kernel; lm_head
+# at the full vocabulary, 778 MB, whose rung 2 an 8-worker cook rejected
+# falsely at stop 22) and for the honest and forging kernels the bounds are
+# set by (prefill rung 7 at 1x2048: rejected falsely once in a PyTorch cook).  Each is profiled
 # once with `emile profile --json`; one line per kernel (status, the timed
 # median, the held-back limit, each fresh set's exposed time, its upload
 # beside the null runner's, and whether transfers were pinned), and the
@@ -33,6 +35,8 @@ cases=(
   "$Q/gate_up_cuda.json|$G|"
   "$Q/down_proj_cuda.json|$G|"
   "$Q/lm_head_cuda.json|$G|--param vocab=32768"
+  "$Q/lm_head_cuda.json|kernels/gemv/cuda/rung2_vec.cu|"
+  "examples/qwen3_4b_prefill_cuda.json|kernels/attention/cuda/rung7_wgmma.cu|--seq 2048"
   "examples/qwen3_4b_prefill_cuda.json|kernels/attention/cuda/rung7_wgmma.cu|--seq 1024"
   "examples/softmax.py|kernels/softmax/cuda/v1_rowblock.cu|--backend cuda --dtype bf16"
   "examples/rmsnorm.py|kernels/rmsnorm/cuda/v1_rowblock.cu|--backend cuda --dtype bf16"
