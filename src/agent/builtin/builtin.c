@@ -25,7 +25,7 @@
  * and down of each parameter around its defaults): a higher rung's default
  * point gains more than a step of a lower rung's parameters (on the H100 an
  * 8-worker cook of decode attention spent its five iterations sweeping
- * rung 1 and never reached rung 3, 7x faster).  Otherwise the policy above
+ * rung 1 and never reached rungs 2 and 3).  Otherwise the policy above
  * runs with the pending candidates counted as tried, so a tuning batch is
  * the best point's other neighbours.
  *
