@@ -98,5 +98,8 @@ assert r['device']=='cuda' and [x['tokens'] for x in r['runs']]==[8,8] and r['ru
 else bad "taste --hf --device cuda: $(head -c 400 "$work/taste_hf.json") $(tail -c 600 "$work/taste_hf.err")"; fi
 
 echo "$pass passed, $fail failed"
+# every run's report (each iteration's trust section: why a kernel was
+# rejected) beside the cooks' output
+tar czf "$OUT/pytorch_checks_runs.tar.gz" -C "$work" $(cd "$work" && ls *.json *.txt 2>/dev/null) 2>/dev/null
 rm -rf "$work"
 [ "$fail" -eq 0 ]
