@@ -27,6 +27,12 @@ typedef struct lang {
     const char *source_words;  /* what a complete source holds, for a model: "it includes
                                   \"emile.h\" and defines emile_kernel" */
     const char *ladder_dir;    /* the builtin agent's ladder: kernels/<op>/<ladder_dir>/ */
+    /* Files the build leaves beside the object (its name with this
+     * extension instead of ".so") that reading the object's machine code
+     * needs, NULL-terminated or NULL: Triton's ".cubin" (its .so embeds the
+     * cubin as data, where cuobjdump does not look).  The compile cache
+     * keeps them with the object. */
+    const char *const *side_exts;
     /* Fill argv (NULL-terminated, strings in buf) to build src into the
      * shared object out; include_dir holds emile.h.  0, or -1 when argv or
      * buf is too small. */

@@ -115,6 +115,7 @@ static int triton_compile_argv(const char *src, const char *out, const char *inc
 }
 
 static const char *const triton_fences[] = {"py", "python3", "triton", NULL};
+static const char *const triton_side[] = {".cubin", NULL};
 
 const lang_t lang_triton = {
     .name = "triton",
@@ -127,6 +128,7 @@ const lang_t lang_triton = {
     .source_words = "its @triton.jit kernel(s) and the emile_launch declaration; the harness generates "
                     "emile_kernel from it",
     .ladder_dir = "triton",
+    .side_exts = triton_side,
     .compile_argv = triton_compile_argv,
     .prompt_text =
         "Triton (Python), compiled ahead of time for the device into the same emile_kernel entry point as a "

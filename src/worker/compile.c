@@ -172,7 +172,7 @@ static int from_cache(const compile_env_t *env, const compile_key_t *key, const 
 {
     double t0 = clock_mono_s();
     char *meta_text = NULL, err[1300];
-    if (compile_cache_get(env->cache, key, so_path, &meta_text, err, sizeof err) != 0) {
+    if (compile_cache_get(env->cache, key, so_path, lg->side_exts, &meta_text, err, sizeof err) != 0) {
         free(meta_text);
         return 0;
     }
@@ -197,10 +197,12 @@ static int from_cache(const compile_env_t *env, const compile_key_t *key, const 
     return 1;
 }
 
-/* Keep a successful build: its object (copied out of dir at once, before
- * any kernel runs there) and what its reply said. */
+/* Keep a successful build: its object and the language's side files
+ * (copied out of dir at once, before any kernel runs there) and what its
+ * reply said. */
 static void keep(const compile_env_t *env, const compile_key_t *key, const char *dir, const char *so_path,
-                 const char *raw_log, double secs, const char *layers, json_t *compile)
+                 const char *const side_exts[], const char *raw_log, double secs, const char *layers,
+                 json_t *compile)
 {
     char head[CACHED_LOG_MAX + 1];
     snprintf(head, sizeof head, "%s", raw_log ? raw_log : "");
@@ -208,7 +210,7 @@ static void keep(const compile_env_t *env, const compile_key_t *key, const char 
     json_t *meta = json_pack("{sssfss}", "log", generic ? generic : "", "seconds", secs, "sandbox", layers);
     char *text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
     char err[1300];
-    if (text && compile_cache_put(env->cache, key, so_path, text, err, sizeof err) != 0)
+    if (text && compile_cache_put(env->cache, key, so_path, side_exts, text, err, sizeof err) != 0)
         json_object_set_new(compile, "cache_error", json_string(err));
     free(text);
     json_decref(meta);
@@ -300,7 +302,7 @@ static int build(const compile_env_t *env, const task_t *t, long uid, const char
     }
     json_object_set_new(compile, "ok", json_boolean(ok));
     if (ok && key)
-        keep(env, key, dir, so_path, log, secs, lay, compile);
+        keep(env, key, dir, so_path, lg->side_exts, log, secs, lay, compile);
     free(log);
     return ok ? 0 : -1;
 }

@@ -250,6 +250,17 @@ static void entry(const compile_cache_t *c, const compile_key_t *k, const char *
     snprintf(out, n, "%.1000s/%s%s", c->dir, k->hex, ext);
 }
 
+/* so_path's side file: its name with ext instead of ".so" (0), or -1 when
+ * so_path does not end in ".so" or the name does not fit. */
+static int side_path(const char *so_path, const char *ext, char *out, size_t n)
+{
+    size_t len = strlen(so_path);
+    if (len < 3 || strcmp(so_path + len - 3, ".so") != 0)
+        return -1;
+    int w = snprintf(out, n, "%.*s%s", (int)(len - 3), so_path, ext);
+    return w > 0 && (size_t)w < n ? 0 : -1;
+}
+
 /* Copy src to dst (created with mode), refusing links.  0, or -1. */
 static int copy_file(const char *src, const char *dst, int mode)
 {
@@ -286,7 +297,7 @@ static int copy_file(const char *src, const char *dst, int mode)
 }
 
 int compile_cache_get(const compile_cache_t *c, const compile_key_t *key, const char *dest_so,
-                      char **log, char *err, size_t n)
+                      const char *const side_exts[], char **log, char *err, size_t n)
 {
     char so[1200], lg[1200];
     entry(c, key, ".so", so, sizeof so);
@@ -295,6 +306,17 @@ int compile_cache_get(const compile_cache_t *c, const compile_key_t *key, const 
         *log = NULL;
     if (access(so, R_OK) != 0)
         return 1;
+    /* The side files first: the object is what says "hit". */
+    for (int i = 0; side_exts && side_exts[i]; i++) {
+        char kept[1200], dest[1200];
+        entry(c, key, side_exts[i], kept, sizeof kept);
+        if (access(kept, R_OK) != 0)
+            continue;
+        if (side_path(dest_so, side_exts[i], dest, sizeof dest) != 0 || copy_file(kept, dest, 0644) != 0) {
+            snprintf(err, n, "cannot copy %s beside %s: %s", kept, dest_so, strerror(errno));
+            return -1;
+        }
+    }
     if (copy_file(so, dest_so, 0755) != 0) {
         snprintf(err, n, "cannot copy %s to %s: %s", so, dest_so, strerror(errno));
         return -1;
@@ -353,13 +375,29 @@ static void trim(const compile_cache_t *c)
     }
     closedir(d);
     qsort(k, nk, sizeof *k, by_use);
-    for (size_t i = 0; i < nk && total > c->max_bytes; i++) {
+    size_t gone = 0;
+    for (; gone < nk && total > c->max_bytes; gone++) {
         char p[1200];
-        snprintf(p, sizeof p, "%.1000s/%s.so", c->dir, k[i].name);
+        snprintf(p, sizeof p, "%.1000s/%s.so", c->dir, k[gone].name);
         unlink(p);
-        snprintf(p, sizeof p, "%.1000s/%s.log", c->dir, k[i].name);
+        snprintf(p, sizeof p, "%.1000s/%s.log", c->dir, k[gone].name);
         unlink(p);
-        total -= (unsigned long long)k[i].size;
+        total -= (unsigned long long)k[gone].size;
+    }
+    /* Their side files: every other KEY.<ext> of an evicted key. */
+    if (gone > 0 && (d = opendir(c->dir))) {
+        while ((e = readdir(d))) {
+            if (strlen(e->d_name) <= 65 || e->d_name[64] != '.')
+                continue;
+            for (size_t i = 0; i < gone; i++)
+                if (strncmp(e->d_name, k[i].name, 64) == 0) {
+                    char p[1300];
+                    snprintf(p, sizeof p, "%.1000s/%.255s", c->dir, e->d_name);
+                    unlink(p);
+                    break;
+                }
+        }
+        closedir(d);
     }
     free(k);
 }
@@ -389,13 +427,24 @@ static int publish(const compile_cache_t *c, const char *src, const char *text, 
 }
 
 int compile_cache_put(const compile_cache_t *c, const compile_key_t *key, const char *so_path,
-                      const char *log, char *err, size_t n)
+                      const char *const side_exts[], const char *log, char *err, size_t n)
 {
     char so[1200], lg[1200];
     entry(c, key, ".so", so, sizeof so);
     entry(c, key, ".log", lg, sizeof lg);
-    /* The log first: whoever finds the object finds its log. */
-    if (publish(c, NULL, log ? log : "", lg, err, n) != 0 || publish(c, so_path, NULL, so, err, n) != 0)
+    /* The log and the side files first: whoever finds the object finds
+     * them.  A side file the build did not leave is not kept. */
+    if (publish(c, NULL, log ? log : "", lg, err, n) != 0)
+        return -1;
+    for (int i = 0; side_exts && side_exts[i]; i++) {
+        char side[1200], kept[1200];
+        if (side_path(so_path, side_exts[i], side, sizeof side) != 0 || access(side, R_OK) != 0)
+            continue;
+        entry(c, key, side_exts[i], kept, sizeof kept);
+        if (publish(c, side, NULL, kept, err, n) != 0)
+            return -1;
+    }
+    if (publish(c, so_path, NULL, so, err, n) != 0)
         return -1;
     trim(c);
     return 0;

@@ -19,8 +19,10 @@
  * A collision would hand one kernel another's object, so the hash is a
  * cryptographic one: a candidate cannot be written to collide.
  *
- * Entries are KEY.so and KEY.log (what the caller keeps of the build: the
- * worker keeps the compiler's output and its reply's fields) in a
+ * Entries are KEY.so, KEY.log (what the caller keeps of the build: the
+ * worker keeps the compiler's output and its reply's fields) and the
+ * language's side files (KEY.cubin for Triton, whose machine code the
+ * profile reads there) in a
  * directory private to the worker's user (0700, every folder above it the
  * user's or root's and closed to others unless sticky; default
  * $XDG_CACHE_HOME/emile/kernels), written to a temporary name and renamed,
@@ -59,16 +61,19 @@ int compile_cache_key(const char *source, char *const argv[], const char *work_d
  * with err (a directory that is not ours, or open to others). */
 int compile_cache_open(compile_cache_t *c, const char *dir, size_t max_bytes, char *err, size_t n);
 
-/* A hit copies the object to dest_so (mode 0755) and, when log is not
- * NULL, gives the compiler's output of the original build (malloc'd).
- * 0 hit; 1 miss; -1 with err. */
+/* A hit copies the object to dest_so (mode 0755), and each side file kept
+ * with it beside dest_so (side_exts: NULL-terminated extensions, or NULL;
+ * "x.so" -> "x.cubin"), and, when log is not NULL, gives the compiler's
+ * output of the original build (malloc'd).  0 hit; 1 miss; -1 with err. */
 int compile_cache_get(const compile_cache_t *c, const compile_key_t *key, const char *dest_so,
-                      char **log, char *err, size_t n);
+                      const char *const side_exts[], char **log, char *err, size_t n);
 
-/* Keep the object at so_path (and the build's log) under key; then trim
- * the directory to its limit.  0, or -1 with err (the build stands; only
- * the cache missed a chance). */
+/* Keep the object at so_path, the side files the build left beside it
+ * (side_exts, as above: those present) and the build's log under key;
+ * then trim the directory to its limit (an entry goes with its side
+ * files).  0, or -1 with err (the build stands; only the cache missed a
+ * chance). */
 int compile_cache_put(const compile_cache_t *c, const compile_key_t *key, const char *so_path,
-                      const char *log, char *err, size_t n);
+                      const char *const side_exts[], const char *log, char *err, size_t n);
 
 #endif

@@ -111,12 +111,12 @@ static void test_miss_then_hit(void **state)
     assert_int_equal(st.st_mode & 0777, 0700);
     compile_key_t k = key_of("int k;", "/tmp/w", "-O3", "cpu:h:x");
     char *log = (char *)1;
-    assert_int_equal(compile_cache_get(&c, &k, got, &log, err, sizeof err), 1);
+    assert_int_equal(compile_cache_get(&c, &k, got, NULL, &log, err, sizeof err), 1);
     assert_null(log);
     assert_false(fs_exists(got));
     assert_int_equal(fs_write_file(so, "\177ELF object bytes", 17), 0);
-    assert_int_equal(compile_cache_put(&c, &k, so, "kernel.c:1: warning: unused", err, sizeof err), 0);
-    assert_int_equal(compile_cache_get(&c, &k, got, &log, err, sizeof err), 0);
+    assert_int_equal(compile_cache_put(&c, &k, so, NULL, "kernel.c:1: warning: unused", err, sizeof err), 0);
+    assert_int_equal(compile_cache_get(&c, &k, got, NULL, &log, err, sizeof err), 0);
     size_t len;
     char *bytes = fs_read_file(got, 1 << 20, &len);
     assert_int_equal(len, 17);
@@ -128,7 +128,53 @@ static void test_miss_then_hit(void **state)
     assert_int_equal(st.st_mode & 0777, 0755);
     /* Another key still misses. */
     compile_key_t other = key_of("int other;", "/tmp/w", "-O3", "cpu:h:x");
-    assert_int_equal(compile_cache_get(&c, &other, got, NULL, err, sizeof err), 1);
+    assert_int_equal(compile_cache_get(&c, &other, got, NULL, NULL, err, sizeof err), 1);
+}
+
+/* A language's side files (Triton's .cubin, which the profile reads for
+ * the kernel's machine code) come back with the object on a hit, and go
+ * with it when the cache is trimmed. */
+static void test_side_files_kept_with_the_object(void **state)
+{
+    (void)state;
+    char cdir[700], so[700], cubin[700], got[700], got_cubin[700], err[512];
+    snprintf(cdir, sizeof cdir, "%s/cache-side", dir);
+    snprintf(so, sizeof so, "%s/side.so", dir);
+    snprintf(cubin, sizeof cubin, "%s/side.cubin", dir);
+    snprintf(got, sizeof got, "%s/side-got.so", dir);
+    snprintf(got_cubin, sizeof got_cubin, "%s/side-got.cubin", dir);
+    static const char *const sides[] = {".cubin", ".absent", NULL};
+    compile_cache_t c;
+    assert_int_equal(compile_cache_open(&c, cdir, 40, err, sizeof err), 0);
+    assert_int_equal(fs_write_file(so, "\177ELF 24 bytes of object", 24), 0);
+    assert_int_equal(fs_write_file(cubin, "cubin: HGMMA.64x128x16", 22), 0);
+    compile_key_t k = key_of("@triton.jit", "/tmp/w", "triton_aot.py", "cuda:h:x");
+    assert_int_equal(compile_cache_put(&c, &k, so, sides, "", err, sizeof err), 0);
+    assert_int_equal(compile_cache_get(&c, &k, got, sides, NULL, err, sizeof err), 0);
+    size_t len;
+    char *bytes = fs_read_file(got_cubin, 1 << 20, &len);
+    assert_non_null(bytes);
+    assert_int_equal(len, 22);
+    assert_memory_equal(bytes, "cubin: HGMMA.64x128x16", 22);
+    free(bytes);
+    char kept[900], absent[900];
+    snprintf(kept, sizeof kept, "%s/%s.cubin", cdir, k.hex);
+    snprintf(absent, sizeof absent, "%s/%s.absent", cdir, k.hex);
+    assert_true(fs_exists(kept));
+    assert_false(fs_exists(absent));      /* the build left none: none kept */
+    /* Without side extensions a hit brings the object alone. */
+    unlink(got_cubin);
+    assert_int_equal(compile_cache_get(&c, &k, got, NULL, NULL, err, sizeof err), 0);
+    assert_false(fs_exists(got_cubin));
+    /* A second object (the limit is 40 bytes, two are 48) evicts the
+     * first, side file and all. */
+    compile_key_t k2 = key_of("@triton.jit 2", "/tmp/w", "triton_aot.py", "cuda:h:x");
+    assert_int_equal(compile_cache_put(&c, &k2, so, sides, "", err, sizeof err), 0);
+    assert_int_equal(compile_cache_get(&c, &k, got, sides, NULL, err, sizeof err), 1);
+    assert_false(fs_exists(kept));
+    char kept2[900];
+    snprintf(kept2, sizeof kept2, "%s/%s.cubin", cdir, k2.hex);
+    assert_true(fs_exists(kept2));
 }
 
 static void test_open_refuses_a_shared_directory(void **state)
@@ -159,18 +205,18 @@ static void test_least_recently_used_go_first(void **state)
     const char *srcs[] = {"a", "b", "c", "d"};
     for (int i = 0; i < 3; i++) {
         k[i] = key_of(srcs[i], "/w", "-O3", "d");
-        assert_int_equal(compile_cache_put(&c, &k[i], so, "", err, sizeof err), 0);
+        assert_int_equal(compile_cache_put(&c, &k[i], so, NULL, "", err, sizeof err), 0);
         usleep(20000);
     }
     /* "a" used again: "b" is now the least recently used. */
-    assert_int_equal(compile_cache_get(&c, &k[0], got, NULL, err, sizeof err), 0);
+    assert_int_equal(compile_cache_get(&c, &k[0], got, NULL, NULL, err, sizeof err), 0);
     usleep(20000);
     k[3] = key_of(srcs[3], "/w", "-O3", "d");
-    assert_int_equal(compile_cache_put(&c, &k[3], so, "", err, sizeof err), 0);
-    assert_int_equal(compile_cache_get(&c, &k[1], got, NULL, err, sizeof err), 1);
-    assert_int_equal(compile_cache_get(&c, &k[0], got, NULL, err, sizeof err), 0);
-    assert_int_equal(compile_cache_get(&c, &k[2], got, NULL, err, sizeof err), 0);
-    assert_int_equal(compile_cache_get(&c, &k[3], got, NULL, err, sizeof err), 0);
+    assert_int_equal(compile_cache_put(&c, &k[3], so, NULL, "", err, sizeof err), 0);
+    assert_int_equal(compile_cache_get(&c, &k[1], got, NULL, NULL, err, sizeof err), 1);
+    assert_int_equal(compile_cache_get(&c, &k[0], got, NULL, NULL, err, sizeof err), 0);
+    assert_int_equal(compile_cache_get(&c, &k[2], got, NULL, NULL, err, sizeof err), 0);
+    assert_int_equal(compile_cache_get(&c, &k[3], got, NULL, NULL, err, sizeof err), 0);
 }
 
 static void test_a_hit_is_a_copy(void **state)
@@ -184,13 +230,13 @@ static void test_a_hit_is_a_copy(void **state)
     assert_int_equal(compile_cache_open(&c, cdir, 0, err, sizeof err), 0);
     compile_key_t k = key_of("int k;", "/tmp/w", "-O3", "cpu:h:x");
     assert_int_equal(fs_write_file(so, "the object", 10), 0);
-    assert_int_equal(compile_cache_put(&c, &k, so, "", err, sizeof err), 0);
+    assert_int_equal(compile_cache_put(&c, &k, so, NULL, "", err, sizeof err), 0);
     /* What the builder's directory holds later is not the cache's. */
     assert_int_equal(fs_write_file(so, "tampered!!", 10), 0);
-    assert_int_equal(compile_cache_get(&c, &k, got, NULL, err, sizeof err), 0);
+    assert_int_equal(compile_cache_get(&c, &k, got, NULL, NULL, err, sizeof err), 0);
     /* Nor what a candidate does to its own copy. */
     assert_int_equal(fs_write_file(got, "poisoned!!", 10), 0);
-    assert_int_equal(compile_cache_get(&c, &k, got, NULL, err, sizeof err), 0);
+    assert_int_equal(compile_cache_get(&c, &k, got, NULL, NULL, err, sizeof err), 0);
     size_t len;
     char *bytes = fs_read_file(got, 1 << 20, &len);
     assert_int_equal(len, 10);
@@ -215,8 +261,8 @@ static void test_only_regular_files_are_kept(void **state)
     compile_cache_t c;
     assert_int_equal(compile_cache_open(&c, cdir, 0, err, sizeof err), 0);
     compile_key_t k = key_of("int f;", "/tmp/w", "-O3", "cpu:h:x");
-    assert_int_equal(compile_cache_put(&c, &k, fifo, "", err, sizeof err), -1);
-    assert_int_equal(compile_cache_get(&c, &k, fifo, NULL, err, sizeof err), 1);
+    assert_int_equal(compile_cache_put(&c, &k, fifo, NULL, "", err, sizeof err), -1);
+    assert_int_equal(compile_cache_get(&c, &k, fifo, NULL, NULL, err, sizeof err), 1);
 }
 
 static void test_key_covers_the_files_its_arguments_name(void **state)
@@ -276,6 +322,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_covers_what_the_object_depends_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_needs_a_compiler_and_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_miss_then_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_side_files_kept_with_the_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_a_shared_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_least_recently_used_go_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_hit_is_a_copy, setup, teardown),
