@@ -354,6 +354,12 @@ void sandbox_apply_limits(const sandbox_limits_t *l)
         set_limit(RLIMIT_NOFILE, (rlim_t)l->nofile);
     if (l->mem_bytes > 0)
         set_limit(RLIMIT_AS, (rlim_t)l->mem_bytes);
+    if (l->idle) {
+        /* Children inherit it; nothing in the sandbox can leave it (an
+         * unprivileged process may not raise its policy back). */
+        struct sched_param sp = {0};
+        sched_setscheduler(0, SCHED_IDLE, &sp);
+    }
 }
 
 static char *read_capped(const char *path, size_t cap)

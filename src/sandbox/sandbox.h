@@ -26,6 +26,8 @@ typedef struct sandbox_limits {
     int namespaces;        /* pid (fresh /proc), mount, IPC and, as a user, user namespaces */
     long drop_uid;         /* >= 0 and running as root: become this uid */
     const sandbox_fs_t *fs; /* sandbox_run: Landlock view for the child (NULL: none) */
+    int idle;              /* SCHED_IDLE: it runs only on cores nothing else wants (a GPU
+                              host's compilers beside a worker timing a kernel) */
 } sandbox_limits_t;
 
 /* The isolation layers a child got (sandbox_proc_t.layers, sandbox_run's

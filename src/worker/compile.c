@@ -269,11 +269,18 @@ static int build(const compile_env_t *env, const task_t *t, long uid, const char
     l.nproc = 0;
     l.drop_uid = uid;
     l.fs = &fs;
+    /* On a GPU the compilers of the other workers run while one times a
+     * kernel (the device's turn does not hold them): at SCHED_IDLE they
+     * never keep the timing worker or its runner from a core.  Eight
+     * Triton compiles on the H100 host's 16 cores delayed those wake-ups
+     * enough to reject two honest kernels (stop 23).  On a host device
+     * the compiler takes the turn instead, and nothing times meanwhile. */
+    device_turn_t *turn = env ? env->turn : NULL;
+    l.idle = turn && !turn->host;
     int st = 0, to = 0, layers = 0;
     double secs = 0;
     char *log = NULL, err[1300];
     /* On a host device the compiler takes the cores a kernel is timed on. */
-    device_turn_t *turn = env ? env->turn : NULL;
     if (turn && device_turn_take(turn, DEVICE_PHASE_COMPILE, "compile", name, err, sizeof err) != 0)
         return failed(compile, err);
     int rc = sandbox_run_layers(dir, argv, &l, &st, &to, &log, &secs, &layers, err, sizeof err);

@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -385,6 +386,55 @@ static void test_child_sees_only_itself(void **state)
         assert_true(layers & SANDBOX_USER);
 }
 
+/* The scheduling policy (field 41 of /proc/<pid>/stat) of a sandboxed
+ * shell run with idle as given, and of a child it starts. */
+static void policies_of(int idle, int *shell, int *child)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    sandbox_limits_t l;
+    sandbox_limits_default(&l);
+    l.wall_s = 30;
+    l.idle = idle;
+    char *argv[] = {"/bin/sh", "-c", "read -r s < /proc/$$/stat; echo \"$s\"; sh -c 'read -r t < /proc/$$/stat; "
+                                     "echo \"$t\"'", NULL};
+    int st = 0, to = 0;
+    char *log = NULL, err[256];
+    assert_int_equal(sandbox_run(dir, argv, &l, &st, &to, &log, NULL, err, sizeof err), 0);
+    fs_rm_rf(dir);
+    assert_non_null(log);
+    int *out[2] = {shell, child};
+    const char *line = log;
+    for (int i = 0; i < 2; i++) {
+        const char *rp = line ? strchr(line, ')') : NULL;   /* after "pid (comm)" */
+        assert_non_null(rp);
+        int field = 2, policy = -1;
+        for (const char *p = rp + 1; *p && *p != '\n'; p++)
+            if (*p == ' ' && ++field == 41) {        /* the token after this space is field 41 */
+                sscanf(p + 1, "%d", &policy);
+                break;
+            }
+        *out[i] = policy;
+        line = strchr(rp, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    free(log);
+}
+
+/* l.idle: the child and what it starts run at SCHED_IDLE (a GPU host's
+ * compilers beside a timing worker); by default the normal policy. */
+static void test_idle_children(void **state)
+{
+    (void)state;
+    int shell = -1, child = -1;
+    policies_of(1, &shell, &child);
+    assert_int_equal(shell, SCHED_IDLE);
+    assert_int_equal(child, SCHED_IDLE);
+    policies_of(0, &shell, &child);
+    assert_int_equal(shell, SCHED_OTHER);
+    assert_int_equal(child, SCHED_OTHER);
+}
+
 /* With a Landlock view: its own directory and /usr read, /etc/passwd and a
  * file beside its directory not, nothing written outside its directory. */
 static void test_child_file_system_view(void **state)
@@ -559,6 +609,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_scrub_env_wipes_dropped_strings),
         cmocka_unit_test(test_scrub_env_wipes_setenv_strings),
         cmocka_unit_test(test_child_has_no_terminal),
+        cmocka_unit_test(test_idle_children),
         cmocka_unit_test(test_child_dies_with_parent),
         cmocka_unit_test(test_child_dies_with_parent_after_uid_drop),
         cmocka_unit_test(test_child_sees_only_itself),
