@@ -98,8 +98,7 @@ static int copy_outputs(eval_state_t *e, int slot)
             e->out[k] = p;
             e->out_cap[k] = need;
         }
-        const uint8_t *src = e->cuda ? e->cand.arena + sl->snap[k] : e->cand.arena + sl->off[k] - LAYOUT_GUARD;
-        memcpy(e->out[k], src, need);
+        memcpy(e->out[k], cand_out_block(e, slot, k), need);
     }
     e->out_slot = slot;
     return 0;
@@ -142,17 +141,16 @@ static int prep(eval_state_t *e, int slot, int flush)
 }
 
 /* The run itself and the outputs out at once. */
-static int run_and_copy(eval_state_t *e, int slot, run_result_t *res)
+/* The run, the outputs' snap (cuda) and, with copy, the worker's own copy
+ * of every output. */
+static int run_and_copy(eval_state_t *e, int slot, run_result_t *res, int copy)
 {
     e->cpu_outside_ns += cpu_since_mark(e);           /* between prep and run */
     int rc = runner_run(&e->cand, slot, res);
-    if (rc == RUNNER_OK && !e->cuda && copy_outputs(e, slot) != 0)
-        rc = RUNNER_ERR;
-    if (rc == RUNNER_OK && e->cuda) {
+    if (rc == RUNNER_OK && e->cuda)
         rc = runner_snap(&e->cand, slot);
-        if (rc == RUNNER_OK && copy_outputs(e, slot) != 0)
-            rc = RUNNER_ERR;
-    }
+    if (rc == RUNNER_OK && copy && copy_outputs(e, slot) != 0)
+        rc = RUNNER_ERR;
     cpu_since_mark(e);                                 /* the run's own CPU is the kernel's */
     return rc;
 }
@@ -163,7 +161,22 @@ int cand_run(eval_state_t *e, int slot, int flush, run_result_t *res)
     int rc = prep(e, slot, flush);
     if (rc != RUNNER_OK)
         return rc;
-    return run_and_copy(e, slot, res);
+    return run_and_copy(e, slot, res, 1);
+}
+
+int cand_run_sampled(eval_state_t *e, int slot, int flush, run_result_t *res)
+{
+    poison_outputs(e, slot);
+    int rc = prep(e, slot, flush);
+    if (rc != RUNNER_OK)
+        return rc;
+    return run_and_copy(e, slot, res, 0);
+}
+
+const uint8_t *cand_out_block(const eval_state_t *e, int slot, int k)
+{
+    const slot_layout_t *sl = slot_of(e, slot);
+    return e->cuda ? e->cand.arena + sl->snap[k] : e->cand.arena + sl->off[k] - LAYOUT_GUARD;
 }
 
 int cand_run_exposed(eval_state_t *e, int set, run_result_t *res, double *exposed_ns)

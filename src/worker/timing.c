@@ -127,16 +127,18 @@ static int online_cores(void)
     return n > 0 ? (int)n : 1;
 }
 
-/* Sampled check of every output of the last run against set s's
- * expectation; status set on failure. */
-static int check_sampled(eval_state_t *e, int set, const char *what, int run_index)
+/* Sampled check of every output of the last run, in slot `slot` of the
+ * arena (cand_run_sampled: not copied), against set s's expectation;
+ * status set on failure. */
+static int check_sampled(eval_state_t *e, int set, int slot, const char *what, int run_index)
 {
     const input_set_t *is = &e->w->sets[set];
-    const slot_layout_t *sl = &e->w->layout.slots[is->slot];
+    const slot_layout_t *sl = &e->w->layout.slots[slot];
     char msg[512];
     for (int k = 0; k < sl->n_tensors; k++)
-        if (sl->is_out[k] && validate_output_sampled(sl, k, e->out[k], is->expected[k], is->pristine, e->tol,
-                                                     &e->w->rng, what, run_index, msg, sizeof msg) != 0) {
+        if (sl->is_out[k] && validate_output_sampled(sl, k, cand_out_block(e, slot, k), is->expected[k],
+                                                     is->pristine, e->tol, &e->w->rng, what, run_index, msg,
+                                                     sizeof msg) != 0) {
             eval_set_status(e->reply, "invalid", msg);
             return -1;
         }
@@ -146,7 +148,7 @@ static int check_sampled(eval_state_t *e, int set, const char *what, int run_ind
 /* One timed run on set s; status set on failure. */
 static int timed_once(eval_state_t *e, int set, const char *what, int i, run_result_t *res)
 {
-    int rc = cand_run(e, e->w->sets[set].slot, 1, res);
+    int rc = cand_run_sampled(e, e->w->sets[set].slot, 1, res);
     if (rc != RUNNER_OK) {
         char when[64];
         snprintf(when, sizeof when, "%s run %d", what, i);
@@ -161,7 +163,7 @@ static int timed_once(eval_state_t *e, int set, const char *what, int i, run_res
         eval_set_status(e->reply, "invalid", msg);
         return -1;
     }
-    return check_sampled(e, set, what, i);
+    return check_sampled(e, set, e->w->sets[set].slot, what, i);
 }
 
 /* The held-back sets, one after another until one agrees with the timed
@@ -212,12 +214,12 @@ static int held_back(eval_state_t *e, double median_outside_ns, double median_cp
         run_result_t res;
         int rc = cand_show_in(e, SET_TIMING, SLOT_HELD);
         if (rc == RUNNER_OK)
-            rc = cand_run(e, SLOT_HELD, 1, &res);
+            rc = cand_run_sampled(e, SLOT_HELD, 1, &res);
         if (rc != RUNNER_OK) {
             eval_runner_failure(e, rc, "held-back decoy run");
             return -1;
         }
-        if (res.rc != 0 || check_sampled(e, SET_TIMING, "held-back decoy", h) != 0) {
+        if (res.rc != 0 || check_sampled(e, SET_TIMING, SLOT_HELD, "held-back decoy", h) != 0) {
             if (res.rc != 0)
                 eval_set_status(e->reply, "invalid", "the kernel returned an error on the held-back decoy");
             return -1;
