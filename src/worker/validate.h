@@ -28,8 +28,9 @@ int validate_output(const slot_layout_t *sl, int k, const uint8_t *block, const 
                     const uint8_t *pristine, double tol, const char *name, json_t *checks, double *max_err,
                     char *msg, size_t n);
 
-/* Sampled comparison (VALIDATE_SAMPLE_N random elements) and the guards,
- * for warm-up and timed runs. */
+/* Sampled comparison (VALIDATE_SAMPLE_N elements, one drawn at random in
+ * each of that many equal strides) and the guards, for warm-up and timed
+ * runs; each sampled element of block is read once per comparison. */
 int validate_output_sampled(const slot_layout_t *sl, int k, const uint8_t *block, const void *expected,
                             const uint8_t *pristine, double tol, rng_t *rng, const char *what, int run_index,
                             char *msg, size_t n);

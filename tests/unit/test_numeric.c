@@ -19,8 +19,10 @@
 #include "emile.h"
 #include "emile_test.h"
 #include "task/op.h"
+#include "util/rng.h"
 #include "worker/layout.h"
 #include "worker/numeric.h"
+#include "worker/validate.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -746,6 +748,100 @@ static void test_layout_bind_line(void **state)
     free(line);
 }
 
+/* ---- the sampled check of timed runs (src/worker/validate.c) ----------- */
+
+/* One f32 output of n elements, guards around it, in a block as the
+ * arena holds it; expected[i] = sin(i). */
+typedef struct sampled_case {
+    slot_layout_t sl;
+    uint8_t *block, *pristine;
+    float *expected;
+} sampled_case_t;
+
+static void sampled_case(sampled_case_t *c, size_t n)
+{
+    memset(&c->sl, 0, sizeof c->sl);
+    c->sl.n_tensors = 1;
+    c->sl.is_out[0] = 1;
+    c->sl.numel[0] = n;
+    c->sl.dtype[0] = EMILE_DTYPE_F32;
+    c->sl.bytes[0] = n * 4;
+    snprintf(c->sl.tname[0], sizeof c->sl.tname[0], "o");
+    c->sl.begin = 0;
+    c->sl.off[0] = LAYOUT_GUARD;
+    c->sl.end = n * 4 + 2 * LAYOUT_GUARD;
+    c->pristine = malloc(c->sl.end);
+    c->block = malloc(c->sl.end);
+    c->expected = malloc(n * 4);
+    assert_non_null(c->pristine);
+    assert_non_null(c->block);
+    assert_non_null(c->expected);
+    for (size_t i = 0; i < c->sl.end; i++)
+        c->pristine[i] = (uint8_t)(i * 37 + 11);
+    memcpy(c->block, c->pristine, c->sl.end);
+    for (size_t i = 0; i < n; i++) {
+        c->expected[i] = (float)sin((double)i);
+        memcpy(c->block + LAYOUT_GUARD + 4 * i, &c->expected[i], 4);
+    }
+}
+
+static void sampled_case_free(sampled_case_t *c)
+{
+    free(c->block);
+    free(c->pristine);
+    free(c->expected);
+}
+
+static int sampled(sampled_case_t *c, uint64_t seed, char *msg, size_t n)
+{
+    rng_t r;
+    rng_seed(&r, seed);
+    return validate_output_sampled(&c->sl, 0, c->block, c->expected, c->pristine, 1e-4, &r, "timed", 3, msg, n);
+}
+
+/* Right outputs pass; a NaN stretch two strides long (a stride: n / 65536)
+ * is caught on every draw, wherever it lies, and the message names an
+ * element inside it; a wrong element of a small output (every element checked) is
+ * always caught; a written guard is caught. */
+static void test_sampled_check(void **state)
+{
+    (void)state;
+    char msg[512];
+    sampled_case_t c;
+    size_t n = (size_t)1 << 21, stride = 2 * (n / VALIDATE_SAMPLE_N);
+    sampled_case(&c, n);
+    for (uint64_t seed = 1; seed <= 5; seed++)
+        assert_int_equal(sampled(&c, seed, msg, sizeof msg), 0);
+    float nan = NAN;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        size_t at = (size_t)(seed * 2654435761u) % (n - stride);
+        for (size_t i = at; i < at + stride; i++)
+            memcpy(c.block + LAYOUT_GUARD + 4 * i, &nan, 4);
+        assert_int_equal(sampled(&c, seed, msg, sizeof msg), -1);
+        size_t el = 0;
+        const char *p = strstr(msg, "at element ");
+        assert_non_null(p);
+        sscanf(p + 11, "%zu", &el);
+        if (el < at || el >= at + stride)
+            fail_msg("element %zu reported, the stretch is [%zu, %zu): %s", el, at, at + stride, msg);
+        for (size_t i = at; i < at + stride; i++)
+            memcpy(c.block + LAYOUT_GUARD + 4 * i, &c.expected[i], 4);
+    }
+    c.block[LAYOUT_GUARD + 4 * n + 5] ^= 1;      /* past the end */
+    assert_int_equal(sampled(&c, 9, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "out of bounds"));
+    sampled_case_free(&c);
+
+    sampled_case(&c, 1000);                       /* fewer than the sample: all of it */
+    float off = c.expected[777] + 0.5f;
+    memcpy(c.block + LAYOUT_GUARD + 4 * 777, &off, 4);
+    for (uint64_t seed = 1; seed <= 5; seed++) {
+        assert_int_equal(sampled(&c, seed, msg, sizeof msg), -1);
+        assert_non_null(strstr(msg, "at element 777"));
+    }
+    sampled_case_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -766,6 +862,7 @@ int main(void)
         cmocka_unit_test(test_layout_errors),
         cmocka_unit_test(test_layout_odd_sizes),
         cmocka_unit_test(test_layout_bind_line),
+        cmocka_unit_test(test_sampled_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
