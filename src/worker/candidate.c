@@ -140,9 +140,8 @@ static int prep(eval_state_t *e, int slot, int flush)
     return RUNNER_OK;
 }
 
-/* The run itself and the outputs out at once. */
-/* The run, the outputs' snap (cuda) and, with copy, the worker's own copy
- * of every output. */
+/* The run itself, the outputs' snap (cuda) and, with copy, the worker's
+ * own copy of every output, at once. */
 static int run_and_copy(eval_state_t *e, int slot, run_result_t *res, int copy)
 {
     e->cpu_outside_ns += cpu_since_mark(e);           /* between prep and run */
