@@ -26,7 +26,7 @@
 typedef struct engine_model engine_model_t;
 
 struct engine_model {
-    const char *device;        /* "cpu" or "cuda" */
+    const char *device;        /* its name in model_devices.c: the backend whose kernels its slots take */
     const char *kernel_lang;   /* language of the slot's kernels: "c" or "cu" */
     const char *slot_dtype;    /* what the slot's tensors hold: "f32" or "bf16" */
     qwen3_config_t c;

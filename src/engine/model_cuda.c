@@ -27,6 +27,10 @@
 
 #define ENGINE_CUDA_SO "libemile-engine-cuda.so"
 
+/* This device's name: its line in model_devices.c, and the backend whose
+ * kernels its slots take and whose probe explains a missing GPU stack. */
+static const char cuda_name[] = "cuda";
+
 typedef struct cuda_impl {
     qwen3_cuda_t *m;
     float *logits;            /* [vocab] host row for the sampler */
@@ -91,7 +95,7 @@ static int load_api(char *err, size_t errlen)
     if (!h) {
         /* built where nvcc and cuBLAS's headers are, but no GPU stack to
          * load it with: the backend's probe names what is missing */
-        const backend_t *b = backend_find("cuda");
+        const backend_t *b = backend_find(cuda_name);
         char why[512];
         if (b && b->available(why, sizeof why) != 0)
             snprintf(err, errlen, "--device cuda: %s (dlopen %s: %s)", why, path, dlerror());
@@ -277,21 +281,21 @@ int engine_model_open_cuda(engine_model_t *m, const qwen3_config_t *c,
     if (rc != 0) {
         /* the runtime's words for a missing driver are obscure; the
          * backend's probe says what is missing */
-        const backend_t *b = backend_find("cuda");
+        const backend_t *b = backend_find(cuda_name);
         char why[512];
         if (b && b->available(why, sizeof why) != 0)
             snprintf(err, errlen, "--device cuda: %s", why);
         engine_model_close(m);
         return -1;
     }
-    m->device = "cuda";
+    m->device = cuda_name;
     m->kernel_lang = "cu";
     m->slot_dtype = "bf16";
     m->c = *c;
     m->max_seq = max_seq;
     m->max_chunk = max_chunk;
     if (api.device_name(p->m, m->device_name, sizeof m->device_name) != 0)
-        snprintf(m->device_name, sizeof m->device_name, "cuda");
+        snprintf(m->device_name, sizeof m->device_name, "%s", cuda_name);
     snprintf(m->decode_path, sizeof m->decode_path, "%s", api.decode_path(p->m));
     m->run = cuda_run;
     m->prepare = sync_ops;
