@@ -19,7 +19,7 @@ kept: a call seen before costs a dictionary lookup, the outputs' allocation
 and the data pointers (on an H100 the first version's ~0.13 ms of Python a
 call made an 81 us attention kernel slower than the torch SDPA it
 replaced).  `call` runs the kernel without torch's dispatcher (the
-exported ModelNew uses it outside torch.compile).  Only torch and ctypes are
+exported ModelNew uses it outside torch.compile where `direct` allows).  Only torch and ctypes are
 needed: the package works without Emile installed.
 
 emile.taste_hf loads kernels through the same KernelOp class.
@@ -33,7 +33,7 @@ import os
 
 import torch
 
-__all__ = ["KernelOp", "load", "op", "call"]
+__all__ = ["KernelOp", "load", "op", "call", "direct"]
 
 DTYPE_CODES = {"f32": 0, "f16": 1, "bf16": 2, "f64": 3, "i32": 4, "i64": 5}
 TORCH_DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16,
@@ -226,6 +226,24 @@ class _Plan:
         if rc != 0:
             raise RuntimeError(f"emile.{op.name}: the kernel returned {rc} (it does not support this "
                                "call: a dtype, a size or a limit; see its source)")
+
+
+def direct(tensors):
+    """Whether `call` may stand in for the registered op on these tensors:
+    not while torch.jit traces (it would record only the outputs'
+    allocation), not for tensor subclasses or the meta device (fake and
+    meta tensors have no data: the registered op's fake answers them), not
+    when autograd would want a graph (the op has no derivative either, but
+    the dispatcher says so).  torch.compile is the caller's test: dynamo
+    folds torch.compiler.is_compiling(), not this."""
+    if torch.jit.is_tracing():
+        return False
+    grad = torch.is_grad_enabled()
+    for t in tensors:
+        if type(t) not in (torch.Tensor, torch.nn.Parameter) or t.device.type == "meta" \
+                or (grad and t.requires_grad):
+            return False
+    return True
 
 
 def _schema(spec):

@@ -89,8 +89,8 @@ static char *model_new_source(const task_t *t, const char *pkg, const char *opna
         "    same seed gives the same parameters), the forward's inputs then the state_dict's\n"
         "    tensors, in its order, passed to the kernel.  The state's names are read once here:\n"
         "    state_dict() itself does not trace under torch.compile (torch 2.11: setattr on its\n"
-        "    OrderedDict), attribute lookups do.  Outside torch.compile the kernel is called\n"
-        "    without torch's dispatcher (_emile_package.call, the op's own implementation).\"\"\"\n"
+        "    OrderedDict), attribute lookups do.  Outside torch.compile, jit tracing, fake tensors\n"
+        "    and autograd the kernel is called without torch's dispatcher (_emile_package.call).\"\"\"\n"
         "\n"
         "    def __init__(self, *args, **kwargs):\n"
         "        super().__init__(*args, **kwargs)\n"
@@ -104,9 +104,9 @@ static char *model_new_source(const task_t *t, const char *pkg, const char *opna
         "            for part in path:\n"
         "                t = getattr(t, part)\n"
         "            state.append(t)\n"
-        "        if torch.compiler.is_compiling():\n"
-        "            return torch.ops.emile.%s(*inputs, *state)\n"
-        "        return _emile_package.call(*inputs, *state)\n";
+        "        if not torch.compiler.is_compiling() and _emile_package.direct((*inputs, *state)):\n"
+        "            return _emile_package.call(*inputs, *state)\n"
+        "        return torch.ops.emile.%s(*inputs, *state)\n";
     char quoted[4200];
     snprintf(quoted, sizeof quoted, "\"%s/model_new.py\"", dir);
     for (char *q = quoted + 1; q[1]; q++)

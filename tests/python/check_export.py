@@ -120,6 +120,19 @@ def main():
             oerr = max(rel_error(g, w) for g, w in zip(outputs(new(*other)), outputs(ref(*other))))
         check(f"a second size ({vary[0]} {old} -> {max(1, old // 2 - 1)}) after the first gives its own answer",
               oerr <= a.tolerance, f"error {oerr:.3g}")
+    # Where the kernel cannot run directly, ModelNew goes through the
+    # registered op: meta tensors get the fake implementation's shapes, and
+    # torch.jit.trace records the op, not just the outputs' allocation.
+    meta = [x.to("meta") for x in inputs]
+    with torch.no_grad():
+        mout = outputs(build(mod.ModelNew).to("meta")(*meta))
+    check("on meta tensors ModelNew gives the outputs' shapes (the registered op's fake)",
+          [list(m.shape) for m in mout] == [list(w.shape) for w in want] and all(m.device.type == "meta" for m in mout))
+    with torch.no_grad():
+        traced = torch.jit.trace(new, tuple(inputs), check_trace=False)
+        terr = max(rel_error(g, w) for g, w in zip(outputs(traced(*inputs)), want))
+    check("torch.jit.trace records the op (the traced module matches)",
+          "emile::" in str(traced.graph) and terr <= a.tolerance, f"error {terr:.3g}")
     wrong = [x.double() if x.is_floating_point() else x for x in inputs]
     try:
         with torch.no_grad():

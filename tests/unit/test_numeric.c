@@ -799,9 +799,11 @@ static int sampled(sampled_case_t *c, uint64_t seed, char *msg, size_t n)
     return validate_output_sampled(&c->sl, 0, c->block, c->expected, c->pristine, 1e-4, &r, "timed", 3, msg, n);
 }
 
-/* Right outputs pass; a NaN stretch two strides long (a stride: n / 65536)
- * is caught on every draw, wherever it lies, and the message names an
- * element inside it; a wrong element of a small output (every element checked) is
+/* Right outputs pass; a NaN stretch two strides long (a stride: n /
+ * VALIDATE_SAMPLE_N) is caught on every draw, wherever it lies, and the
+ * message names an element inside it, the tail of an output whose size is
+ * not a multiple of the sample included (the remainder is spread over the
+ * strides, not left to the last); a wrong element of a small output (every element checked) is
  * always caught; a written guard is caught. */
 static void test_sampled_check(void **state)
 {
@@ -830,6 +832,21 @@ static void test_sampled_check(void **state)
     c.block[LAYOUT_GUARD + 4 * n + 5] ^= 1;      /* past the end */
     assert_int_equal(sampled(&c, 9, msg, sizeof msg), -1);
     assert_non_null(strstr(msg, "out of bounds"));
+    sampled_case_free(&c);
+
+    /* 2m - 1 elements: strides of 1 and 2; the last 4 NaN. */
+    n = 2 * (size_t)VALIDATE_SAMPLE_N - 1;
+    sampled_case(&c, n);
+    for (size_t i = n - 4; i < n; i++)
+        memcpy(c.block + LAYOUT_GUARD + 4 * i, &nan, 4);
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        assert_int_equal(sampled(&c, seed, msg, sizeof msg), -1);
+        size_t el = 0;
+        const char *p = strstr(msg, "at element ");
+        assert_non_null(p);
+        sscanf(p + 11, "%zu", &el);
+        assert_true(el >= n - 4 && el < n);
+    }
     sampled_case_free(&c);
 
     sampled_case(&c, 1000);                       /* fewer than the sample: all of it */
