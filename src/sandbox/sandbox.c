@@ -355,10 +355,13 @@ void sandbox_apply_limits(const sandbox_limits_t *l)
     if (l->mem_bytes > 0)
         set_limit(RLIMIT_AS, (rlim_t)l->mem_bytes);
     if (l->idle) {
-        /* Children inherit it; nothing in the sandbox can leave it (an
-         * unprivileged process may not raise its policy back). */
+        /* Children inherit it.  An unprivileged process may leave
+         * SCHED_IDLE only as far as RLIMIT_NICE lets it raise its
+         * priority: 0, soft and hard, keeps it there. */
         struct sched_param sp = {0};
         sched_setscheduler(0, SCHED_IDLE, &sp);
+        struct rlimit r = {0, 0};
+        setrlimit(RLIMIT_NICE, &r);
     }
 }
 

@@ -312,7 +312,11 @@ int compile_cache_get(const compile_cache_t *c, const compile_key_t *key, const 
         entry(c, key, side_exts[i], kept, sizeof kept);
         if (access(kept, R_OK) != 0)
             continue;
-        if (side_path(dest_so, side_exts[i], dest, sizeof dest) != 0 || copy_file(kept, dest, 0644) != 0) {
+        if (side_path(dest_so, side_exts[i], dest, sizeof dest) != 0) {
+            snprintf(err, n, "cannot name %s's %s side file (not a .so, or too long)", dest_so, side_exts[i]);
+            return -1;
+        }
+        if (copy_file(kept, dest, 0644) != 0) {
             snprintf(err, n, "cannot copy %s beside %s: %s", kept, dest_so, strerror(errno));
             return -1;
         }
@@ -342,7 +346,7 @@ static int by_use(const void *a, const void *b)
 }
 
 /* Remove the least recently used objects until the directory fits. */
-static void trim(const compile_cache_t *c)
+static void trim(const compile_cache_t *c, const char *const side_exts[])
 {
     DIR *d = opendir(c->dir);
     if (!d)
@@ -370,34 +374,29 @@ static void trim(const compile_cache_t *c)
         snprintf(k[nk].name, sizeof k[nk].name, "%.64s", e->d_name);
         k[nk].used = st.st_mtim;
         k[nk].size = st.st_size;
-        total += (unsigned long long)st.st_size;
+        /* An entry's side files count toward its size (a cubin is about
+         * as large as its object). */
+        for (int i = 0; side_exts && side_exts[i]; i++) {
+            snprintf(p, sizeof p, "%.1000s/%.64s%.32s", c->dir, e->d_name, side_exts[i]);
+            if (stat(p, &st) == 0)
+                k[nk].size += st.st_size;
+        }
+        total += (unsigned long long)k[nk].size;
         nk++;
     }
     closedir(d);
     qsort(k, nk, sizeof *k, by_use);
-    size_t gone = 0;
-    for (; gone < nk && total > c->max_bytes; gone++) {
+    for (size_t g = 0; g < nk && total > c->max_bytes; g++) {
         char p[1200];
-        snprintf(p, sizeof p, "%.1000s/%s.so", c->dir, k[gone].name);
+        snprintf(p, sizeof p, "%.1000s/%s.so", c->dir, k[g].name);
         unlink(p);
-        snprintf(p, sizeof p, "%.1000s/%s.log", c->dir, k[gone].name);
+        snprintf(p, sizeof p, "%.1000s/%s.log", c->dir, k[g].name);
         unlink(p);
-        total -= (unsigned long long)k[gone].size;
-    }
-    /* Their side files: every other KEY.<ext> of an evicted key. */
-    if (gone > 0 && (d = opendir(c->dir))) {
-        while ((e = readdir(d))) {
-            if (strlen(e->d_name) <= 65 || e->d_name[64] != '.')
-                continue;
-            for (size_t i = 0; i < gone; i++)
-                if (strncmp(e->d_name, k[i].name, 64) == 0) {
-                    char p[1300];
-                    snprintf(p, sizeof p, "%.1000s/%.255s", c->dir, e->d_name);
-                    unlink(p);
-                    break;
-                }
+        for (int i = 0; side_exts && side_exts[i]; i++) {
+            snprintf(p, sizeof p, "%.1000s/%s%.32s", c->dir, k[g].name, side_exts[i]);
+            unlink(p);
         }
-        closedir(d);
+        total -= (unsigned long long)k[g].size;
     }
     free(k);
 }
@@ -446,6 +445,6 @@ int compile_cache_put(const compile_cache_t *c, const compile_key_t *key, const 
     }
     if (publish(c, so_path, NULL, so, err, n) != 0)
         return -1;
-    trim(c);
+    trim(c, side_exts);
     return 0;
 }

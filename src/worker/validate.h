@@ -18,8 +18,9 @@
 /* Elements checked per output on a timed run (all when fewer).  Each is a
  * cache miss or two (~70 ns on this project's VM, bench/sampled_check.sh),
  * paid on every one of up to 200 timed runs inside the device's exclusive
- * turn: 65536 cost 3.5 ms a run for a 16 MB output, more than most
- * kernels.  16384 cost 1.1 ms and still catch, on every run, a kernel that
+ * turn: 65536 stratified draws cost 3.5 ms a run for a 16 MB output (the
+ * independent draws before them 6.1 ms), more than most kernels.  16384
+ * cost 1.0-1.1 ms and still catch, on every run, a kernel that
  * skips or botches 1e-3 of its outputs (1 - e^-16 of the time), 1e-4 on
  * four runs in five; a kernel must skip a share of its work to gain that
  * share of its time, and validation and the held-back sets check every

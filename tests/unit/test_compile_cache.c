@@ -145,7 +145,7 @@ static void test_side_files_kept_with_the_object(void **state)
     snprintf(got_cubin, sizeof got_cubin, "%s/side-got.cubin", dir);
     static const char *const sides[] = {".cubin", ".absent", NULL};
     compile_cache_t c;
-    assert_int_equal(compile_cache_open(&c, cdir, 40, err, sizeof err), 0);
+    assert_int_equal(compile_cache_open(&c, cdir, 80, err, sizeof err), 0);
     assert_int_equal(fs_write_file(so, "\177ELF 24 bytes of object", 24), 0);
     assert_int_equal(fs_write_file(cubin, "cubin: HGMMA.64x128x16", 22), 0);
     compile_key_t k = key_of("@triton.jit", "/tmp/w", "triton_aot.py", "cuda:h:x");
@@ -166,8 +166,8 @@ static void test_side_files_kept_with_the_object(void **state)
     unlink(got_cubin);
     assert_int_equal(compile_cache_get(&c, &k, got, NULL, NULL, err, sizeof err), 0);
     assert_false(fs_exists(got_cubin));
-    /* A second object (the limit is 40 bytes, two are 48) evicts the
-     * first, side file and all (later by the file system's clock, whose
+    /* A second object (the limit is 80 bytes; an entry, object and cubin,
+     * is 46: two are 92) evicts the first, side file and all (later by the file system's clock, whose
      * ticks can be milliseconds apart: the eviction goes by last use). */
     usleep(20000);
     compile_key_t k2 = key_of("@triton.jit 2", "/tmp/w", "triton_aot.py", "cuda:h:x");

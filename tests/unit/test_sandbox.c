@@ -422,7 +422,8 @@ static void policies_of(int idle, int *shell, int *child)
 }
 
 /* l.idle: the child and what it starts run at SCHED_IDLE (a GPU host's
- * compilers beside a timing worker); by default the normal policy. */
+ * compilers beside a timing worker), and cannot go back to the normal
+ * policy (chrt -o: refused); by default the normal policy. */
 static void test_idle_children(void **state)
 {
     (void)state;
@@ -433,6 +434,24 @@ static void test_idle_children(void **state)
     policies_of(0, &shell, &child);
     assert_int_equal(shell, SCHED_OTHER);
     assert_int_equal(child, SCHED_OTHER);
+    if (access("/usr/bin/chrt", X_OK) != 0)
+        skip();
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    sandbox_limits_t l;
+    sandbox_limits_default(&l);
+    l.wall_s = 30;
+    l.idle = 1;
+    char *argv[] = {"/bin/sh", "-c", "if /usr/bin/chrt -o -p 0 $$ 2>/dev/null; then echo LEFT; else echo STAYED; fi",
+                    NULL};
+    int st = 0, to = 0;
+    char *log = NULL, err[256];
+    assert_int_equal(sandbox_run(dir, argv, &l, &st, &to, &log, NULL, err, sizeof err), 0);
+    fs_rm_rf(dir);
+    assert_non_null(log);
+    int stayed = strstr(log, "STAYED") != NULL;
+    free(log);
+    assert_true(stayed);
 }
 
 /* With a Landlock view: its own directory and /usr read, /etc/passwd and a

@@ -222,7 +222,10 @@ static int r1_run(const attn_problem *p, cudaStream_t st)
      * calls (release threshold raised to its size), else every call would
      * give it back to the driver at the stream's synchronisation and ask
      * for it again on the host (a real cudaMalloc of up to 2 GiB, outside
-     * the stream's timing, which the harness rightly counts against us). */
+     * the stream's timing, which the harness rightly counts against us).
+     * The threshold is the device's, for the whole process: inside a
+     * PyTorch process it keeps up to EMILE_SCRATCH_MB that PyTorch's own
+     * allocator does not see. */
     int dev = 0;
     cudaMemPool_t pool;
     if (cudaGetDevice(&dev) == cudaSuccess && cudaDeviceGetDefaultMemPool(&pool, dev) == cudaSuccess) {
