@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/lang.h"
 #include "util/fs.h"
 #include "util/paths.h"
 
@@ -345,9 +346,25 @@ static int by_use(const void *a, const void *b)
     return (x->tv_nsec > y->tv_nsec) - (x->tv_nsec < y->tv_nsec);
 }
 
-/* Remove the least recently used objects until the directory fits. */
-static void trim(const compile_cache_t *c, const char *const side_exts[])
+/* Every language's side-file extensions, NULL-terminated: the cache is
+ * shared by the languages, so a trim started by one must weigh and remove
+ * the others' side files too. */
+static const char *const *all_side_exts(void)
 {
+    static const char *exts[16];
+    if (!exts[0]) {
+        int n = 0;
+        for (const lang_t *const *l = lang_all(); *l; l++)
+            for (int i = 0; (*l)->side_exts && (*l)->side_exts[i] && n < 15; i++)
+                exts[n++] = (*l)->side_exts[i];
+    }
+    return exts;
+}
+
+/* Remove the least recently used objects until the directory fits. */
+static void trim(const compile_cache_t *c)
+{
+    const char *const *side_exts = all_side_exts();
     DIR *d = opendir(c->dir);
     if (!d)
         return;
@@ -445,6 +462,6 @@ int compile_cache_put(const compile_cache_t *c, const compile_key_t *key, const 
     }
     if (publish(c, so_path, NULL, so, err, n) != 0)
         return -1;
-    trim(c, side_exts);
+    trim(c);
     return 0;
 }
