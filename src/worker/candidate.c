@@ -154,22 +154,24 @@ static int run_and_copy(eval_state_t *e, int slot, run_result_t *res, int copy)
     return rc;
 }
 
-int cand_run(eval_state_t *e, int slot, int flush, run_result_t *res)
+/* Outputs poisoned, prep, then run_and_copy. */
+static int run_slot(eval_state_t *e, int slot, int flush, run_result_t *res, int copy)
 {
     poison_outputs(e, slot);
     int rc = prep(e, slot, flush);
     if (rc != RUNNER_OK)
         return rc;
-    return run_and_copy(e, slot, res, 1);
+    return run_and_copy(e, slot, res, copy);
+}
+
+int cand_run(eval_state_t *e, int slot, int flush, run_result_t *res)
+{
+    return run_slot(e, slot, flush, res, 1);
 }
 
 int cand_run_sampled(eval_state_t *e, int slot, int flush, run_result_t *res)
 {
-    poison_outputs(e, slot);
-    int rc = prep(e, slot, flush);
-    if (rc != RUNNER_OK)
-        return rc;
-    return run_and_copy(e, slot, res, 0);
+    return run_slot(e, slot, flush, res, 0);
 }
 
 const uint8_t *cand_out_block(const eval_state_t *e, int slot, int k)

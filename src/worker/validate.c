@@ -61,6 +61,32 @@ int validate_output(const slot_layout_t *sl, int k, const uint8_t *block, const 
     return pass ? 0 : -1;
 }
 
+/* count elements cut into m strata of count / m or count / m + 1 (the
+ * remainder spread one element at a time, never all of it in the last),
+ * walked in order, one element drawn in each by a multiply-shift, not a
+ * division.  A skipped stretch two strata long is always hit, and the
+ * reads go forward through memory.  (Independent draws with a division
+ * each cost 6.1 ms for 65,536 elements of a 16 MB output on this project's
+ * VM, bench/sampled_check.sh; the sample is most of what a timed run's
+ * check costs.) */
+typedef struct strata {
+    size_t q, rem, m, lo, acc;
+} strata_t;
+
+static strata_t strata_start(size_t count, size_t m)
+{
+    return (strata_t){.q = count / m, .rem = count % m, .m = m};
+}
+
+/* The next stratum's element, drawn by a multiply-shift. */
+static size_t strata_next(strata_t *s, rng_t *rng)
+{
+    size_t span = s->q + ((s->acc += s->rem) >= s->m ? (s->acc -= s->m, 1) : 0);
+    size_t i = s->lo + (size_t)(((rng_next(rng) >> 32) * (uint64_t)span) >> 32);
+    s->lo += span;
+    return i;
+}
+
 int validate_output_sampled(const slot_layout_t *sl, int k, const uint8_t *block, const void *expected,
                             const uint8_t *pristine, double tol, rng_t *rng, const char *what, int run_index,
                             char *msg, size_t n)
@@ -68,38 +94,23 @@ int validate_output_sampled(const slot_layout_t *sl, int k, const uint8_t *block
     const uint8_t *out = block + LAYOUT_GUARD;
     size_t count = sl->numel[k];
     size_t m = count < VALIDATE_SAMPLE_N ? count : VALIDATE_SAMPLE_N;
-    /* Strata: m spans of count / m or count / m + 1 elements, in order
-     * (the remainder spread one element at a time, never all of it in the
-     * last), one element drawn in each by a multiply-shift, not a
-     * division.  A skipped stretch two spans long is always hit, and the
-     * reads go forward through memory.  (Independent draws with a division
-     * each cost 6.1 ms for 65,536 elements of a 16 MB output on this
-     * project's VM, bench/sampled_check.sh; this loop is most of what a
-     * timed run's check costs.) */
-#define STRATUM_DRAW(r, span) ((size_t)(((rng_next(r) >> 32) * (uint64_t)(span)) >> 32))
     /* The scale of the relative error: the RMS of the finite expected
      * values at 4096 elements drawn the same way (evenly spaced ones could
      * line up with the tensor's shape: one column, one head). */
     size_t m_rms = count < 4096 ? count : 4096, n_rms = 0;
-    size_t q = count / m_rms, rem = count % m_rms, lo = 0, acc = 0;
+    strata_t st = strata_start(count, m_rms);
     double ss = 0;
     for (size_t j = 0; j < m_rms; j++) {
-        size_t span = q + ((acc += rem) >= m_rms ? (acc -= m_rms, 1) : 0);
-        double b = num_get(expected, sl->dtype[k], lo + STRATUM_DRAW(rng, span));
-        lo += span;
+        double b = num_get(expected, sl->dtype[k], strata_next(&st, rng));
         if (isfinite(b)) {
             ss += b * b;
             n_rms++;
         }
     }
     double rms = sqrt(ss / (double)(n_rms ? n_rms : 1));
-    q = count / m;
-    rem = count % m;
-    lo = acc = 0;
+    st = strata_start(count, m);
     for (size_t j = 0; j < m; j++) {
-        size_t span = q + ((acc += rem) >= m ? (acc -= m, 1) : 0);
-        size_t i = lo + STRATUM_DRAW(rng, span);
-        lo += span;
+        size_t i = strata_next(&st, rng);
         double a = num_get(out, sl->dtype[k], i), b = num_get(expected, sl->dtype[k], i);
         double err = isfinite(a) ? fabs(a - b) / (fabs(b) + rms + 1e-30) : INFINITY;
         int exact = sl->dtype[k] == EMILE_DTYPE_I32 || sl->dtype[k] == EMILE_DTYPE_I64;
@@ -117,7 +128,6 @@ int validate_output_sampled(const slot_layout_t *sl, int k, const uint8_t *block
     }
     return 0;
 }
-#undef STRATUM_DRAW
 
 int validate_inputs_and_guards(const slot_layout_t *sl, const uint8_t *arena_slot, const uint8_t *pristine,
                                char *msg, size_t n)
