@@ -23,7 +23,7 @@ LIB_SRC    := $(sort $(filter-out src/cli/main.c src/runner/%,$(shell find src -
 # The seccomp filter and Landlock live in src/sandbox: the runner installs
 # them, and the Tasting Room's engine child (src/taste/taste_confine.c) and
 # the compile sandbox use them too.
-RUNNER_SRC := $(sort $(wildcard src/runner/*.c) src/sandbox/seccomp_filter.c src/sandbox/landlock.c)
+RUNNER_SRC := $(sort $(wildcard src/runner/*.c) src/sandbox/seccomp_filter.c src/sandbox/landlock.c src/util/keystream.c)
 TEST_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 TEST_SUPPORT := $(sort $(wildcard tests/support/*.c))
 

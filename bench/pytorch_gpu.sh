@@ -7,7 +7,8 @@
 #  2. the exported op of a cooked attention run beside PyTorch's reference
 #     (tests/python/check_export.py --time), when a run store and run are
 #     given.
-#   usage: bash bench/pytorch_gpu.sh [KERNEL]   (default: the ladder's rung6_causal.cu)
+#   usage: bash bench/pytorch_gpu.sh [KERNEL]   (default: the ladder's rung6_causal.cu;
+#          a run id with STORE=PATH: that run's best kernel, as `taste --kernel RUN`)
 #          EXPORT_DIR=DIR bash bench/pytorch_gpu.sh   also times DIR's exported op
 # Needs build/emile, build/libemile-confine.so, build/libemile-engine-cuda.so and
 # python3 with torch and transformers.  Writes $OUT/pytorch_taste.{md,json}.
@@ -19,17 +20,19 @@ export EMILE_PYTHON=${EMILE_PYTHON:-python3} PYTHONDONTWRITEBYTECODE=1
 export EMILE_ENGINE_CUDA=${EMILE_ENGINE_CUDA:-$PWD/build/libemile-engine-cuda.so}
 KERNEL=${1:-kernels/attention/cuda/rung6_causal.cu}
 MAX_NEW=${MAX_NEW:-64}
+TASTE_TIMEOUT=${TASTE_TIMEOUT:-900}
+store=(); [ -n "${STORE:-}" ] && store=(--store "$STORE")
 rows=$OUT/pytorch_taste.jsonl
 : > "$rows"
 for n in 512 2048; do
   for side in engine transformers; do
     if [ $side = engine ]; then
-      args=(taste --device cuda --random qwen3-4b --kernel "$KERNEL" --prompt-tokens $n --max-new $MAX_NEW --json)
+      args=(taste --device cuda --random qwen3-4b --kernel "$KERNEL" --prompt-tokens $n --max-new $MAX_NEW --json "${store[@]}")
     else
-      args=(taste --device cuda --hf-random qwen3-4b --kernel "$KERNEL" --prompt-tokens $n --max-new $MAX_NEW --json)
+      args=(taste --device cuda --hf-random qwen3-4b --kernel "$KERNEL" --prompt-tokens $n --max-new $MAX_NEW --json "${store[@]}")
     fi
     t0=$(date +%s)
-    if timeout 900 $E "${args[@]}" > "$OUT/taste_$side.$n.json" 2> "$OUT/taste_$side.$n.err"; then
+    if timeout -k 5 $TASTE_TIMEOUT $E "${args[@]}" > "$OUT/taste_$side.$n.json" 2> "$OUT/taste_$side.$n.err"; then
       python3 -c "
 import json,sys; r=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 r['harness']=sys.argv[2]; r['prompt']=int(sys.argv[3]); print(json.dumps(r))" \

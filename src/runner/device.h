@@ -56,12 +56,17 @@ typedef struct device {
     int (*download)(struct device *d, size_t off, size_t bytes, size_t host_off, char *err, size_t n);
     int (*poison)(struct device *d, size_t off, size_t bytes, char *err, size_t n);
     int (*flush)(struct device *d, char *err, size_t n);
+    /* XOR the whole words of device arena range [off, off + bytes) with the
+     * keystream of key (src/util/keystream.h; key 0: the same pass, no
+     * change), queued on the device's stream before the timed call. */
+    int (*unmask)(struct device *d, size_t off, size_t bytes, uint64_t key, char *err, size_t n);
     /* Time one call; the kernel's whole work must be inside. */
     int (*timed_call)(struct device *d, emile_kernel_fn fn, emile_args_t *args,
                       run_timing_t *t, char *err, size_t n);
     /* Is the device still usable (cuda: no sticky error)? */
     int (*healthy)(struct device *d, char *err, size_t n);
     void *stream;
+    int can_unmask;            /* set by init: unmask works (the init line's unmask=) */
     int host_pinned;           /* set by init: the host arena is page-locked, so
                                   transfers are direct DMA (cuda) */
     uint8_t *host;

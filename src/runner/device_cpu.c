@@ -4,6 +4,7 @@
  * is the host's monotonic clock; the runner reads every thread's CPU clock
  * around the call to tell how many cores the kernel kept busy. */
 #include "device.h"
+#include "util/keystream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,7 @@ static int cpu_init(device_t *d, uint8_t *host, size_t bytes, char *err, size_t 
      * the kernel's inputs, so every timed run starts from memory. */
     p->flush_bytes = cache_flush_bytes("/sys", flush_cap(), d->flush_source, sizeof d->flush_source);
     d->flush_bytes = p->flush_bytes;
+    d->can_unmask = 1;
     p->flush_buf = malloc(p->flush_bytes);
     if (!p->flush_buf) {
         free(p);
@@ -136,6 +138,14 @@ static int cpu_healthy(device_t *d, char *err, size_t n)
     return 0;
 }
 
+static int cpu_unmask(device_t *d, size_t off, size_t bytes, uint64_t key, char *err, size_t n)
+{
+    (void)err;
+    (void)n;
+    keystream_xor(d->host, off, bytes, key);
+    return 0;
+}
+
 static device_t cpu_device = {
     .name = "cpu",
     .cpu_time = 1,
@@ -145,6 +155,7 @@ static device_t cpu_device = {
     .download = cpu_download,
     .poison = cpu_poison,
     .flush = cpu_flush,
+    .unmask = cpu_unmask,
     .timed_call = cpu_timed_call,
     .healthy = cpu_healthy,
 };

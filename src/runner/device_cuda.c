@@ -11,6 +11,8 @@
  * an error: it would speed up the next timed run. */
 #include "device.h"
 #include "launches.h"
+#include "unmask_ptx.h"
+#include "util/keystream.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -48,6 +50,8 @@ typedef struct cuda_api {
     cuerr_t (*LaunchKernel)(const void *, dim3_t, dim3_t, void **, size_t, void *);
     cuerr_t (*LaunchKernel2)(const void *, dim3_t, dim3_t, void **, size_t, void *);
     cuerr_t (*LaunchKernel2Ptsz)(const void *, dim3_t, dim3_t, void **, size_t, void *);
+    cuerr_t (*LibraryLoadData)(void **, const void *, void *, void **, unsigned, void *, void **, unsigned);
+    cuerr_t (*LibraryGetKernel)(void **, void *, const char *);
 } cuda_api_t;
 
 typedef struct cuda_priv {
@@ -57,6 +61,7 @@ typedef struct cuda_priv {
     size_t flush_bytes;
     void *ev0, *ev1;
     size_t persist_baseline;   /* the device's persisting-L2 limit as we found it */
+    void *unmask_lib, *unmask_kernel;   /* unmask_ptx.h, loaded at init */
 } cuda_priv_t;
 
 #define CUDA_MEMCPY_H2D 1
@@ -189,6 +194,8 @@ static int load_api(cuda_api_t *a, char *err, size_t n)
     *(void **)&a->LaunchKernel2Ptsz = dlsym(h, "__cudaLaunchKernel_ptsz");
     *(void **)&a->FreeAsync = dlsym(h, "cudaFreeAsync");
     *(void **)&a->HostRegister = dlsym(h, "cudaHostRegister");
+    *(void **)&a->LibraryLoadData = dlsym(h, "cudaLibraryLoadData");   /* CUDA >= 12.0 */
+    *(void **)&a->LibraryGetKernel = dlsym(h, "cudaLibraryGetKernel");
 #undef SYM
     return 0;
 }
@@ -244,6 +251,15 @@ static int cuda_init(device_t *d, uint8_t *host, size_t bytes, char *err, size_t
         else
             p->api.GetLastError();   /* not sticky: clear it, stay pageable */
     }
+    /* The unmask pass (device.h), compiled by the driver now, before the
+     * seccomp filter and the kernel; a runtime without libraries leaves
+     * the runner unable to take masked sets, which the worker is told. */
+    if (p->api.LibraryLoadData && p->api.LibraryGetKernel) {
+        CK(p->api.LibraryLoadData(&p->unmask_lib, runner_unmask_ptx, NULL, NULL, 0, NULL, NULL, 0),
+           "loading the unmask pass");
+        CK(p->api.LibraryGetKernel(&p->unmask_kernel, p->unmask_lib, "emile_unmask"), "the unmask pass");
+    }
+    d->can_unmask = p->unmask_kernel != NULL;
     CK(p->api.DeviceSynchronize(), "cudaDeviceSynchronize");
     d->host = host;
     d->bytes = bytes;
@@ -280,6 +296,26 @@ static int cuda_flush(device_t *d, char *err, size_t n)
 {
     cuda_priv_t *p = d->priv;
     CK(p->api.MemsetAsync(p->flush_buf, 0x5a, p->flush_bytes, d->stream), "L2 flush");
+    return 0;
+}
+
+static int cuda_unmask(device_t *d, size_t off, size_t bytes, uint64_t key, char *err, size_t n)
+{
+    cuda_priv_t *p = d->priv;
+    if (!p->unmask_kernel) {
+        snprintf(err, n, "the CUDA runtime cannot load the unmask pass (cudaLibraryLoadData: CUDA >= 12.0)");
+        return -1;
+    }
+    size_t first, count;
+    keystream_words(off, bytes, &first, &count);
+    if (count == 0)
+        return 0;
+    unsigned long long ptr = (unsigned long long)(uintptr_t)(p->dev_arena + first * 8), words = count, w0 = first,
+                       k = key;
+    void *args[] = {&ptr, &words, &w0, &k};
+    size_t blocks = (count + 255) / 256;
+    dim3_t grid = {(unsigned)(blocks < 1024 ? blocks : 1024), 1, 1}, block = {256, 1, 1};
+    CK(p->api.LaunchKernel(p->unmask_kernel, grid, block, args, 0, d->stream), "the unmask pass");
     return 0;
 }
 
@@ -372,6 +408,7 @@ static device_t cuda_device = {
     .download = cuda_download,
     .poison = cuda_poison,
     .flush = cuda_flush,
+    .unmask = cuda_unmask,
     .timed_call = cuda_timed_call,
     .healthy = cuda_healthy,
 };

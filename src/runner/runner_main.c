@@ -23,7 +23,8 @@
  * the call, its threads' CPU time) is cross-checked against those.
  *
  * Greeting, before the kernel is loaded (so still the runner's own words):
- *   init seccomp=S landlock=ABI uid=UID omp=passive|user pinned=0|1 flush=BYTES flush_source=TEXT...
+ *   init seccomp=S landlock=ABI uid=UID omp=passive|user pinned=0|1 unmask=0|1 flush=BYTES
+ *        flush_source=TEXT...
  * then, once it is loaded: "ready", or "fatal message".
  *
  * Commands (one line each; NONCE is the worker's random token, echoed so a
@@ -35,7 +36,11 @@
  *   prep NONCE SLOT FLUSH            poison the slot's outputs; cpu: flush the
  *                                    caches now; cuda: queue the L2 flush for
  *                                    the next run; then synchronise (not timed)
- *   run NONCE SLOT                   the timed call only
+ *   run NONCE SLOT [KEY]             the timed call only; with KEY (16 hex
+ *                                    digits), first the slot's inputs XORed
+ *                                    with KEY's keystream (util/keystream.h:
+ *                                    a masked held-back set; 0: the same pass
+ *                                    changing nothing), then the queued flush
  *                                    -> ok NONCE RC ELAPSED_NS CPU_NS ESCAPED
  *   snap NONCE SLOT                  each output with its guards -> its
  *                                    snapshot offset in the host arena
@@ -451,10 +456,19 @@ static int do_prep(device_t *dev, slot_t *sl, int flush, char *err, size_t n)
 /* run: the timed call and nothing else (a queued flush first, as before
  * every timed call: it keeps the GPU busy while the kernel's host code
  * prepares its launches). */
-static int do_run(device_t *dev, emile_kernel_fn fn, slot_t *sl, run_timing_t *t, char *err, size_t n)
+static int do_run(device_t *dev, emile_kernel_fn fn, slot_t *sl, const uint64_t *key, run_timing_t *t, char *err,
+                  size_t n)
 {
     emile_tensor_t copy[MAX_TENSORS];
     emile_args_t args = args_for(dev, sl, copy);
+    /* The inputs' mask off, before the flush: the pass leaves them in the
+     * cache, which the flush then empties, as for every timed call. */
+    for (int i = 0; key && i < sl->n_tensors; i++)
+        if (!sl->is_out[i] && (!dev->unmask || dev->unmask(dev, sl->off[i], sl->bytes[i], *key, err, n) != 0)) {
+            if (!dev->unmask)
+                snprintf(err, n, "this device cannot unmask a set");
+            return -1;
+        }
     if (dev->queued_flush && g_flush_pending && dev->flush(dev, err, n) != 0)
         return -1;
     g_flush_pending = 0;
@@ -546,12 +560,14 @@ static int serve(device_t *dev, emile_kernel_fn fn)
             }
         } else if (strcmp(cmd, "run") == 0) {
             slot_t *sl = slot_arg(&save);
-            if (!sl) {
+            char *k = strtok_r(NULL, " ", &save), *end = NULL;
+            uint64_t key = k ? strtoull(k, &end, 16) : 0;
+            if (!sl || (k && (strlen(k) != 16 || !end || *end))) {
                 reply("err %s bad run command", nonce);
                 continue;
             }
             run_timing_t t = {0};
-            if (do_run(dev, fn, sl, &t, err, sizeof err) != 0) {
+            if (do_run(dev, fn, sl, k ? &key : NULL, &t, err, sizeof err) != 0) {
                 reply("err %s %s", nonce, err);
                 if (dev->sticky_errors)
                     return 6;
@@ -727,8 +743,9 @@ int main(int argc, char **argv)
         else
             fprintf(stderr, "emile-runner: %s (continuing without the filter)\n", err);
     }
-    reply("init seccomp=%d landlock=%d uid=%d omp=%s pinned=%d flush=%zu flush_source=%s", seccomp_on, landlock,
-          (int)geteuid(), omp_passive ? "passive" : "user", dev->host_pinned, dev->flush_bytes, dev->flush_source);
+    reply("init seccomp=%d landlock=%d uid=%d omp=%s pinned=%d unmask=%d flush=%zu flush_source=%s", seccomp_on,
+          landlock, (int)geteuid(), omp_passive ? "passive" : "user", dev->host_pinned, dev->can_unmask,
+          dev->flush_bytes, dev->flush_source);
     scan_exec_maps(&g_baseline);
     emile_kernel_fn fn = null_kernel;
     if (!null_kernel_only) {

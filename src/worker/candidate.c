@@ -14,6 +14,7 @@
 
 #include "timing.h"
 #include "util/clock.h"
+#include "util/keystream.h"
 #include "worker_internal.h"
 
 static const slot_layout_t *slot_of(const eval_state_t *e, int slot)
@@ -146,8 +147,11 @@ static int run_and_copy(eval_state_t *e, int slot, run_result_t *res, int copy)
 {
     e->cpu_outside_ns += cpu_since_mark(e);           /* between prep and run */
     int rc = runner_run(&e->cand, slot, res);
-    if (rc == RUNNER_OK && e->cuda)
+    e->last_snap_ns = 0;
+    if (rc == RUNNER_OK && e->cuda) {
         rc = runner_snap(&e->cand, slot);
+        e->last_snap_ns = e->cand.last_outside_ns;
+    }
     if (rc == RUNNER_OK && copy && copy_outputs(e, slot) != 0)
         rc = RUNNER_ERR;
     cpu_since_mark(e);                                 /* the run's own CPU is the kernel's */
@@ -229,6 +233,33 @@ int cand_run_exposed(eval_state_t *e, int set, run_result_t *res, double *expose
                           .copy_out = e->exposed_parts_ns[3]};
     *exposed_ns = timing_held_charge(&parts, &e->w->calib, e->cuda);
     return RUNNER_OK;
+}
+
+int cand_show_masked(eval_state_t *e, int set, int slot, uint64_t key)
+{
+    write_set(e, set, slot);
+    const slot_layout_t *sl = slot_of(e, slot);
+    for (int k = 0; k < sl->n_tensors; k++)
+        if (!sl->is_out[k])
+            keystream_xor(e->cand.arena, sl->off[k], sl->bytes[k], key);
+    return upload(e, slot);
+}
+
+int cand_run_masked(eval_state_t *e, int slot, uint64_t key, run_result_t *res)
+{
+    poison_outputs(e, slot);
+    int rc = prep(e, slot, 1);
+    if (rc != RUNNER_OK)
+        return rc;
+    e->cpu_outside_ns += cpu_since_mark(e);
+    rc = runner_run_keyed(&e->cand, slot, key, res);
+    if (rc == RUNNER_OK && e->cuda)
+        rc = runner_snap(&e->cand, slot);
+    e->last_snap_ns = e->cand.last_outside_ns;
+    if (rc == RUNNER_OK && copy_outputs(e, slot) != 0)
+        rc = RUNNER_ERR;
+    cpu_since_mark(e);
+    return rc;
 }
 
 int cand_settle(eval_state_t *e)

@@ -29,6 +29,8 @@ typedef struct runner {
     int landlock;                /* its Landlock ABI in effect, 0 none */
     int uid;                     /* the uid the kernel runs as */
     int pinned;                  /* its host arena is page-locked (direct DMA transfers) */
+    int can_unmask;              /* it takes "run SLOT KEY" (a masked held-back set) */
+    int unmask_pass;             /* device memory: every run sends a key (0: no mask) */
     size_t flush_bytes;          /* the cache-flush buffer and how it was sized */
     char flush_source[200];
     int omp_passive;             /* OpenMP threads sleep between regions (the harness's default) */
@@ -82,6 +84,10 @@ int runner_cmd(runner_t *r, char *out, size_t n, int n_fields, const char *cmd, 
  * snap (cuda: outputs to the host arena). */
 int runner_prep(runner_t *r, int slot, int flush);
 int runner_run(runner_t *r, int slot, run_result_t *res);
+/* run with the inputs' mask removed first (util/keystream.h): key 0 is the
+ * pass that changes nothing, which a device-memory runner does on every run
+ * (r->unmask_pass); a masked held-back set's key otherwise. */
+int runner_run_keyed(runner_t *r, int slot, uint64_t key, run_result_t *res);
 int runner_snap(runner_t *r, int slot);
 
 /* The calling thread's runqueue delay so far (the second field of

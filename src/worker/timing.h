@@ -76,6 +76,14 @@
  * larger. */
 #define TIMING_FORGE_FACTOR_DEVICE 1.5
 #define TIMING_HELD_CONST_DEVICE_NS 300e3
+/* A masked held-back set (device memory, a runner that unmasks): its run
+ * is one run command, measured as the timed runs are, so the allowance is
+ * the timed runs' own: their spread (p90 - median), a relative part for
+ * the kernel's run-to-run noise, and a constant for what the first run on
+ * fresh memory may cost beyond that (docs/SECURITY.md, "Masked held-back
+ * sets", has the H100 figures behind them). */
+#define TIMING_HELD_NOISE_MASKED 0.10
+#define TIMING_HELD_CONST_MASKED_NS 30e3
 
 /* The forged-time bound for a yardstick overhead (ns); device_memory: the
  * backend's kernels run in device memory (the tighter factor). */
@@ -87,6 +95,10 @@ double timing_median_gap(const double *reported, const double *outside, int n);
 /* The most a held-back run may take, given the timed runs' median on the
  * same clock (ns). */
 double timing_held_limit(double median_ns, int device_memory);
+
+/* The same for a masked held-back set: median_ns and p90_ns of the timed
+ * runs' round trips (ns). */
+double timing_held_limit_masked(double median_ns, double p90_ns);
 
 /* The same on the runner's CPU clock: median_ns the timed runs' median
  * runner CPU a run, harness_ns the null runner's (its share of that

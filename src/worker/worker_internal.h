@@ -132,6 +132,7 @@ typedef struct eval_state {
     double cpu_mark;
     double cpu_outside_ns, cpu_prep_ns;
     int n_prep;
+    double last_snap_ns;              /* the worker's clock around the last snap (cuda) */
     double exposed_cpu_ns;            /* the runner's CPU over the last exposed run */
     double exposed_parts_ns[6];       /* its parts: upload, run, snap, copy out, and the
                                          run's round trip and reported time */
@@ -176,6 +177,16 @@ const uint8_t *cand_out_block(const eval_state_t *e, int slot, int k);
  * written to the outputs copied out, less the worker's own copying and,
  * on cuda, the calibrated upload and snap. */
 int cand_run_exposed(eval_state_t *e, int set, run_result_t *res, double *exposed_ns);
+/* A masked held-back set (device memory, docs/SECURITY.md): set s's
+ * bytes into slot `slot` with every input XORed with key's keystream
+ * (util/keystream.h), outputs poisoned, then uploaded; not timed: what the
+ * kernel's process holds until the run tells it nothing.  RUNNER_*. */
+int cand_show_masked(eval_state_t *e, int set, int slot, uint64_t key);
+/* Its run: prep (flush), then the run that removes the mask on the device
+ * before the timed call (the worker's clock around that command alone is
+ * the held-back figure), then the snap and the worker's copy of every
+ * output.  RUNNER_*. */
+int cand_run_masked(eval_state_t *e, int slot, uint64_t key, run_result_t *res);
 /* The end of a phase: a ping must come back and nothing else (a late
  * forged line shows here).  RUNNER_*. */
 int cand_settle(eval_state_t *e);
