@@ -29,6 +29,7 @@ Q=examples/qwen3_ops
 cases=(
   "$small|tests/kernels/cuda/well_behaved.cu|"
   "$small|tests/kernels/cuda/content_cache.cu|"
+  "$small|tests/kernels/cuda/forges_sync.cu|"
   "$small|tests/kernels/cuda/forges_event_timing.cu|"
   "$Q/decode_attention_cuda.json|kernels/decode_attention/cuda/rung3_merge.cu|--seq 2048"
   "$Q/qkv_proj_cuda.json|$G|"
@@ -67,6 +68,10 @@ print(f"{os.path.basename(task):28s} {os.path.basename(kernel):24s} {r.get('stat
       f"sets {[round(t, 3) for t in h.get('times_ms', [])]} "
       f"upload {[round(u, 3) for u in ups]} null {h.get('null_upload_ms', 0):.3f} "
       f"transfers {h.get('transfers', '?')}  {(r.get('error') or '')[:140]}")
+if trust.get("gap_with_snap_us") is not None:
+    print(f"    snap: median {trust.get('snap_median_us', 0):.0f} us, null {trust.get('null_snap_us', 0):.0f}; "
+          f"gap with snap {trust['gap_with_snap_us']:.0f} us, bound {trust.get('gap_with_snap_bound_us', 0):.0f}; "
+          f"run gap {trust.get('outside_gap_us', 0):.0f}, bound {trust.get('outside_gap_bound_us', 0):.0f}")
 if h.get("p90_ms") is not None:
     print(f"    masked: timed p90 {h['p90_ms']:.3f}; held runs (decoy run, reported, snap) "
           f"{[(round(p.get('decoy_run', 0), 3), round(p.get('run_reported', 0), 3), round(p.get('snap', 0), 3)) for p in h.get('parts_ms', [])]}")

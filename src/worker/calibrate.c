@@ -215,10 +215,12 @@ int calibrate_task(worker_ctx_t *w, char *err, size_t n)
     return 0;
 }
 
-double calibrate_sample(worker_ctx_t *w, double *proc_ns)
+double calibrate_sample(worker_ctx_t *w, double *proc_ns, double *snap_ns)
 {
     if (proc_ns)
         *proc_ns = -1;
+    if (snap_ns)
+        *snap_ns = -1;
     char err[512];
     if (!w->null_alive || w->null_run.dead) {
         if (start_null(w, err, sizeof err) != 0)
@@ -239,5 +241,9 @@ double calibrate_sample(worker_ctx_t *w, double *proc_ns)
         return -1;
     if (proc_ns)
         *proc_ns = res.cpu_proc_ns;
+    /* Device memory: and its snap, as the candidate's timed run is
+     * followed by one (timing.c counts the snap against the kernel). */
+    if (snap_ns && w->backend->device_memory && runner_snap(&w->null_run, 0) == RUNNER_OK)
+        *snap_ns = w->null_run.last_outside_ns;
     return res.outside_ns - res.elapsed_ns;
 }

@@ -29,8 +29,9 @@ int calibrate_task(worker_ctx_t *w, char *err, size_t n);
 /* One null run now: the gap between the outside clock and the reported
  * time, ns; < 0 when the null runner is not there (it is restarted once).
  * *proc_ns (when proc_ns): the null runner's CPU in that run, ns (< 0
- * when unknown). */
-double calibrate_sample(worker_ctx_t *w, double *proc_ns);
+ * when unknown); *snap_ns (device memory): the worker's clock around its
+ * snap of the outputs after that run (< 0 when none). */
+double calibrate_sample(worker_ctx_t *w, double *proc_ns, double *snap_ns);
 
 void calibrate_stop(worker_ctx_t *w);
 

@@ -98,6 +98,7 @@ double timing_median_excess(const double *used, const double *reported, double s
 typedef struct samples {
     int n;
     double *el, *cpu, *out, *wait, *proc, *main, *null_gap, *null_proc;
+    double *snap, *null_snap;  /* device memory: the snap after each run, the worker's clock */
     int cpu_ok;                /* the CPU readings mean something (cpu, passive threads) */
 } samples_t;
 
@@ -105,7 +106,8 @@ static int samples_alloc(samples_t *s, int n)
 {
     memset(s, 0, sizeof *s);
     s->n = n;
-    double **arrs[] = {&s->el, &s->cpu, &s->out, &s->wait, &s->proc, &s->main, &s->null_gap, &s->null_proc};
+    double **arrs[] = {&s->el,   &s->cpu,      &s->out,       &s->wait,     &s->proc,
+                       &s->main, &s->null_gap, &s->null_proc, &s->snap,     &s->null_snap};
     for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++)
         if (!(*arrs[i] = calloc((size_t)(n > 0 ? n : 1), sizeof(double))))
             return -1;
@@ -122,6 +124,8 @@ static void samples_free(samples_t *s)
     free(s->main);
     free(s->null_gap);
     free(s->null_proc);
+    free(s->snap);
+    free(s->null_snap);
 }
 
 static int online_cores(void)
@@ -358,6 +362,47 @@ static int held_back_masked(eval_state_t *e, const double *out, int reps, json_t
     return -1;
 }
 
+/* judge_timed's (a'): 0, or -1 with msg. */
+static int judge_snap(eval_state_t *e, json_t *trust, const samples_t *s, double null_gap, double bound, char *msg,
+                      size_t n)
+{
+    int reps = s->n, k = 0;
+    double *ns = malloc(sizeof(double) * (size_t)(reps > 0 ? reps : 1));
+    double *tot = malloc(sizeof(double) * (size_t)(reps > 0 ? reps : 1));
+    if (!ns || !tot) {
+        free(ns);
+        free(tot);
+        return 0;
+    }
+    for (int i = 0; i < reps; i++)
+        if (s->null_snap[i] >= 0)
+            ns[k++] = s->null_snap[i];
+    for (int i = 0; i < reps; i++)
+        tot[i] = s->out[i] + s->snap[i] - s->el[i];
+    int ret = 0;
+    if (k > reps / 2 && reps > 0) {
+        double null_snap = stats_quantile(ns, k, 0.5), snap = stats_quantile(s->snap, reps, 0.5);
+        double with_snap = stats_quantile(tot, reps, 0.5);
+        double allowed = bound + null_snap * (1 + TIMING_SNAP_NOISE) + TIMING_SNAP_CONST_NS;
+        json_object_set_new(trust, "snap_median_us", json_real(snap * 1e-3));
+        json_object_set_new(trust, "null_snap_us", json_real(null_snap * 1e-3));
+        json_object_set_new(trust, "gap_with_snap_us", json_real(with_snap * 1e-3));
+        json_object_set_new(trust, "gap_with_snap_bound_us", json_real(allowed * 1e-3));
+        if (with_snap > allowed) {
+            snprintf(msg, n,
+                     "the kernel's work went on after its run returned: the run's gap (%.0f us, null runner %.0f) "
+                     "and the snap of its outputs right after (median %.0f us, the null runner's %.0f) add up to "
+                     "%.0f us beyond its reported time (bound %.0f us)",
+                     stats_quantile(s->out, reps, 0.5) * 1e-3 - stats_quantile(s->el, reps, 0.5) * 1e-3,
+                     null_gap * 1e-3, snap * 1e-3, null_snap * 1e-3, with_snap * 1e-3, allowed * 1e-3);
+            ret = -1;
+        }
+    }
+    free(ns);
+    free(tot);
+    return ret;
+}
+
 /* The trust section of the report, and the verdicts that need nothing
  * but the timed runs: a forged time, work outside the timed call, a time
  * beyond the roofline. */
@@ -408,6 +453,19 @@ static int judge_timed(eval_state_t *e, json_t *rep, json_t *trust, const sample
                  "%.0f us)",
                  stats_quantile(s->el, reps, 0.5) * 1e-6, stats_quantile(s->out, reps, 0.5) * 1e-6, gap * 1e-3,
                  null_gap * 1e-3, bound * 1e-3);
+        eval_set_status(e->reply, "invalid", msg);
+        return -1;
+    }
+    /* (a') Device memory: the snap of the outputs after each run is the
+     * first command the kernel's work must be finished for (the worker
+     * reads the outputs right after it).  A kernel that has the runner
+     * answer "run" before its work is done (the runner's synchronisation
+     * replaced, as forges_event_timing.cu replaces its timer) leaves that
+     * work to the snap, which the run's clock does not see: so the run's
+     * gap plus the snap's excess over the null runner's snap of the same
+     * bytes, sampled between the same runs, is held to the same bound,
+     * with TIMING_SNAP_NOISE of the null's snap for the DMA's own noise. */
+    if (e->cuda && judge_snap(e, trust, s, null_gap, bound, msg, sizeof msg) != 0) {
         eval_set_status(e->reply, "invalid", msg);
         return -1;
     }
@@ -551,7 +609,7 @@ static int timed_phase(eval_state_t *e, const json_t *options, json_t *kernels)
             eval_progress(e, "time", detail, i + 1, reps);
         }
         /* The null runner's gap now: the load of the moment. */
-        s.null_gap[i] = calibrate_sample(w, &s.null_proc[i]);
+        s.null_gap[i] = calibrate_sample(w, &s.null_proc[i], &s.null_snap[i]);
         if (timed_once(e, sets[rng_next(&w->rng) & 1], "timed", i, &res) != 0)
             goto done;
         s.el[i] = res.elapsed_ns;
@@ -562,6 +620,7 @@ static int timed_phase(eval_state_t *e, const json_t *options, json_t *kernels)
         s.wait[i] = res.wait_ns;
         s.proc[i] = res.cpu_proc_ns;
         s.main[i] = res.cpu_thread_ns;
+        s.snap[i] = e->last_snap_ns;
         s.cpu_ok = s.cpu_ok && res.cpu_proc_ns >= 0 && res.cpu_thread_ns >= 0;
         escaped += res.escaped;
     }

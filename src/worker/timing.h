@@ -83,6 +83,10 @@
  * fresh memory may cost beyond that (docs/SECURITY.md, "Masked held-back
  * sets", has the H100 figures behind them). */
 #define TIMING_HELD_NOISE_MASKED 0.10
+/* The snap after a timed run (device memory) against the null runner's of
+ * the same bytes: the DMA's noise from one process to the other. */
+#define TIMING_SNAP_NOISE 0.15
+#define TIMING_SNAP_CONST_NS 50e3
 #define TIMING_HELD_CONST_MASKED_NS 30e3
 
 /* The forged-time bound for a yardstick overhead (ns); device_memory: the
