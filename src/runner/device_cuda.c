@@ -252,12 +252,14 @@ static int cuda_init(device_t *d, uint8_t *host, size_t bytes, char *err, size_t
             p->api.GetLastError();   /* not sticky: clear it, stay pageable */
     }
     /* The unmask pass (device.h), compiled by the driver now, before the
-     * seccomp filter and the kernel; a runtime without libraries leaves
-     * the runner unable to take masked sets, which the worker is told. */
-    if (p->api.LibraryLoadData && p->api.LibraryGetKernel) {
-        CK(p->api.LibraryLoadData(&p->unmask_lib, runner_unmask_ptx, NULL, NULL, 0, NULL, NULL, 0),
-           "loading the unmask pass");
-        CK(p->api.LibraryGetKernel(&p->unmask_kernel, p->unmask_lib, "emile_unmask"), "the unmask pass");
+     * seccomp filter and the kernel; a runtime without libraries, or a
+     * driver that cannot compile it, leaves the runner unable to take
+     * masked sets, which the worker is told (init's unmask=0). */
+    if (p->api.LibraryLoadData && p->api.LibraryGetKernel &&
+        (p->api.LibraryLoadData(&p->unmask_lib, runner_unmask_ptx, NULL, NULL, 0, NULL, NULL, 0) != 0 ||
+         p->api.LibraryGetKernel(&p->unmask_kernel, p->unmask_lib, "emile_unmask") != 0)) {
+        p->unmask_kernel = NULL;
+        p->api.GetLastError();   /* not sticky: the worker falls back to whole held-back cycles */
     }
     d->can_unmask = p->unmask_kernel != NULL;
     CK(p->api.DeviceSynchronize(), "cudaDeviceSynchronize");
