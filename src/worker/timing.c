@@ -602,10 +602,25 @@ static int timed_phase(eval_state_t *e, const json_t *options, json_t *kernels)
     e->n_prep = 0;
     int escaped = 0, ret = -1;
     json_t *rep = NULL;
+    /* On a device, unless the options fix the count, the runs stop once
+     * their median is known to TIMING_SETTLE_REL (stats_median_settled),
+     * checked every TIMING_SETTLE_EVERY runs from TIMING_SETTLE_MIN_DEVICE
+     * on: a GPU kernel's event times settle within a few dozen runs, and
+     * each run costs the device's exclusive turn milliseconds of harness
+     * (issue 14).  The CPU keeps its count: its trust verdicts (the
+     * runner's CPU clocks against its time) were set on that many runs. */
+    int adaptive = e->cuda && json_integer_value(json_object_get(options, "reps")) <= 0;
+    int settle_min = TIMING_SETTLE_MIN_DEVICE, settled = 0;
     for (int i = 0; i < reps; i++) {
+        if (adaptive && i >= settle_min && i % TIMING_SETTLE_EVERY == 0 &&
+            stats_median_settled(s.el, i, TIMING_SETTLE_REL)) {
+            settled = 1;
+            reps = i;
+            break;
+        }
         if (i % 10 == 0) {
             char detail[64];
-            snprintf(detail, sizeof detail, "timed run %d of %d", i + 1, reps);
+            snprintf(detail, sizeof detail, "timed run %d of at most %d", i + 1, reps);
             eval_progress(e, "time", detail, i + 1, reps);
         }
         /* The null runner's gap now: the load of the moment. */
@@ -624,6 +639,7 @@ static int timed_phase(eval_state_t *e, const json_t *options, json_t *kernels)
         s.cpu_ok = s.cpu_ok && res.cpu_proc_ns >= 0 && res.cpu_thread_ns >= 0;
         escaped += res.escaped;
     }
+    s.n = reps;
     double cpu_outside = e->cpu_outside_ns, cpu_prep = e->cpu_prep_ns;
     int n_prep = e->n_prep;
     int rc = cand_settle(e);
@@ -654,6 +670,7 @@ static int timed_phase(eval_state_t *e, const json_t *options, json_t *kernels)
     json_t *trust = json_object();
     json_object_set_new(rep, "trust", trust);
     json_object_set_new(trust, "cpu_clocks", json_boolean(s.cpu_ok));
+    json_object_set_new(rep, "reps_settled", json_boolean(settled));
     if (!e->cuda)
         json_object_set_new(trust, "cache_flush",
                             json_pack("{sIss}", "bytes", (json_int_t)e->cand.flush_bytes, "source", e->cand.flush_source));

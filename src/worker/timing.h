@@ -67,6 +67,12 @@
 #define TIMING_OUTSIDE_SHARE 0.25
 #define TIMING_OUTSIDE_CONST_NS 300e3
 #define TIMING_ROOFLINE_MAX 125.0
+/* On a device the timed runs stop early once their median is known to
+ * +-1% (95%), checked every 5 runs from 20 on; the budget's count stays
+ * the most. */
+#define TIMING_SETTLE_REL 0.01
+#define TIMING_SETTLE_EVERY 5
+#define TIMING_SETTLE_MIN_DEVICE 20
 /* A backend whose kernels run in device memory (cuda): measured on an H100
  * (2026-12-06, docs/SECURITY.md), an honest kernel's outside gap was 0.65-
  * 0.98x the null runner's (6 kernels, 0.3-1 ms), so the forged-time bound

@@ -109,6 +109,29 @@ static void test_held_limit_masked(void **state)
     assert_true(lim < timing_held_limit(100e3, 1) / 2);
 }
 
+/* When the timed runs stop: twenty event times within +-0.5% of 80 us
+ * have settled (the order statistics 5 and 15 of 20, the interval, are
+ * 0.4 us apart: at most 2 x 1% of the median is 1.6 us); the same with
+ * every fourth run 10% slow still has (the interval moves up, it stays
+ * under 1.6 us wide); forty runs spread evenly over +-5% have not, at 1%,
+ * but have at 5%; four values never have. */
+static void test_median_settled(void **state)
+{
+    (void)state;
+    double v[40];
+    for (int i = 0; i < 20; i++)
+        v[i] = 80e3 * (1 + 0.005 * ((i * 7 % 20) - 10) / 10.0);
+    assert_true(stats_median_settled(v, 20, 0.01));
+    for (int i = 0; i < 20; i += 4)
+        v[i] = 88e3;
+    assert_true(stats_median_settled(v, 20, 0.01));
+    for (int i = 0; i < 40; i++)
+        v[i] = 80e3 * (1 + 0.05 * ((i * 7 % 40) - 20) / 20.0);
+    assert_false(stats_median_settled(v, 40, 0.01));
+    assert_true(stats_median_settled(v, 40, 0.05));
+    assert_false(stats_median_settled(v, 4, 0.5));
+}
+
 /* The runner's CPU clock at small sizes (bench/held_back_cpu.sh on the
  * 2-core VM, 2026-12-06, attention S=64 Hq=2 D=16; ms): the relative part
  * applies to the kernel's share above the null runner's CPU a command. */
@@ -207,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_held_charge),
         cmocka_unit_test(test_held_limit_device),
         cmocka_unit_test(test_held_limit_masked),
+        cmocka_unit_test(test_median_settled),
         cmocka_unit_test(test_forged_gap_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
