@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include "emile.h"
 #include "launches.h"
+#include "util/keystream.h"
 
 typedef struct run_timing {
     int rc;                /* the kernel's return value */
@@ -57,9 +58,9 @@ typedef struct device {
     int (*poison)(struct device *d, size_t off, size_t bytes, char *err, size_t n);
     int (*flush)(struct device *d, char *err, size_t n);
     /* XOR the whole words of device arena range [off, off + bytes) with the
-     * keystream of key (src/util/keystream.h; key 0: the same pass, no
+     * keystream of key (src/util/keystream.h; key 0, 0: the same pass, no
      * change), queued on the device's stream before the timed call. */
-    int (*unmask)(struct device *d, size_t off, size_t bytes, uint64_t key, char *err, size_t n);
+    int (*unmask)(struct device *d, size_t off, size_t bytes, keystream_key_t key, char *err, size_t n);
     /* Time one call; the kernel's whole work must be inside. */
     int (*timed_call)(struct device *d, emile_kernel_fn fn, emile_args_t *args,
                       run_timing_t *t, char *err, size_t n);

@@ -138,7 +138,7 @@ static int cpu_healthy(device_t *d, char *err, size_t n)
     return 0;
 }
 
-static int cpu_unmask(device_t *d, size_t off, size_t bytes, uint64_t key, char *err, size_t n)
+static int cpu_unmask(device_t *d, size_t off, size_t bytes, keystream_key_t key, char *err, size_t n)
 {
     (void)err;
     (void)n;

@@ -36,7 +36,7 @@
  *   prep NONCE SLOT FLUSH            poison the slot's outputs; cpu: flush the
  *                                    caches now; cuda: queue the L2 flush for
  *                                    the next run; then synchronise (not timed)
- *   run NONCE SLOT [KEY]             the timed call only; with KEY (16 hex
+ *   run NONCE SLOT [KEY]             the timed call only; with KEY (32 hex
  *                                    digits), first the slot's inputs XORed
  *                                    with KEY's keystream (util/keystream.h:
  *                                    a masked held-back set; 0: the same pass
@@ -456,8 +456,8 @@ static int do_prep(device_t *dev, slot_t *sl, int flush, char *err, size_t n)
 /* run: the timed call and nothing else (a queued flush first, as before
  * every timed call: it keeps the GPU busy while the kernel's host code
  * prepares its launches). */
-static int do_run(device_t *dev, emile_kernel_fn fn, slot_t *sl, const uint64_t *key, run_timing_t *t, char *err,
-                  size_t n)
+static int do_run(device_t *dev, emile_kernel_fn fn, slot_t *sl, const keystream_key_t *key, run_timing_t *t,
+                  char *err, size_t n)
 {
     emile_tensor_t copy[MAX_TENSORS];
     emile_args_t args = args_for(dev, sl, copy);
@@ -560,9 +560,9 @@ static int serve(device_t *dev, emile_kernel_fn fn)
             }
         } else if (strcmp(cmd, "run") == 0) {
             slot_t *sl = slot_arg(&save);
-            char *k = strtok_r(NULL, " ", &save), *end = NULL;
-            uint64_t key = k ? strtoull(k, &end, 16) : 0;
-            if (!sl || (k && (strlen(k) != 16 || !end || *end))) {
+            char *k = strtok_r(NULL, " ", &save);
+            keystream_key_t key = {0, 0};
+            if (!sl || (k && keystream_parse(k, &key) != 0) || strtok_r(NULL, " ", &save)) {
                 reply("err %s bad run command", nonce);
                 continue;
             }

@@ -4,9 +4,9 @@
 #ifndef EMILE_RUNNER_UNMASK_PTX_H
 #define EMILE_RUNNER_UNMASK_PTX_H
 
-/* Entry emile_unmask(u64 ptr, u64 words, u64 first, u64 key): word i of
- * ptr (the arena's word first + i) ^= keystream_word(key, first + i), for
- * i < words, over a grid-stride loop. */
+/* Entry emile_unmask(u64 ptr, u64 words, u64 first, u64 k0, u64 k1): word
+ * i of ptr (the arena's word first + i) ^= keystream_word({k0, k1},
+ * first + i), for i < words, over a grid-stride loop. */
 extern const char runner_unmask_ptx[];
 
 #endif

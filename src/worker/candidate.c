@@ -141,6 +141,14 @@ static int prep(eval_state_t *e, int slot, int flush)
     return RUNNER_OK;
 }
 
+/* The worker's clock around the last command (a snap) less the time the
+ * worker itself waited for a core, as the timed runs' clock is read. */
+static double snap_time(const eval_state_t *e)
+{
+    double w = e->cand.last_wait_ns < e->cand.last_outside_ns ? e->cand.last_wait_ns : 0;
+    return e->cand.last_outside_ns - w;
+}
+
 /* The run itself, the outputs' snap (cuda) and, with copy, the worker's
  * own copy of every output, at once. */
 static int run_and_copy(eval_state_t *e, int slot, run_result_t *res, int copy)
@@ -150,7 +158,7 @@ static int run_and_copy(eval_state_t *e, int slot, run_result_t *res, int copy)
     e->last_snap_ns = 0;
     if (rc == RUNNER_OK && e->cuda) {
         rc = runner_snap(&e->cand, slot);
-        e->last_snap_ns = e->cand.last_outside_ns;
+        e->last_snap_ns = snap_time(e);
     }
     if (rc == RUNNER_OK && copy && copy_outputs(e, slot) != 0)
         rc = RUNNER_ERR;
@@ -235,7 +243,7 @@ int cand_run_exposed(eval_state_t *e, int set, run_result_t *res, double *expose
     return RUNNER_OK;
 }
 
-int cand_show_masked(eval_state_t *e, int set, int slot, uint64_t key)
+int cand_show_masked(eval_state_t *e, int set, int slot, keystream_key_t key)
 {
     write_set(e, set, slot);
     const slot_layout_t *sl = slot_of(e, slot);
@@ -245,7 +253,7 @@ int cand_show_masked(eval_state_t *e, int set, int slot, uint64_t key)
     return upload(e, slot);
 }
 
-int cand_run_masked(eval_state_t *e, int slot, uint64_t key, run_result_t *res)
+int cand_run_masked(eval_state_t *e, int slot, keystream_key_t key, run_result_t *res)
 {
     poison_outputs(e, slot);
     int rc = prep(e, slot, 1);
@@ -253,9 +261,11 @@ int cand_run_masked(eval_state_t *e, int slot, uint64_t key, run_result_t *res)
         return rc;
     e->cpu_outside_ns += cpu_since_mark(e);
     rc = runner_run_keyed(&e->cand, slot, key, res);
-    if (rc == RUNNER_OK && e->cuda)
+    e->last_snap_ns = 0;
+    if (rc == RUNNER_OK && e->cuda) {
         rc = runner_snap(&e->cand, slot);
-    e->last_snap_ns = e->cand.last_outside_ns;
+        e->last_snap_ns = snap_time(e);
+    }
     if (rc == RUNNER_OK && copy_outputs(e, slot) != 0)
         rc = RUNNER_ERR;
     cpu_since_mark(e);

@@ -278,14 +278,16 @@ int runner_prep(runner_t *r, int slot, int flush)
 
 int runner_run(runner_t *r, int slot, run_result_t *res)
 {
-    return runner_run_keyed(r, slot, 0, res);
+    keystream_key_t none = {0, 0};
+    return runner_run_keyed(r, slot, none, res);
 }
 
-int runner_run_keyed(runner_t *r, int slot, uint64_t key, run_result_t *res)
+int runner_run_keyed(runner_t *r, int slot, keystream_key_t key, run_result_t *res)
 {
-    char args[40], out[256];
-    if (key || r->unmask_pass)
-        snprintf(args, sizeof args, "%d %016llx", slot, (unsigned long long)key);
+    char args[64], out[256], hex[33];
+    keystream_format(key, hex);
+    if (key.k0 || key.k1 || r->unmask_pass)
+        snprintf(args, sizeof args, "%d %s", slot, hex);
     else
         snprintf(args, sizeof args, "%d", slot);
     memset(res, 0, sizeof *res);

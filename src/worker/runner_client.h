@@ -18,6 +18,7 @@
 
 #include "backend/backend.h"
 #include "sandbox/sandbox.h"
+#include "util/keystream.h"
 
 typedef struct runner {
     sandbox_proc_t proc;
@@ -84,10 +85,10 @@ int runner_cmd(runner_t *r, char *out, size_t n, int n_fields, const char *cmd, 
  * snap (cuda: outputs to the host arena). */
 int runner_prep(runner_t *r, int slot, int flush);
 int runner_run(runner_t *r, int slot, run_result_t *res);
-/* run with the inputs' mask removed first (util/keystream.h): key 0 is the
+/* run with the inputs' mask removed first (util/keystream.h): key 0, 0 is the
  * pass that changes nothing, which a device-memory runner does on every run
  * (r->unmask_pass); a masked held-back set's key otherwise. */
-int runner_run_keyed(runner_t *r, int slot, uint64_t key, run_result_t *res);
+int runner_run_keyed(runner_t *r, int slot, keystream_key_t key, run_result_t *res);
 int runner_snap(runner_t *r, int slot);
 
 /* The calling thread's runqueue delay so far (the second field of

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <sched.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "backend/backend.h"
 #include "profile/report.h"
 #include "stats.h"
+#include "util/clock.h"
 #include "validate.h"
 
 double timing_forge_bound(double overhead_p50_ns, int device_memory)
@@ -283,6 +285,19 @@ static int held_back(eval_state_t *e, double median_outside_ns, double median_cp
     return -1;
 }
 
+/* A held-back set's key: from getrandom, never from the worker's generator
+ * (a task with a seed makes that one reproducible); never 0, 0. */
+static void held_key(worker_ctx_t *w, keystream_key_t *key)
+{
+    uint64_t k[2];
+    if (getrandom(k, sizeof k, 0) != (ssize_t)sizeof k) {
+        k[0] = rng_next(&w->rng) ^ (uint64_t)clock_mono_s();
+        k[1] = rng_next(&w->rng);
+    }
+    key->k0 = k[0] | 1;
+    key->k1 = k[1];
+}
+
 /* The held-back sets on device memory, masked (docs/SECURITY.md, "Masked
  * held-back sets"): each fresh set is written XORed with a keystream and
  * uploaded, a timed-style run on a set the kernel has seen follows (the
@@ -313,7 +328,8 @@ static int held_back_masked(eval_state_t *e, const double *out, int reps, json_t
         snprintf(detail, sizeof detail, "fresh set %d of %d (masked)", h + 1, N_HELD);
         eval_progress(e, "held_back", detail, h + 1, N_HELD);
         int set = SET_HELD0 + h;
-        uint64_t key = rng_next(&w->rng) | 1;
+        keystream_key_t key;
+        held_key(w, &key);
         int rc = cand_show_masked(e, set, SLOT_HELD, key);
         if (rc != RUNNER_OK) {
             eval_runner_failure(e, rc, "held-back upload");
@@ -464,8 +480,11 @@ static int judge_timed(eval_state_t *e, json_t *rep, json_t *trust, const sample
      * work to the snap, which the run's clock does not see: so the run's
      * gap plus the snap's excess over the null runner's snap of the same
      * bytes, sampled between the same runs, is held to the same bound,
-     * with TIMING_SNAP_NOISE of the null's snap for the DMA's own noise. */
-    if (e->cuda && judge_snap(e, trust, s, null_gap, bound, msg, sizeof msg) != 0) {
+     * with TIMING_SNAP_NOISE of the null's snap for the DMA's own noise
+     * (both arenas page-locked or both not: a pinned and a pageable copy
+     * are not alike). */
+    if (e->cuda && e->cand.pinned == e->w->null_run.pinned &&
+        judge_snap(e, trust, s, null_gap, bound, msg, sizeof msg) != 0) {
         eval_set_status(e->reply, "invalid", msg);
         return -1;
     }

@@ -181,12 +181,12 @@ int cand_run_exposed(eval_state_t *e, int set, run_result_t *res, double *expose
  * bytes into slot `slot` with every input XORed with key's keystream
  * (util/keystream.h), outputs poisoned, then uploaded; not timed: what the
  * kernel's process holds until the run tells it nothing.  RUNNER_*. */
-int cand_show_masked(eval_state_t *e, int set, int slot, uint64_t key);
+int cand_show_masked(eval_state_t *e, int set, int slot, keystream_key_t key);
 /* Its run: prep (flush), then the run that removes the mask on the device
  * before the timed call (the worker's clock around that command alone is
  * the held-back figure), then the snap and the worker's copy of every
  * output.  RUNNER_*. */
-int cand_run_masked(eval_state_t *e, int slot, uint64_t key, run_result_t *res);
+int cand_run_masked(eval_state_t *e, int slot, keystream_key_t key, run_result_t *res);
 /* The end of a phase: a ping must come back and nothing else (a late
  * forged line shows here).  RUNNER_*. */
 int cand_settle(eval_state_t *e);
