@@ -177,11 +177,18 @@ def main(argv=None):
         torch.backends.cuda.matmul.allow_tf32 = False
         with open(args.prompt_ids) as f:
             ids = [int(t) for t in f.read().split()]
-        model = build_model(args, torch, transformers, dtype, "cpu")
+        # A checkpoint is read before the uid drop (its files may be the
+        # user's alone) and moved to the device after it; random weights are
+        # drawn on the device itself, after the drop: the 4B's 4 billion
+        # draws took over 70 s a side on the GPU host's CPU (stop 24).
+        model = build_model(args, torch, transformers, dtype, "cpu") if args.hf else None
         confine = Confine(args.confine) if args.confine else None
         if confine:
             confine.identity(args.parent)
-        model = model.to(device)          # the device is touched after the uid drop, as the runner does
+        if model is None:
+            with torch.device(device):    # the device is touched after the uid drop, as the runner does
+                model = build_model(args, torch, transformers, dtype, device)
+        model = model.to(device)
         device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         if confine:
             confine.filter(device, fd)
