@@ -37,7 +37,7 @@ int stats_median_settled(const double *v, int n, double rel)
     memcpy(s, v, sizeof(double) * (size_t)n);
     qsort(s, (size_t)n, sizeof *s, cmp_double);
     double half = 0.98 * sqrt((double)n);
-    int j = (int)floor(n / 2.0 - half), k = (int)ceil(n / 2.0 + half);
+    int j = (int)floor(n / 2.0 - half), k = (int)ceil(1 + n / 2.0 + half);
     j = j < 1 ? 1 : j;
     k = k > n ? n : k;
     double med = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);

