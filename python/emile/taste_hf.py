@@ -179,8 +179,9 @@ def main(argv=None):
             ids = [int(t) for t in f.read().split()]
         # A checkpoint is read before the uid drop (its files may be the
         # user's alone) and moved to the device after it; random weights are
-        # drawn on the device itself, after the drop: the 4B's 4 billion
-        # draws took over 70 s a side on the GPU host's CPU (stop 24).
+        # drawn on the device itself, after the drop: on the GPU host the
+        # 4B's transformers sides hit a 70 s limit (stop 24), most likely
+        # in these 4 billion draws on its CPU.
         model = build_model(args, torch, transformers, dtype, "cpu") if args.hf else None
         confine = Confine(args.confine) if args.confine else None
         if confine:
