@@ -244,7 +244,6 @@ double calibrate_sample(worker_ctx_t *w, double *proc_ns, double *snap_ns)
     /* Device memory: and its snap, as the candidate's timed run is
      * followed by one (timing.c counts the snap against the kernel). */
     if (snap_ns && w->backend->device_memory && runner_snap(&w->null_run, 0) == RUNNER_OK)
-        *snap_ns = w->null_run.last_outside_ns -
-                   (w->null_run.last_wait_ns < w->null_run.last_outside_ns ? w->null_run.last_wait_ns : 0);
+        *snap_ns = runner_last_own_ns(&w->null_run);
     return res.outside_ns - res.elapsed_ns;
 }

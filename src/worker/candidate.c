@@ -141,14 +141,6 @@ static int prep(eval_state_t *e, int slot, int flush)
     return RUNNER_OK;
 }
 
-/* The worker's clock around the last command (a snap) less the time the
- * worker itself waited for a core, as the timed runs' clock is read. */
-static double snap_time(const eval_state_t *e)
-{
-    double w = e->cand.last_wait_ns < e->cand.last_outside_ns ? e->cand.last_wait_ns : 0;
-    return e->cand.last_outside_ns - w;
-}
-
 /* The run itself, the outputs' snap (cuda) and, with copy, the worker's
  * own copy of every output, at once. */
 static int run_and_copy(eval_state_t *e, int slot, run_result_t *res, int copy)
@@ -158,7 +150,7 @@ static int run_and_copy(eval_state_t *e, int slot, run_result_t *res, int copy)
     e->last_snap_ns = 0;
     if (rc == RUNNER_OK && e->cuda) {
         rc = runner_snap(&e->cand, slot);
-        e->last_snap_ns = snap_time(e);
+        e->last_snap_ns = runner_last_own_ns(&e->cand);
     }
     if (rc == RUNNER_OK && copy && copy_outputs(e, slot) != 0)
         rc = RUNNER_ERR;
@@ -264,7 +256,7 @@ int cand_run_masked(eval_state_t *e, int slot, keystream_key_t key, run_result_t
     e->last_snap_ns = 0;
     if (rc == RUNNER_OK && e->cuda) {
         rc = runner_snap(&e->cand, slot);
-        e->last_snap_ns = snap_time(e);
+        e->last_snap_ns = runner_last_own_ns(&e->cand);
     }
     if (rc == RUNNER_OK && copy_outputs(e, slot) != 0)
         rc = RUNNER_ERR;

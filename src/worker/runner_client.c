@@ -343,6 +343,11 @@ double runner_self_wait_ns(void)
     return wait;
 }
 
+double runner_last_own_ns(const runner_t *r)
+{
+    return r->last_outside_ns - (r->last_wait_ns < r->last_outside_ns ? r->last_wait_ns : 0);
+}
+
 double runner_cpu_ns(const runner_t *r)
 {
     if (!r->cpu_clock_ok || r->dead)

@@ -91,6 +91,10 @@ int runner_run(runner_t *r, int slot, run_result_t *res);
 int runner_run_keyed(runner_t *r, int slot, keystream_key_t key, run_result_t *res);
 int runner_snap(runner_t *r, int slot);
 
+/* The worker's clock around the last command less the time the worker
+ * itself waited for a core meanwhile (how every timed figure is read). */
+double runner_last_own_ns(const runner_t *r);
+
 /* The calling thread's runqueue delay so far (the second field of
  * /proc/thread-self/schedstat), ns; < 0 when unknown. */
 double runner_self_wait_ns(void);
