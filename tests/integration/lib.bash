@@ -137,7 +137,13 @@ check_not_contains() {
 # FILTER on it is true (an empty or unparsable file fails).
 check_jq() {
   if jq -e -s "length == 1 and (.[0] | ($3))" "$2" >/dev/null 2>&1; then ok "$1"; else
-    not_ok "$1" "jq -e '$3' is false" "on: $(head -c 600 "$2" | tr '\n' ' ')"
+    # A run's iterations, each with its status and error, past the 600
+    # characters of the head (a cook's verdict is what a failure needs).
+    local iters
+    iters=$(jq -c '[.iterations[]? | {iter: .iter, label: .label, status: .status, error: ((.error // "") | .[0:400])}]' "$2" 2>/dev/null \
+            | head -c 3000)
+    [ "$iters" = "[]" ] && iters=
+    not_ok "$1" "jq -e '$3' is false" "on: $(head -c 600 "$2" | tr '\n' ' ')" ${iters:+"iterations: $iters"}
   fi
 }
 
