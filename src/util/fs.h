@@ -10,6 +10,10 @@ char *fs_read_file(const char *path, size_t max_bytes, size_t *len);
 /* All len bytes to fd, through short writes and EINTR; 0, or -1 with
  * errno.  Only write(2): safe in a signal handler and after fork. */
 int fs_write_all(int fd, const void *data, size_t len);
+/* fs_write_all to a pipe whose reader may be gone: -1 with EPIPE then, and
+ * no SIGPIPE, whatever the process's disposition of it (blocked in the
+ * calling thread meanwhile, and a SIGPIPE this write raised taken back). */
+int fs_write_pipe(int fd, const void *data, size_t len);
 /* Write atomically (temp file + rename); 0 or -1 with errno. */
 int fs_write_file(const char *path, const void *data, size_t len);
 int fs_mkdir_p(const char *path, int mode);

@@ -29,9 +29,10 @@ static void close_fd(int *fd)
 void oracle_python_stop(oracle_python_t *o)
 {
     if (o->pid > 0) {
-        /* A polite quit first: torch.compile's workers end with it. */
+        /* A polite quit first: torch.compile's workers end with it.  (The
+         * process may be gone already, killed at a deadline: no SIGPIPE.) */
         if (o->to_fd >= 0)
-            fs_write_all(o->to_fd, "{\"cmd\":\"quit\"}\n", 15);
+            fs_write_pipe(o->to_fd, "{\"cmd\":\"quit\"}\n", 15);
         close_fd(&o->to_fd);
         int st;
         for (int i = 0; i < 50 && waitpid(o->pid, &st, WNOHANG) == 0; i++)
@@ -245,9 +246,9 @@ int oracle_python_call(oracle_python_t *o, json_t *req, double timeout_s, json_t
         snprintf(err, n, "out of memory");
         return ORACLE_PY_FAILED;
     }
-    int wrc = fs_write_all(o->to_fd, text, strlen(text));
+    int wrc = fs_write_pipe(o->to_fd, text, strlen(text));
     free(text);
-    if (wrc != 0 || fs_write_all(o->to_fd, "\n", 1) != 0) {
+    if (wrc != 0 || fs_write_pipe(o->to_fd, "\n", 1) != 0) {
         /* It died before reading: reading to the end finds why. */
         char *line = NULL;
         int rc = read_line(o, 5, &line, err, n);

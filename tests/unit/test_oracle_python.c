@@ -14,10 +14,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -172,6 +174,16 @@ static void hang_is_cut_off(void **state)
     assert_true(clock_mono_s() - t0 < 10);
     assert_contains(err, "gave no answer within 2 s");
     pid_t pid = o.pid;
+    /* Killed, and once all its threads are gone its stdin has no reader
+     * (the pipe's write end polls POLLERR).  Stopping it then, a polite
+     * quit written first, must not raise SIGPIPE at this process (it once
+     * did, when CI was slow enough for the kill to finish first). */
+    struct pollfd pf = {o.to_fd, POLLOUT, 0};
+    for (int i = 0; i < 500 && !(pf.revents & POLLERR); i++) {
+        usleep(10000);
+        assert_int_equal(poll(&pf, 1, 0), 1);
+    }
+    assert_true(pf.revents & POLLERR);
     oracle_python_stop(&o);
     assert_int_equal(kill(pid, 0), -1);                  /* gone, reaped */
     free(arena);

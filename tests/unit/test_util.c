@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,47 @@ static void test_write_all_to_nobody(void **st)
     errno = 0;
     assert_int_equal(fs_write_all(p[1], "x", 1), -1);
     assert_int_equal(errno, EPIPE);
+    close(p[1]);
+    signal(SIGPIPE, old);
+}
+
+/* With SIGPIPE at its default (death), a write to a pipe nobody reads is
+ * EPIPE and the process lives; nothing is left pending, the mask is as it
+ * was; a SIGPIPE already pending before the write is left pending. */
+static void test_write_pipe_to_nobody(void **st)
+{
+    (void)st;
+    void (*old)(int) = signal(SIGPIPE, SIG_DFL);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    close(p[0]);
+    errno = 0;
+    assert_int_equal(fs_write_pipe(p[1], "x", 1), -1);
+    assert_int_equal(errno, EPIPE);
+    sigset_t set;
+    sigpending(&set);
+    assert_false(sigismember(&set, SIGPIPE));
+    pthread_sigmask(SIG_BLOCK, NULL, &set);
+    assert_false(sigismember(&set, SIGPIPE));
+    /* One the caller had blocked and pending stays theirs. */
+    sigset_t pipe_only, before;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &before);
+    raise(SIGPIPE);
+    assert_int_equal(fs_write_pipe(p[1], "y", 1), -1);
+    sigpending(&set);
+    assert_true(sigismember(&set, SIGPIPE));
+    signal(SIGPIPE, SIG_IGN);                 /* discards the pending one */
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
+    close(p[1]);
+    /* And to a pipe someone reads, it writes. */
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(fs_write_pipe(p[1], "ok", 2), 0);
+    char buf[3] = "";
+    assert_int_equal(read(p[0], buf, 2), 2);
+    assert_string_equal(buf, "ok");
+    close(p[0]);
     close(p[1]);
     signal(SIGPIPE, old);
 }
@@ -131,6 +173,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_all_through_a_pipe),
         cmocka_unit_test(test_write_all_to_nobody),
+        cmocka_unit_test(test_write_pipe_to_nobody),
         cmocka_unit_test(test_mono_after),
         cmocka_unit_test(test_child_call),
     };
