@@ -66,16 +66,36 @@ static char *redact(const char *text, size_t *len)
     return out;
 }
 
-/* Length of a valid UTF-8 sequence at p (at most left bytes), 0 if none. */
-static size_t utf8_len(const unsigned char *p, size_t left)
+/* The code point of the shortest-form UTF-8 sequence at p (at most left
+ * bytes) and its length, or 0: overlong forms, surrogates and anything
+ * above U+10FFFF are not UTF-8 (and jansson refuses them: a reply whose
+ * error held one said "error": null). */
+static size_t utf8_decode(const unsigned char *p, size_t left, unsigned *cp)
 {
-    size_t need = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2 : 0;
+    size_t need = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 && p[0] < 0xf0 ? 3 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2 : 0;
     if (need == 0 || need > left)
         return 0;
-    for (size_t i = 1; i < need; i++)
+    unsigned v = p[0] & (need == 2 ? 0x1f : need == 3 ? 0x0f : 0x07);
+    for (size_t i = 1; i < need; i++) {
         if ((p[i] & 0xc0) != 0x80)
             return 0;
+        v = v << 6 | (p[i] & 0x3f);
+    }
+    if ((need == 3 && v < 0x800) || (need == 4 && (v < 0x10000 || v > 0x10ffff)) || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
     return need;
+}
+
+/* Valid, and still not to be shown as it is: the C1 controls (U+009B
+ * starts an escape sequence on terminals that take 8-bit controls, U+0085
+ * is a newline), the line and paragraph separators, the marks and
+ * overrides that reorder text (a fake "valid" could be spelled backwards),
+ * the invisible joiners and the byte-order mark. */
+static int hidden_code_point(unsigned v)
+{
+    return (v >= 0x80 && v <= 0x9f) || v == 0x061c || (v >= 0x200b && v <= 0x200f) || (v >= 0x2028 && v <= 0x202e) ||
+           (v >= 0x2060 && v <= 0x2069) || v == 0xfeff || (v >= 0xfff9 && v <= 0xfffb);
 }
 
 char *output_filter(const char *text, size_t len, size_t cap, int flags)
@@ -102,10 +122,15 @@ char *output_filter(const char *text, size_t len, size_t cap, int flags)
             i++;
             continue;
         }
-        size_t ul = c >= 0x80 ? utf8_len(u + i, n - i) : 0;
+        unsigned cp = 0;
+        size_t ul = c >= 0x80 ? utf8_decode(u + i, n - i, &cp) : 0;
         if (ul > 0) {
-            memcpy(esc + m, u + i, ul);
-            m += ul;
+            if (hidden_code_point(cp)) {
+                m += (size_t)sprintf(esc + m, "\\u%04X", cp);     /* 6 bytes for 2 or 3 */
+            } else {
+                memcpy(esc + m, u + i, ul);
+                m += ul;
+            }
             i += ul;
             continue;
         }

@@ -8,7 +8,10 @@
  *      "[redacted NAME]" -- the sandbox never hands them to the child, this
  *      is the second line;
  *   2. control characters (all but newline and tab, optionally those too)
- *      and bytes that are not UTF-8 become \xNN;
+ *      and bytes that are not shortest-form UTF-8 become \xNN; characters
+ *      a terminal or an editor would act on or hide (C1 controls, line
+ *      separators, bidirectional marks and overrides, zero-width ones)
+ *      become \uXXXX.  So the result is always valid UTF-8;
  *   3. the result is cut to cap bytes, keeping the head or the tail, with a
  *      note of what was cut.
  */

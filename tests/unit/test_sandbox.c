@@ -44,6 +44,8 @@
 #include <sys/shm.h>
 #include <sys/syscall.h>
 
+#include <jansson.h>
+
 #include "util/fs.h"
 #include "sandbox/landlock.h"
 #include "sandbox/output_filter.h"
@@ -620,6 +622,29 @@ static void test_output_filter(void **state)
     unsetenv("EMILE_TEST_PLAIN");
 }
 
+/* What a kernel prints cannot act on a terminal or blank its own error:
+ * C1 controls, separators and bidirectional overrides are shown as
+ * \uXXXX; overlong forms, surrogates and code points past U+10FFFF byte
+ * by byte; ordinary non-ASCII text stays; the result is always UTF-8 that
+ * jansson takes. */
+static void test_output_filter_unicode(void **state)
+{
+    (void)state;
+    const char *in = "ok \xc2\x9b" "2J \xc2\x85" "x \xe2\x80\xa8" "y \xe2\x80\xae" "dilav "
+                     "\xe2\x81\xa6" "z \xef\xbb\xbf" "w \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 "
+                     "\xc0\xaf \xe0\x80\xaf \xed\xa0\x80 \xf4\x90\x80\x80 \xf0\x80\x80\xaf end";
+    char *out = output_filter(in, strlen(in), 0, OUTPUT_KEEP_HEAD);
+    assert_non_null(out);
+    assert_string_equal(out, "ok \\u009B2J \\u0085x \\u2028y \\u202Edilav \\u2066z \\uFEFFw "
+                             "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 "
+                             "\\xc0\\xaf \\xe0\\x80\\xaf \\xed\\xa0\\x80 \\xf4\\x90\\x80\\x80 "
+                             "\\xf0\\x80\\x80\\xaf end");
+    json_t *j = json_string(out);
+    assert_non_null(j);
+    json_decref(j);
+    free(out);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--scrub-child") == 0)
@@ -635,6 +660,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_child_file_system_view),
         cmocka_unit_test(test_seccomp_denials),
         cmocka_unit_test(test_output_filter),
+        cmocka_unit_test(test_output_filter_unicode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
