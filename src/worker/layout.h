@@ -28,6 +28,8 @@ typedef struct slot_layout {
     size_t off[OP_MAX_TENSORS];   /* tensor data (guard before and after) */
     size_t snap[OP_MAX_TENSORS];  /* outputs: snapshot incl. guards */
     size_t begin, end;            /* tensors and guards: what an upload copies */
+    double input_scale;           /* the draw's spread over the tensors' own (0: 1);
+                                     the small set's is wider (task_state.c) */
 } slot_layout_t;
 
 typedef struct arena_layout {

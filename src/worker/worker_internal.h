@@ -85,6 +85,7 @@ struct worker_ctx {
     json_t *oracle_check;
     input_set_t sets[N_SETS];
     int sets_kept;                    /* the kept sets answered for this task */
+    char small_note[160];             /* why the small set is not drawn wide ("": it is) */
     calib_t calib;
     /* The null runner, kept for the task: the yardstick, sampled again
      * between the candidate's timed runs (the load of the moment). */
