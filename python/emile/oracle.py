@@ -112,18 +112,19 @@ class Oracle:
         self.note = (f" (the reference may use memory_limit_mb = {mb:g} MB beyond Python and torch: "
                      "raise memory_limit_mb in the task, or make the sizes smaller)")
 
-    def _abi(self, model, inputs, outs):
-        """The ABI's tensors: inputs, then state_dict, then outputs."""
+    def _abi(self, state, inputs, outs):
+        """The ABI's tensors: inputs, then state_dict (state: as _run_set
+        took it, before the forward), then outputs."""
         taken = set()
         entries = []
         for name, t in zip(self.problem.input_names(len(inputs)), inputs):
             entries.append({"name": P._ident(name, taken), "role": "input", "key": name, "t": t})
-        for key, t in self.problem.state_tensors(model):
+        for key, t, is_param in state:
             if t.dtype not in P.DTYPE_NAMES:
                 raise P.ProblemError(f"{self.problem.filename}: the model's {key} is {t.dtype}, which the "
                                      "kernel ABI cannot carry")
-            role = "parameter" if isinstance(t, torch.nn.Parameter) else "buffer"
-            entries.append({"name": P._ident(key, taken), "role": role, "key": key, "t": t.detach()})
+            role = "parameter" if is_param else "buffer"
+            entries.append({"name": P._ident(key, taken), "role": role, "key": key, "t": t})
         names = ["out"] if len(outs) == 1 else [f"out{i}" for i in range(len(outs))]
         for name, t in zip(names, outs):
             entries.append({"name": P._ident(name, taken), "role": "output", "key": name, "t": t})
@@ -138,18 +139,23 @@ class Oracle:
         return entries
 
     def _run_set(self, seed):
-        """Model, inputs and outputs of one set under seed."""
+        """Model, inputs, outputs and state of one set under seed.  The
+        inputs and the state (key, tensor, is a parameter) are as they were
+        before the forward, which may change them in place (an in-place
+        activation on its input, a BatchNorm's running statistics in train
+        mode): the kernel is given what the forward was given."""
         pr = self.problem
         model, init_args = pr.build_model(seed, self.note)
         inputs = pr.draw_inputs(seed ^ 0x1F1F, self.note)
+        state = [(k, t.detach().clone(), isinstance(t, torch.nn.Parameter)) for k, t in pr.state_tensors(model)]
         outs = pr.forward(model, inputs, self.note)
-        return model, init_args, inputs, outs
+        return model, init_args, inputs, outs, state
 
     def _shapes(self, constants, seed):
         self.problem.set_constants(constants)
         try:
-            model, _, inputs, outs = self._run_set(seed)
-            return [list(e["t"].shape) for e in self._abi(model, inputs, outs)]
+            _, _, inputs, outs, state = self._run_set(seed)
+            return [list(e["t"].shape) for e in self._abi(state, inputs, outs)]
         finally:
             self.problem.set_constants(self.problem.base)
 
@@ -243,13 +249,17 @@ class Oracle:
         pr = self.problem
         seed = int(req.get("seed", 1))
         t0 = time.perf_counter()
-        model, init_args, inputs, outs = self._run_set(seed)
+        model, init_args, inputs, outs, state = self._run_set(seed)
         forward_s = time.perf_counter() - t0
         dtype = P.DTYPE_NAMES[pr.dtype] if pr.dtype else next(
             (P.DTYPE_NAMES[x.dtype] for x in list(inputs) + outs if x.is_floating_point()), "f32")
         # The task's tolerance when it sets one, else its dtype's default.
         tol = float(req.get("tolerance") or (req.get("tolerances") or {}).get(dtype) or 1e-4)
         structure = pr.last_structure      # for model_new.py
+        for i, o in enumerate(outs):
+            if o.is_floating_point() and not bool(torch.isfinite(o).all()):
+                raise P.ProblemError(f"{pr.filename}: Model.forward left NaN or Inf in output {i}"
+                                     f"{pr.redraw_note}")
         # The same inputs again: a reference that changes its answer cannot
         # be an oracle (the bound of a candidate's repeated run: tol / 4).
         outs2 = pr.forward(model, inputs, self.note)
@@ -266,9 +276,6 @@ class Oracle:
                     f"by {err:.3g} in output {i} (bound {tol / 4:.3g}, a quarter of the tolerance); this "
                     "reference cannot be an oracle (dropout or another random op in forward? an atomic "
                     "reduction?)")
-        for i, o in enumerate(outs):
-            if o.is_floating_point() and not bool(torch.isfinite(o).all()):
-                raise P.ProblemError(f"{pr.filename}: Model.forward left NaN or Inf in output {i}")
         # get_inputs() twice: the same shapes and dtypes, or no fixed op.
         again = pr.draw_inputs(seed ^ 0x2E2E, self.note)
         if [(tuple(x.shape), x.dtype) for x in again] != [(tuple(x.shape), x.dtype) for x in inputs]:
@@ -277,10 +284,10 @@ class Oracle:
             raise P.ProblemError(f"{pr.filename}: get_inputs() returned different shapes or dtypes on two "
                                  f"calls ({first} then {second}): the sizes must come from the module's "
                                  "constants, not from the random draw")
-        entries = self._abi(model, inputs, outs)
+        entries = self._abi(state, inputs, outs)
         base_shapes = [list(e["t"].shape) for e in entries]
         self.exprs = self._infer_exprs(base_shapes, seed) if pr.vary else [[None] * len(s) for s in base_shapes]
-        n_flops, flops_how = flop_count.count(model, inputs)
+        n_flops, flops_how = flop_count.count(model, [x.clone() for x in inputs])
         tensors = []
         for e, forms in zip(entries, self.exprs):
             t = e["t"]
@@ -311,8 +318,8 @@ class Oracle:
         """The fitted shape expressions, found once per process (a worker's
         oracle fills sets without having described the problem)."""
         if self.exprs is None and self.problem.vary:
-            model, _, inputs, outs = self._run_set(seed)
-            base_shapes = [list(e["t"].shape) for e in self._abi(model, inputs, outs)]
+            _, _, inputs, outs, state = self._run_set(seed)
+            base_shapes = [list(e["t"].shape) for e in self._abi(state, inputs, outs)]
             self.exprs = self._infer_exprs(base_shapes, seed)
 
     def _solve_constants(self, shapes):
@@ -350,8 +357,8 @@ class Oracle:
         if consts:
             pr.set_constants(consts)
         try:
-            model, _, inputs, outs = self._run_set(int(req["seed"]))
-            entries = self._abi(model, inputs, outs)
+            _, _, inputs, outs, state = self._run_set(int(req["seed"]))
+            entries = self._abi(state, inputs, outs)
         finally:
             pr.set_constants(pr.base)
         if len(entries) != len(want):
@@ -366,7 +373,8 @@ class Oracle:
                 raise P.ProblemError(f"{pr.filename}: {e['role']} {e['key']} has shape {got} in this set{which}, "
                                      f"where the task needs {list(w['shape'])}")
             if e["role"] == "output" and t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise P.ProblemError(f"{pr.filename}: Model.forward left NaN or Inf in {e['key']}")
+                raise P.ProblemError(f"{pr.filename}: Model.forward left NaN or Inf in {e['key']}"
+                                     f"{pr.redraw_note}")
             raw = t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
             if raw.numel() != int(w["bytes"]):
                 raise P.ProblemError(f"{pr.filename}: {e['key']} is {P.DTYPE_NAMES.get(t.dtype)} "

@@ -100,6 +100,7 @@ class Problem:
 
     def __init__(self, source, filename, device="cpu", dtype=None):
         self.filename = filename
+        self.redraw_note = ""
         self.device = torch.device(device)
         self.module = types.ModuleType("emile_problem")
         self.module.__file__ = filename
@@ -223,7 +224,10 @@ class Problem:
         """Model(*get_init_inputs()) under seed, on the device, floating
         parameters in the task's dtype.  A floating parameter its constructor
         left at one value (a norm's ones, a zero bias) is redrawn around that
-        value, so that a kernel that ignores it cannot pass."""
+        value, so that a kernel that ignores it cannot pass: zero plus
+        N(0, 0.5^2); any other value c times U(0.75, 1.25), which keeps its
+        sign (a forward may take the square root of a scale its constructor
+        set to ones)."""
         self.seed(seed)
         args = self.init_inputs()
         try:
@@ -237,11 +241,21 @@ class Problem:
         except BaseException as e:
             raise raised(e, self.filename, f"moving the model to {self.device}", memory_note) from None
         gen = torch.Generator(device="cpu").manual_seed(seed ^ 0x5EED)
+        redrawn = []
         with torch.no_grad():
-            for p in model.parameters():
+            for name, p in model.named_parameters():
                 if p.is_floating_point() and p.numel() > 1 and bool((p == p.flatten()[0]).all()):
-                    noise = torch.randn(p.shape, generator=gen, dtype=torch.float32) * 0.5
-                    p.add_(noise.to(p.device, p.dtype))
+                    c = float(p.flatten()[0])
+                    if c == 0:
+                        noise = torch.randn(p.shape, generator=gen, dtype=torch.float32) * 0.5
+                        p.add_(noise.to(p.device, p.dtype))
+                    else:
+                        u = torch.rand(p.shape, generator=gen, dtype=torch.float32) * 0.5 + 0.75
+                        p.mul_(u.to(p.device, p.dtype))
+                    redrawn.append(f"{name} (all {c:g})")
+        self.redraw_note = (f" (Emile redrew the parameters its constructor left at one value, so that a kernel "
+                            f"that ignores them cannot pass: {', '.join(redrawn[:4])}, each 0 + N(0, 0.25) or "
+                            "c * U(0.75, 1.25); is the forward defined for those?)") if redrawn else ""
         return model, args
 
     def draw_inputs(self, seed, memory_note=""):
@@ -282,7 +296,7 @@ class Problem:
         """model(*inputs) without autograd; the outputs as a list of dense tensors."""
         try:
             with torch.no_grad():
-                r = model(*inputs)
+                r = model(*[x.clone() for x in inputs])     # the inputs stay as drawn
         except BaseException as e:
             raise raised(e, self.filename, "Model.forward", memory_note) from None
         self.last_structure = self.structure(r)
@@ -293,6 +307,11 @@ class Problem:
             outs = [r]
         elif isinstance(r, (list, tuple)) and r and all(isinstance(x, torch.Tensor) for x in r):
             outs = list(r)
+        elif isinstance(r, (list, tuple)) and r:
+            i, x = next((i, x) for i, x in enumerate(r) if not isinstance(x, torch.Tensor))
+            raise ProblemError(f"{self.filename}: Model.forward returned a {type(r).__name__} whose element {i} "
+                               f"is a {type(x).__name__}: the kernel ABI's outputs are tensors (return "
+                               f"torch.tensor(...) for a number, or leave it out)")
         else:
             raise ProblemError(f"{self.filename}: Model.forward returned a {type(r).__name__}: the kernel "
                                "ABI's outputs are tensors (return a tensor or a tuple of tensors)")

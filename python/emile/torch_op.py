@@ -141,12 +141,19 @@ class KernelOp:
                              f"tensors are on {device}")
         return params
 
-    def empty_outputs(self, inputs, params):
+    def empty_outputs(self, inputs, params, for_kernel=False):
+        """The outputs as the caller gets them (a "scalar" one 0-d), or
+        as the kernel writes them (shape [1])."""
         dev = inputs[0].device
-        return [torch.empty(s, dtype=TORCH_DTYPES[t["dtype"]], device=dev)
+        return [torch.empty([] if t.get("scalar") and not for_kernel else s, dtype=TORCH_DTYPES[t["dtype"]],
+                            device=dev)
                 for t, s in zip(self.outputs, self.output_shapes(params))]
 
     def __call__(self, *inputs):
+        # A "scalar" tensor is 0-d in PyTorch (a loss, a BatchNorm's
+        # num_batches_tracked) and shape [1] to the kernel.
+        inputs = [x.reshape(1) if t.get("scalar") and isinstance(x, torch.Tensor) and x.dim() == 0 else x
+                  for t, x in zip(self.inputs, inputs)] + list(inputs[len(self.inputs):])
         # The signature: everything the checks and the descriptors depend
         # on (the strides: a non-contiguous input is copied, and its copy's
         # strides are the plan's).
@@ -158,7 +165,8 @@ class KernelOp:
             plan = _Plan(self, [x.contiguous() for x in inputs], params)
             if len(self._plans) < 256:       # a bound for callers of ever new shapes
                 self._plans[key] = plan
-        return plan.run(self, inputs)
+        outs = plan.run(self, inputs)
+        return [o.reshape(()) if t.get("scalar") else o for t, o in zip(self.outputs, outs)]
 
     def launch(self, xs, outs, params):
         """The kernel on dense tensors the caller checked and allocated."""
@@ -179,7 +187,7 @@ class _Plan:
 
     def __init__(self, op, xs, params, outs=None):
         if outs is None:
-            outs = op.empty_outputs(xs, params)
+            outs = op.empty_outputs(xs, params, for_kernel=True)
         self.device = xs[0].device
         self.cuda = xs[0].is_cuda
         self.out_shapes = [(list(o.shape), o.dtype) for o in outs]

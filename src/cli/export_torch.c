@@ -45,9 +45,11 @@ static json_t *op_spec(const task_t *t, const char *opname, long long run, const
         json_t *shape = json_array();
         for (int d = 0; d < ts->ndim; d++)
             json_array_append_new(shape, json_string(ts->shape[d]));
-        json_array_append_new(tensors, json_pack("{sssossso}", "name", ts->name, "shape", shape, "dtype",
-                                                 dtype_name(op_tensor_dtype(&t->op, k, t->dtype)), "output",
-                                                 json_boolean(ts->is_output)));
+        json_t *tj = json_pack("{sssossso}", "name", ts->name, "shape", shape, "dtype",
+                               dtype_name(op_tensor_dtype(&t->op, k, t->dtype)), "output", json_boolean(ts->is_output));
+        if (ts->scalar)
+            json_object_set_new(tj, "scalar", json_true());     /* 0-d in PyTorch, [1] to the kernel */
+        json_array_append_new(tensors, tj);
     }
     for (int i = 0; i < t->params.n; i++)
         json_object_set_new(params, t->params.names[i], json_real(t->params.values[i]));

@@ -282,6 +282,8 @@ json_t *op_to_json(const op_t *op)
             json_object_set_new(tj, "init_std", json_real(ts->init_std));
         if (ts->range[0] && ts->range[1])
             json_object_set_new(tj, "range", json_pack("[ss]", ts->range[0], ts->range[1]));
+        if (ts->scalar)
+            json_object_set_new(tj, "scalar", json_true());
         json_array_append_new(tensors, tj);
     }
     json_object_set_new(j, "tensors", tensors);

@@ -30,6 +30,9 @@ typedef struct op_tensor {
     char *range[2];                /* integer inputs: drawn uniformly in [lo, hi]
                                       (expressions of the params), e.g. a position
                                       a kernel reads from device memory; NULL: normal */
+    int scalar;                    /* a 0-d tensor of the user's world (a PyTorch
+                                      loss, a BatchNorm's num_batches_tracked): shape
+                                      [1] to the kernel, 0-d again in an export */
 } op_tensor_t;
 
 typedef struct op_params {

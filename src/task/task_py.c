@@ -127,6 +127,8 @@ static json_t *custom_op_json(const task_t *t, const json_t *desc, char *err, si
         json_object_set(tj, "shape", json_object_get(v, "shape_expr"));
         if (is_output(v))
             json_object_set_new(tj, "output", json_true());
+        if (json_is_true(json_object_get(v, "scalar")))
+            json_object_set_new(tj, "scalar", json_true());
         const char *dt = json_string_value(json_object_get(v, "dtype"));
         if (dt && dtype_from_name(dt) != t->dtype)
             json_object_set_new(tj, "dtype", json_string(dt));

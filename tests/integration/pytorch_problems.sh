@@ -101,6 +101,41 @@ run "$EMILE" profile "$D/fused_rows.py" "$D/fused_rows.c" --json
 check_jq "a problem no builtin op fits stays user-defined (no float64 check)" "$OUT_F" \
   '.status == "valid" and .oracle.checked == false'
 
+# ---- the kernel is given what the forward read (issue 11: a red-team of KernelBench problems) ----
+run "$EMILE" profile "$D/inplace_affine.py" "$D/inplace_affine.c" --json
+check_jq "a forward that changes its input in place: the right kernel is valid" "$OUT_F" '.status == "valid"'
+run "$EMILE" profile "$D/inplace_affine.py" "$D/inplace_copy.c" --json
+check_jq "...and a copy of its input, which matched the input the forward left, is invalid" "$OUT_F" \
+  '.status == "invalid" and (.error | contains("out off by"))'
+run "$EMILE" profile "$D/sqrt_scale.py" "$D/sqrt_scale.c" --json
+check_jq "a parameter set to ones under a square root: redrawn keeping its sign, the kernel valid" "$OUT_F" \
+  '.status == "valid"'
+bad "a forward that returns a number" "returned a tuple whose element 1 is a float" "$D/returns_float.py"
+
+# ---- 0-d tensors (a loss, num_batches_tracked): [1] to the kernel, 0-d in the export ----
+# The op has no builtin ladder: a root whose kernels/ adds tests/data/pytorch/ladders/bn_mse.
+ROOT2=$IT_TMP/root
+mkdir -p "$ROOT2/kernels"
+for f in "$IT_ROOT"/*; do [ "$(basename "$f")" = kernels ] || ln -s "$f" "$ROOT2/"; done
+for f in "$IT_ROOT"/kernels/*; do ln -s "$f" "$ROOT2/kernels/"; done
+ln -s "$D/ladders/bn_mse" "$ROOT2/kernels/bn_mse"
+BS=$IT_TMP/bn_mse.db
+run env EMILE_ROOT="$ROOT2" "$EMILE" cook "$D/bn_mse.py" --max-iters 1 --confirm 0 --store "$BS"
+check_rc "bn_mse.py (a 0-d loss, a 0-d buffer) cooks (exit 0)" 0
+run "$EMILE" show 1 --json --store "$BS"
+check_jq "bn_mse.py: the loss and num_batches_tracked are scalar tensors of shape [1]; the rung is valid" "$OUT_F" \
+  '([.task.op.tensors[] | select(.scalar == true) | .name] | sort) == ["bn_num_batches_tracked", "out"]
+   and ([.task.op.tensors[] | select(.scalar == true) | .shape] | unique) == [["1"]]
+   and .iterations[1].status == "valid"'
+EXP2=$IT_TMP/export_bn_mse
+run "$EMILE" export 1 "$EXP2" --store "$BS"
+check_rc "bn_mse.py: export exits 0" 0
+check_jq "bn_mse.py: op.json marks the scalars" "$EXP2/emile_bn_mse/op.json" \
+  '[.tensors[] | select(.scalar == true) | .name] | sort == ["bn_num_batches_tracked", "out"]'
+run env TORCHINDUCTOR_CACHE_DIR="$IT_TMP/inductor" "$PY" "$IT_ROOT/tests/python/check_export.py" "$EXP2"
+check_rc "bn_mse.py: ModelNew takes the 0-d buffer and returns a 0-d loss (tests/python/check_export.py)" 0
+check_contains "bn_mse.py: ModelNew matches Model" "$OUT_F" "ok - ModelNew matches Model within the tolerance"
+
 # ---- an op without a builtin ladder: the reference is measured, then the agent says why it stops ----
 NS=$IT_TMP/noisy.db
 run "$EMILE" cook "$D/noisy_user_op.py" --max-iters 3 --store "$NS"

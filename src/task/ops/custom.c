@@ -130,6 +130,13 @@ int op_from_json(const json_t *j, op_t *out, char *err, size_t errlen)
                 return bad(err, errlen, "unknown tensor dtype", dt);
             }
         }
+        if (json_is_true(json_object_get(tj, "scalar"))) {
+            if (ts->ndim != 1 || strcmp(ts->shape[0], "1") != 0) {
+                op_free(out);
+                return bad(err, errlen, "a \"scalar\" tensor has the shape [1]", tname);
+            }
+            ts->scalar = 1;
+        }
         json_t *std = json_object_get(tj, "init_std");
         if (std)
             ts->init_std = json_number_value(std);
