@@ -41,6 +41,16 @@ static void usage(FILE *f)
             "        copy's index with --workers N)\n");
 }
 
+/* "--help" or "-h" among a command's arguments: the usage, on stdout, and
+ * exit 0 (serve and taste print their own). */
+static int wants_help(int n, char **rest)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(rest[i], "--help") || !strcmp(rest[i], "-h"))
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -50,6 +60,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     int n = argc - 2;
     char **rest = argv + 2;
+    if (strcmp(cmd, "serve") && strcmp(cmd, "taste") && wants_help(n, rest)) {
+        usage(stdout);
+        return 0;
+    }
     if (!strcmp(cmd, "cook")) return cmd_cook(n, rest);
     if (!strcmp(cmd, "resume")) return cmd_resume(n, rest);
     if (!strcmp(cmd, "profile")) return cmd_profile(n, rest);

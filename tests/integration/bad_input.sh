@@ -191,6 +191,12 @@ check_contains "unknown command: usage follows" "$ERR_F" "usage: emile COMMAND"
 check_eq "unknown command: nothing on stdout" "" "$(head -c 300 "$OUT_F")"
 no_run "unknown command"
 
+for c in cook profile show export; do
+  run "$EMILE" $c --help
+  check_rc "$c --help: exit 0" 0
+  check_contains "$c --help: the usage on stdout" "$OUT_F" "usage: emile COMMAND"
+done
+
 next_store
 reject "unknown option" 2 "unknown option '--frob'" "$EMILE" cook "${SMALL[@]}" --reference "$REF" --frob 3 --store "$CS"
 next_store
