@@ -326,8 +326,12 @@ class Problem:
         return "tensor" if isinstance(r, torch.Tensor) else type(r).__name__
 
     def state_tensors(self, model):
-        """(key, tensor) of the state_dict, in its order."""
-        return [(k, v) for k, v in model.state_dict(keep_vars=True).items() if isinstance(v, torch.Tensor)]
+        """(key, tensor) of the state_dict, in its order, then the buffers
+        it leaves out (registered with persistent=False: a mask, a table
+        the forward reads all the same)."""
+        sd = model.state_dict(keep_vars=True)
+        return ([(k, v) for k, v in sd.items() if isinstance(v, torch.Tensor)] +
+                [(k, v) for k, v in model.named_buffers() if k not in sd])
 
     def input_names(self, n):
         try:

@@ -111,6 +111,9 @@ run "$EMILE" profile "$D/sqrt_scale.py" "$D/sqrt_scale.c" --json
 check_jq "a parameter set to ones under a square root: redrawn keeping its sign, the kernel valid" "$OUT_F" \
   '.status == "valid"'
 bad "a forward that returns a number" "returned a tuple whose element 1 is a float" "$D/returns_float.py"
+run "$EMILE" profile "$D/nonpersistent_mask.py" "$D/nonpersistent_mask.c" --json
+check_jq "a buffer state_dict leaves out (persistent=False) reaches the kernel, after the state" "$OUT_F" \
+  '.status == "valid"'
 
 # ---- 0-d tensors (a loss, num_batches_tracked): [1] to the kernel, 0-d in the export ----
 # The op has no builtin ladder: a root whose kernels/ adds tests/data/pytorch/ladders/bn_mse.
