@@ -252,7 +252,7 @@ class Oracle:
         model, init_args, inputs, outs, state = self._run_set(seed)
         forward_s = time.perf_counter() - t0
         dtype = P.DTYPE_NAMES[pr.dtype] if pr.dtype else next(
-            (P.DTYPE_NAMES[x.dtype] for x in list(inputs) + outs if x.is_floating_point()), "f32")
+            (P.DTYPE_NAMES[x.dtype] for x in list(inputs) + outs if x.is_floating_point() and x.dim()), "f32")
         # The task's tolerance when it sets one, else its dtype's default.
         tol = float(req.get("tolerance") or (req.get("tolerances") or {}).get(dtype) or 1e-4)
         structure = pr.last_structure      # for model_new.py
@@ -287,7 +287,7 @@ class Oracle:
         entries = self._abi(state, inputs, outs)
         base_shapes = [list(e["t"].shape) for e in entries]
         self.exprs = self._infer_exprs(base_shapes, seed) if pr.vary else [[None] * len(s) for s in base_shapes]
-        n_flops, flops_how = flop_count.count(model, [x.clone() for x in inputs])
+        n_flops, flops_how = flop_count.count(model, pr.call_args([x.clone() for x in inputs]))
         tensors = []
         for e, forms in zip(entries, self.exprs):
             t = e["t"]
@@ -390,7 +390,7 @@ class Oracle:
         seeds = [int(s) for s in req.get("seeds", [1, 2])]
         rng = random.Random(seeds[0])
         model, _ = pr.build_model(seeds[0], self.note)
-        sets = [pr.draw_inputs(s ^ 0x1F1F, self.note) for s in seeds]
+        sets = [pr.call_args(pr.draw_inputs(s ^ 0x1F1F, self.note)) for s in seeds]
 
         def eager(*xs):
             return model(*xs)

@@ -270,11 +270,20 @@ class Problem:
             raise ProblemError(f"{self.filename}: get_inputs() returned a {type(r).__name__}, not a list "
                                "of tensors")
         out = []
+        self.py_scalars = {}
         for i, x in enumerate(r):
+            if type(x) in (int, float):
+                # A number (KernelBench's `s = 3.14`): a 0-d tensor to the
+                # kernel (f32 or i64, shape [1] in the ABI), the number
+                # itself to the forward (call_args).
+                self.py_scalars[i] = type(x)
+                x = torch.tensor(x, dtype=torch.float32 if type(x) is float else torch.int64)
+                out.append(x.to(self.device))
+                continue
             if not isinstance(x, torch.Tensor):
                 raise ProblemError(f"{self.filename}: get_inputs() returned a {type(x).__name__} at position "
-                                   f"{i}: every input must be a torch.Tensor (the kernel ABI passes tensors; "
-                                   "the constructor's arguments go in get_init_inputs())")
+                                   f"{i}: every input must be a torch.Tensor or a number (the kernel ABI passes "
+                                   "tensors; the constructor's arguments go in get_init_inputs())")
             if x.dtype not in DTYPE_NAMES:
                 raise ProblemError(f"{self.filename}: input {i} of get_inputs() is {x.dtype}, which the kernel "
                                    "ABI cannot carry (f32, f16, bf16, f64, i32, i64)")
@@ -292,11 +301,17 @@ class Problem:
             raise ProblemError(f"{self.filename}: get_inputs() returned no tensors")
         return out
 
+    def call_args(self, inputs):
+        """The forward's arguments for drawn inputs: the numbers get_inputs()
+        gave back as numbers (of the value the kernel sees)."""
+        scal = getattr(self, "py_scalars", {})
+        return [scal[i](x.item()) if i in scal else x for i, x in enumerate(inputs)]
+
     def forward(self, model, inputs, memory_note=""):
         """model(*inputs) without autograd; the outputs as a list of dense tensors."""
         try:
             with torch.no_grad():
-                r = model(*[x.clone() for x in inputs])     # the inputs stay as drawn
+                r = model(*self.call_args([x.clone() for x in inputs]))     # the inputs stay as drawn
         except BaseException as e:
             raise raised(e, self.filename, "Model.forward", memory_note) from None
         self.last_structure = self.structure(r)

@@ -141,6 +141,15 @@ class KernelOp:
                              f"tensors are on {device}")
         return params
 
+    def tensors(self, inputs):
+        """The inputs with a number where a "scalar" input is (get_inputs'
+        `s = 3.14`) made a 0-d tensor of its dtype, on the device of the
+        first tensor: the registered op's schema takes tensors."""
+        dev = next((x.device for x in inputs if isinstance(x, torch.Tensor)), torch.device("cpu"))
+        return [torch.tensor(x, dtype=TORCH_DTYPES[t["dtype"]], device=dev)
+                if t.get("scalar") and isinstance(x, (int, float)) else x
+                for t, x in zip(self.inputs, inputs)] + list(inputs[len(self.inputs):])
+
     def empty_outputs(self, inputs, params, for_kernel=False):
         """The outputs as the caller gets them (a "scalar" one 0-d), or
         as the kernel writes them (shape [1])."""
@@ -153,7 +162,7 @@ class KernelOp:
         # A "scalar" tensor is 0-d in PyTorch (a loss, a BatchNorm's
         # num_batches_tracked) and shape [1] to the kernel.
         inputs = [x.reshape(1) if t.get("scalar") and isinstance(x, torch.Tensor) and x.dim() == 0 else x
-                  for t, x in zip(self.inputs, inputs)] + list(inputs[len(self.inputs):])
+                  for t, x in zip(self.inputs, self.tensors(inputs))] + list(inputs[len(self.inputs):])
         # The signature: everything the checks and the descriptors depend
         # on (the strides: a non-contiguous input is copied, and its copy's
         # strides are the plan's).

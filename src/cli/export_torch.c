@@ -101,6 +101,7 @@ static char *model_new_source(const task_t *t, const char *pkg, const char *opna
         "                            [tuple(k.split(\".\")) for k, _ in self.named_buffers() if k not in sd]\n"
         "\n"
         "    def forward(self, *inputs):\n"
+        "        inputs = _emile_package.kernel.tensors(inputs)     # a number get_inputs() gives: a 0-d tensor\n"
         "        state = []\n"
         "        for path in self._emile_state:\n"
         "            t = self\n"

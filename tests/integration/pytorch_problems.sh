@@ -63,7 +63,7 @@ bad() {
 bad "no class Model" "no_model.py: no class Model (KernelBench's convention" "$D/no_model.py"
 bad "syntax error" "syntax_error.py:6: syntax error" "$D/syntax_error.py"
 bad "get_inputs raises" "inputs_raise.py:15: get_inputs() raised ValueError: cannot draw (64, 64)" "$D/inputs_raise.py"
-bad "get_inputs returns a non-tensor" "get_inputs() returned a int at position 1: every input must be a torch.Tensor" \
+bad "get_inputs returns a non-tensor" "get_inputs() returned a str at position 1: every input must be a torch.Tensor or a number" \
   "$D/inputs_not_tensors.py"
 bad "get_inputs changes shape between calls" "get_inputs() returned different shapes or dtypes on two calls" \
   "$D/inputs_change_shape.py"
@@ -122,8 +122,9 @@ mkdir -p "$ROOT2/kernels"
 for f in "$IT_ROOT"/*; do [ "$(basename "$f")" = kernels ] || ln -s "$f" "$ROOT2/"; done
 for f in "$IT_ROOT"/kernels/*; do ln -s "$f" "$ROOT2/kernels/"; done
 ln -s "$D/ladders/bn_mse" "$ROOT2/kernels/bn_mse"
+ln -s "$D/ladders/scalar_mul" "$ROOT2/kernels/scalar_mul"
 BS=$IT_TMP/bn_mse.db
-run env EMILE_ROOT="$ROOT2" "$EMILE" cook "$D/bn_mse.py" --max-iters 1 --confirm 0 --store "$BS"
+run env EMILE_ROOT="$ROOT2" "$EMILE" cook "$D/bn_mse.py" --max-iters 1 --confirm 0 --target 99 --store "$BS"
 check_rc "bn_mse.py (a 0-d loss, a 0-d buffer) cooks (exit 0)" 0
 run "$EMILE" show 1 --json --store "$BS"
 check_jq "bn_mse.py: the loss and num_batches_tracked are scalar tensors of shape [1]; the rung is valid" "$OUT_F" \
@@ -138,6 +139,21 @@ check_jq "bn_mse.py: op.json marks the scalars" "$EXP2/emile_bn_mse/op.json" \
 run env TORCHINDUCTOR_CACHE_DIR="$IT_TMP/inductor" "$PY" "$IT_ROOT/tests/python/check_export.py" "$EXP2"
 check_rc "bn_mse.py: ModelNew takes the 0-d buffer and returns a 0-d loss (tests/python/check_export.py)" 0
 check_contains "bn_mse.py: ModelNew matches Model" "$OUT_F" "ok - ModelNew matches Model within the tolerance"
+
+# ---- a number among get_inputs() (KernelBench level 1, problem 5: A * s) ----
+SS=$IT_TMP/scalar_mul.db
+run env EMILE_ROOT="$ROOT2" "$EMILE" cook "$D/scalar_mul.py" --max-iters 1 --confirm 0 --target 99 --store "$SS"
+check_rc "scalar_mul.py (get_inputs gives a number) cooks (exit 0)" 0
+run "$EMILE" show 1 --json --store "$SS"
+check_jq "scalar_mul.py: s is a scalar f32 tensor of shape [1]; the rung is valid" "$OUT_F" \
+  '([.task.op.tensors[] | select(.name == "s") | [.scalar, .shape]] == [[true, ["1"]]])
+   and .iterations[1].status == "valid"'
+EXP3=$IT_TMP/export_scalar_mul
+run "$EMILE" export 1 "$EXP3" --store "$SS"
+check_rc "scalar_mul.py: export exits 0" 0
+run env TORCHINDUCTOR_CACHE_DIR="$IT_TMP/inductor" "$PY" "$IT_ROOT/tests/python/check_export.py" "$EXP3"
+check_rc "scalar_mul.py: ModelNew takes the number as get_inputs() gives it (tests/python/check_export.py)" 0
+check_contains "scalar_mul.py: ModelNew matches Model" "$OUT_F" "ok - ModelNew matches Model within the tolerance"
 
 # ---- an op without a builtin ladder: the reference is measured, then the agent says why it stops ----
 NS=$IT_TMP/noisy.db

@@ -8,7 +8,7 @@ class Model(nn.Module):
 
 
 def get_inputs():
-    return [torch.randn(8, 8), 3]
+    return [torch.randn(8, 8), "3"]      # a number is taken (scalar_mul.py); a string is not
 
 
 def get_init_inputs():
