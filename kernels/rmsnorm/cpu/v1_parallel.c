@@ -101,6 +101,8 @@ EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
 {
     const emile_tensor_t *tx = emile_tensor(args, "x"), *tw = emile_tensor(args, "w");
     const emile_tensor_t *ty = emile_tensor(args, "y");
+    if (tx && tw && ty && (tx->dtype != EMILE_DTYPE_F32 || tw->dtype != EMILE_DTYPE_F32 || ty->dtype != EMILE_DTYPE_F32))
+        return EMILE_ERR_DTYPE;           /* f32 only: say so, not "a tensor missing" */
     if (!is_f32(tx, 2) || !is_f32(tw, 1) || !is_f32(ty, 2))
         return 1;
     const int64_t rows = tx->shape[0], cols = tx->shape[1];

@@ -146,6 +146,8 @@ static int is_f32(const emile_tensor_t *t)
 EMILE_KERNEL_EXPORT int emile_kernel(const emile_args_t *args)
 {
     const emile_tensor_t *tx = emile_tensor(args, "x"), *ty = emile_tensor(args, "y");
+    if (tx && ty && (tx->dtype != EMILE_DTYPE_F32 || ty->dtype != EMILE_DTYPE_F32))
+        return EMILE_ERR_DTYPE;           /* f32 only: say so, not "a tensor missing" */
     if (!is_f32(tx) || !is_f32(ty))
         return 1;
     const int64_t rows = tx->shape[0], cols = tx->shape[1];
