@@ -46,8 +46,9 @@ void oracle_draw_inputs(rng_t *rng, const task_t *t, const slot_layout_t *sl, ui
     for (int k = 0; k < sl->n_tensors; k++) {
         if (sl->is_out[k])
             continue;
+        int floating = sl->dtype[k] != EMILE_DTYPE_I32 && sl->dtype[k] != EMILE_DTYPE_I64;
         double std = (t->op.tensors[k].init_std > 0 ? t->op.tensors[k].init_std : 1.0) *
-                     (sl->input_scale > 0 ? sl->input_scale : 1.0);
+                     (floating && sl->input_scale > 0 ? sl->input_scale : 1.0);
         void *base = pristine + (sl->off[k] - sl->begin);
         /* an index the op reads (a position, a length): uniform in its range */
         int64_t lo, hi;

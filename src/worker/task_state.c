@@ -134,6 +134,8 @@ void task_state_device(worker_ctx_t *w, const backend_t *b)
 /* Build, start and check the oracle, and measure the yardstick: on a host
  * device beside no timing (the compiler, a Python process starting and the
  * yardstick all take the cores a kernel is timed on). */
+static int probe_wide(worker_ctx_t *w, char *err, size_t n);
+
 static int prepare_oracle(worker_ctx_t *w, char *err, size_t n)
 {
     if (device_turn_take(&w->turn, DEVICE_PHASE_COMPILE, "reference", "building and checking the reference", err,
@@ -141,6 +143,8 @@ static int prepare_oracle(worker_ctx_t *w, char *err, size_t n)
         return ORACLE_ERROR;
     int rc = w->oracle->ops->prepare(w->oracle, err, n);
     w->oracle_check = w->oracle->ops->describe(w->oracle);
+    if (rc == ORACLE_OK)
+        rc = probe_wide(w, err, n);
     /* The yardstick for this task's commands on this machine; without it
      * the timing policy uses a fixed, looser bound (and says so). */
     char cerr[1024];
@@ -310,6 +314,24 @@ static int narrow_small_set(worker_ctx_t *w, char *err, size_t n)
     w->oracle->ops->draw(w->oracle, SLOT_SMALL, w->sets[SET_SMALL].pristine, &rng);
     return w->oracle->ops->fill(w->oracle, SLOT_SMALL, w->sets[SET_SMALL].name, w->sets[SET_SMALL].pristine,
                                 w->sets[SET_SMALL].expected, err, n);
+}
+
+/* At set-up, the small set drawn wide once and answered: an op whose
+ * answer leaves the dtype's range there keeps the others' spread for the
+ * whole task, decided before any candidate, not by the chance of a later
+ * draw (which still narrows it, as a backstop, in task_state_fill). */
+static int probe_wide(worker_ctx_t *w, char *err, size_t n)
+{
+    if (!(w->layout.slots[SLOT_SMALL].input_scale > 1) || !w->oracle->ops->draw)
+        return ORACLE_OK;
+    rng_t rng;
+    rng_seed(&rng, set_seed(w));
+    w->oracle->ops->draw(w->oracle, SLOT_SMALL, w->sets[SET_SMALL].pristine, &rng);
+    int rc = w->oracle->ops->fill(w->oracle, SLOT_SMALL, w->sets[SET_SMALL].name, w->sets[SET_SMALL].pristine,
+                                  w->sets[SET_SMALL].expected, err, n);
+    if (rc == ORACLE_OK && wide_overflows(w))
+        rc = narrow_small_set(w, err, n);
+    return rc;
 }
 
 int task_state_fill(worker_ctx_t *w, char *err, size_t n)

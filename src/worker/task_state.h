@@ -18,14 +18,15 @@
  * drawn (every float input's spread times this; the indices an op reads
  * stay in their range).  8 puts an attention's scores at 64x the others'
  * (past exp's range in float32, about 88, for a softmax without its
- * running max: 4 did not, on the small set's few scores); where the
- * reference's own answer is not finite at this spread (an fp16 SwiGLU of
- * unnormalised products, say), the task falls back to 1
- * (task_state_fill). */
+ * running max: 4 did not, on the small set's few scores).  Integer inputs
+ * keep their spread.  Where the reference's own answer is not finite at
+ * this spread (an fp16 SwiGLU of unnormalised products, say) the task
+ * keeps the others' spread: tried once when the task is set up, and again
+ * at any evaluation whose wide draw overflows (task_state.c). */
 #define TASK_WIDE_SCALE 8.0
-/* The small set's tolerance: the task's times the scale, to at most this
- * (validate.c: wide_tolerance). */
-#define TASK_WIDE_TOL_CAP 0.1
+/* The small set's tolerance when it is wide: at least this (validate.c:
+ * wide_tolerance); it judges range, the other sets rounding. */
+#define TASK_WIDE_TOL 0.5
 
 /* The device's turn and the compile cache for the device in w->device
  * (task_state_ensure calls it first). */
