@@ -91,11 +91,16 @@ static size_t utf8_decode(const unsigned char *p, size_t left, unsigned *cp)
  * starts an escape sequence on terminals that take 8-bit controls, U+0085
  * is a newline), the line and paragraph separators, the marks and
  * overrides that reorder text (a fake "valid" could be spelled backwards),
- * the invisible joiners and the byte-order mark. */
+ * and what shows as nothing: joiners, the soft hyphen, fillers, the
+ * byte-order mark, variation selectors and the tag characters (invisible
+ * ASCII, a known way to slip words into an LLM's prompt, where these
+ * messages go). */
 static int hidden_code_point(unsigned v)
 {
-    return (v >= 0x80 && v <= 0x9f) || v == 0x061c || (v >= 0x200b && v <= 0x200f) || (v >= 0x2028 && v <= 0x202e) ||
-           (v >= 0x2060 && v <= 0x2069) || v == 0xfeff || (v >= 0xfff9 && v <= 0xfffb);
+    return (v >= 0x80 && v <= 0x9f) || v == 0xad || v == 0x061c || v == 0x115f || v == 0x1160 || v == 0x180e ||
+           (v >= 0x200b && v <= 0x200f) || (v >= 0x2028 && v <= 0x202e) || (v >= 0x2060 && v <= 0x2069) ||
+           v == 0x3164 || (v >= 0xfe00 && v <= 0xfe0f) || v == 0xfeff || v == 0xffa0 || (v >= 0xfff9 && v <= 0xfffb) ||
+           (v >= 0xe0000 && v <= 0xe007f) || (v >= 0xe0100 && v <= 0xe01ef);
 }
 
 char *output_filter(const char *text, size_t len, size_t cap, int flags)
@@ -126,7 +131,8 @@ char *output_filter(const char *text, size_t len, size_t cap, int flags)
         size_t ul = c >= 0x80 ? utf8_decode(u + i, n - i, &cp) : 0;
         if (ul > 0) {
             if (hidden_code_point(cp)) {
-                m += (size_t)sprintf(esc + m, "\\u%04X", cp);     /* 6 bytes for 2 or 3 */
+                /* 6 bytes for 2 or 3, 10 for 4: within the 4x buffer */
+                m += (size_t)(cp > 0xffff ? sprintf(esc + m, "\\U%08X", cp) : sprintf(esc + m, "\\u%04X", cp));
             } else {
                 memcpy(esc + m, u + i, ul);
                 m += ul;

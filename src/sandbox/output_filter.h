@@ -10,8 +10,9 @@
  *   2. control characters (all but newline and tab, optionally those too)
  *      and bytes that are not shortest-form UTF-8 become \xNN; characters
  *      a terminal or an editor would act on or hide (C1 controls, line
- *      separators, bidirectional marks and overrides, zero-width ones)
- *      become \uXXXX.  So the result is always valid UTF-8;
+ *      separators, bidirectional marks and overrides, zero-width ones,
+ *      variation selectors, tag characters) become \uXXXX (\UXXXXXXXX
+ *      past U+FFFF).  So the result is always valid UTF-8;
  *   3. the result is cut to cap bytes, keeping the head or the tail, with a
  *      note of what was cut.
  */

@@ -643,6 +643,12 @@ static void test_output_filter_unicode(void **state)
     assert_non_null(j);
     json_decref(j);
     free(out);
+    /* Tag characters (invisible ASCII: "hi" as U+E0068 U+E0069) and a
+     * soft hyphen: shown, past U+FFFF as \UXXXXXXXX. */
+    out = output_filter("a\xf3\xa0\x81\xa8\xf3\xa0\x81\xa9" "b\xc2\xad", 12, 0, OUTPUT_KEEP_HEAD);
+    assert_non_null(out);
+    assert_string_equal(out, "a\\U000E0068\\U000E0069b\\u00AD");
+    free(out);
 }
 
 int main(int argc, char **argv)
