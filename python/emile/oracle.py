@@ -138,23 +138,25 @@ class Oracle:
                                      f"{e['t'].dim()} dimensions (at most {P.ABI_MAX_DIMS})")
         return entries
 
-    def _run_set(self, seed):
+    def _run_set(self, seed, copy_state=True):
         """Model, inputs, outputs and state of one set under seed.  The
         inputs and the state (key, tensor, is a parameter) are as they were
         before the forward, which may change them in place (an in-place
         activation on its input, a BatchNorm's running statistics in train
-        mode): the kernel is given what the forward was given."""
+        mode): the kernel is given what the forward was given.  Where only
+        the shapes are wanted (copy_state False), the state is not copied."""
         pr = self.problem
         model, init_args = pr.build_model(seed, self.note)
         inputs = pr.draw_inputs(seed ^ 0x1F1F, self.note)
-        state = [(k, t.detach().clone(), isinstance(t, torch.nn.Parameter)) for k, t in pr.state_tensors(model)]
+        state = [(k, t.detach().clone() if copy_state else t.detach(), isinstance(t, torch.nn.Parameter))
+                 for k, t in pr.state_tensors(model)]
         outs = pr.forward(model, inputs, self.note)
         return model, init_args, inputs, outs, state
 
     def _shapes(self, constants, seed):
         self.problem.set_constants(constants)
         try:
-            _, _, inputs, outs, state = self._run_set(seed)
+            _, _, inputs, outs, state = self._run_set(seed, copy_state=False)
             return [list(e["t"].shape) for e in self._abi(state, inputs, outs)]
         finally:
             self.problem.set_constants(self.problem.base)
@@ -318,7 +320,7 @@ class Oracle:
         """The fitted shape expressions, found once per process (a worker's
         oracle fills sets without having described the problem)."""
         if self.exprs is None and self.problem.vary:
-            _, _, inputs, outs, state = self._run_set(seed)
+            _, _, inputs, outs, state = self._run_set(seed, copy_state=False)
             base_shapes = [list(e["t"].shape) for e in self._abi(state, inputs, outs)]
             self.exprs = self._infer_exprs(base_shapes, seed)
 

@@ -275,7 +275,14 @@ class Problem:
             if type(x) in (int, float):
                 # A number (KernelBench's `s = 3.14`): a 0-d tensor to the
                 # kernel (f32 or i64, shape [1] in the ABI), the number
-                # itself to the forward (call_args).
+                # itself to the forward (call_args).  A float is redrawn
+                # around its value for every set, as a constant parameter
+                # is (build_model), so that a kernel cannot hard-code it; an
+                # int may be a size or a dim, and stays.
+                if type(x) is float:
+                    g = torch.Generator(device="cpu").manual_seed((seed ^ 0x5CA1) + i)
+                    u = float(torch.rand((), generator=g))
+                    x = x * (0.75 + 0.5 * u) if x != 0 else u - 0.5
                 self.py_scalars[i] = type(x)
                 x = torch.tensor(x, dtype=torch.float32 if type(x) is float else torch.int64)
                 out.append(x.to(self.device))

@@ -101,6 +101,7 @@ class KernelOp:
         self.fn.argtypes = [ctypes.POINTER(_Args)]
         self.fn.restype = ctypes.c_int
         self.inputs = [t for t in spec["tensors"] if not t.get("output")]
+        self.scalar_inputs = any(t.get("scalar") for t in self.inputs)
         self.outputs = [t for t in spec["tensors"] if t.get("output")]
         self._names = {t["name"]: t["name"].encode() for t in spec["tensors"]}
         self._pnames = {k: k.encode() for k in spec["params"]}
@@ -145,6 +146,8 @@ class KernelOp:
         """The inputs with a number where a "scalar" input is (get_inputs'
         `s = 3.14`) made a 0-d tensor of its dtype, on the device of the
         first tensor: the registered op's schema takes tensors."""
+        if not self.scalar_inputs:
+            return inputs
         dev = next((x.device for x in inputs if isinstance(x, torch.Tensor)), torch.device("cpu"))
         return [torch.tensor(x, dtype=TORCH_DTYPES[t["dtype"]], device=dev)
                 if t.get("scalar") and isinstance(x, (int, float)) else x
@@ -161,8 +164,9 @@ class KernelOp:
     def __call__(self, *inputs):
         # A "scalar" tensor is 0-d in PyTorch (a loss, a BatchNorm's
         # num_batches_tracked) and shape [1] to the kernel.
-        inputs = [x.reshape(1) if t.get("scalar") and isinstance(x, torch.Tensor) and x.dim() == 0 else x
-                  for t, x in zip(self.inputs, self.tensors(inputs))] + list(inputs[len(self.inputs):])
+        if self.scalar_inputs:
+            inputs = [x.reshape(1) if t.get("scalar") and isinstance(x, torch.Tensor) and x.dim() == 0 else x
+                      for t, x in zip(self.inputs, self.tensors(inputs))] + list(inputs[len(self.inputs):])
         # The signature: everything the checks and the descriptors depend
         # on (the strides: a non-contiguous input is copied, and its copy's
         # strides are the plan's).
@@ -175,7 +179,9 @@ class KernelOp:
             if len(self._plans) < 256:       # a bound for callers of ever new shapes
                 self._plans[key] = plan
         outs = plan.run(self, inputs)
-        return [o.reshape(()) if t.get("scalar") else o for t, o in zip(self.outputs, outs)]
+        if any(t.get("scalar") for t in self.outputs):
+            outs = [o.reshape(()) if t.get("scalar") else o for t, o in zip(self.outputs, outs)]
+        return outs
 
     def launch(self, xs, outs, params):
         """The kernel on dense tensors the caller checked and allocated."""

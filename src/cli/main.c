@@ -41,11 +41,15 @@ static void usage(FILE *f)
             "        copy's index with --workers N)\n");
 }
 
-/* "--help" or "-h" among a command's arguments: the usage, on stdout, and
- * exit 0 (serve and taste print their own). */
-static int wants_help(int n, char **rest)
+/* "--help" or "-h" among a known command's arguments (before any "--"):
+ * the usage, on stdout, and exit 0 (serve and taste print their own). */
+static int wants_help(const char *cmd, int n, char **rest)
 {
-    for (int i = 0; i < n; i++)
+    static const char *const known[] = {"cook", "resume", "profile", "runs", "show", "export", "devices", "worker"};
+    int is_known = 0;
+    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+        is_known |= !strcmp(cmd, known[k]);
+    for (int i = 0; is_known && i < n && strcmp(rest[i], "--"); i++)
         if (!strcmp(rest[i], "--help") || !strcmp(rest[i], "-h"))
             return 1;
     return 0;
@@ -60,7 +64,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     int n = argc - 2;
     char **rest = argv + 2;
-    if (strcmp(cmd, "serve") && strcmp(cmd, "taste") && wants_help(n, rest)) {
+    if (wants_help(cmd, n, rest)) {
         usage(stdout);
         return 0;
     }

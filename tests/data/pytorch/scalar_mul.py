@@ -2,7 +2,10 @@
 small size: get_inputs() gives a number beside the tensor.  The kernel
 gets it as a 0-d f32 tensor (shape [1] in the ABI), the forward as the
 number, ModelNew takes the number (tests/integration/pytorch_problems.sh,
-with ladders/scalar_mul/cpu)."""
+with ladders/scalar_mul/cpu).  The forward goes row by row in Python, so
+that the reference stays below the CPU's measured bandwidth (A * s at once
+read cached data at 111% of it, and a cook stops at its target before
+trying the ladder)."""
 import torch
 import torch.nn as nn
 
@@ -12,7 +15,7 @@ class Model(nn.Module):
         super().__init__()
 
     def forward(self, A: torch.Tensor, s: float) -> torch.Tensor:
-        return A * s
+        return torch.stack([row * s for row in A])
 
 
 M = 1024
