@@ -11,15 +11,22 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* A sorted copy of v[0..n-1] (malloc'd), or NULL. */
+static double *sorted_copy(const double *v, int n)
+{
+    double *s = n > 0 ? malloc(sizeof(double) * (size_t)n) : NULL;
+    if (s) {
+        memcpy(s, v, sizeof(double) * (size_t)n);
+        qsort(s, (size_t)n, sizeof *s, cmp_double);
+    }
+    return s;
+}
+
 double stats_quantile(const double *v, int n, double q)
 {
-    if (n <= 0)
-        return 0;
-    double *s = malloc(sizeof(double) * (size_t)n);
+    double *s = sorted_copy(v, n);
     if (!s)
         return 0;
-    memcpy(s, v, sizeof(double) * (size_t)n);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
     double pos = q * (n - 1);
     int lo = (int)floor(pos), hi = (int)ceil(pos);
     double r = s[lo] + (s[hi] - s[lo]) * (pos - lo);
@@ -29,13 +36,9 @@ double stats_quantile(const double *v, int n, double q)
 
 int stats_median_settled(const double *v, int n, double rel)
 {
-    if (n < 5)
-        return 0;
-    double *s = malloc(sizeof(double) * (size_t)n);
+    double *s = n >= 5 ? sorted_copy(v, n) : NULL;
     if (!s)
         return 0;
-    memcpy(s, v, sizeof(double) * (size_t)n);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
     double half = 0.98 * sqrt((double)n);
     int j = (int)floor(n / 2.0 - half), k = (int)ceil(1 + n / 2.0 + half);
     j = j < 1 ? 1 : j;
