@@ -101,6 +101,7 @@ class Problem:
     def __init__(self, source, filename, device="cpu", dtype=None):
         self.filename = filename
         self.redraw_note = ""
+        self.py_scalars = {}          # input position -> int or float (draw_inputs)
         self.device = torch.device(device)
         self.module = types.ModuleType("emile_problem")
         self.module.__file__ = filename
@@ -311,8 +312,7 @@ class Problem:
     def call_args(self, inputs):
         """The forward's arguments for drawn inputs: the numbers get_inputs()
         gave back as numbers (of the value the kernel sees)."""
-        scal = getattr(self, "py_scalars", {})
-        return [scal[i](x.item()) if i in scal else x for i, x in enumerate(inputs)]
+        return [self.py_scalars[i](x.item()) if i in self.py_scalars else x for i, x in enumerate(inputs)]
 
     def forward(self, model, inputs, memory_note=""):
         """model(*inputs) without autograd; the outputs as a list of dense tensors."""

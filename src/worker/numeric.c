@@ -144,12 +144,17 @@ void num_set(void *base, int dtype, size_t i, double v)
     }
 }
 
+int num_is_integer(int dtype)
+{
+    return dtype == EMILE_DTYPE_I32 || dtype == EMILE_DTYPE_I64;
+}
+
 static void compare(const void *out, int dtype, const void *ref, int ref_dtype, size_t n, double tol,
                     num_cmp_t *r)
 {
     memset(r, 0, sizeof *r);
     r->first_bad = (size_t)-1;
-    if (dtype == EMILE_DTYPE_I32 || dtype == EMILE_DTYPE_I64)
+    if (num_is_integer(dtype))
         tol = 0;                    /* an index (an argmax) is right or wrong */
     double ss = 0;
     size_t finite = 0;

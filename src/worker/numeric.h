@@ -13,6 +13,8 @@
 #include <stdint.h>
 
 double num_get(const void *base, int dtype, size_t i);
+/* i32 or i64: an index or a count, compared exactly and never scaled. */
+int num_is_integer(int dtype);
 void num_set(void *base, int dtype, size_t i, double v);
 
 typedef struct num_cmp {

@@ -46,9 +46,8 @@ void oracle_draw_inputs(rng_t *rng, const task_t *t, const slot_layout_t *sl, ui
     for (int k = 0; k < sl->n_tensors; k++) {
         if (sl->is_out[k])
             continue;
-        int floating = sl->dtype[k] != EMILE_DTYPE_I32 && sl->dtype[k] != EMILE_DTYPE_I64;
         double std = (t->op.tensors[k].init_std > 0 ? t->op.tensors[k].init_std : 1.0) *
-                     (floating && sl->input_scale > 0 ? sl->input_scale : 1.0);
+                     (!num_is_integer(sl->dtype[k]) && sl->input_scale > 0 ? sl->input_scale : 1.0);
         void *base = pristine + (sl->off[k] - sl->begin);
         /* an index the op reads (a position, a length): uniform in its range */
         int64_t lo, hi;
@@ -187,8 +186,8 @@ static int float64_check(ref_oracle_t *o, int small, char *err, size_t n)
     double *bufs[OP_MAX_TENSORS] = {0};
     /* At the others' spread, as this check always was: the small set's
      * wider draw tests candidates, and a reference whose answer leaves
-     * the dtype's range there is narrowed later (task_state_fill), not
-     * refused here. */
+     * the dtype's range there keeps the others' spread (task_state.c:
+     * probe_wide), rather than being refused here. */
     slot_layout_t narrow = *sl;
     narrow.input_scale = 1;
     if (pristine)

@@ -301,6 +301,17 @@ static int wide_overflows(const worker_ctx_t *w)
     return 0;
 }
 
+/* The small set drawn (at its slot's spread, from a seed of its own) and
+ * answered. */
+static int draw_and_answer_small(worker_ctx_t *w, char *err, size_t n)
+{
+    rng_t rng;
+    rng_seed(&rng, set_seed(w));
+    w->oracle->ops->draw(w->oracle, SLOT_SMALL, w->sets[SET_SMALL].pristine, &rng);
+    return w->oracle->ops->fill(w->oracle, SLOT_SMALL, w->sets[SET_SMALL].name, w->sets[SET_SMALL].pristine,
+                                w->sets[SET_SMALL].expected, err, n);
+}
+
 /* The small set drawn again at the others' spread, for the rest of the
  * task (said in each evaluation's validation.small_inputs), and answered. */
 static int narrow_small_set(worker_ctx_t *w, char *err, size_t n)
@@ -309,11 +320,7 @@ static int narrow_small_set(worker_ctx_t *w, char *err, size_t n)
     snprintf(w->small_note, sizeof w->small_note,
              "drawn at the others' spread: at %gx the reference's own answer was not finite", sl->input_scale);
     sl->input_scale = 1;
-    rng_t rng;
-    rng_seed(&rng, set_seed(w));
-    w->oracle->ops->draw(w->oracle, SLOT_SMALL, w->sets[SET_SMALL].pristine, &rng);
-    return w->oracle->ops->fill(w->oracle, SLOT_SMALL, w->sets[SET_SMALL].name, w->sets[SET_SMALL].pristine,
-                                w->sets[SET_SMALL].expected, err, n);
+    return draw_and_answer_small(w, err, n);
 }
 
 /* At set-up, the small set drawn wide once and answered: an op whose
@@ -324,11 +331,7 @@ static int probe_wide(worker_ctx_t *w, char *err, size_t n)
 {
     if (!(w->layout.slots[SLOT_SMALL].input_scale > 1) || !w->oracle->ops->draw)
         return ORACLE_OK;
-    rng_t rng;
-    rng_seed(&rng, set_seed(w));
-    w->oracle->ops->draw(w->oracle, SLOT_SMALL, w->sets[SET_SMALL].pristine, &rng);
-    int rc = w->oracle->ops->fill(w->oracle, SLOT_SMALL, w->sets[SET_SMALL].name, w->sets[SET_SMALL].pristine,
-                                  w->sets[SET_SMALL].expected, err, n);
+    int rc = draw_and_answer_small(w, err, n);
     if (rc == ORACLE_OK && wide_overflows(w))
         rc = narrow_small_set(w, err, n);
     return rc;
